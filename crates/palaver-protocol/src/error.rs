@@ -1,0 +1,142 @@
+//! Stable error codes and the error body shared by REST and WebSocket.
+//!
+//! REST answers an error with `{"error": {"code": "<snake_case>", "message": "<text>"}}`
+//! (plus `"field"` when one input field is at fault) and the HTTP status given by
+//! [`ErrorCode::http_status`]. The WebSocket carries the same `error` object in a failed
+//! reply or an `error` event. Codes never change meaning once released; new codes may be
+//! added, so clients must treat an unknown code like its HTTP status class.
+
+use serde::{Deserialize, Serialize};
+
+/// A machine-readable error code. Serialized as its snake_case name, e.g. `"invalid_json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body (or WebSocket frame) is not well-formed JSON. HTTP 400.
+    InvalidJson,
+    /// A query string or request could not be understood at all. HTTP 400.
+    BadRequest,
+    /// The JSON is well-formed but a field is missing, has the wrong type or is out of
+    /// bounds; `field` names it. HTTP 422.
+    ValidationFailed,
+    /// No credentials, or a token that is malformed, expired or not ours. HTTP 401.
+    Unauthorized,
+    /// Wrong login or password; deliberately the same whether the account exists. HTTP 401.
+    InvalidCredentials,
+    /// The caller is authenticated but may not do this (e.g. join a private room). HTTP 403.
+    Forbidden,
+    /// The caller is not a member of the room the action is scoped to. HTTP 403.
+    NotMember,
+    /// The resource does not exist (or the route is unknown). HTTP 404.
+    NotFound,
+    /// The HTTP method is not allowed on this route. HTTP 405.
+    MethodNotAllowed,
+    /// Registration with a username that is already taken. HTTP 409.
+    UsernameTaken,
+    /// Registration with an email that is already registered. HTTP 409.
+    EmailTaken,
+    /// The request body exceeds the configured limit. HTTP 413.
+    PayloadTooLarge,
+    /// A WebSocket request named a `type` the server does not know. (WebSocket only;
+    /// HTTP 400 if ever mapped.)
+    UnknownType,
+    /// The server failed; details are logged, never sent. HTTP 500.
+    Internal,
+    /// The server cannot serve right now (e.g. shutting down). HTTP 503.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The HTTP status code (RFC 9110) that goes with this error code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::BadRequest | ErrorCode::UnknownType => 400,
+            ErrorCode::ValidationFailed => 422,
+            ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => 401,
+            ErrorCode::Forbidden | ErrorCode::NotMember => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::UsernameTaken | ErrorCode::EmailTaken => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+
+    /// The code as it appears on the wire, e.g. `"not_member"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `error` object: a stable `code`, a human-readable `message`, and the offending
+/// input `field` when there is one (dotted path for nested fields, e.g. `"data.room_id"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The REST error body: `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_wire_names() {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::ValidationFailed,
+            ErrorCode::NotMember,
+            ErrorCode::UsernameTaken,
+            ErrorCode::UnknownType,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn error_body_omits_absent_field() {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::Forbidden,
+                message: "no".into(),
+                field: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"error": {"code": "forbidden", "message": "no"}})
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! WebSocket frames on `GET /api/v1/ws` (text frames, JSON). See `docs/protocol.md`.
+//!
+//! - Client request: `{"id": <string|number>, "type": "<name>", "data": {...}}`.
+//! - Reply to it: `{"type": "reply", "id": <same>, "ok": true, "data": {...}}` or
+//!   `{"type": "reply", "id": <same>, "ok": false, "error": {"code", "message"}}`.
+//! - Server event: `{"type": "<name>", "data": {...}}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorDetail;
+use crate::model::{Message, Room, User};
+
+/// A request id chosen by the client: a string or a number, echoed in the reply.
+/// Kept as a JSON value so it round-trips exactly.
+pub type RequestId = Value;
+
+/// The envelope of a client request, before its `data` is interpreted by `type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientFrame {
+    #[serde(default)]
+    pub id: Option<RequestId>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// `message.send` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub room_id: String,
+    pub content: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// The reply to a client request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    /// Always `"reply"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: RequestId,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl Reply {
+    /// A successful reply carrying `data`.
+    pub fn ok(id: RequestId, data: Value) -> Self {
+        Reply {
+            kind: "reply".into(),
+            id,
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    /// A failed reply carrying `error`.
+    pub fn err(id: RequestId, error: ErrorDetail) -> Self {
+        Reply {
+            kind: "reply".into(),
+            id,
+            ok: false,
+            data: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// `ready` event data: sent once, right after the connection opens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub user: User,
+    /// Rooms the user is a member of.
+    pub rooms: Vec<Room>,
+}
+
+/// `member.joined` event data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberJoined {
+    pub room_id: String,
+    pub user_id: String,
+    pub username: String,
+}
+
+/// A server-initiated event: `{"type": "<name>", "data": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// Right after connect: the user and their rooms.
+    #[serde(rename = "ready")]
+    Ready(Ready),
+    /// A message was stored in a room the recipient is a member of.
+    #[serde(rename = "message.created")]
+    MessageCreated(Message),
+    /// A user joined a room the recipient is a member of (the joiner's own connections
+    /// receive it too, and from then on receive the room's events).
+    #[serde(rename = "member.joined")]
+    MemberJoined(MemberJoined),
+    /// An error not tied to a request id (e.g. an unparseable frame).
+    #[serde(rename = "error")]
+    Error(ErrorDetail),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn event_has_type_and_data() {
+        let ev = Event::MemberJoined(MemberJoined {
+            room_id: "r".into(),
+            user_id: "u".into(),
+            username: "alice".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&ev).unwrap(),
+            json!({"type": "member.joined", "data": {"room_id": "r", "user_id": "u", "username": "alice"}})
+        );
+    }
+
+    #[test]
+    fn failed_reply_has_error_and_no_data() {
+        let r = Reply::err(
+            json!(7),
+            ErrorDetail {
+                code: ErrorCode::UnknownType,
+                message: "unknown".into(),
+                field: None,
+            },
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["type"], "reply");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "unknown_type");
+        assert!(v.get("data").is_none());
+    }
+}
+
+/// WebSocket close codes Palaver sends (RFC 6455 §7.4; 4000–4999 are application codes).
+pub mod close_code {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// A message exceeded the configured frame size limit (RFC 6455 "message too big").
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server is restarting or shutting down: reconnect with jittered backoff
+    /// (IANA "Service Restart").
+    pub const SERVICE_RESTART: u16 = 1012;
+    /// The client did not read fast enough and its outbound queue filled up: reconnect
+    /// and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}

@@ -1,0 +1,227 @@
+//! Configuration, layered: built-in defaults → `palaver.toml` (if present) →
+//! `PALAVER_*` environment variables → command-line flags. Later layers win.
+//!
+//! Environment variables map onto the TOML keys; nested tables use a double underscore:
+//! `PALAVER_PORT=9000`, `PALAVER_DATA_DIR=/var/lib/palaver`,
+//! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
+//!
+//! Secrets (`auth.jwt_secret`) are wrapped in [`Secret`] so they never appear in logs or
+//! `Debug` output.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole server configuration. Every field has a default, so an empty file (or no
+/// file) is a valid configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1`.
+    pub host: IpAddr,
+    /// TCP port; `0` binds a free port (the bound address is printed). Default `8080`.
+    pub port: u16,
+    /// Where the SQLite database and the generated signing key live. Default `./data`.
+    pub data_dir: PathBuf,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            data_dir: PathBuf::from("./data"),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Token settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// HS256 signing key for access tokens (at least 32 bytes). When absent, a random key
+    /// is generated on first start and kept in `<data_dir>/jwt.key` so tokens survive
+    /// restarts.
+    pub jwt_secret: Option<Secret>,
+    /// Access token lifetime in seconds. Default 900 (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds. Default 2,592,000 (30 days).
+    pub refresh_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Input and transport limits. Lengths are in Unicode scalar values (characters) unless
+/// the name says bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub username_min_chars: usize,
+    pub username_max_chars: usize,
+    pub password_min_chars: usize,
+    pub password_max_chars: usize,
+    pub room_name_max_chars: usize,
+    pub room_topic_max_chars: usize,
+    pub message_max_chars: usize,
+    pub client_id_max_chars: usize,
+    /// Largest accepted REST request body, in bytes. Larger → 413 `payload_too_large`.
+    pub http_body_max_bytes: usize,
+    /// Largest accepted WebSocket message, in bytes. Larger → close code 1009.
+    pub ws_frame_max_bytes: usize,
+    /// Frames that may wait in one connection's outbound queue before it is disconnected
+    /// as a slow consumer.
+    pub ws_outbound_queue_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            username_min_chars: 3,
+            username_max_chars: 32,
+            password_min_chars: 8,
+            password_max_chars: 128,
+            room_name_max_chars: 100,
+            room_topic_max_chars: 1000,
+            message_max_chars: 4000,
+            client_id_max_chars: 128,
+            http_body_max_bytes: 1024 * 1024,
+            ws_frame_max_bytes: 64 * 1024,
+            ws_outbound_queue_frames: 1024,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// A `tracing` target filter, e.g. `info` or `palaver_server=debug,info`.
+    /// `RUST_LOG`, when set, takes precedence.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A secret string that prints as `[redacted]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is the TOML file to read if it exists
+    /// (`palaver.toml` in the working directory by default); a missing file is not an
+    /// error, a malformed one is.
+    ///
+    /// # Errors
+    /// A malformed file, an unparseable environment value, or a flag of the wrong type,
+    /// with the offending key in the message.
+    pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("PALAVER_").split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The SQLite database file inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("palaver.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_env_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palaver.toml",
+                "port = 9000\ndata_dir = \"/from/file\"\n[limits]\nmessage_max_chars = 10\n",
+            )?;
+            jail.set_env("PALAVER_DATA_DIR", "/from/env");
+            jail.set_env("PALAVER_LIMITS__USERNAME_MAX_CHARS", "20");
+            let flags = Overrides {
+                port: Some(0),
+                ..Overrides::default()
+            };
+            let c = Config::load(Path::new("palaver.toml"), &flags).expect("config loads");
+            assert_eq!(c.port, 0, "flag beats file");
+            assert_eq!(c.data_dir, PathBuf::from("/from/env"), "env beats file");
+            assert_eq!(c.limits.message_max_chars, 10, "file beats default");
+            assert_eq!(c.limits.username_max_chars, 20, "nested env key");
+            assert_eq!(c.host, IpAddr::V4(Ipv4Addr::LOCALHOST), "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        figment::Jail::expect_with(|_jail| {
+            let c = Config::load(Path::new("absent.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.port, 8080);
+            assert_eq!(c.data_dir, PathBuf::from("./data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_does_not_print() {
+        let s = Secret::new("hunter2hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+    }
+}

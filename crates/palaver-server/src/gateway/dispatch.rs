@@ -1,0 +1,65 @@
+//! Interprets one client text frame and produces the frame to send back, if any.
+//!
+//! `{"id", "type", "data"}` → a `reply` with the same `id`. A frame without an `id` is
+//! executed too, but only failures are answered, as an `error` event. Unparseable JSON
+//! and unknown types are answered and the connection stays open.
+
+use axum::extract::ws::Utf8Bytes;
+use palaver_protocol::ws::{ClientFrame, Event, Reply, RequestId, SendMessage};
+use palaver_protocol::ErrorCode;
+use serde_json::{json, Value};
+
+use super::session::encode;
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::from_value;
+use crate::AppState;
+
+/// Handles one text frame; returns the reply or error event to queue.
+pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Utf8Bytes> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => {
+            let err = AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}"));
+            return Some(encode(&Event::Error(err.detail())));
+        }
+    };
+    // Keep the id even if the rest of the frame is malformed, so the reply can carry it.
+    let id: Option<RequestId> = value
+        .get("id")
+        .filter(|v| v.is_string() || v.is_number())
+        .cloned();
+    let result = match from_value::<ClientFrame>(value) {
+        Ok(frame) => execute(state, actor, &frame.kind, frame.data).await,
+        Err(e) => Err(e),
+    };
+    match (id, result) {
+        (Some(id), Ok(data)) => Some(encode(&Reply::ok(id, data))),
+        (Some(id), Err(e)) => Some(encode(&Reply::err(id, e.detail()))),
+        (None, Ok(_)) => None,
+        (None, Err(e)) => Some(encode(&Event::Error(e.detail()))),
+    }
+}
+
+/// Runs request `kind` with its `data`; returns the reply data.
+async fn execute(state: &AppState, actor: &Actor, kind: &str, data: Value) -> AppResult<Value> {
+    match kind {
+        "message.send" => {
+            let req: SendMessage = from_value(data)?;
+            let message = state
+                .service
+                .send_message(actor, &req.room_id, &req.content, req.client_id.as_deref())
+                .await?;
+            to_value(message)
+        }
+        "ping" => Ok(json!({})),
+        other => Err(AppError::new(
+            ErrorCode::UnknownType,
+            format!("unknown request type {other:?}"),
+        )),
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: T) -> AppResult<Value> {
+    serde_json::to_value(value).map_err(AppError::internal)
+}

@@ -1,0 +1,145 @@
+//! Extractors that turn malformed requests into Palaver errors instead of axum's plain
+//! text rejections.
+//!
+//! - [`ApiJson`]: a JSON body. Not JSON → `400 invalid_json`; JSON of the wrong shape
+//!   (missing field, wrong type, unknown enum value) → `422 validation_failed` naming the
+//!   field; over the body limit → `413 payload_too_large`.
+//! - [`client_info`]: the device name and peer address recorded on a session.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use palaver_protocol::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+use crate::service::accounts::ClientInfo;
+
+/// A JSON request body of type `T` (the `Content-Type` is not required to say so).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                AppError::new(ErrorCode::BadRequest, "could not read the request body")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses `bytes` as a `T`, classifying failures as `invalid_json` (syntax) or
+/// `validation_failed` (shape, with the field's dotted path).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        shape_error(e.into_inner(), &path)
+    })?;
+    de.end().map_err(|e| shape_error(e, ""))?;
+    Ok(value)
+}
+
+/// Interprets an already-parsed JSON value as a `T` (for WebSocket request `data`);
+/// failures are `validation_failed` naming the field.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        shape_error(e.into_inner(), &path)
+    })
+}
+
+fn shape_error(e: serde_json::Error, path: &str) -> AppError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}"))
+        }
+        Category::Data => {
+            let text = e.to_string();
+            // serde reports a missing field at its parent's path, naming it in backticks.
+            let field = match text.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let name = rest.split('`').next().unwrap_or_default();
+                    if path.is_empty() || path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    }
+                }
+                None if path.is_empty() || path == "." => "body".to_owned(),
+                None => path.to_owned(),
+            };
+            let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            AppError::validation(field.clone(), format!("{field}: {message}"))
+        }
+    }
+}
+
+/// The session metadata of a request: `User-Agent` (at most 200 characters) and the peer
+/// address.
+pub fn client_info(headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+    ClientInfo {
+        device_name: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect()),
+        ip: Some(peer.ip().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u8,
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json() {
+        for bad in [&b"{"[..], b"not json", b"", b"{\"name\": \"x\"} trailing"] {
+            let e = parse_json::<Body>(bad).unwrap_err();
+            assert_eq!(
+                e.code,
+                ErrorCode::InvalidJson,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let e = parse_json::<Body>(b"{}").unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::ValidationFailed, Some("name"))
+        );
+        let e = parse_json::<Body>(br#"{"name": 5}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        let e = parse_json::<Body>(br#"{"name": "x", "inner": {"n": 300}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inner.n"));
+        let e = parse_json::<Body>(b"[]").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("body"));
+    }
+}

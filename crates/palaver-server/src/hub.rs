@@ -1,0 +1,284 @@
+//! This node's live connections, indexed by room and by user, and local fan-out.
+//!
+//! Each WebSocket connection registers a [`Connection`]: a bounded outbound queue of
+//! serialized frames (drained by the connection's writer task) and a close signal. The
+//! hub never awaits: delivery is `try_send` of the same bytes to each queue. A queue that
+//! is full means the client is not reading; that connection is closed with
+//! [`SLOW_CONSUMER`](palaver_protocol::ws::close_code::SLOW_CONSUMER) so it never slows
+//! the others, and it resumes after reconnecting.
+//!
+//! The indexes sit behind one `std::sync::RwLock`, held only for map operations (never
+//! across an await): delivery takes the read lock, (un)registration and joins the write
+//! lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use palaver_protocol::ws::close_code;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::broker::{Envelope, Membership};
+
+/// Identifies one connection on this node.
+pub type ConnId = u64;
+
+/// Why the server closes a connection: a WebSocket close code and a short reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// What the hub holds for one connection.
+struct Connection {
+    user_id: String,
+    rooms: HashSet<String>,
+    queue: mpsc::Sender<Utf8Bytes>,
+    close: watch::Sender<Option<CloseReason>>,
+}
+
+#[derive(Default)]
+struct Indexes {
+    conns: HashMap<ConnId, Connection>,
+    by_room: HashMap<String, HashSet<ConnId>>,
+    by_user: HashMap<String, HashSet<ConnId>>,
+    /// Set once the node is shutting down: new connections are closed at once.
+    closing: Option<CloseReason>,
+}
+
+/// The connection registry and local fan-out of one node.
+#[derive(Default)]
+pub struct Hub {
+    indexes: RwLock<Indexes>,
+    next_id: AtomicU64,
+    /// Signalled whenever a connection unregisters (for shutdown's wait).
+    unregistered: Notify,
+}
+
+/// The receiving ends a connection's tasks hold after [`Hub::register`].
+pub struct Registration {
+    pub id: ConnId,
+    /// Frames to write, in order.
+    pub queue: mpsc::Receiver<Utf8Bytes>,
+    /// Becomes `Some` when the connection must be closed.
+    pub close: watch::Receiver<Option<CloseReason>>,
+    /// A sender on the same queue, for the connection's own replies.
+    pub sender: mpsc::Sender<Utf8Bytes>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Hub::default()
+    }
+
+    /// Registers a connection of `user_id` that is a member of `rooms`, with an outbound
+    /// queue of `capacity` frames. `first` (e.g. the `ready` event) is queued before any
+    /// room event can be.
+    pub fn register(
+        &self,
+        user_id: &str,
+        rooms: impl IntoIterator<Item = String>,
+        capacity: usize,
+        first: Utf8Bytes,
+    ) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (queue_tx, queue_rx) = mpsc::channel(capacity.max(1));
+        let (close_tx, close_rx) = watch::channel(None);
+        let _ = queue_tx.try_send(first);
+        let rooms: HashSet<String> = rooms.into_iter().collect();
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        if let Some(reason) = ix.closing {
+            close_tx.send_replace(Some(reason));
+        }
+        for room in &rooms {
+            ix.by_room.entry(room.clone()).or_default().insert(id);
+        }
+        ix.by_user.entry(user_id.to_owned()).or_default().insert(id);
+        ix.conns.insert(
+            id,
+            Connection {
+                user_id: user_id.to_owned(),
+                rooms,
+                queue: queue_tx.clone(),
+                close: close_tx,
+            },
+        );
+        Registration {
+            id,
+            queue: queue_rx,
+            close: close_rx,
+            sender: queue_tx,
+        }
+    }
+
+    /// Removes a connection from every index. Idempotent.
+    pub fn unregister(&self, id: ConnId) {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        if let Some(conn) = ix.conns.remove(&id) {
+            for room in &conn.rooms {
+                remove_from(&mut ix.by_room, room, id);
+            }
+            remove_from(&mut ix.by_user, &conn.user_id, id);
+        }
+        drop(ix);
+        self.unregistered.notify_waiters();
+    }
+
+    /// Delivers `envelope` to every local connection in its room, applying its membership
+    /// change first. Never blocks: a connection whose queue is full is closed as a slow
+    /// consumer.
+    pub fn deliver(&self, envelope: &Envelope) {
+        if let Some(Membership::Joined { user_id }) = &envelope.membership {
+            let mut ix = self.indexes.write().expect("hub lock poisoned");
+            let ix = &mut *ix;
+            let conn_ids: Vec<ConnId> = ix
+                .by_user
+                .get(user_id)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            for id in conn_ids {
+                if let Some(conn) = ix.conns.get_mut(&id) {
+                    conn.rooms.insert(envelope.room_id.clone());
+                    ix.by_room
+                        .entry(envelope.room_id.clone())
+                        .or_default()
+                        .insert(id);
+                }
+            }
+        }
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        let Some(members) = ix.by_room.get(&envelope.room_id) else {
+            return;
+        };
+        for id in members {
+            let Some(conn) = ix.conns.get(id) else {
+                continue;
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                conn.queue.try_send(envelope.frame.clone())
+            {
+                tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
+                conn.close.send_replace(Some(CloseReason {
+                    code: close_code::SLOW_CONSUMER,
+                    reason: "slow consumer: outbound queue full",
+                }));
+            }
+        }
+    }
+
+    /// Asks one connection to close with `reason` (no-op if it is gone).
+    pub fn close(&self, id: ConnId, reason: CloseReason) {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        if let Some(conn) = ix.conns.get(&id) {
+            conn.close.send_replace(Some(reason));
+        }
+    }
+
+    /// Asks every connection (and any that registers later) to close with `reason`.
+    pub fn close_all(&self, reason: CloseReason) {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        ix.closing = Some(reason);
+        for conn in ix.conns.values() {
+            conn.close.send_replace(Some(reason));
+        }
+    }
+
+    /// Number of registered connections.
+    pub fn connection_count(&self) -> usize {
+        self.indexes.read().expect("hub lock poisoned").conns.len()
+    }
+
+    /// Waits until no connection is registered, or `timeout` passes. Returns whether the
+    /// hub emptied in time.
+    pub async fn wait_until_empty(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.unregistered.notified();
+            if self.connection_count() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.connection_count() == 0;
+            }
+        }
+    }
+}
+
+fn remove_from(index: &mut HashMap<String, HashSet<ConnId>>, key: &str, id: ConnId) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(room: &str, text: &str) -> Envelope {
+        Envelope {
+            room_id: room.into(),
+            frame: Utf8Bytes::from(text.to_owned()),
+            membership: None,
+        }
+    }
+
+    #[test]
+    fn delivers_only_to_connections_in_the_room() {
+        let hub = Hub::new();
+        let mut a = hub.register("alice", ["r1".to_string()], 8, "ready".into());
+        let mut b = hub.register("bob", ["r2".to_string()], 8, "ready".into());
+        hub.deliver(&envelope("r1", "hello"));
+        assert_eq!(a.queue.try_recv().unwrap().as_str(), "ready");
+        assert_eq!(a.queue.try_recv().unwrap().as_str(), "hello");
+        assert_eq!(b.queue.try_recv().unwrap().as_str(), "ready");
+        assert!(b.queue.try_recv().is_err(), "bob is not in r1");
+    }
+
+    #[test]
+    fn join_adds_every_connection_of_the_user_before_delivery() {
+        let hub = Hub::new();
+        let mut tab1 = hub.register("bob", [], 8, "ready".into());
+        let mut tab2 = hub.register("bob", [], 8, "ready".into());
+        let mut env = envelope("r1", "joined");
+        env.membership = Some(Membership::Joined {
+            user_id: "bob".into(),
+        });
+        hub.deliver(&env);
+        for tab in [&mut tab1, &mut tab2] {
+            tab.queue.try_recv().unwrap();
+            assert_eq!(tab.queue.try_recv().unwrap().as_str(), "joined");
+        }
+    }
+
+    #[test]
+    fn full_queue_closes_that_connection_only() {
+        let hub = Hub::new();
+        let slow = hub.register("slow", ["r".to_string()], 2, "ready".into());
+        let mut fast = hub.register("fast", ["r".to_string()], 64, "ready".into());
+        for i in 0..5 {
+            hub.deliver(&envelope("r", &format!("m{i}")));
+            let _ = fast.queue.try_recv();
+        }
+        assert_eq!(
+            slow.close.borrow().map(|r| r.code),
+            Some(close_code::SLOW_CONSUMER)
+        );
+        assert!(fast.close.borrow().is_none());
+    }
+
+    #[test]
+    fn unregister_removes_from_indexes() {
+        let hub = Hub::new();
+        let a = hub.register("alice", ["r1".to_string()], 8, "ready".into());
+        hub.unregister(a.id);
+        assert_eq!(hub.connection_count(), 0);
+        hub.deliver(&envelope("r1", "x")); // must not panic or deliver
+    }
+}

@@ -1,0 +1,111 @@
+//! Palaver: a self-hosted real-time chat and WebRTC signaling server.
+//!
+//! # Layout — follow one message from the socket to every recipient
+//!
+//! 1. [`gateway`] — a WebSocket frame `message.send` is parsed and dispatched
+//!    (`gateway/dispatch.rs`); REST requests enter through [`http`] instead
+//!    (`http/messages.rs`). Both authenticate with [`auth`].
+//! 2. [`service`] — `service/messages.rs` validates ([`service::validate`]), checks
+//!    membership, and calls the store.
+//! 3. [`store`] — `store/sqlite/messages.rs` commits the message under the room's next
+//!    `seq`, idempotently on `client_id`.
+//! 4. [`broker`] — the service publishes the serialized `message.created` event once.
+//! 5. [`hub`] — each node's hub queues the same bytes to every local connection in the
+//!    room; each connection's writer task (`gateway/session.rs`) sends them.
+//!
+//! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
+//! [`error`] maps failures to stable codes. [`run`] wires it all together.
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod hub;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use palaver_protocol::ws::close_code;
+use tokio::net::TcpListener;
+
+use crate::auth::tokens::TokenIssuer;
+use crate::broker::MemoryBroker;
+use crate::config::Config;
+use crate::hub::{CloseReason, Hub};
+use crate::service::Service;
+use crate::store::sqlite::SqliteStore;
+
+/// How long shutdown waits for WebSocket connections to take their close frame.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub hub: Arc<Hub>,
+}
+
+/// Serves Palaver on `listener` until `shutdown` completes.
+///
+/// Opens (and migrates) the database in `config.data_dir`, loads or creates the token
+/// signing key, then serves HTTP and WebSocket. When `shutdown` resolves it stops
+/// accepting, sends every WebSocket a close frame with code 1012 (service restart), waits
+/// up to 5 s for them to go, and closes the database.
+///
+/// # Errors
+/// The data directory, key or database cannot be opened, or the listener fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let key = auth::load_or_create_signing_key(&config)?;
+    let db = SqliteStore::open(&config.database_path()).await?;
+    let store = db.store();
+    let hub = Arc::new(Hub::new());
+    let broker = Arc::new(MemoryBroker::new(hub.clone()));
+    let service = Arc::new(Service::new(
+        store.clone(),
+        broker,
+        TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
+        config.limits.clone(),
+        config.auth.refresh_token_ttl_secs,
+    ));
+    let app = http::router(AppState {
+        service,
+        hub: hub.clone(),
+    });
+
+    let closing_hub = hub.clone();
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing WebSocket connections");
+        closing_hub.close_all(CloseReason {
+            code: close_code::SERVICE_RESTART,
+            reason: "server restarting, reconnect",
+        });
+    })
+    .await;
+    // axum does not wait for upgraded connections (tokio-rs/axum#3003): wait here.
+    if !hub.wait_until_empty(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            remaining = hub.connection_count(),
+            "connections still open at shutdown deadline"
+        );
+    }
+    store.database.close().await;
+    served.context("serving HTTP")
+}

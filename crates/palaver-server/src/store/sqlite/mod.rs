@@ -1,0 +1,149 @@
+//! The embedded SQLite store.
+//!
+//! One database file in WAL mode with `synchronous = FULL`, so a commit that returned is
+//! on disk (a send is acknowledged only after that). Writes go through a pool of exactly
+//! one connection, which serialises them the way SQLite does anyway and makes the
+//! seq counter trivially gap-free; reads use a separate pool and never wait for writes
+//! (WAL readers see the last committed snapshot).
+//!
+//! Migrations are embedded in the binary (`migrations/sqlite/*.sql`) and applied at open
+//! through sqlx's migrator, which records them in `_sqlx_migrations`.
+
+mod messages;
+mod rooms;
+mod users;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::{Database, Store};
+
+/// The migrations, in order: `(version, description, sql)`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// Hands the embedded migrations to sqlx's [`Migrator`].
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// A handle on the SQLite database: the writer and reader pools.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write goes through it.
+    writer: SqlitePool,
+    /// Read-only connections for queries.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and applies pending migrations.
+    ///
+    /// # Errors
+    /// The file cannot be opened or created, or a migration fails (the database is then
+    /// left at the last migration that succeeded).
+    pub async fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        use anyhow::Context as _;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?;
+        Migrator::new(Embedded)
+            .await
+            .context("loading migrations")?
+            .run(&writer)
+            .await
+            .context("applying migrations")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("opening database {} for reading", path.display()))?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// All the stores, backed by this database.
+    pub fn store(&self) -> Store {
+        let this = Arc::new(self.clone());
+        Store {
+            database: this.clone(),
+            users: this.clone(),
+            sessions: this.clone(),
+            rooms: this.clone(),
+            messages: this,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Database for SqliteStore {
+    async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
+    }
+
+    /// Closes both pools, waiting for in-flight queries; the WAL is checkpointed when the
+    /// last connection closes.
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Whether `e` is a UNIQUE violation (sqlx fills `constraint()` only on Postgres, so on
+/// SQLite the message names the column: "UNIQUE constraint failed: users.email").
+fn unique_violation_on(e: &sqlx::Error, column: &str) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
+        _ => false,
+    }
+}
+
+/// Whether `e` is a FOREIGN KEY violation.
+fn foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
