@@ -1,0 +1,108 @@
+//! The test harness: [`TestServer::spawn`] boots Palaver in-process on 127.0.0.1:0 with
+//! a temporary data directory; typed helpers make registered users.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use palaver_client::Client;
+use palaver_server::config::Config;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for the server to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running server and the directory it keeps its data in.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Boots a server with default configuration in a new temporary data directory.
+    pub async fn spawn() -> TestServer {
+        TestServer::spawn_with(tempfile::tempdir().expect("tempdir"), |_| {}).await
+    }
+
+    /// Boots a server on `data_dir` (reusing whatever is there), after letting `tweak`
+    /// change the configuration.
+    pub async fn spawn_with(data_dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            port: 0,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(palaver_server::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let base = format!("http://{addr}");
+        let server = TestServer {
+            addr,
+            base,
+            data_dir,
+            shutdown: Some(tx),
+            handle,
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(resp) = http.get(format!("{}/healthz", self.base)).send().await {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not become healthy at {}", self.base);
+    }
+
+    /// Shuts the server down gracefully and returns its data directory (for a restart).
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(STOP_TIMEOUT, &mut self.handle)
+            .await
+            .expect("server stops in time")
+            .expect("server task did not panic")
+            .expect("server exits cleanly");
+        self.data_dir
+    }
+
+    /// A client with no credentials.
+    pub fn client(&self) -> Client {
+        Client::new(self.base.clone())
+    }
+
+    /// A client logged in as a freshly registered user whose name starts with `prefix`.
+    pub async fn user(&self, prefix: &str) -> Client {
+        let name = unique_name(prefix);
+        let mut client = self.client();
+        client
+            .register(&name, &format!("{name}@example.com"), "password123")
+            .await
+            .expect("register");
+        client
+    }
+}
+
+/// `prefix` plus a process-unique number, e.g. `alice_3`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
+}

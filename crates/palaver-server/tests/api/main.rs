@@ -1,0 +1,9 @@
+//! Integration tests: every test boots the real server on port 0 with a fresh data
+//! directory and drives it over HTTP and WebSocket with `palaver-client`.
+//! One binary for all of them (see zero-to-production's `tests/api`).
+
+mod helpers;
+
+mod chat;
+mod errors;
+mod restart;
