@@ -12,7 +12,7 @@ pub mod messages;
 pub mod rooms;
 pub mod validate;
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
@@ -86,9 +86,8 @@ impl Service {
 
     /// The lock that orders writes-and-publishes in `room_id`.
     fn room_lock(&self, room_id: &str) -> &tokio::sync::Mutex<()> {
-        let mut h = self.hasher.build_hasher();
-        room_id.hash(&mut h);
-        &self.room_locks[(h.finish() as usize) % ROOM_LOCK_STRIPES]
+        let h = self.hasher.hash_one(room_id);
+        &self.room_locks[(h as usize) % ROOM_LOCK_STRIPES]
     }
 
     /// Serializes `event` once and publishes it to `room_id`'s members. A broker failure

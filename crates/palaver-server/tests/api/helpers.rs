@@ -1,7 +1,6 @@
 //! The test harness: [`TestServer::spawn`] boots Palaver in-process on 127.0.0.1:0 with
 //! a temporary data directory; typed helpers make registered users.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running server and the directory it keeps its data in.
 pub struct TestServer {
-    pub addr: SocketAddr,
     pub base: String,
     pub data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -48,7 +46,6 @@ impl TestServer {
         }));
         let base = format!("http://{addr}");
         let server = TestServer {
-            addr,
             base,
             data_dir,
             shutdown: Some(tx),
