@@ -76,43 +76,44 @@ impl Hub {
     }
 
     /// Registers a connection of `user_id` that is a member of `rooms`, with an outbound
-    /// queue of `capacity` frames. `first` (e.g. the `ready` event) is queued before any
-    /// room event can be.
+    /// queue of `capacity` frames. From this moment the connection receives the events of
+    /// those rooms, and of any room the user joins.
     pub fn register(
         &self,
         user_id: &str,
         rooms: impl IntoIterator<Item = String>,
         capacity: usize,
-        first: Utf8Bytes,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue_tx, queue_rx) = mpsc::channel(capacity.max(1));
         let (close_tx, close_rx) = watch::channel(None);
-        let _ = queue_tx.try_send(first);
-        let rooms: HashSet<String> = rooms.into_iter().collect();
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         if let Some(reason) = ix.closing {
             close_tx.send_replace(Some(reason));
-        }
-        for room in &rooms {
-            ix.by_room.entry(room.clone()).or_default().insert(id);
         }
         ix.by_user.entry(user_id.to_owned()).or_default().insert(id);
         ix.conns.insert(
             id,
             Connection {
                 user_id: user_id.to_owned(),
-                rooms,
+                rooms: HashSet::new(),
                 queue: queue_tx.clone(),
                 close: close_tx,
             },
         );
+        add_rooms(&mut ix, id, rooms);
         Registration {
             id,
             queue: queue_rx,
             close: close_rx,
             sender: queue_tx,
         }
+    }
+
+    /// Adds rooms to a registered connection (rooms it is already in are skipped).
+    pub fn add_rooms(&self, id: ConnId, rooms: impl IntoIterator<Item = String>) {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        add_rooms(&mut ix, id, rooms);
     }
 
     /// Removes a connection from every index. Idempotent.
@@ -141,13 +142,7 @@ impl Hub {
                 .map(|s| s.iter().copied().collect())
                 .unwrap_or_default();
             for id in conn_ids {
-                if let Some(conn) = ix.conns.get_mut(&id) {
-                    conn.rooms.insert(envelope.room_id.clone());
-                    ix.by_room
-                        .entry(envelope.room_id.clone())
-                        .or_default()
-                        .insert(id);
-                }
+                add_rooms(ix, id, [envelope.room_id.clone()]);
             }
         }
         let ix = self.indexes.read().expect("hub lock poisoned");
@@ -161,11 +156,18 @@ impl Hub {
             if let Err(mpsc::error::TrySendError::Full(_)) =
                 conn.queue.try_send(envelope.frame.clone())
             {
-                tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
-                conn.close.send_replace(Some(CloseReason {
-                    code: close_code::SLOW_CONSUMER,
-                    reason: "slow consumer: outbound queue full",
-                }));
+                let first_time = conn.close.send_if_modified(|close| {
+                    close.is_none() && {
+                        *close = Some(CloseReason {
+                            code: close_code::SLOW_CONSUMER,
+                            reason: "slow consumer: outbound queue full",
+                        });
+                        true
+                    }
+                });
+                if first_time {
+                    tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
+                }
             }
         }
     }
@@ -208,6 +210,17 @@ impl Hub {
     }
 }
 
+fn add_rooms(ix: &mut Indexes, id: ConnId, rooms: impl IntoIterator<Item = String>) {
+    let Some(conn) = ix.conns.get_mut(&id) else {
+        return;
+    };
+    for room in rooms {
+        if conn.rooms.insert(room.clone()) {
+            ix.by_room.entry(room).or_default().insert(id);
+        }
+    }
+}
+
 fn remove_from(index: &mut HashMap<String, HashSet<ConnId>>, key: &str, id: ConnId) {
     if let Some(set) = index.get_mut(key) {
         set.remove(&id);
@@ -232,27 +245,24 @@ mod tests {
     #[test]
     fn delivers_only_to_connections_in_the_room() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", ["r1".to_string()], 8, "ready".into());
-        let mut b = hub.register("bob", ["r2".to_string()], 8, "ready".into());
+        let mut a = hub.register("alice", ["r1".to_string()], 8);
+        let mut b = hub.register("bob", ["r2".to_string()], 8);
         hub.deliver(&envelope("r1", "hello"));
-        assert_eq!(a.queue.try_recv().unwrap().as_str(), "ready");
         assert_eq!(a.queue.try_recv().unwrap().as_str(), "hello");
-        assert_eq!(b.queue.try_recv().unwrap().as_str(), "ready");
         assert!(b.queue.try_recv().is_err(), "bob is not in r1");
     }
 
     #[test]
     fn join_adds_every_connection_of_the_user_before_delivery() {
         let hub = Hub::new();
-        let mut tab1 = hub.register("bob", [], 8, "ready".into());
-        let mut tab2 = hub.register("bob", [], 8, "ready".into());
+        let mut tab1 = hub.register("bob", [], 8);
+        let mut tab2 = hub.register("bob", [], 8);
         let mut env = envelope("r1", "joined");
         env.membership = Some(Membership::Joined {
             user_id: "bob".into(),
         });
         hub.deliver(&env);
         for tab in [&mut tab1, &mut tab2] {
-            tab.queue.try_recv().unwrap();
             assert_eq!(tab.queue.try_recv().unwrap().as_str(), "joined");
         }
     }
@@ -260,8 +270,8 @@ mod tests {
     #[test]
     fn full_queue_closes_that_connection_only() {
         let hub = Hub::new();
-        let slow = hub.register("slow", ["r".to_string()], 2, "ready".into());
-        let mut fast = hub.register("fast", ["r".to_string()], 64, "ready".into());
+        let slow = hub.register("slow", ["r".to_string()], 2);
+        let mut fast = hub.register("fast", ["r".to_string()], 64);
         for i in 0..5 {
             hub.deliver(&envelope("r", &format!("m{i}")));
             let _ = fast.queue.try_recv();
@@ -276,7 +286,7 @@ mod tests {
     #[test]
     fn unregister_removes_from_indexes() {
         let hub = Hub::new();
-        let a = hub.register("alice", ["r1".to_string()], 8, "ready".into());
+        let a = hub.register("alice", ["r1".to_string()], 8);
         hub.unregister(a.id);
         assert_eq!(hub.connection_count(), 0);
         hub.deliver(&envelope("r1", "x")); // must not panic or deliver

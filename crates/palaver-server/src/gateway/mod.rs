@@ -3,8 +3,8 @@
 //! 1. [`upgrade`]: authenticates *before* the upgrade (a bearer header, or an
 //!    `access_token` query parameter because browsers cannot set headers on a WebSocket);
 //!    a missing or bad token is a plain `401 unauthorized` response.
-//! 2. [`session`]: once upgraded, registers the connection with the hub (queueing `ready`
-//!    first), then runs a reader (parse and dispatch requests, one at a time, in order) and
+//! 2. [`session`]: once upgraded, registers the connection with the hub, sends `ready`,
+//!    then runs a reader (parse and dispatch requests, one at a time, in order) and
 //!    a writer task (drain the bounded outbound queue, batching frames per flush; send the
 //!    close frame the hub asks for).
 //!

@@ -19,17 +19,45 @@ use crate::AppState;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs a connection until either side closes it.
-pub async fn run(state: AppState, actor: Actor, ready: Ready, socket: WebSocket) {
-    let room_ids: Vec<String> = ready.rooms.iter().map(|r| r.id.clone()).collect();
-    let first = encode(&Event::Ready(ready));
+///
+/// `initial` is the `ready` data computed before the upgrade. The connection registers
+/// with the hub for those rooms *first*, then takes a fresh `ready` snapshot and sends it,
+/// so no event committed after the snapshot can be missed; events committed just before
+/// it may follow `ready` (clients de-duplicate by `(room_id, seq)`).
+pub async fn run(state: AppState, actor: Actor, initial: Ready, socket: WebSocket) {
     let capacity = state.service.limits().ws_outbound_queue_frames;
-    let registration = state
-        .hub
-        .register(&actor.user_id, room_ids, capacity, first);
+    let registration = state.hub.register(
+        &actor.user_id,
+        initial.rooms.into_iter().map(|r| r.id),
+        capacity,
+    );
     let conn = registration.id;
     tracing::debug!(conn, user_id = %actor.user_id, "connection open");
 
-    let (sink, stream) = socket.split();
+    let (mut sink, stream) = socket.split();
+    let ready = match state.service.ready(&actor).await {
+        Ok(ready) => ready,
+        Err(e) => {
+            // The account vanished between the upgrade and now (or the store failed).
+            let _ = sink
+                .send(Message::Text(encode(&Event::Error(e.detail()))))
+                .await;
+            state.hub.unregister(conn);
+            return;
+        }
+    };
+    state
+        .hub
+        .add_rooms(conn, ready.rooms.iter().map(|r| r.id.clone()));
+    if sink
+        .send(Message::Text(encode(&Event::Ready(ready))))
+        .await
+        .is_err()
+    {
+        state.hub.unregister(conn);
+        return;
+    }
+
     let mut writer = tokio::spawn(write_loop(sink, registration.queue, registration.close));
     let reader = read_loop(&state, &actor, stream, registration.sender);
     tokio::select! {

@@ -39,16 +39,13 @@ where
     }
 }
 
-/// Parses `bytes` as a `T`, classifying failures as `invalid_json` (syntax) or
-/// `validation_failed` (shape, with the field's dotted path).
+/// Parses `bytes` as a `T`, classifying failures as `invalid_json` (not JSON at all,
+/// checked over the whole body first) or `validation_failed` (wrong shape, with the
+/// field's dotted path).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        shape_error(e.into_inner(), &path)
-    })?;
-    de.end().map_err(|e| shape_error(e, ""))?;
-    Ok(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}")))?;
+    from_value(value)
 }
 
 /// Interprets an already-parsed JSON value as a `T` (for WebSocket request `data`);
@@ -117,7 +114,14 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_invalid_json() {
-        for bad in [&b"{"[..], b"not json", b"", b"{\"name\": \"x\"} trailing"] {
+        for bad in [
+            &b"{"[..],
+            b"not json",
+            b"",
+            b"{\"name\": \"x\"} trailing",
+            b"{\"wrong\": 1}}",
+            b"{\"name\": 5, \"inner\": ",
+        ] {
             let e = parse_json::<Body>(bad).unwrap_err();
             assert_eq!(
                 e.code,

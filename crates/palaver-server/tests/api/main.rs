@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod binary;
 mod chat;
 mod errors;
 mod restart;
