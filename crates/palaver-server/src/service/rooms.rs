@@ -45,23 +45,11 @@ impl Service {
             created_by: actor.user_id.clone(),
             created_at: now_rfc3339(),
         };
+        let username = self.me(actor).await?.username;
         let row = self.store.rooms.create_room(&room).await?;
         // The creator's open connections start receiving the room's events.
-        let username = self.me(actor).await?.username;
-        let event = Event::MemberJoined(MemberJoined {
-            room_id: row.id.clone(),
-            user_id: actor.user_id.clone(),
-            username,
-        });
         let _order = self.room_lock(&row.id).lock().await;
-        self.publish(
-            &row.id,
-            &event,
-            Some(Membership::Joined {
-                user_id: actor.user_id.clone(),
-            }),
-        )
-        .await;
+        self.announce_join(actor, &row.id, username).await;
         Ok(room_to_wire(row))
     }
 
@@ -95,12 +83,7 @@ impl Service {
     /// is not a member of.
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id, room_id))]
     pub async fn join_room(&self, actor: &Actor, room_id: &str) -> AppResult<Room> {
-        let room = self
-            .store
-            .rooms
-            .room_by_id(room_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("room"))?;
+        let room = self.room(room_id).await?;
         if self.store.rooms.is_member(room_id, &actor.user_id).await? {
             return Ok(room_to_wire(room));
         }
@@ -119,24 +102,33 @@ impl Service {
                 .add_member(room_id, &actor.user_id, MemberRole::Member, &now_rfc3339())
                 .await?;
             if added {
-                let event = Event::MemberJoined(MemberJoined {
-                    room_id: room_id.to_owned(),
-                    user_id: actor.user_id.clone(),
-                    username,
-                });
-                let membership = Membership::Joined {
-                    user_id: actor.user_id.clone(),
-                };
-                self.publish(room_id, &event, Some(membership)).await;
+                self.announce_join(actor, room_id, username).await;
             }
         }
-        let room = self
-            .store
+        Ok(room_to_wire(self.room(room_id).await?))
+    }
+
+    /// The room with this id, or `404 not_found`.
+    async fn room(&self, room_id: &str) -> AppResult<RoomRow> {
+        self.store
             .rooms
             .room_by_id(room_id)
             .await?
-            .ok_or_else(|| AppError::not_found("room"))?;
-        Ok(room_to_wire(room))
+            .ok_or_else(|| AppError::not_found("room"))
+    }
+
+    /// Publishes `member.joined` for the caller, adding their open connections to the
+    /// room first. The caller holds the room's order lock.
+    async fn announce_join(&self, actor: &Actor, room_id: &str, username: String) {
+        let event = Event::MemberJoined(MemberJoined {
+            room_id: room_id.to_owned(),
+            user_id: actor.user_id.clone(),
+            username,
+        });
+        let membership = Membership::Joined {
+            user_id: actor.user_id.clone(),
+        };
+        self.publish(room_id, &event, Some(membership)).await;
     }
 
     /// Fails with `403 not_member` unless the caller is a member of `room_id`, or
@@ -145,9 +137,7 @@ impl Service {
         if self.store.rooms.is_member(room_id, &actor.user_id).await? {
             return Ok(());
         }
-        if self.store.rooms.room_by_id(room_id).await?.is_none() {
-            return Err(AppError::not_found("room"));
-        }
+        self.room(room_id).await?;
         Err(AppError::new(
             ErrorCode::NotMember,
             "you are not a member of this room",
