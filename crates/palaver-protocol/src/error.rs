@@ -44,6 +44,19 @@ pub enum ErrorCode {
     Internal,
     /// The server cannot serve right now (e.g. shutting down). HTTP 503.
     Unavailable,
+    /// Too many requests (or failed logins) in the window; `Retry-After` says when to try
+    /// again. HTTP 429.
+    RateLimited,
+    /// The account is disabled by an administrator. HTTP 403.
+    AccountDisabled,
+    /// A spent refresh token was presented again: the whole session is now revoked
+    /// (RFC 9700 §4.14.2). HTTP 401.
+    RefreshTokenReused,
+    /// The refresh token was spent moments ago by a concurrent refresh (inside the grace
+    /// window); use the pair that refresh returned. Nothing was revoked. HTTP 409.
+    RefreshConflict,
+    /// A request conflicts with the current state (e.g. an admin demoting themself). HTTP 409.
+    Conflict,
 }
 
 impl ErrorCode {
@@ -56,7 +69,13 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::NotMember => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::UsernameTaken | ErrorCode::EmailTaken => 409,
+            ErrorCode::UsernameTaken
+            | ErrorCode::EmailTaken
+            | ErrorCode::RefreshConflict
+            | ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::AccountDisabled => 403,
+            ErrorCode::RefreshTokenReused => 401,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -81,6 +100,11 @@ impl ErrorCode {
             ErrorCode::UnknownType => "unknown_type",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::AccountDisabled => "account_disabled",
+            ErrorCode::RefreshTokenReused => "refresh_token_reused",
+            ErrorCode::RefreshConflict => "refresh_conflict",
+            ErrorCode::Conflict => "conflict",
         }
     }
 }

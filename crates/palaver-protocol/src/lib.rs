@@ -18,4 +18,4 @@ pub mod rest;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use model::{Message, MessageSender, Room, User, Visibility};
+pub use model::{Message, MessageSender, PublicUser, Role, Room, User, Visibility};

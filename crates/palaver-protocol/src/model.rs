@@ -5,6 +5,37 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A global role. `admin` may use `/api/v1/admin/*`; `moderator` is reserved for
+/// moderation features; everyone else is `user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Moderator,
+    Admin,
+}
+
+impl Role {
+    /// The wire and storage name: `user`, `moderator`, `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "moderator" => Some(Role::Moderator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
 /// A user's own profile, as returned by `GET /api/v1/users/me` and in auth responses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -12,8 +43,35 @@ pub struct User {
     pub id: String,
     /// 3–32 characters of `[a-z0-9_.-]`, unique.
     pub username: String,
-    /// Lower-cased, unique. Shown only to the user themself.
+    /// Lower-cased, unique. Shown only to the user themself (and admins).
     pub email: String,
+    pub role: Role,
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub bio: Option<String>,
+    pub location: Option<String>,
+    /// An `http(s)` URL.
+    pub website: Option<String>,
+    /// An `http(s)` URL.
+    pub avatar_url: Option<String>,
+    /// A JSON object of client settings, stored as given (at most 16 KiB).
+    pub settings: serde_json::Value,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// What anyone signed in may see of another user: no email, names or settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicUser {
+    pub id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    pub location: Option<String>,
+    pub website: Option<String>,
+    pub avatar_url: Option<String>,
+    pub role: Role,
     /// RFC 3339 UTC.
     pub created_at: String,
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Message, Room, User, Visibility};
+use crate::model::{Message, PublicUser, Role, Room, User, Visibility};
 
 /// `POST /api/v1/auth/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,4 +76,188 @@ pub struct MessagePage {
     /// Whether more messages exist beyond this page in the direction paged
     /// (older for `before` or no cursor, newer for `after` alone).
     pub has_more: bool,
+}
+
+/// `POST /api/v1/auth/refresh`: exchanges a refresh token for a new pair (the old one is
+/// spent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// A login session (one per login on a device), as listed by
+/// `GET /api/v1/users/me/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// From the login request's `User-Agent`.
+    pub device_name: Option<String>,
+    /// The address the login came from.
+    pub ip: Option<String>,
+    pub created_at: String,
+    /// When a token of this session was last refreshed (or the session created).
+    pub last_used_at: String,
+    /// When the refresh token stops working unless refreshed.
+    pub expires_at: String,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+/// `GET /api/v1/users/me/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// `PATCH /api/v1/users/me`: each field absent = unchanged, `null` = cleared.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateProfileRequest {
+    /// At most 64 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<Option<String>>,
+    /// At most 64 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_name: Option<Option<String>>,
+    /// At most 64 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_name: Option<Option<String>>,
+    /// At most 500 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bio: Option<Option<String>>,
+    /// At most 100 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub location: Option<Option<String>>,
+    /// An `http` or `https` URL, at most 500 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub website: Option<Option<String>>,
+    /// An `http` or `https` URL, at most 500 characters.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub avatar_url: Option<Option<String>>,
+    /// A JSON object replacing the stored settings (at most 16 KiB serialized).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// `GET /api/v1/users?q=&limit=&after=`: a page of users whose username starts with `q`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<PublicUser>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// `PUT /api/v1/users/me/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `DELETE /api/v1/users/me`: the password confirms the deletion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteAccountRequest {
+    pub password: String,
+}
+
+/// `POST /api/v1/users/me/api-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateApiKeyRequest {
+    /// 1–100 characters, for the owner's own reference.
+    pub name: String,
+    /// RFC 3339; the key stops working then. Must be in the future.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    /// The start of the key (`plv_` and its id), to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// The answer to creating a key: the only time the whole key is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+    /// The key: `plv_<id>_<secret>`. Send it as `Authorization: Bearer <key>` or
+    /// `X-API-Key: <key>`.
+    pub key: String,
+}
+
+/// `GET /api/v1/users/me/api-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+/// `GET /api/v1/users/me/blocks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockList {
+    pub blocked: Vec<PublicUser>,
+}
+
+/// A user as an admin sees it: the full profile plus account state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUser {
+    #[serde(flatten)]
+    pub user: User,
+    /// RFC 3339 when the account was disabled, else `null`.
+    pub disabled_at: Option<String>,
+}
+
+/// `GET /api/v1/admin/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminUserList {
+    pub users: Vec<AdminUser>,
+    pub next: Option<String>,
+}
+
+/// `PUT /api/v1/admin/users/{user_id}/role`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetRoleRequest {
+    pub role: Role,
 }

@@ -155,6 +155,10 @@ pub mod close_code {
     /// The server is restarting or shutting down: reconnect with jittered backoff
     /// (IANA "Service Restart").
     pub const SERVICE_RESTART: u16 = 1012;
+    /// The credential the connection was opened with ended: logout, a revoked session or
+    /// API key, a password change, or a disabled or deleted account. Do not reconnect
+    /// with the same credential.
+    pub const SESSION_ENDED: u16 = 4001;
     /// The client did not read fast enough and its outbound queue filled up: reconnect
     /// and resume.
     pub const SLOW_CONSUMER: u16 = 4008;

@@ -15,6 +15,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::ratelimit::Rule;
+
 /// The whole server configuration. Every field has a default, so an empty file (or no
 /// file) is a valid configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +30,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub auth: AuthConfig,
     pub limits: Limits,
+    pub rate_limits: RateLimits,
+    pub cors: CorsConfig,
     pub log: LogConfig,
 }
 
@@ -39,6 +43,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            rate_limits: RateLimits::default(),
+            cors: CorsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -54,8 +60,13 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// Access token lifetime in seconds. Default 900 (15 minutes).
     pub access_token_ttl_secs: u64,
-    /// Refresh token lifetime in seconds. Default 2,592,000 (30 days).
+    /// Refresh token lifetime in seconds, renewed by each refresh. Default 2,592,000
+    /// (30 days).
     pub refresh_token_ttl_secs: u64,
+    /// How long after a refresh the refresh token it spent is still treated as a
+    /// concurrent request (answered `409 refresh_conflict`) rather than a replay (which
+    /// revokes the session, RFC 9700 §4.14.2). Seconds; default 10.
+    pub refresh_grace_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -64,6 +75,7 @@ impl Default for AuthConfig {
             jwt_secret: None,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_grace_secs: 10,
         }
     }
 }
@@ -106,6 +118,61 @@ impl Default for Limits {
             ws_outbound_queue_frames: 1024,
         }
     }
+}
+
+/// Rate limits, each `{max, window_secs}` (sliding window; `max = 0` disables one).
+/// Exceeding one answers `429 rate_limited` with `Retry-After`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    /// Failed logins from one IP address (any account). Default 5 per 15 minutes.
+    pub login_failures_per_ip: Rule,
+    /// Failed logins for one account from one IP address. Default 5 per 15 minutes.
+    pub login_failures_per_account: Rule,
+    /// Failed logins for one account from all addresses together, against distributed
+    /// guessing. Default 100 per 15 minutes: one attacker's address, held to
+    /// `login_failures_per_ip`, can never lock the real user out on its own.
+    pub login_failures_per_account_global: Rule,
+    /// Registrations from one IP address. Default 20 per hour.
+    pub registrations_per_ip: Rule,
+    /// All REST requests from one IP address. Default 1200 per minute.
+    pub requests_per_ip: Rule,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            login_failures_per_ip: Rule {
+                max: 5,
+                window_secs: 900,
+            },
+            login_failures_per_account: Rule {
+                max: 5,
+                window_secs: 900,
+            },
+            login_failures_per_account_global: Rule {
+                max: 100,
+                window_secs: 900,
+            },
+            registrations_per_ip: Rule {
+                max: 20,
+                window_secs: 3600,
+            },
+            requests_per_ip: Rule {
+                max: 1200,
+                window_secs: 60,
+            },
+        }
+    }
+}
+
+/// Cross-origin access for browsers (CORS, and the WebSocket `Origin` check).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Origins (`scheme://host[:port]`) whose pages may call the API and open WebSockets.
+    /// Empty (the default): only same-origin pages and non-browser clients.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Logging.

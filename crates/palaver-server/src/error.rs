@@ -17,6 +17,8 @@ pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// For `429 rate_limited`: seconds until a retry may succeed (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 /// Shorthand for results of service and transport code.
@@ -29,15 +31,26 @@ impl AppError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// `429 rate_limited`, retry after `secs` seconds.
+    pub fn rate_limited(secs: u64) -> Self {
+        AppError {
+            retry_after: Some(secs.max(1)),
+            ..AppError::new(
+                ErrorCode::RateLimited,
+                format!("too many attempts: try again in {} s", secs.max(1)),
+            )
         }
     }
 
     /// `422 validation_failed` naming `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError {
-            code: ErrorCode::ValidationFailed,
-            message: message.into(),
             field: Some(field.into()),
+            ..AppError::new(ErrorCode::ValidationFailed, message)
         }
     }
 
@@ -82,14 +95,12 @@ impl From<crate::store::StoreError> for AppError {
             StoreError::NotFound => AppError::new(ErrorCode::NotFound, "not found"),
             StoreError::Conflict(what) => match what {
                 "username" => AppError {
-                    code: ErrorCode::UsernameTaken,
-                    message: "that username is taken".into(),
                     field: Some("username".into()),
+                    ..AppError::new(ErrorCode::UsernameTaken, "that username is taken")
                 },
                 "email" => AppError {
-                    code: ErrorCode::EmailTaken,
-                    message: "that email is already registered".into(),
                     field: Some("email".into()),
+                    ..AppError::new(ErrorCode::EmailTaken, "that email is already registered")
                 },
                 other => AppError::internal(format!("unexpected conflict on {other}")),
             },
@@ -102,12 +113,18 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: self.detail(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

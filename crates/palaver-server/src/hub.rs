@@ -20,7 +20,7 @@ use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::close_code;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::broker::{Envelope, Membership};
+use crate::broker::{DisconnectTarget, Envelope, Membership};
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
@@ -35,6 +35,8 @@ pub struct CloseReason {
 /// What the hub holds for one connection.
 struct Connection {
     user_id: String,
+    /// The credential it was opened with (`Credential::hub_key`).
+    credential: String,
     rooms: HashSet<String>,
     queue: mpsc::Sender<Utf8Bytes>,
     close: watch::Sender<Option<CloseReason>>,
@@ -45,6 +47,7 @@ struct Indexes {
     conns: HashMap<ConnId, Connection>,
     by_room: HashMap<String, HashSet<ConnId>>,
     by_user: HashMap<String, HashSet<ConnId>>,
+    by_credential: HashMap<String, HashSet<ConnId>>,
     /// Set once the node is shutting down: new connections are closed at once.
     closing: Option<CloseReason>,
 }
@@ -81,6 +84,7 @@ impl Hub {
     pub fn register(
         &self,
         user_id: &str,
+        credential: &str,
         rooms: impl IntoIterator<Item = String>,
         capacity: usize,
     ) -> Registration {
@@ -92,10 +96,15 @@ impl Hub {
             close_tx.send_replace(Some(reason));
         }
         ix.by_user.entry(user_id.to_owned()).or_default().insert(id);
+        ix.by_credential
+            .entry(credential.to_owned())
+            .or_default()
+            .insert(id);
         ix.conns.insert(
             id,
             Connection {
                 user_id: user_id.to_owned(),
+                credential: credential.to_owned(),
                 rooms: HashSet::new(),
                 queue: queue_tx.clone(),
                 close: close_tx,
@@ -124,6 +133,7 @@ impl Hub {
                 remove_from(&mut ix.by_room, room, id);
             }
             remove_from(&mut ix.by_user, &conn.user_id, id);
+            remove_from(&mut ix.by_credential, &conn.credential, id);
         }
         drop(ix);
         self.unregistered.notify_waiters();
@@ -177,6 +187,20 @@ impl Hub {
         let ix = self.indexes.read().expect("hub lock poisoned");
         if let Some(conn) = ix.conns.get(&id) {
             conn.close.send_replace(Some(reason));
+        }
+    }
+
+    /// Asks the connections `target` names to close with `reason`.
+    pub fn disconnect(&self, target: &DisconnectTarget, reason: CloseReason) {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        let ids = match target {
+            DisconnectTarget::Credential(key) => ix.by_credential.get(key),
+            DisconnectTarget::User(user_id) => ix.by_user.get(user_id),
+        };
+        for id in ids.into_iter().flatten() {
+            if let Some(conn) = ix.conns.get(id) {
+                conn.close.send_replace(Some(reason));
+            }
         }
     }
 
@@ -245,8 +269,8 @@ mod tests {
     #[test]
     fn delivers_only_to_connections_in_the_room() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", ["r1".to_string()], 8);
-        let mut b = hub.register("bob", ["r2".to_string()], 8);
+        let mut a = hub.register("alice", "session:alice", ["r1".to_string()], 8);
+        let mut b = hub.register("bob", "session:bob", ["r2".to_string()], 8);
         hub.deliver(&envelope("r1", "hello"));
         assert_eq!(a.queue.try_recv().unwrap().as_str(), "hello");
         assert!(b.queue.try_recv().is_err(), "bob is not in r1");
@@ -255,8 +279,8 @@ mod tests {
     #[test]
     fn join_adds_every_connection_of_the_user_before_delivery() {
         let hub = Hub::new();
-        let mut tab1 = hub.register("bob", [], 8);
-        let mut tab2 = hub.register("bob", [], 8);
+        let mut tab1 = hub.register("bob", "session:bob", [], 8);
+        let mut tab2 = hub.register("bob", "session:bob", [], 8);
         let mut env = envelope("r1", "joined");
         env.membership = Some(Membership::Joined {
             user_id: "bob".into(),
@@ -270,8 +294,8 @@ mod tests {
     #[test]
     fn full_queue_closes_that_connection_only() {
         let hub = Hub::new();
-        let slow = hub.register("slow", ["r".to_string()], 2);
-        let mut fast = hub.register("fast", ["r".to_string()], 64);
+        let slow = hub.register("slow", "session:slow", ["r".to_string()], 2);
+        let mut fast = hub.register("fast", "session:fast", ["r".to_string()], 64);
         for i in 0..5 {
             hub.deliver(&envelope("r", &format!("m{i}")));
             let _ = fast.queue.try_recv();
@@ -284,9 +308,30 @@ mod tests {
     }
 
     #[test]
+    fn disconnect_closes_only_the_named_credential_or_user() {
+        let hub = Hub::new();
+        let phone = hub.register("alice", "session:phone", [], 8);
+        let laptop = hub.register("alice", "session:laptop", [], 8);
+        let bob = hub.register("bob", "session:bob", [], 8);
+        let reason = CloseReason {
+            code: 4001,
+            reason: "session ended",
+        };
+        hub.disconnect(
+            &DisconnectTarget::Credential("session:phone".into()),
+            reason,
+        );
+        assert_eq!(*phone.close.borrow(), Some(reason));
+        assert!(laptop.close.borrow().is_none());
+        hub.disconnect(&DisconnectTarget::User("alice".into()), reason);
+        assert_eq!(*laptop.close.borrow(), Some(reason));
+        assert!(bob.close.borrow().is_none());
+    }
+
+    #[test]
     fn unregister_removes_from_indexes() {
         let hub = Hub::new();
-        let a = hub.register("alice", ["r1".to_string()], 8);
+        let a = hub.register("alice", "session:alice", ["r1".to_string()], 8);
         hub.unregister(a.id);
         assert_eq!(hub.connection_count(), 0);
         hub.deliver(&envelope("r1", "x")); // must not panic or deliver

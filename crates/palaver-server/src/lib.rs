@@ -23,6 +23,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod hub;
+pub mod ratelimit;
 pub mod service;
 pub mod store;
 
@@ -37,10 +38,12 @@ use tokio::net::TcpListener;
 
 use crate::auth::tokens::TokenIssuer;
 use crate::broker::MemoryBroker;
-use crate::config::Config;
+use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
+use crate::ratelimit::RateLimiter;
 use crate::service::Service;
 use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// How long shutdown waits for WebSocket connections to take their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -50,6 +53,32 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct AppState {
     pub service: Arc<Service>,
     pub hub: Arc<Hub>,
+    /// The per-IP request budget (`rate_limits.requests_per_ip`).
+    pub requests: Arc<RateLimiter>,
+    /// Allowed browser origins, for CORS and the WebSocket `Origin` check.
+    pub cors: Arc<CorsConfig>,
+}
+
+/// Opens everything a node needs: the data directory, the signing key, the database
+/// (applying migrations), the hub, the broker and the service over them.
+///
+/// # Errors
+/// The data directory, key or database cannot be opened.
+pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<Hub>)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let key = auth::load_or_create_signing_key(config)?;
+    let db = SqliteStore::open(&config.database_path()).await?;
+    let store = db.store();
+    let hub = Arc::new(Hub::new());
+    let broker = Arc::new(MemoryBroker::new(hub.clone()));
+    let service = Arc::new(Service::new(
+        store.clone(),
+        broker,
+        TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
+        config,
+    ));
+    Ok((service, store, hub))
 }
 
 /// Serves Palaver on `listener` until `shutdown` completes.
@@ -66,23 +95,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let key = auth::load_or_create_signing_key(&config)?;
-    let db = SqliteStore::open(&config.database_path()).await?;
-    let store = db.store();
-    let hub = Arc::new(Hub::new());
-    let broker = Arc::new(MemoryBroker::new(hub.clone()));
-    let service = Arc::new(Service::new(
-        store.clone(),
-        broker,
-        TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
-        config.limits.clone(),
-        config.auth.refresh_token_ttl_secs,
-    ));
+    let (service, store, hub) = open(&config).await?;
     let app = http::router(AppState {
         service,
         hub: hub.clone(),
+        requests: Arc::new(RateLimiter::new(config.rate_limits.requests_per_ip)),
+        cors: Arc::new(config.cors.clone()),
     });
 
     let closing_hub = hub.clone();

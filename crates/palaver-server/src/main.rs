@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use palaver_protocol::rest::RegisterRequest;
+use palaver_protocol::Role;
 use palaver_server::config::{Config, Overrides};
 
 /// Palaver: a self-hosted real-time chat and WebRTC signaling server.
@@ -21,6 +23,46 @@ struct Cli {
 enum Command {
     /// Serve HTTP and WebSocket (the default).
     Serve(ServeArgs),
+    /// Manage accounts from the command line (e.g. bootstrap the first admin).
+    Admin {
+        #[command(flatten)]
+        common: ServeArgs,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an account (it passes the same checks as registration).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// The password; read from standard input (one line) when absent, so it need not
+        /// appear in the shell history or the process list.
+        #[arg(long)]
+        password: Option<String>,
+        /// Make the account an administrator (same as `--role admin`).
+        #[arg(long)]
+        admin: bool,
+        /// The account's global role: user, moderator or admin.
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: Role,
+    },
+    /// Set the global role of an existing account.
+    SetRole {
+        /// The account's username.
+        username: String,
+        /// user, moderator or admin.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role (user, moderator, admin)"))
 }
 
 #[derive(Args, Clone)]
@@ -42,9 +84,10 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let (args, admin) = match cli.command {
+        Some(Command::Serve(args)) => (args, None),
+        Some(Command::Admin { common, action }) => (common, Some(action)),
+        None => (cli.serve, None),
     };
     let overrides = Overrides {
         host: args.host,
@@ -53,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = Config::load(&args.config, &overrides).context("loading configuration")?;
     init_tracing(&config.log.level);
+    if let Some(action) = admin {
+        return run_admin(&config, action).await;
+    }
 
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
@@ -61,6 +107,52 @@ async fn main() -> anyhow::Result<()> {
     println!("palaver listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     palaver_server::run(config, listener, shutdown_signal()).await
+}
+
+/// Runs an `admin` action against the configured database (the server may be running:
+/// SQLite serialises the writes).
+async fn run_admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
+    let (service, store, _hub) = palaver_server::open(config).await?;
+    let result = match action {
+        AdminAction::CreateUser {
+            username,
+            email,
+            password,
+            admin,
+            role,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let role = if admin { Role::Admin } else { role };
+            let req = RegisterRequest {
+                username,
+                email,
+                password,
+            };
+            service.new_user(req, role).await.map(|user| {
+                println!(
+                    "created {} ({}) with role {}",
+                    user.username,
+                    user.id,
+                    role.as_str()
+                );
+            })
+        }
+        AdminAction::SetRole { username, role } => service
+            .set_role_by_username(&username, role)
+            .await
+            .map(|()| println!("{username} is now {}", role.as_str())),
+    };
+    store.database.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by the configured level.

@@ -2,12 +2,14 @@
 //!
 //! - [`password`]: argon2id hashing off the async runtime.
 //! - [`tokens`]: access JWTs (HS256, pinned) and opaque refresh tokens.
+//! - [`api_keys`]: the format of API keys (`plv_<id>_<secret>`) and their checking.
 //! - [`Actor`]: the authenticated caller, extracted from `Authorization: Bearer <token>`
-//!   on REST routes (the WebSocket also accepts an `access_token` query parameter, see
-//!   `gateway/`).
+//!   (an access token or an API key) or `X-API-Key` on REST routes (the WebSocket also
+//!   accepts an `access_token` query parameter, see `gateway/`).
 //! - [`load_or_create_signing_key`]: the HS256 key from config, or generated once and kept
 //!   in the data directory.
 
+pub mod api_keys;
 pub mod password;
 pub mod tokens;
 
@@ -20,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use palaver_protocol::Role;
 
 use crate::config::Config;
 use crate::error::AppError;
@@ -29,7 +32,38 @@ use crate::AppState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub user_id: String,
-    pub session_id: String,
+    /// The account's global role at the time of the request.
+    pub role: Role,
+    /// What the caller authenticated with.
+    pub credential: Credential,
+}
+
+/// The credential behind a request: a login session (via its access token) or an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A session id (the `sid` claim of the access token).
+    Session(String),
+    /// An API key id.
+    ApiKey(String),
+}
+
+impl Credential {
+    /// The session id, for session credentials.
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Credential::Session(id) => Some(id),
+            Credential::ApiKey(_) => None,
+        }
+    }
+
+    /// A key naming this credential in the hub's index (`session:<id>` or `api_key:<id>`),
+    /// so that revoking it can close its WebSockets.
+    pub fn hub_key(&self) -> String {
+        match self {
+            Credential::Session(id) => format!("session:{id}"),
+            Credential::ApiKey(id) => format!("api_key:{id}"),
+        }
+    }
 }
 
 /// The token in an `Authorization: Bearer <token>` header (scheme case-insensitive,
@@ -46,13 +80,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The credential a request presents: a bearer token (access token or API key), or else
+/// an `X-API-Key` header.
+pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+    bearer_token(headers).or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    })
+}
+
 impl FromRequestParts<AppState> for Actor {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Actor, AppError> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
-        state.service.authenticate(token)
+        let token = presented_credential(&parts.headers)
+            .ok_or_else(|| AppError::unauthorized("missing bearer token or API key"))?;
+        state.service.authenticate(token).await
     }
 }
 

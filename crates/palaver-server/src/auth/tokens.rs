@@ -1,9 +1,11 @@
 //! Access tokens (JWT, RFC 7519) and refresh tokens.
 //!
 //! Access tokens follow RFC 8725 (JWT BCP): the algorithm is pinned to HS256 on both
-//! sides (a token naming any other `alg`, including `none`, is rejected), and `iss`,
-//! `aud`, `exp` and `sub` are required and checked. Claims: `sub` (user id), `sid`
-//! (session id), `iat`, `exp` (seconds since the epoch), `iss` = `aud` = `"palaver"`.
+//! sides (a token naming any other `alg`, including `none`, is rejected); they are
+//! explicitly typed `at+jwt` (RFC 8725 §3.11, RFC 9068), and a JWT of any other `typ` is
+//! refused; `iss`, `aud`, `exp`, `nbf` and `sub` are required and checked. Claims: `sub`
+//! (user id), `sid` (session id), `iat`, `nbf`, `exp` (seconds since the epoch),
+//! `iss` = `aud` = `"palaver"`.
 //!
 //! Refresh tokens are opaque: 256 random bits, base64url without padding; the server keeps
 //! only their SHA-256 (RFC 9700 §4.14 recommends sender-constraining or rotation; rotation
@@ -18,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 /// Issuer and audience of every access token.
 const ISSUER: &str = "palaver";
+/// The JOSE `typ` of access tokens (RFC 9068 §2.1).
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +32,8 @@ pub struct Claims {
     pub sid: String,
     /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// Not valid before, seconds since the epoch.
+    pub nbf: u64,
     /// Expires at, seconds since the epoch.
     pub exp: u64,
     pub iss: String,
@@ -49,7 +55,8 @@ impl TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_required_spec_claims(&["exp", "nbf", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         TokenIssuer {
             encoding: EncodingKey::from_secret(secret),
@@ -74,19 +81,22 @@ impl TokenIssuer {
             sub: user_id.to_owned(),
             sid: session_id.to_owned(),
             iat: now,
+            nbf: now,
             exp: now + self.ttl_secs,
             iss: ISSUER.into(),
             aud: ISSUER.into(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
     /// The claims of `token` if it is ours, unexpired and well-formed; `None` otherwise.
     pub fn verify(&self, token: &str) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return None;
+        }
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|data| data.claims)
@@ -133,28 +143,75 @@ mod tests {
     #[test]
     fn alg_none_token_is_rejected() {
         // header {"alg":"none","typ":"JWT"}, payload with valid-looking claims, no signature
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
         let payload = URL_SAFE_NO_PAD.encode(
-            br#"{"sub":"u","sid":"s","iat":1,"exp":99999999999,"iss":"palaver","aud":"palaver"}"#,
+            br#"{"sub":"u","sid":"s","iat":1,"nbf":1,"exp":99999999999,"iss":"palaver","aud":"palaver"}"#,
         );
         assert!(issuer().verify(&format!("{header}.{payload}.")).is_none());
     }
 
-    #[test]
-    fn expired_token_is_rejected() {
-        let expired = TokenIssuer::new(&[7u8; 32], 0);
-        let mut c = Claims {
+    /// Signs `claims` with the test key and the given `typ`.
+    fn sign(claims: &Claims, typ: &str) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(typ.into());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap()
+    }
+
+    fn claims() -> Claims {
+        let now = jsonwebtoken::get_current_timestamp();
+        Claims {
             sub: "u".into(),
             sid: "s".into(),
-            iat: 1,
-            exp: 2,
+            iat: now,
+            nbf: now,
+            exp: now + 600,
             iss: ISSUER.into(),
             aud: ISSUER.into(),
-        };
+        }
+    }
+
+    #[test]
+    fn well_formed_claims_verify() {
+        assert!(issuer().verify(&sign(&claims(), "at+jwt")).is_some());
+    }
+
+    #[test]
+    fn expired_token_is_rejected() {
+        let mut c = claims();
         c.exp = jsonwebtoken::get_current_timestamp() - 60;
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &expired.encoding).unwrap();
-        assert!(issuer().verify(&t).is_none());
+        assert!(issuer().verify(&sign(&c, "at+jwt")).is_none());
+    }
+
+    #[test]
+    fn not_yet_valid_token_is_rejected() {
+        let mut c = claims();
+        c.nbf = jsonwebtoken::get_current_timestamp() + 600;
+        assert!(issuer().verify(&sign(&c, "at+jwt")).is_none());
+    }
+
+    #[test]
+    fn wrong_audience_or_issuer_is_rejected() {
+        let mut c = claims();
+        c.aud = "someone-else".into();
+        assert!(issuer().verify(&sign(&c, "at+jwt")).is_none());
+        let mut c = claims();
+        c.iss = "someone-else".into();
+        assert!(issuer().verify(&sign(&c, "at+jwt")).is_none());
+    }
+
+    #[test]
+    fn token_of_another_type_is_rejected() {
+        assert!(issuer().verify(&sign(&claims(), "JWT")).is_none());
+    }
+
+    #[test]
+    fn tampered_payload_is_rejected() {
+        let t = issuer().issue("user-1", "sess-1").unwrap();
+        let mut parts: Vec<String> = t.split('.').map(String::from).collect();
+        let mut c = claims();
+        c.sub = "admin".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+        assert!(issuer().verify(&parts.join(".")).is_none());
     }
 
     #[test]

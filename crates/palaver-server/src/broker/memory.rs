@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Broker, Envelope};
-use crate::hub::Hub;
+use super::{Broker, DisconnectTarget, Envelope};
+use crate::hub::{CloseReason, Hub};
 
 /// Delivers every envelope straight to the local [`Hub`].
 pub struct MemoryBroker {
@@ -23,6 +23,15 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     async fn publish(&self, envelope: Envelope) -> anyhow::Result<()> {
         self.hub.deliver(&envelope);
+        Ok(())
+    }
+
+    async fn disconnect(
+        &self,
+        target: DisconnectTarget,
+        reason: CloseReason,
+    ) -> anyhow::Result<()> {
+        self.hub.disconnect(&target, reason);
         Ok(())
     }
 }

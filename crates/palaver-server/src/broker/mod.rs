@@ -12,6 +12,8 @@ pub use memory::MemoryBroker;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 
+use crate::hub::CloseReason;
+
 /// A change to a room's membership that hubs must apply before delivering the frame, so
 /// that the joiner's open connections receive this event and every later one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,15 @@ pub struct Envelope {
     pub membership: Option<Membership>,
 }
 
+/// Which connections a [`Broker::disconnect`] closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectTarget {
+    /// Every connection opened with this credential (see `Credential::hub_key`).
+    Credential(String),
+    /// Every connection of this user.
+    User(String),
+}
+
 /// Delivers envelopes to every node's hub.
 #[async_trait]
 pub trait Broker: Send + Sync {
@@ -40,4 +51,12 @@ pub trait Broker: Send + Sync {
     /// # Errors
     /// The transport failed (never for the in-memory broker).
     async fn publish(&self, envelope: Envelope) -> anyhow::Result<()>;
+
+    /// Closes, on every node, the connections `target` names, with `reason` (a revoked
+    /// session or key, a disabled or deleted account).
+    ///
+    /// # Errors
+    /// The transport failed (never for the in-memory broker).
+    async fn disconnect(&self, target: DisconnectTarget, reason: CloseReason)
+        -> anyhow::Result<()>;
 }

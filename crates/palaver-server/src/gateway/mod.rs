@@ -13,18 +13,17 @@
 mod dispatch;
 mod session;
 
-use std::collections::HashMap;
-
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use palaver_protocol::ErrorCode;
 
-use crate::auth::bearer_token;
+use crate::auth::presented_credential;
 use crate::error::{AppError, AppResult};
+use crate::http::extract::Params;
 use crate::AppState;
 
 /// Read buffer per connection, bytes. tungstenite's default (128 KiB) would make every
@@ -40,23 +39,22 @@ pub fn router() -> Router<AppState> {
 
 /// # `GET /api/v1/ws`
 /// Upgrades to a WebSocket after authenticating. `401 unauthorized` without a valid
-/// token (header `Authorization: Bearer <token>` or query `access_token=<token>`);
-/// `400 bad_request` if the request is not a WebSocket upgrade.
+/// credential (`Authorization: Bearer <token or API key>`, `X-API-Key`, or the query
+/// parameter `access_token=<token or API key>`); `403 forbidden` for a browser `Origin`
+/// that is neither this server nor in `cors.allowed_origins` (requests without `Origin`,
+/// such as bots, are allowed; `Origin: null` is not); `400 bad_request` if the request is
+/// not a WebSocket upgrade.
 async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Params,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
-    let query_token = query
-        .as_ref()
-        .ok()
-        .and_then(|Query(q)| q.get("access_token"))
-        .map(String::as_str);
-    let token = bearer_token(&headers)
-        .or(query_token)
-        .ok_or_else(|| AppError::unauthorized("missing access token"))?;
-    let actor = state.service.authenticate(token)?;
+    let token = presented_credential(&headers)
+        .or(query.get("access_token"))
+        .ok_or_else(|| AppError::unauthorized("missing access token or API key"))?;
+    let actor = state.service.authenticate(token).await?;
+    check_origin(&headers, &state.cors.allowed_origins)?;
     let ready = state.service.ready(&actor).await?;
     let ws = ws.map_err(|_| {
         AppError::new(
@@ -71,4 +69,63 @@ async fn upgrade(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| session::run(state, actor, ready, socket)))
+}
+
+/// Cross-site WebSocket hijacking defence (OWASP ASVS 5.0 V4.4): a browser always sends
+/// `Origin`; it must be this server's own origin or an allowed one. Non-browser clients
+/// send none and are allowed.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> AppResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("null").trim_end_matches('/');
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let same_origin = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
+    });
+    let listed = allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if origin != "null" && (same_origin || listed) {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            "this Origin may not open a WebSocket here",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("chat.example.com:8080"),
+        );
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_static(o));
+        }
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let allowed = vec!["https://app.example.org".to_string()];
+        assert!(
+            check_origin(&headers(None), &allowed).is_ok(),
+            "no Origin: a bot"
+        );
+        assert!(check_origin(&headers(Some("http://chat.example.com:8080")), &allowed).is_ok());
+        assert!(check_origin(&headers(Some("https://app.example.org")), &allowed).is_ok());
+        assert!(check_origin(&headers(Some("https://evil.example")), &allowed).is_err());
+        assert!(check_origin(&headers(Some("null")), &allowed).is_err());
+        assert!(check_origin(&headers(Some("http://chat.example.com")), &[]).is_err());
+    }
 }

@@ -28,6 +28,7 @@ pub async fn run(state: AppState, actor: Actor, initial: Ready, socket: WebSocke
     let capacity = state.service.limits().ws_outbound_queue_frames;
     let registration = state.hub.register(
         &actor.user_id,
+        &actor.credential.hub_key(),
         initial.rooms.into_iter().map(|r| r.id),
         capacity,
     );

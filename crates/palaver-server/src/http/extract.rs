@@ -4,12 +4,16 @@
 //! - [`ApiJson`]: a JSON body. Not JSON → `400 invalid_json`; JSON of the wrong shape
 //!   (missing field, wrong type, unknown enum value) → `422 validation_failed` naming the
 //!   field; over the body limit → `413 payload_too_large`.
+//! - [`Params`]: the query string, with typed accessors that name the bad parameter.
 //! - [`client_info`]: the device name and peer address recorded on a session.
 
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use palaver_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
@@ -81,6 +85,39 @@ fn shape_error(e: serde_json::Error, path: &str) -> AppError {
             let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
             AppError::validation(field.clone(), format!("{field}: {message}"))
         }
+    }
+}
+
+/// The query string as name → value (the last value wins for a repeated name).
+/// A malformed query string → `400 bad_request`.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Params(q))
+            .map_err(|_| AppError::new(ErrorCode::BadRequest, "malformed query string"))
+    }
+}
+
+impl Params {
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The integer value of `name`, if present; `422 validation_failed` naming it if it
+    /// is not an integer.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, AppError> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| AppError::validation(name, format!("{name} must be an integer")))
+            })
+            .transpose()
     }
 }
 

@@ -1,17 +1,15 @@
 //! `/api/v1/rooms/{room_id}/messages`: history and send.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use palaver_protocol::rest::{MessagePage, SendMessageRequest};
-use palaver_protocol::{ErrorCode, Message};
+use palaver_protocol::Message;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,27 +23,16 @@ async fn history(
     State(state): State<AppState>,
     actor: Actor,
     Path(room_id): Path<String>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Params,
 ) -> AppResult<Json<MessagePage>> {
-    let Query(query) =
-        query.map_err(|_| AppError::new(ErrorCode::BadRequest, "malformed query string"))?;
-    let int = |name: &str| -> AppResult<Option<i64>> {
-        query
-            .get(name)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| AppError::validation(name, format!("{name} must be an integer")))
-            })
-            .transpose()
-    };
     let page = state
         .service
         .history(
             &actor,
             &room_id,
-            int("before")?,
-            int("after")?,
-            int("limit")?,
+            query.int("before")?,
+            query.int("after")?,
+            query.int("limit")?,
         )
         .await?;
     Ok(Json(page))

@@ -1,16 +1,29 @@
-//! Accounts: register, log in, read one's profile.
+//! Accounts and access: register, log in, refresh, log out, authenticate a request,
+//! change the password, delete the account.
+//!
+//! Follows OWASP ASVS 5.0 chapters 6 (authentication), 7 (session management) and 9
+//! (tokens), RFC 8725 for JWTs and RFC 9700 §4.14 for refresh token rotation.
 
-use palaver_protocol::rest::{AuthResponse, LoginRequest, RegisterRequest};
-use palaver_protocol::{ErrorCode, User};
+use palaver_protocol::rest::{
+    AuthResponse, ChangePasswordRequest, DeleteAccountRequest, LoginRequest, RefreshRequest,
+    RegisterRequest,
+};
+use palaver_protocol::ws::close_code;
+use palaver_protocol::{ErrorCode, PublicUser, Role, User};
+use sha2::{Digest, Sha256};
 
 use super::validate::{Email, Password, Username};
-use super::{new_id, now_rfc3339, rfc3339, Service};
+use super::{new_id, now_plus, now_rfc3339, password_policy, Service};
 use crate::auth::tokens::new_refresh_token;
-use crate::auth::{password, Actor};
+use crate::auth::{api_keys, password, Actor, Credential};
+use crate::broker::DisconnectTarget;
+use crate::config::RateLimits;
 use crate::error::{AppError, AppResult};
-use crate::store::{NewSession, UserRow};
+use crate::hub::CloseReason;
+use crate::ratelimit::{Limited, RateLimiter};
+use crate::store::{NewSession, Rotation, UserRow};
 
-/// Where a login comes from, recorded on its session.
+/// Where a request comes from, recorded on sessions and used for rate limits.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     /// From the `User-Agent` header, truncated.
@@ -19,31 +32,109 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
-/// The public profile of a stored user.
+/// The rate limiters of the login and registration paths (see [`RateLimits`]).
+pub struct LoginLimiters {
+    failures_per_ip: RateLimiter,
+    failures_per_account: RateLimiter,
+    failures_per_account_global: RateLimiter,
+    registrations_per_ip: RateLimiter,
+}
+
+impl LoginLimiters {
+    /// Limiters with the configured rules.
+    pub fn new(rules: &RateLimits) -> Self {
+        LoginLimiters {
+            failures_per_ip: RateLimiter::new(rules.login_failures_per_ip),
+            failures_per_account: RateLimiter::new(rules.login_failures_per_account),
+            failures_per_account_global: RateLimiter::new(rules.login_failures_per_account_global),
+            registrations_per_ip: RateLimiter::new(rules.registrations_per_ip),
+        }
+    }
+}
+
+fn limited(l: Limited) -> AppError {
+    AppError::rate_limited(l.retry_after.as_secs_f64().ceil() as u64)
+}
+
+/// The owner's view of a stored user.
 pub fn user_to_wire(row: &UserRow) -> User {
     User {
         id: row.id.clone(),
         username: row.username.clone(),
         email: row.email.clone(),
+        role: row.role,
+        display_name: row.profile.display_name.clone(),
+        first_name: row.profile.first_name.clone(),
+        last_name: row.profile.last_name.clone(),
+        bio: row.profile.bio.clone(),
+        location: row.profile.location.clone(),
+        website: row.profile.website.clone(),
+        avatar_url: row.profile.avatar_url.clone(),
+        settings: serde_json::from_str(&row.settings)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
         created_at: row.created_at.clone(),
     }
 }
 
+/// What others see of a stored user.
+pub fn public_user(row: &UserRow) -> PublicUser {
+    PublicUser {
+        id: row.id.clone(),
+        username: row.username.clone(),
+        display_name: row.profile.display_name.clone(),
+        bio: row.profile.bio.clone(),
+        location: row.profile.location.clone(),
+        website: row.profile.website.clone(),
+        avatar_url: row.profile.avatar_url.clone(),
+        role: row.role,
+        created_at: row.created_at.clone(),
+    }
+}
+
+/// The close sent to WebSockets whose credential ended.
+pub(crate) const SESSION_ENDED: CloseReason = CloseReason {
+    code: close_code::SESSION_ENDED,
+    reason: "session ended",
+};
+
 impl Service {
-    /// Creates an account and logs it in.
+    /// Creates an account (role `user`) and logs it in.
     ///
     /// # Errors
-    /// `422 validation_failed` (username, email, password), `409 username_taken` or
-    /// `409 email_taken`.
+    /// `422 validation_failed` (username, email, password — including the password policy),
+    /// `409 username_taken` or `409 email_taken`, `429 rate_limited` (registration attempts
+    /// per IP). The password is hashed before the uniqueness check, so a taken and a free
+    /// email take the same time.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
         req: RegisterRequest,
         client: ClientInfo,
     ) -> AppResult<AuthResponse> {
+        // Every attempt counts, failed ones too: this also slows probing for registered
+        // emails through `email_taken`.
+        if let Some(ip) = &client.ip {
+            self.rate.registrations_per_ip.hit(ip).map_err(limited)?;
+        }
+        let user = self.new_user(req, Role::User).await?;
+        self.start_session(&user, client).await
+    }
+
+    /// Validates and stores a new account (also used by `palaver admin create-user`).
+    ///
+    /// # Errors
+    /// As [`Service::register`], without the rate limit.
+    pub async fn new_user(&self, req: RegisterRequest, role: Role) -> AppResult<UserRow> {
         let username = Username::parse(&req.username, &self.limits)?;
         let email = Email::parse(&req.email)?;
         let password = Password::parse(&req.password, &self.limits)?;
+        password_policy::check_new_password(
+            &req.password,
+            username.as_str(),
+            email.as_str(),
+            &self.limits,
+            "password",
+        )?;
         let password_hash = password::hash(password.into_inner())
             .await
             .map_err(AppError::internal)?;
@@ -52,35 +143,204 @@ impl Service {
             username: username.as_str().to_owned(),
             email: email.as_str().to_owned(),
             password_hash,
+            role,
+            profile: Default::default(),
+            settings: "{}".into(),
             created_at: now_rfc3339(),
+            disabled_at: None,
+            deleted_at: None,
         };
         self.store.users.create_user(&user).await?;
-        tracing::info!(user_id = %user.id, "registered");
-        self.start_session(&user, client).await
+        tracing::info!(user_id = %user.id, role = role.as_str(), "registered");
+        Ok(user)
     }
 
     /// Logs in with a username or email and a password.
     ///
+    /// Failed attempts count against the client's IP, the account from that IP, and the
+    /// account overall; when any is at its limit the attempt is refused with
+    /// `429 rate_limited` before the password is checked.
+    ///
     /// # Errors
     /// `401 invalid_credentials`, identical (and taking the same time) whether or not the
-    /// account exists.
+    /// account exists; `403 account_disabled` (only after a correct password);
+    /// `429 rate_limited`.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest, client: ClientInfo) -> AppResult<AuthResponse> {
         let login = req.login.trim().to_lowercase();
+        let ip = client.ip.clone().unwrap_or_default();
+        let account_ip = format!("{login}\u{0}{ip}");
+        self.rate.failures_per_ip.check(&ip).map_err(limited)?;
+        self.rate
+            .failures_per_account
+            .check(&account_ip)
+            .map_err(limited)?;
+        self.rate
+            .failures_per_account_global
+            .check(&login)
+            .map_err(limited)?;
+
         let user = if login.is_empty() || login.len() > 254 {
             None
         } else {
             self.store.users.user_by_login(&login).await?
         };
-        let verified =
-            password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = password::verify(req.password, stored).await;
         match user {
-            Some(user) if verified => self.start_session(&user, client).await,
-            _ => Err(AppError::new(
-                ErrorCode::InvalidCredentials,
-                "wrong login or password",
-            )),
+            Some(user) if verified => {
+                if user.disabled_at.is_some() {
+                    return Err(AppError::new(
+                        ErrorCode::AccountDisabled,
+                        "this account is disabled",
+                    ));
+                }
+                self.rate.failures_per_account.reset(&account_ip);
+                self.start_session(&user, client).await
+            }
+            _ => {
+                self.rate.failures_per_ip.record(&ip);
+                self.rate.failures_per_account.record(&account_ip);
+                self.rate.failures_per_account_global.record(&login);
+                Err(AppError::new(
+                    ErrorCode::InvalidCredentials,
+                    "wrong login or password",
+                ))
+            }
         }
+    }
+
+    /// Exchanges a refresh token for a new access and refresh pair; the presented token is
+    /// spent. Presenting a spent token again after the grace window revokes its whole
+    /// session (reuse detection, RFC 9700 §4.14.2) and closes its WebSockets.
+    ///
+    /// # Errors
+    /// `401 unauthorized` (unknown, expired or revoked), `401 refresh_token_reused`,
+    /// `409 refresh_conflict` (spent by a concurrent refresh within the grace window).
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, req: RefreshRequest) -> AppResult<AuthResponse> {
+        let old_hash = Sha256::digest(req.refresh_token.trim().as_bytes()).to_vec();
+        let (refresh_token, new_hash) = new_refresh_token();
+        let outcome = self
+            .store
+            .sessions
+            .rotate_refresh(
+                &old_hash,
+                &new_hash,
+                &now_rfc3339(),
+                &now_plus(self.auth.refresh_token_ttl_secs as i64),
+                &now_plus(-(self.auth.refresh_grace_secs as i64)),
+            )
+            .await?;
+        match outcome {
+            Rotation::Rotated {
+                session_id,
+                user_id,
+            } => {
+                let user = self
+                    .store
+                    .users
+                    .user_by_id(&user_id)
+                    .await?
+                    .ok_or_else(|| AppError::unauthorized("account no longer exists"))?;
+                let access_token = self
+                    .tokens
+                    .issue(&user.id, &session_id)
+                    .map_err(AppError::internal)?;
+                Ok(AuthResponse {
+                    user: user_to_wire(&user),
+                    access_token,
+                    refresh_token,
+                    token_type: "Bearer".into(),
+                    expires_in: self.tokens.ttl_secs(),
+                })
+            }
+            Rotation::WithinGrace => Err(AppError::new(
+                ErrorCode::RefreshConflict,
+                "this refresh token was just used by another request; use the tokens it returned",
+            )),
+            Rotation::Reused {
+                session_id,
+                user_id,
+            } => {
+                tracing::warn!(%user_id, %session_id, "refresh token reuse: session revoked");
+                self.end_connections(DisconnectTarget::Credential(
+                    Credential::Session(session_id).hub_key(),
+                ))
+                .await;
+                Err(AppError::new(
+                    ErrorCode::RefreshTokenReused,
+                    "this refresh token was already used: the session has been ended",
+                ))
+            }
+            Rotation::Unknown => Err(AppError::unauthorized("invalid or expired refresh token")),
+        }
+    }
+
+    /// Ends the caller's current session: its refresh token dies, its access tokens stop
+    /// working at once, and its WebSockets close with 4001. With an API key, revokes that
+    /// key.
+    pub async fn logout(&self, actor: &Actor) -> AppResult<()> {
+        match &actor.credential {
+            Credential::Session(id) => {
+                self.end_session(actor, id).await?;
+            }
+            Credential::ApiKey(id) => {
+                self.revoke_api_key(actor, id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller behind a presented credential: an access token (whose session must be
+    /// live) or an API key (`plv_...`, not revoked or expired). Either way the account must
+    /// be neither disabled nor deleted; this is checked on every request, so revocation
+    /// takes effect at once.
+    ///
+    /// # Errors
+    /// `401 unauthorized` for anything else.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Actor> {
+        let refused = || AppError::unauthorized("invalid or expired credentials");
+        let now = now_rfc3339();
+        if let Some((key_id, secret)) = api_keys::parse(token) {
+            let (key, state) = self
+                .store
+                .api_keys
+                .api_key_state(key_id, &now)
+                .await?
+                .ok_or_else(refused)?;
+            if !api_keys::secret_matches(secret, &key.secret_hash) || !state.active {
+                return Err(refused());
+            }
+            if let Err(e) = self
+                .store
+                .api_keys
+                .touch_api_key(&key.id, &now, &now_plus(-60))
+                .await
+            {
+                tracing::warn!(error = %e, "recording API key use");
+            }
+            return Ok(Actor {
+                user_id: state.user_id,
+                role: state.role,
+                credential: Credential::ApiKey(key.id),
+            });
+        }
+        let claims = self.tokens.verify(token).ok_or_else(refused)?;
+        let state = self
+            .store
+            .sessions
+            .session_state(&claims.sid, &now)
+            .await?
+            .ok_or_else(refused)?;
+        if !state.active || state.user_id != claims.sub {
+            return Err(refused());
+        }
+        Ok(Actor {
+            user_id: state.user_id,
+            role: state.role,
+            credential: Credential::Session(claims.sid),
+        })
     }
 
     /// The caller's own profile.
@@ -88,27 +348,116 @@ impl Service {
     /// # Errors
     /// `401 unauthorized` if the account no longer exists.
     pub async fn me(&self, actor: &Actor) -> AppResult<User> {
-        let user = self
-            .store
+        Ok(user_to_wire(&self.live_user(&actor.user_id).await?))
+    }
+
+    /// Changes the caller's password and ends every other session (and its WebSockets).
+    ///
+    /// # Errors
+    /// `401 invalid_credentials` for a wrong current password; `422 validation_failed`
+    /// (`new_password`) for one that breaks the policy.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        req: ChangePasswordRequest,
+    ) -> AppResult<()> {
+        let user = self.live_user(&actor.user_id).await?;
+        if !password::verify(req.current_password, Some(user.password_hash.clone())).await {
+            return Err(AppError::new(
+                ErrorCode::InvalidCredentials,
+                "the current password is wrong",
+            ));
+        }
+        Password::parse(&req.new_password, &self.limits).map_err(|e| AppError {
+            field: Some("new_password".into()),
+            ..e
+        })?;
+        password_policy::check_new_password(
+            &req.new_password,
+            &user.username,
+            &user.email,
+            &self.limits,
+            "new_password",
+        )?;
+        let hash = password::hash(req.new_password)
+            .await
+            .map_err(AppError::internal)?;
+        let now = now_rfc3339();
+        self.store
             .users
-            .user_by_id(&actor.user_id)
+            .update_password(&user.id, &hash, &now)
+            .await?;
+        let ended = self
+            .store
+            .sessions
+            .revoke_sessions(
+                &user.id,
+                actor.credential.session_id(),
+                "password_changed",
+                &now,
+            )
+            .await?;
+        for id in ended {
+            self.end_connections(DisconnectTarget::Credential(
+                Credential::Session(id).hub_key(),
+            ))
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Deletes the caller's account after checking the password: sessions, keys and
+    /// WebSockets end at once; messages stay in their rooms, attributed to
+    /// `deleted-<id prefix>`.
+    ///
+    /// # Errors
+    /// `401 invalid_credentials` for a wrong password.
+    pub async fn delete_account(&self, actor: &Actor, req: DeleteAccountRequest) -> AppResult<()> {
+        let user = self.live_user(&actor.user_id).await?;
+        if !password::verify(req.password, Some(user.password_hash.clone())).await {
+            return Err(AppError::new(
+                ErrorCode::InvalidCredentials,
+                "the password is wrong",
+            ));
+        }
+        let deleted_username = format!("deleted-{}", user.id.replace('-', ""));
+        self.store
+            .users
+            .delete_user(&user.id, &deleted_username, &now_rfc3339())
+            .await?;
+        tracing::info!(user_id = %user.id, "account deleted");
+        self.end_connections(DisconnectTarget::User(user.id)).await;
+        Ok(())
+    }
+
+    /// A user that exists and is not deleted, or `401` (for the caller's own account).
+    pub(crate) async fn live_user(&self, user_id: &str) -> AppResult<UserRow> {
+        self.store
+            .users
+            .user_by_id(user_id)
             .await?
-            .ok_or_else(|| AppError::unauthorized("account no longer exists"))?;
-        Ok(user_to_wire(&user))
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or_else(|| AppError::unauthorized("account no longer exists"))
+    }
+
+    /// Closes the WebSockets `target` names, on every node.
+    pub(crate) async fn end_connections(&self, target: DisconnectTarget) {
+        if let Err(e) = self.broker.disconnect(target, SESSION_ENDED).await {
+            tracing::error!(error = %e, "closing connections of an ended credential");
+        }
     }
 
     /// Records a session for `user` and issues its token pair.
     async fn start_session(&self, user: &UserRow, client: ClientInfo) -> AppResult<AuthResponse> {
         let (refresh_token, refresh_token_hash) = new_refresh_token();
-        let now = time::OffsetDateTime::now_utc();
         let session = NewSession {
             id: new_id(),
             user_id: user.id.clone(),
             refresh_token_hash,
             device_name: client.device_name,
             ip: client.ip,
-            created_at: rfc3339(now),
-            expires_at: rfc3339(now + time::Duration::seconds(self.refresh_ttl_secs as i64)),
+            created_at: now_rfc3339(),
+            expires_at: now_plus(self.auth.refresh_token_ttl_secs as i64),
         };
         self.store.sessions.create_session(&session).await?;
         let access_token = self

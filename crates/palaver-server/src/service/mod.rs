@@ -2,13 +2,24 @@
 //! and event publication. No HTTP, no SQL: transports call in with an [`Actor`] and plain
 //! values, and get wire types or an [`AppError`] back.
 //!
-//! - [`accounts`]: register, login, profile, token verification.
+//! - [`accounts`]: register, login, refresh, logout, authentication of every request,
+//!   password change, account deletion.
+//! - [`credentials`]: listing and ending sessions; API keys.
+//! - [`profiles`]: profile edits, public profiles, user search.
+//! - [`admin`]: roles, disabling accounts, bootstrapping users from the command line.
+//! - [`blocks`]: who has blocked whom.
+//! - [`password_policy`]: NIST SP 800-63B password rules and the common-password list.
 //! - [`rooms`]: create, list, directory, join.
 //! - [`messages`]: send (durable, idempotent, published in seq order) and history.
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
+pub mod admin;
+pub mod blocks;
+pub mod credentials;
 pub mod messages;
+pub mod password_policy;
+pub mod profiles;
 pub mod rooms;
 pub mod validate;
 
@@ -19,10 +30,8 @@ use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::Event;
 
 use crate::auth::tokens::TokenIssuer;
-use crate::auth::Actor;
 use crate::broker::{Broker, Envelope, Membership};
-use crate::config::Limits;
-use crate::error::{AppError, AppResult};
+use crate::config::{AuthConfig, Config, Limits};
 use crate::store::Store;
 
 /// Number of stripes in [`Service::room_locks`].
@@ -34,8 +43,8 @@ pub struct Service {
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) tokens: TokenIssuer,
     pub(crate) limits: Limits,
-    /// Refresh token lifetime, seconds.
-    pub(crate) refresh_ttl_secs: u64,
+    pub(crate) auth: AuthConfig,
+    pub(crate) rate: accounts::LoginLimiters,
     /// Striped per-room locks held from a room write's commit to its publication, so that
     /// events of one room are published in seq order.
     room_locks: Vec<tokio::sync::Mutex<()>>,
@@ -43,20 +52,20 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds the service over a store and a broker.
+    /// Builds the service over a store and a broker, with settings from `config`.
     pub fn new(
         store: Store,
         broker: Arc<dyn Broker>,
         tokens: TokenIssuer,
-        limits: Limits,
-        refresh_ttl_secs: u64,
+        config: &Config,
     ) -> Self {
         Service {
             store,
             broker,
             tokens,
-            limits,
-            refresh_ttl_secs,
+            limits: config.limits.clone(),
+            auth: config.auth.clone(),
+            rate: accounts::LoginLimiters::new(&config.rate_limits),
             room_locks: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -67,21 +76,6 @@ impl Service {
     /// The configured input limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    /// The caller behind an access token.
-    ///
-    /// # Errors
-    /// `401 unauthorized` if the token is malformed, expired, or not signed by us.
-    pub fn authenticate(&self, token: &str) -> AppResult<Actor> {
-        let claims = self
-            .tokens
-            .verify(token)
-            .ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
-        Ok(Actor {
-            user_id: claims.sub,
-            session_id: claims.sid,
-        })
     }
 
     /// The lock that orders writes-and-publishes in `room_id`.
@@ -110,6 +104,19 @@ impl Service {
             tracing::error!(error = %e, room_id, "publishing event");
         }
     }
+}
+
+/// The current time, and `now ± secs`, as RFC 3339 strings (see [`rfc3339`]).
+pub fn now_plus(secs: i64) -> String {
+    rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+}
+
+/// Parses an RFC 3339 time given by a client and returns it in the canonical form of
+/// [`rfc3339`] (UTC, milliseconds), so stored times compare as strings.
+pub fn parse_rfc3339(raw: &str) -> Option<String> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(rfc3339)
 }
 
 /// A new UUIDv7 (RFC 9562) as a lower-case hyphenated string.

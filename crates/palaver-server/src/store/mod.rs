@@ -1,6 +1,7 @@
 //! Persistence: one trait per aggregate, and their implementations.
 //!
-//! - [`UserStore`], [`SessionStore`], [`RoomStore`], [`MessageStore`]: the traits, each
+//! - [`UserStore`], [`SessionStore`], [`ApiKeyStore`], [`BlockStore`], [`RoomStore`],
+//!   [`MessageStore`]: the traits, each
 //!   written in create-read-update-delete order with every method documented.
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, a reader pool).
 //! - Rows ([`UserRow`], [`RoomRow`], [`MessageRow`]) are storage shapes; the service layer
@@ -15,7 +16,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use palaver_protocol::Visibility;
+use palaver_protocol::{Role, Visibility};
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +41,27 @@ pub struct UserRow {
     pub id: String,
     pub username: String,
     pub email: String,
-    /// PHC string (argon2id).
+    /// PHC string (argon2id); empty for deleted accounts.
     pub password_hash: String,
+    pub role: Role,
+    pub profile: Profile,
+    /// JSON object text.
+    pub settings: String,
     pub created_at: String,
+    pub disabled_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+/// The free-form profile fields of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub bio: Option<String>,
+    pub location: Option<String>,
+    pub website: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 /// A new login session.
@@ -56,6 +75,56 @@ pub struct NewSession {
     pub ip: Option<String>,
     pub created_at: String,
     pub expires_at: String,
+}
+
+/// A live session as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub device_name: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+}
+
+/// What authenticating a credential needs to know about its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialState {
+    pub user_id: String,
+    pub role: Role,
+    /// The credential is neither revoked nor expired, and its account is neither disabled
+    /// nor deleted.
+    pub active: bool,
+}
+
+/// The result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is now spent and `new_hash` is current.
+    Rotated { session_id: String, user_id: String },
+    /// The token was current until a rotation less than the grace window ago (a concurrent
+    /// refresh): nothing changed.
+    WithinGrace,
+    /// The token was already spent, outside the grace window: the session is now revoked.
+    Reused { session_id: String, user_id: String },
+    /// No live session knows the token (or it expired).
+    Unknown,
+}
+
+/// A stored API key (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// SHA-256 of the secret part.
+    pub secret_hash: Vec<u8>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
 }
 
 /// A stored room.
@@ -145,11 +214,50 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::Conflict`] with `"username"` or `"email"` when either is taken.
     async fn create_user(&self, user: &UserRow) -> StoreResult<()>;
 
-    /// The user with this id, if any.
+    /// The user with this id, if any (deleted accounts included: their scrubbed row).
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>>;
 
-    /// The user whose username or email equals `login` (already lower-cased), if any.
+    /// The user whose username or email equals `login` (already lower-cased), if any and
+    /// not deleted.
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRow>>;
+
+    /// Users whose username starts with `prefix`, by username, after the username `after`,
+    /// at most `limit`. Deleted accounts are never listed; disabled ones only if
+    /// `include_disabled`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+        include_disabled: bool,
+    ) -> StoreResult<Vec<UserRow>>;
+
+    /// Replaces the profile fields and settings of a user; returns the updated row.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such live user.
+    async fn update_profile(
+        &self,
+        id: &str,
+        profile: &Profile,
+        settings: &str,
+        updated_at: &str,
+    ) -> StoreResult<UserRow>;
+
+    /// Stores a new password hash.
+    async fn update_password(&self, id: &str, password_hash: &str, at: &str) -> StoreResult<()>;
+
+    /// Sets a user's global role. Returns `false` if there is no such live user.
+    async fn set_role(&self, id: &str, role: Role) -> StoreResult<bool>;
+
+    /// Disables (`Some(time)`) or re-enables (`None`) an account; disabling also revokes
+    /// every session. Returns `false` if there is no such live user.
+    async fn set_disabled(&self, id: &str, disabled_at: Option<&str>) -> StoreResult<bool>;
+
+    /// Deletes an account, atomically: scrubs its personal data (the row stays, with
+    /// `username` replaced by `deleted_username`, so its messages stay attributed), revokes
+    /// every session and API key, removes its room memberships and blocks.
+    async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
 }
 
 /// Login sessions (one per device login; holds the refresh token hash).
@@ -157,6 +265,83 @@ pub trait UserStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// Records a new session.
     async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+
+    /// The state of session `id` and its account at time `now`, if the session exists.
+    async fn session_state(&self, id: &str, now: &str) -> StoreResult<Option<CredentialState>>;
+
+    /// Spends refresh token `old_hash` and makes `new_hash` current, extending the session
+    /// to `expires_at`; see [`Rotation`] for the outcomes. `grace_cutoff` is the time before
+    /// which a rotation counts as outside the grace window.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: &str,
+        expires_at: &str,
+        grace_cutoff: &str,
+    ) -> StoreResult<Rotation>;
+
+    /// The live sessions of a user, newest first.
+    async fn sessions_for_user(&self, user_id: &str, now: &str) -> StoreResult<Vec<SessionRow>>;
+
+    /// Revokes session `id` if it belongs to `user_id` and is live. Returns whether it did.
+    async fn revoke_session(
+        &self,
+        user_id: &str,
+        id: &str,
+        reason: &str,
+        at: &str,
+    ) -> StoreResult<bool>;
+
+    /// Revokes every live session of `user_id` except `keep` (if given); returns the ids
+    /// revoked.
+    async fn revoke_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: &str,
+        at: &str,
+    ) -> StoreResult<Vec<String>>;
+}
+
+/// API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new key.
+    async fn create_api_key(&self, key: &ApiKeyRow) -> StoreResult<()>;
+
+    /// The user's keys that are not revoked, newest first.
+    async fn api_keys_for_user(&self, user_id: &str) -> StoreResult<Vec<ApiKeyRow>>;
+
+    /// Key `id` and the state of it and its account at `now`, if it exists.
+    async fn api_key_state(
+        &self,
+        id: &str,
+        now: &str,
+    ) -> StoreResult<Option<(ApiKeyRow, CredentialState)>>;
+
+    /// Records use of key `id` at `now`, unless it was recorded after `stale_before`
+    /// (so a busy key costs one write a minute, not one per request).
+    async fn touch_api_key(&self, id: &str, now: &str, stale_before: &str) -> StoreResult<()>;
+
+    /// Revokes key `id` if it belongs to `user_id` and is not revoked yet.
+    async fn revoke_api_key(&self, user_id: &str, id: &str, at: &str) -> StoreResult<bool>;
+}
+
+/// Blocks between users.
+#[async_trait]
+pub trait BlockStore: Send + Sync {
+    /// `blocker` blocks `blocked`. Returns `false` if it already did.
+    async fn block(&self, blocker: &str, blocked: &str, at: &str) -> StoreResult<bool>;
+
+    /// Lifts a block. Returns `false` if there was none.
+    async fn unblock(&self, blocker: &str, blocked: &str) -> StoreResult<bool>;
+
+    /// The users `blocker` has blocked, most recent first.
+    async fn blocked_by(&self, blocker: &str) -> StoreResult<Vec<UserRow>>;
+
+    /// Whether `blocker` has blocked `blocked`.
+    async fn is_blocked(&self, blocker: &str, blocked: &str) -> StoreResult<bool>;
 }
 
 /// Rooms and their members.
@@ -228,6 +413,8 @@ pub struct Store {
     pub database: Arc<dyn Database>,
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    pub blocks: Arc<dyn BlockStore>,
     pub rooms: Arc<dyn RoomStore>,
     pub messages: Arc<dyn MessageStore>,
 }

@@ -62,7 +62,7 @@ async fn serve_on_port_zero_prints_the_bound_address_and_exits_cleanly_on_sigter
 
     let mut client = palaver_client::Client::new(url.clone());
     client
-        .register("dora", "dora@example.com", "password123")
+        .register("dora", "dora@example.com", "vivid-otter-42")
         .await
         .unwrap();
     let status = terminate_and_wait(child);
@@ -89,7 +89,7 @@ async fn no_subcommand_means_serve_and_reads_palaver_toml() {
     let (child, url) = start(&[], cwd.path());
     let mut client = palaver_client::Client::new(url);
     client
-        .register("erin", "erin@example.com", "password123")
+        .register("erin", "erin@example.com", "vivid-otter-42")
         .await
         .unwrap();
     let room = client

@@ -304,7 +304,7 @@ async fn login_by_username_or_email_and_profile() {
     let server = TestServer::spawn().await;
     let mut c = server.client();
     let reg = c
-        .register("carol", "Carol@Example.com", "password123")
+        .register("carol", "Carol@Example.com", "vivid-otter-42")
         .await
         .unwrap();
     assert_eq!(reg.token_type, "Bearer");
@@ -313,10 +313,10 @@ async fn login_by_username_or_email_and_profile() {
     assert_eq!(reg.user.email, "carol@example.com");
 
     let mut by_name = server.client();
-    by_name.login("carol", "password123").await.unwrap();
+    by_name.login("carol", "vivid-otter-42").await.unwrap();
     let mut by_email = server.client();
     by_email
-        .login("CAROL@example.com", "password123")
+        .login("CAROL@example.com", "vivid-otter-42")
         .await
         .unwrap();
     let me = by_email.me().await.unwrap();

@@ -147,7 +147,7 @@ fn valid_registration() -> Value {
     json!({
         "username": name,
         "email": format!("{name}@example.com"),
-        "password": "password123",
+        "password": "vivid-otter-42",
     })
 }
 
@@ -200,12 +200,12 @@ async fn duplicate_username_is_409_username_taken() {
     let server = TestServer::spawn().await;
     let mut first = server.client();
     first
-        .register("taken_name", "first@example.com", "password123")
+        .register("taken_name", "first@example.com", "vivid-otter-42")
         .await
         .unwrap();
     let mut second = server.client();
     let result = second
-        .register("taken_name", "second@example.com", "password123")
+        .register("taken_name", "second@example.com", "vivid-otter-42")
         .await;
     assert_api_error(result, 409, "username_taken", Some("username"));
 }
@@ -215,12 +215,12 @@ async fn duplicate_email_differing_only_in_case_is_409_email_taken() {
     let server = TestServer::spawn().await;
     let mut first = server.client();
     first
-        .register("bob_first", "Bob@Example.com", "password123")
+        .register("bob_first", "Bob@Example.com", "vivid-otter-42")
         .await
         .unwrap();
     let mut second = server.client();
     let result = second
-        .register("bob_second", "bob@example.com", "password123")
+        .register("bob_second", "bob@example.com", "vivid-otter-42")
         .await;
     assert_api_error(result, 409, "email_taken", None);
 }
@@ -235,19 +235,19 @@ async fn username_too_short_too_long_uppercase_or_with_space_is_422_username() {
     {
         let mut client = server.client();
         let result = client
-            .register(bad, &format!("user{i}@example.com"), "password123")
+            .register(bad, &format!("user{i}@example.com"), "vivid-otter-42")
             .await;
         assert_api_error(result, 422, "validation_failed", Some("username"));
     }
     // The bounds themselves are accepted.
     let mut client = server.client();
     client
-        .register("abc", "three@example.com", "password123")
+        .register("abc", "three@example.com", "vivid-otter-42")
         .await
         .expect("3-character username is accepted");
     let mut client = server.client();
     client
-        .register(&"b".repeat(32), "thirtytwo@example.com", "password123")
+        .register(&"b".repeat(32), "thirtytwo@example.com", "vivid-otter-42")
         .await
         .expect("32-character username is accepted");
 }
@@ -261,7 +261,7 @@ async fn malformed_email_is_422_email() {
     {
         let mut client = server.client();
         let result = client
-            .register(&format!("bad_email_{i}"), bad, "password123")
+            .register(&format!("bad_email_{i}"), bad, "vivid-otter-42")
             .await;
         assert_api_error(result, 422, "validation_failed", Some("email"));
     }
@@ -428,7 +428,7 @@ async fn wrong_password_and_unknown_user_get_byte_identical_401_invalid_credenti
     let email = alice.user.as_ref().unwrap().email.clone();
 
     // The account exists and its password works.
-    let (ok_status, _) = login_bytes(&server, &name, "password123").await;
+    let (ok_status, _) = login_bytes(&server, &name, "vivid-otter-42").await;
     assert_eq!(ok_status, 200);
 
     let wrong_password = login_bytes(&server, &name, "wrong-password").await;
@@ -822,7 +822,7 @@ async fn wrong_method_is_405_method_not_allowed() {
     for (method, path) in [
         ("DELETE", "/api/v1/auth/login"),
         ("GET", "/api/v1/auth/register"),
-        ("PATCH", "/api/v1/users/me"),
+        ("PUT", "/api/v1/users/me"),
     ] {
         let got = client.raw(method, path, None).await.unwrap();
         assert_raw_error(&got, 405, "method_not_allowed", None);

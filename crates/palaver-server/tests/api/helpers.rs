@@ -35,6 +35,11 @@ impl TestServer {
             port: 0,
             ..Config::default()
         };
+        // Every test client comes from 127.0.0.1: lift the per-IP budgets that would
+        // otherwise throttle a test that registers many users. Tests of those limits set
+        // them back in `tweak`.
+        config.rate_limits.registrations_per_ip.max = 100_000;
+        config.rate_limits.requests_per_ip.max = 1_000_000;
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -91,7 +96,7 @@ impl TestServer {
         let name = unique_name(prefix);
         let mut client = self.client();
         client
-            .register(&name, &format!("{name}@example.com"), "password123")
+            .register(&name, &format!("{name}@example.com"), "vivid-otter-42")
             .await
             .expect("register");
         client

@@ -50,7 +50,7 @@ async fn history_and_tokens_survive_a_restart() {
 
     // Accounts survive too, and seq continues without a gap.
     let mut bob2 = server.client();
-    bob2.login(&bob.user.as_ref().unwrap().username, "password123")
+    bob2.login(&bob.user.as_ref().unwrap().username, "vivid-otter-42")
         .await
         .unwrap();
     let next = bob2

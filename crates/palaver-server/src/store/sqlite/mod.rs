@@ -9,6 +9,7 @@
 //! Migrations are embedded in the binary (`migrations/sqlite/*.sql`) and applied at open
 //! through sqlx's migrator, which records them in `_sqlx_migrations`.
 
+mod accounts;
 mod messages;
 mod rooms;
 mod users;
@@ -30,11 +31,18 @@ use sqlx::sqlite::{
 use super::{Database, Store};
 
 /// The migrations, in order: `(version, description, sql)`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "accounts",
+        include_str!("../../../migrations/sqlite/0002_accounts.sql"),
+    ),
+];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
 #[derive(Debug)]
@@ -114,6 +122,8 @@ impl SqliteStore {
             database: this.clone(),
             users: this.clone(),
             sessions: this.clone(),
+            api_keys: this.clone(),
+            blocks: this.clone(),
             rooms: this.clone(),
             messages: this,
         }
