@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// A machine-readable error code. Serialized as its snake_case name, e.g. `"invalid_json"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body (or WebSocket frame) is not well-formed JSON. HTTP 400.
@@ -118,6 +119,7 @@ impl std::fmt::Display for ErrorCode {
 /// The `error` object: a stable `code`, a human-readable `message`, and the offending
 /// input `field` when there is one (dotted path for nested fields, e.g. `"data.room_id"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
@@ -127,6 +129,7 @@ pub struct ErrorDetail {
 
 /// The REST error body: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A global role. `admin` may use `/api/v1/admin/*`; `moderator` is reserved for
 /// moderation features; everyone else is `user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -38,6 +39,7 @@ impl Role {
 
 /// A user's own profile, as returned by `GET /api/v1/users/me` and in auth responses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// UUIDv7.
     pub id: String,
@@ -56,6 +58,7 @@ pub struct User {
     /// An `http(s)` URL.
     pub avatar_url: Option<String>,
     /// A JSON object of client settings, stored as given (at most 16 KiB).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub settings: serde_json::Value,
     /// RFC 3339 UTC.
     pub created_at: String,
@@ -63,6 +66,7 @@ pub struct User {
 
 /// What anyone signed in may see of another user: no email, names or settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicUser {
     pub id: String,
     pub username: String,
@@ -78,6 +82,7 @@ pub struct PublicUser {
 
 /// Who may find and join a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Listed in the directory; anyone may join.
@@ -88,6 +93,7 @@ pub enum Visibility {
 
 /// A room as its members (or the public directory) see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     /// UUIDv7.
     pub id: String,
@@ -107,6 +113,7 @@ pub struct Room {
 
 /// The author of a message, denormalised into every message so clients need no lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageSender {
     pub id: String,
     pub username: String,
@@ -114,6 +121,7 @@ pub struct MessageSender {
 
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// UUIDv7.
     pub id: String,

@@ -9,6 +9,7 @@ use crate::model::{Message, PublicUser, Role, Room, User, Visibility};
 
 /// `POST /api/v1/auth/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// 3–32 characters of `[a-z0-9_.-]`.
     pub username: String,
@@ -20,6 +21,7 @@ pub struct RegisterRequest {
 
 /// `POST /api/v1/auth/login`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     /// A username or an email address (matched case-insensitively).
     pub login: String,
@@ -28,6 +30,7 @@ pub struct LoginRequest {
 
 /// The answer to register and login: the user and a fresh token pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthResponse {
     pub user: User,
     /// A JWT (HS256) to send as `Authorization: Bearer <access_token>`.
@@ -42,6 +45,7 @@ pub struct AuthResponse {
 
 /// `POST /api/v1/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
     /// 1–100 characters after trimming.
     pub name: String,
@@ -52,6 +56,7 @@ pub struct CreateRoomRequest {
 
 /// `GET /api/v1/rooms` and `GET /api/v1/rooms/public`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     pub rooms: Vec<Room>,
 }
@@ -59,6 +64,7 @@ pub struct RoomList {
 /// `POST /api/v1/rooms/{room_id}/messages` (the WebSocket `message.send` carries the same
 /// fields plus `room_id`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessageRequest {
     /// 1–4000 characters (configurable), not only whitespace.
     pub content: String,
@@ -70,6 +76,7 @@ pub struct SendMessageRequest {
 
 /// `GET /api/v1/rooms/{room_id}/messages?before=&after=&limit=`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePage {
     /// Ascending by `seq`.
     pub messages: Vec<Message>,
@@ -81,6 +88,7 @@ pub struct MessagePage {
 /// `POST /api/v1/auth/refresh`: exchanges a refresh token for a new pair (the old one is
 /// spent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -88,6 +96,7 @@ pub struct RefreshRequest {
 /// A login session (one per login on a device), as listed by
 /// `GET /api/v1/users/me/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub id: String,
     /// From the login request's `User-Agent`.
@@ -105,12 +114,14 @@ pub struct SessionInfo {
 
 /// `GET /api/v1/users/me/sessions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionList {
     pub sessions: Vec<SessionInfo>,
 }
 
 /// `PATCH /api/v1/users/me`: each field absent = unchanged, `null` = cleared.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateProfileRequest {
     /// At most 64 characters.
     #[serde(
@@ -163,6 +174,7 @@ pub struct UpdateProfileRequest {
     pub avatar_url: Option<Option<String>>,
     /// A JSON object replacing the stored settings (at most 16 KiB serialized).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -177,6 +189,7 @@ where
 
 /// `GET /api/v1/users?q=&limit=&after=`: a page of users whose username starts with `q`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserList {
     pub users: Vec<PublicUser>,
     /// Pass as `after` for the next page; `null` on the last page.
@@ -185,6 +198,7 @@ pub struct UserList {
 
 /// `PUT /api/v1/users/me/password`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
@@ -192,12 +206,14 @@ pub struct ChangePasswordRequest {
 
 /// `DELETE /api/v1/users/me`: the password confirms the deletion.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeleteAccountRequest {
     pub password: String,
 }
 
 /// `POST /api/v1/users/me/api-keys`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateApiKeyRequest {
     /// 1–100 characters, for the owner's own reference.
     pub name: String,
@@ -208,6 +224,7 @@ pub struct CreateApiKeyRequest {
 
 /// An API key as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyInfo {
     pub id: String,
     pub name: String,
@@ -220,6 +237,7 @@ pub struct ApiKeyInfo {
 
 /// The answer to creating a key: the only time the whole key is shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub info: ApiKeyInfo,
@@ -230,18 +248,21 @@ pub struct CreatedApiKey {
 
 /// `GET /api/v1/users/me/api-keys`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyList {
     pub api_keys: Vec<ApiKeyInfo>,
 }
 
 /// `GET /api/v1/users/me/blocks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockList {
     pub blocked: Vec<PublicUser>,
 }
 
 /// A user as an admin sees it: the full profile plus account state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminUser {
     #[serde(flatten)]
     pub user: User,
@@ -251,6 +272,7 @@ pub struct AdminUser {
 
 /// `GET /api/v1/admin/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminUserList {
     pub users: Vec<AdminUser>,
     pub next: Option<String>,
@@ -258,6 +280,7 @@ pub struct AdminUserList {
 
 /// `PUT /api/v1/admin/users/{user_id}/role`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetRoleRequest {
     pub role: Role,
 }

@@ -17,9 +17,9 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
-use palaver_protocol::ErrorCode;
+use palaver_protocol::{ErrorBody, ErrorCode};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::presented_credential;
 use crate::error::{AppError, AppResult};
@@ -33,8 +33,8 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// each batch.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
 /// # `GET /api/v1/ws`
@@ -44,6 +44,19 @@ pub fn router() -> Router<AppState> {
 /// that is neither this server nor in `cors.allowed_origins` (requests without `Origin`,
 /// such as bots, are allowed; `Origin: null` is not); `400 bad_request` if the request is
 /// not a WebSocket upgrade.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "websocket",
+    params(("access_token" = Option<String>, Query, description = "an access token or API key, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol (frames: docs/protocol.md)"),
+        (status = 400, description = "bad_request: not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: Origin not allowed", body = ErrorBody)
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,

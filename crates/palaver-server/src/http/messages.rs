@@ -2,23 +2,33 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use palaver_protocol::rest::{MessagePage, SendMessageRequest};
+use palaver_protocol::ErrorBody;
 use palaver_protocol::Message;
 
 use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/rooms/{room_id}/messages", get(history).post(send))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(history, send))
 }
 
 /// # `GET /api/v1/rooms/{room_id}/messages?before=<seq>&after=<seq>&limit=<1..100>`
 /// → `200 {messages: [Message], has_more}` ascending by seq (default: the newest 50);
 /// `422 validation_failed` naming a bad parameter; `403 not_member`; `404 not_found`.
+#[utoipa::path(
+    get,
+    path = "/rooms/{room_id}/messages",
+    tag = "messages",
+    params(("room_id" = String, Path), ("before" = Option<i64>, Query, description = "only seq < before"), ("after" = Option<i64>, Query, description = "only seq > after"), ("limit" = Option<i64>, Query, description = "1..=100, default 50")),
+    responses((status = 200, description = "a page of history, ascending by seq", body = MessagePage), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "not_member", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn history(
     State(state): State<AppState>,
     actor: Actor,
@@ -42,6 +52,15 @@ async fn history(
 /// `{content, client_id?}` → `201 Message` after commit, also delivered live as
 /// `message.created`; a repeated `client_id` returns the original (still `201`).
 /// `422 validation_failed`; `403 not_member`; `404 not_found`.
+#[utoipa::path(
+    post,
+    path = "/rooms/{room_id}/messages",
+    tag = "messages",
+    request_body = SendMessageRequest,
+    params(("room_id" = String, Path)),
+    responses((status = 201, description = "stored (durable) and delivered live", body = Message), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "not_member", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn send(
     State(state): State<AppState>,
     actor: Actor,

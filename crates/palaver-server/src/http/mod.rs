@@ -1,6 +1,6 @@
 //! The REST API: one module per resource, each owning its routes; merged here with the
 //! WebSocket route, the health check, JSON fallbacks for unknown routes and methods, the
-//! per-IP request budget and CORS.
+//! per-IP request budget, CORS, and the OpenAPI document with its reference page.
 //!
 //! Every handler is short: extract, call `service/`, wrap the result. Errors are
 //! [`AppError`](crate::error::AppError)s, rendered as `{"error": {"code", "message"}}`.
@@ -22,23 +22,88 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use palaver_protocol::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::CorsConfig;
 use crate::error::AppError;
 use crate::AppState;
 
-/// The whole HTTP application: `/api/v1/...`, `/api/v1/ws` and `/healthz`.
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.service.limits().http_body_max_bytes;
-    let api = Router::new()
+/// The OpenAPI 3.1 document's fixed parts; paths and schemas are collected from the
+/// `#[utoipa::path]` attributes of the handlers as their routes are registered, so every
+/// route is documented by construction.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Palaver",
+        description = "Self-hosted real-time chat and WebRTC signaling server. REST under /api/v1; live events over the WebSocket at /api/v1/ws (frames documented in docs/protocol.md). Errors: {\"error\": {\"code\", \"message\", \"field\"?}}.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "users", description = "Profiles, password, account deletion, user search"),
+        (name = "sessions", description = "The caller's login sessions"),
+        (name = "api_keys", description = "API keys for bots and devices"),
+        (name = "blocks", description = "Blocking other users"),
+        (name = "admin", description = "Account administration (admins only)"),
+        (name = "rooms", description = "Rooms and membership"),
+        (name = "messages", description = "Message history and sending"),
+        (name = "websocket", description = "The live connection"),
+        (name = "health", description = "Liveness")
+    )
+)]
+struct ApiDoc;
+
+/// Declares the two ways to authenticate: a bearer token (an access JWT or an API key) and
+/// the `X-API-Key` header.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token or plv_ API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The routes of `/api/v1` and `/healthz`, and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(admin::router())
         .merge(crate::gateway::router());
-    let mut app = Router::new()
-        .nest("/api/v1", api)
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .split_for_parts();
+    let (health, health_doc) = health::router().split_for_parts();
+    doc.merge(health_doc);
+    (api, health, doc)
+}
+
+/// The whole HTTP application: `/api/v1/...` (REST and the WebSocket), `/healthz`, the
+/// OpenAPI document at `/api/v1/openapi.json` and its reference page at `/api/docs`
+/// (Swagger UI, served from the binary: it works offline).
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.service.limits().http_body_max_bytes;
+    let (api, health, doc) = api();
+    let mut app = api
         .fallback(|| async { AppError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -50,7 +115,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_budget,
         ))
-        .merge(health::router())
+        .merge(health)
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", doc))
         .layer(DefaultBodyLimit::max(body_limit));
     if let Some(cors) = cors_layer(&state.cors) {
         app = app.layer(cors);

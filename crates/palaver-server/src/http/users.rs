@@ -2,35 +2,44 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use palaver_protocol::rest::{
     ApiKeyList, BlockList, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey,
     DeleteAccountRequest, SessionList, UpdateProfileRequest, UserList,
 };
+use palaver_protocol::ErrorBody;
 use palaver_protocol::{PublicUser, User};
 
 use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(search))
-        .route("/users/me", get(me).patch(update_me).delete(delete_me))
-        .route("/users/me/password", put(change_password))
-        .route("/users/me/sessions", get(sessions))
-        .route("/users/me/sessions/{session_id}", delete(end_session))
-        .route("/users/me/api-keys", get(api_keys).post(create_api_key))
-        .route("/users/me/api-keys/{key_id}", delete(revoke_api_key))
-        .route("/users/me/blocks", get(blocks))
-        .route("/users/me/blocks/{user_id}", put(block).delete(unblock))
-        .route("/users/{user_id}", get(profile))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(change_password))
+        .routes(routes!(sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
+        .routes(routes!(blocks))
+        .routes(routes!(block, unblock))
+        .routes(routes!(profile))
 }
 
 /// # `GET /api/v1/users/me`
 /// → `200 User`; `401 unauthorized`.
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    responses((status = 200, description = "the caller's profile", body = User), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<User>> {
     Ok(Json(state.service.me(&actor).await?))
 }
@@ -39,6 +48,14 @@ async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<User>
 /// `{display_name?, first_name?, last_name?, bio?, location?, website?, avatar_url?,
 /// settings?}` (absent = unchanged, `null` = cleared) → `200 User`;
 /// `422 validation_failed`.
+#[utoipa::path(
+    patch,
+    path = "/users/me",
+    tag = "users",
+    request_body = UpdateProfileRequest,
+    responses((status = 200, description = "the updated profile", body = User), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn update_me(
     State(state): State<AppState>,
     actor: Actor,
@@ -49,6 +66,14 @@ async fn update_me(
 
 /// # `DELETE /api/v1/users/me`
 /// `{password}` → `204`: the account is deleted; `401 invalid_credentials`.
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    tag = "users",
+    request_body = DeleteAccountRequest,
+    responses((status = 204, description = "the account is deleted"), (status = 401, description = "unauthorized or invalid_credentials", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn delete_me(
     State(state): State<AppState>,
     actor: Actor,
@@ -61,6 +86,14 @@ async fn delete_me(
 /// # `PUT /api/v1/users/me/password`
 /// `{current_password, new_password}` → `204`; every other session ends.
 /// `401 invalid_credentials`; `422 validation_failed` (`new_password`).
+#[utoipa::path(
+    put,
+    path = "/users/me/password",
+    tag = "users",
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "changed; every other session ended"), (status = 401, description = "unauthorized or invalid_credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn change_password(
     State(state): State<AppState>,
     actor: Actor,
@@ -72,6 +105,13 @@ async fn change_password(
 
 /// # `GET /api/v1/users/me/sessions`
 /// → `200 {sessions: [SessionInfo]}`, newest first.
+#[utoipa::path(
+    get,
+    path = "/users/me/sessions",
+    tag = "sessions",
+    responses((status = 200, description = "live sessions, newest first", body = SessionList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn sessions(State(state): State<AppState>, actor: Actor) -> AppResult<Json<SessionList>> {
     let sessions = state.service.sessions(&actor).await?;
     Ok(Json(SessionList { sessions }))
@@ -79,6 +119,14 @@ async fn sessions(State(state): State<AppState>, actor: Actor) -> AppResult<Json
 
 /// # `DELETE /api/v1/users/me/sessions/{session_id}`
 /// → `204`; `404 not_found` (not one of the caller's live sessions).
+#[utoipa::path(
+    delete,
+    path = "/users/me/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path)),
+    responses((status = 204, description = "the session ended"), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn end_session(
     State(state): State<AppState>,
     actor: Actor,
@@ -90,6 +138,13 @@ async fn end_session(
 
 /// # `GET /api/v1/users/me/api-keys`
 /// → `200 {api_keys: [ApiKeyInfo]}` (never the secrets).
+#[utoipa::path(
+    get,
+    path = "/users/me/api-keys",
+    tag = "api_keys",
+    responses((status = 200, description = "the caller's keys, without secrets", body = ApiKeyList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn api_keys(State(state): State<AppState>, actor: Actor) -> AppResult<Json<ApiKeyList>> {
     let api_keys = state.service.api_keys(&actor).await?;
     Ok(Json(ApiKeyList { api_keys }))
@@ -98,6 +153,14 @@ async fn api_keys(State(state): State<AppState>, actor: Actor) -> AppResult<Json
 /// # `POST /api/v1/users/me/api-keys`
 /// `{name, expires_at?}` → `201 {id, name, prefix, created_at, expires_at, last_used_at,
 /// key}`: the key, shown this once. `422 validation_failed`.
+#[utoipa::path(
+    post,
+    path = "/users/me/api-keys",
+    tag = "api_keys",
+    request_body = CreateApiKeyRequest,
+    responses((status = 201, description = "the key, shown this once", body = CreatedApiKey), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn create_api_key(
     State(state): State<AppState>,
     actor: Actor,
@@ -109,6 +172,14 @@ async fn create_api_key(
 
 /// # `DELETE /api/v1/users/me/api-keys/{key_id}`
 /// → `204`: the key stops working at once, open WebSockets included; `404 not_found`.
+#[utoipa::path(
+    delete,
+    path = "/users/me/api-keys/{key_id}",
+    tag = "api_keys",
+    params(("key_id" = String, Path)),
+    responses((status = 204, description = "revoked"), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn revoke_api_key(
     State(state): State<AppState>,
     actor: Actor,
@@ -120,6 +191,13 @@ async fn revoke_api_key(
 
 /// # `GET /api/v1/users/me/blocks`
 /// → `200 {blocked: [PublicUser]}`.
+#[utoipa::path(
+    get,
+    path = "/users/me/blocks",
+    tag = "blocks",
+    responses((status = 200, description = "blocked users", body = BlockList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn blocks(State(state): State<AppState>, actor: Actor) -> AppResult<Json<BlockList>> {
     let blocked = state.service.blocked_users(&actor).await?;
     Ok(Json(BlockList { blocked }))
@@ -128,6 +206,14 @@ async fn blocks(State(state): State<AppState>, actor: Actor) -> AppResult<Json<B
 /// # `PUT /api/v1/users/me/blocks/{user_id}`
 /// → `200 PublicUser` (the blocked user; idempotent); `404 not_found`;
 /// `422 validation_failed` (oneself).
+#[utoipa::path(
+    put,
+    path = "/users/me/blocks/{user_id}",
+    tag = "blocks",
+    params(("user_id" = String, Path)),
+    responses((status = 200, description = "blocked", body = PublicUser), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn block(
     State(state): State<AppState>,
     actor: Actor,
@@ -138,6 +224,14 @@ async fn block(
 
 /// # `DELETE /api/v1/users/me/blocks/{user_id}`
 /// → `204`; `404 not_found` (no such block).
+#[utoipa::path(
+    delete,
+    path = "/users/me/blocks/{user_id}",
+    tag = "blocks",
+    params(("user_id" = String, Path)),
+    responses((status = 204, description = "unblocked"), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn unblock(
     State(state): State<AppState>,
     actor: Actor,
@@ -149,6 +243,14 @@ async fn unblock(
 
 /// # `GET /api/v1/users/{user_id}`
 /// → `200 PublicUser`; `404 not_found`.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "users",
+    params(("user_id" = String, Path)),
+    responses((status = 200, description = "a public profile", body = PublicUser), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn profile(
     State(state): State<AppState>,
     _actor: Actor,
@@ -159,6 +261,14 @@ async fn profile(
 
 /// # `GET /api/v1/users?q=<prefix>&limit=<1..100>&after=<cursor>`
 /// → `200 {users: [PublicUser], next}`: active users whose username starts with `q`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(("q" = Option<String>, Query, description = "username prefix"), ("limit" = Option<i64>, Query, description = "page size"), ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    responses((status = 200, description = "users whose username starts with q", body = UserList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
 async fn search(
     State(state): State<AppState>,
     _actor: Actor,
