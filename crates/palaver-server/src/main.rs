@@ -68,16 +68,21 @@ fn parse_role(s: &str) -> Result<Role, String> {
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// Configuration file, read if it exists.
-    #[arg(long, value_name = "PATH", default_value = "palaver.toml")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "palaver.toml",
+        global = true
+    )]
     config: PathBuf,
     /// Address to listen on [default: 127.0.0.1].
-    #[arg(long)]
+    #[arg(long, global = true)]
     host: Option<IpAddr>,
     /// Port to listen on; 0 picks a free port [default: 8080].
-    #[arg(long)]
+    #[arg(long, global = true)]
     port: Option<u16>,
     /// Directory for the database and the generated signing key [default: ./data].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     data_dir: Option<PathBuf>,
 }
 
