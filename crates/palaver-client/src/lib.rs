@@ -21,16 +21,20 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use palaver_protocol::rest::{
-    AuthResponse, CreateRoomRequest, LoginRequest, MessagePage, RegisterRequest, RoomList,
-    SendMessageRequest,
+    AdminUser, AdminUserList, ApiKeyInfo, ApiKeyList, AuthResponse, BlockList,
+    ChangePasswordRequest, CreateApiKeyRequest, CreateRoomRequest, CreatedApiKey,
+    DeleteAccountRequest, LoginRequest, MessagePage, RefreshRequest, RegisterRequest, RoomList,
+    SendMessageRequest, SessionInfo, SessionList, SetRoleRequest, UpdateProfileRequest, UserList,
 };
 use palaver_protocol::ws::Reply;
-use palaver_protocol::{ErrorBody, Message, Room, User, Visibility};
+use palaver_protocol::{ErrorBody, Message, PublicUser, Role, Room, User, Visibility};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::handshake::client::Request as WsRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -42,7 +46,9 @@ pub enum ClientError {
     /// sent one.
     #[error("HTTP {status}: {body:?}")]
     Api {
+        /// The HTTP status code.
         status: u16,
+        /// The decoded error body, if the response carried one.
         body: Option<ErrorBody>,
     },
     /// A WebSocket request got a failed reply.
@@ -87,6 +93,9 @@ impl From<reqwest::Error> for ClientError {
 /// Result of a client call.
 pub type ClientResult<T> = Result<T, ClientError>;
 
+/// How long a REST request made by [`Client::new`]'s client may take, end to end.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A REST client for one server, optionally logged in.
 #[derive(Clone)]
 pub struct Client {
@@ -99,13 +108,37 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`). Each REST
+    /// request gives up after [`DEFAULT_HTTP_TIMEOUT`].
     pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(DEFAULT_HTTP_TIMEOUT)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Client {
             base: base.into().trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http,
             token: None,
             user: None,
+        }
+    }
+
+    /// A client for the server at `base` that sends its REST requests through `http`
+    /// (e.g. one bound to a particular local address with
+    /// [`reqwest::ClientBuilder::local_address`]).
+    pub fn with_http(base: impl Into<String>, http: reqwest::Client) -> Self {
+        Client {
+            http,
+            ..Client::new(base)
+        }
+    }
+
+    /// A client for the server at `base` that authenticates with `token` (an access token
+    /// or an API key, sent as `Authorization: Bearer <token>`), without a known user.
+    pub fn with_token(base: impl Into<String>, token: impl Into<String>) -> Self {
+        Client {
+            token: Some(token.into()),
+            ..Client::new(base)
         }
     }
 
@@ -147,6 +180,188 @@ impl Client {
     /// `GET /api/v1/users/me`.
     pub async fn me(&self) -> ClientResult<User> {
         self.get("/api/v1/users/me").await
+    }
+
+    /// `POST /api/v1/auth/refresh`: exchanges `refresh_token` for a new pair; on success
+    /// the client uses the new access token.
+    pub async fn refresh(&mut self, refresh_token: &str) -> ClientResult<AuthResponse> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.into(),
+        };
+        let auth: AuthResponse = self.post("/api/v1/auth/refresh", &body).await?;
+        self.token = Some(auth.access_token.clone());
+        self.user = Some(auth.user.clone());
+        Ok(auth)
+    }
+
+    /// `POST /api/v1/auth/logout` (expects `204`): ends the current session, or revokes
+    /// the API key the client authenticates with. The client keeps its (now dead) token.
+    pub async fn logout(&self) -> ClientResult<()> {
+        self.send_empty(reqwest::Method::POST, "/api/v1/auth/logout", None::<&()>)
+            .await
+    }
+
+    /// `GET /api/v1/users/me/sessions`: the caller's live sessions, newest first.
+    pub async fn sessions(&self) -> ClientResult<Vec<SessionInfo>> {
+        Ok(self
+            .get::<SessionList>("/api/v1/users/me/sessions")
+            .await?
+            .sessions)
+    }
+
+    /// `DELETE /api/v1/users/me/sessions/{session_id}` (expects `204`).
+    pub async fn end_session(&self, session_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/users/me/sessions/{session_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PATCH /api/v1/users/me`: absent fields are kept, `Some(None)` clears one.
+    pub async fn update_profile(&self, update: &UpdateProfileRequest) -> ClientResult<User> {
+        self.patch("/api/v1/users/me", Some(update)).await
+    }
+
+    /// `GET /api/v1/users/{user_id}`: another user's public profile.
+    pub async fn user(&self, user_id: &str) -> ClientResult<PublicUser> {
+        self.get(&format!("/api/v1/users/{user_id}")).await
+    }
+
+    /// `GET /api/v1/users?q=&after=&limit=`: users whose username starts with `q`, by
+    /// username; pass the previous page's `next` as `after`.
+    pub async fn search_users(
+        &self,
+        q: &str,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> ClientResult<UserList> {
+        let mut query = vec![("q", q.to_owned())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let req = self
+            .http
+            .get(format!("{}/api/v1/users", self.base))
+            .query(&query);
+        decode(self.authorize(req).send().await?).await
+    }
+
+    /// `PUT /api/v1/users/me/password` (expects `204`): every other session ends.
+    pub async fn change_password(&self, current: &str, new: &str) -> ClientResult<()> {
+        let body = ChangePasswordRequest {
+            current_password: current.into(),
+            new_password: new.into(),
+        };
+        self.send_empty(
+            reqwest::Method::PUT,
+            "/api/v1/users/me/password",
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/users/me` with the password (expects `204`): deletes the account.
+    pub async fn delete_account(&self, password: &str) -> ClientResult<()> {
+        let body = DeleteAccountRequest {
+            password: password.into(),
+        };
+        self.send_empty(reqwest::Method::DELETE, "/api/v1/users/me", Some(&body))
+            .await
+    }
+
+    /// `POST /api/v1/users/me/api-keys`: the answer holds the whole key, shown this once.
+    /// `expires_at` is an RFC 3339 time.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        expires_at: Option<&str>,
+    ) -> ClientResult<CreatedApiKey> {
+        let body = CreateApiKeyRequest {
+            name: name.into(),
+            expires_at: expires_at.map(Into::into),
+        };
+        self.post("/api/v1/users/me/api-keys", &body).await
+    }
+
+    /// `GET /api/v1/users/me/api-keys`: the caller's keys, without their secrets.
+    pub async fn api_keys(&self) -> ClientResult<Vec<ApiKeyInfo>> {
+        Ok(self
+            .get::<ApiKeyList>("/api/v1/users/me/api-keys")
+            .await?
+            .api_keys)
+    }
+
+    /// `DELETE /api/v1/users/me/api-keys/{key_id}` (expects `204`).
+    pub async fn revoke_api_key(&self, key_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/users/me/api-keys/{key_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/users/me/blocks/{user_id}`: returns the blocked user.
+    pub async fn block(&self, user_id: &str) -> ClientResult<PublicUser> {
+        self.put(&format!("/api/v1/users/me/blocks/{user_id}"), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /api/v1/users/me/blocks/{user_id}` (expects `204`).
+    pub async fn unblock(&self, user_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/users/me/blocks/{user_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/users/me/blocks`: the users the caller has blocked.
+    pub async fn blocks(&self) -> ClientResult<Vec<PublicUser>> {
+        Ok(self
+            .get::<BlockList>("/api/v1/users/me/blocks")
+            .await?
+            .blocked)
+    }
+
+    /// `GET /api/v1/admin/users?q=`: accounts whose username starts with `q` (admins only).
+    pub async fn admin_users(&self, q: &str) -> ClientResult<AdminUserList> {
+        let req = self
+            .http
+            .get(format!("{}/api/v1/admin/users", self.base))
+            .query(&[("q", q)]);
+        decode(self.authorize(req).send().await?).await
+    }
+
+    /// `PUT /api/v1/admin/users/{user_id}/role` (admins only).
+    pub async fn admin_set_role(&self, user_id: &str, role: Role) -> ClientResult<AdminUser> {
+        self.put(
+            &format!("/api/v1/admin/users/{user_id}/role"),
+            Some(&SetRoleRequest { role }),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/admin/users/{user_id}/disable` (admins only): the account's sessions
+    /// end and its logins are refused.
+    pub async fn admin_disable(&self, user_id: &str) -> ClientResult<AdminUser> {
+        self.post(
+            &format!("/api/v1/admin/users/{user_id}/disable"),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/admin/users/{user_id}/enable` (admins only).
+    pub async fn admin_enable(&self, user_id: &str) -> ClientResult<AdminUser> {
+        self.post(&format!("/api/v1/admin/users/{user_id}/enable"), &json!({}))
+            .await
     }
 
     /// `POST /api/v1/rooms`.
@@ -233,6 +448,86 @@ impl Client {
         decode(self.authorize(req).send().await?).await
     }
 
+    /// `PUT path` with an optional JSON body and the bearer token, decoded as `T` (use
+    /// `T = ()` for an empty answer).
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    /// `PATCH path` with an optional JSON body and the bearer token, decoded as `T`.
+    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        self.send(reqwest::Method::PATCH, path, body).await
+    }
+
+    /// `DELETE path` with an optional JSON body and the bearer token, decoded as `T` (use
+    /// `T = ()` for `204 No Content`).
+    pub async fn delete<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        self.send(reqwest::Method::DELETE, path, body).await
+    }
+
+    /// `method path` with an optional JSON body and the bearer token, decoded as `T`. An
+    /// empty success body decodes as JSON `null`, so `T = ()` accepts it.
+    pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        decode(self.request_builder(method, path, body).send().await?).await
+    }
+
+    /// `method path` with an optional JSON body and the bearer token, for routes that
+    /// answer `204 No Content`: any other status is an error (an error status as
+    /// [`ClientError::Api`], another success status as [`ClientError::Decode`]); the body
+    /// is ignored.
+    pub async fn send_empty<B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<()> {
+        let resp = self.request_builder(method, path, body).send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status == reqwest::StatusCode::NO_CONTENT {
+            Ok(())
+        } else if status.is_success() {
+            Err(ClientError::Decode(format!(
+                "expected 204 No Content, got {status}"
+            )))
+        } else {
+            Err(ClientError::Api {
+                status: status.as_u16(),
+                body: serde_json::from_slice(&bytes).ok(),
+            })
+        }
+    }
+
+    fn request_builder<B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        self.authorize(req)
+    }
+
     /// `method path` with a raw body (for tests of malformed input); returns the status and
     /// the body parsed as JSON (or `Value::Null` when it is not JSON).
     pub async fn raw(
@@ -284,8 +579,46 @@ impl Client {
     /// Opens a WebSocket authenticated with the `Authorization` header and waits for the
     /// `ready` event (available as [`Socket::ready`]).
     pub async fn connect(&self) -> ClientResult<Socket> {
-        let mut request = self
-            .ws_url()
+        self.connect_with(&[]).await
+    }
+
+    /// Opens a WebSocket with the client's bearer token (if any) plus `headers` (e.g.
+    /// `Origin` or `X-API-Key`; a header named here replaces the default one) and waits
+    /// for `ready`.
+    pub async fn connect_with(&self, headers: &[(&str, &str)]) -> ClientResult<Socket> {
+        Socket::open(self.ws_request(None, headers)?).await
+    }
+
+    /// Opens a WebSocket authenticated with `token` (an access token or API key) in the
+    /// `Authorization` header instead of the client's own, and waits for `ready`.
+    pub async fn connect_with_token(&self, token: &str) -> ClientResult<Socket> {
+        let bearer = format!("Bearer {token}");
+        Socket::open(self.ws_request(None, &[("authorization", &bearer)])?).await
+    }
+
+    /// Opens a WebSocket authenticated only by the query parameter
+    /// `?access_token=<token>` (as browsers do; no `Authorization` header), and waits for
+    /// `ready`.
+    pub async fn connect_with_query_token(&self, token: &str) -> ClientResult<Socket> {
+        let mut request = self.ws_request(Some(token), &[])?;
+        request.headers_mut().remove("authorization");
+        Socket::open(request).await
+    }
+
+    /// The WebSocket handshake request: the client's bearer token (if any), then
+    /// `headers` (replacing headers of the same name), and `access_token` in the query
+    /// string when given. For tests that expect the handshake to be refused, pass it to
+    /// `tokio_tungstenite::connect_async` directly.
+    pub fn ws_request(
+        &self,
+        access_token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> ClientResult<WsRequest> {
+        let url = match access_token {
+            Some(token) => format!("{}?access_token={}", self.ws_url(), percent_encode(token)),
+            None => self.ws_url(),
+        };
+        let mut request = url
             .into_client_request()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         if let Some(t) = &self.token {
@@ -294,15 +627,37 @@ impl Client {
                 .map_err(|_| ClientError::Decode("token is not a header value".into()))?;
             request.headers_mut().insert("authorization", value);
         }
-        Socket::open(request).await
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ClientError::Decode(format!("header name {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| ClientError::Decode(format!("header value {value:?}: {e}")))?;
+            request.headers_mut().insert(name, value);
+        }
+        Ok(request)
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for a query value).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> ClientResult<T> {
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if status.is_success() {
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        // `204 No Content` (or any empty body) decodes as `null`, which `()` accepts.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()))
     } else {
         Err(ClientError::Api {
             status: status.as_u16(),

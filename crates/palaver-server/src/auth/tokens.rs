@@ -4,7 +4,7 @@
 //! sides (a token naming any other `alg`, including `none`, is rejected); they are
 //! explicitly typed `at+jwt` (RFC 8725 §3.11, RFC 9068), and a JWT of any other `typ` is
 //! refused; `iss`, `aud`, `exp`, `nbf` and `sub` are required and checked. Claims: `sub`
-//! (user id), `sid` (session id), `iat`, `nbf`, `exp` (seconds since the epoch),
+//! (user id), `sid` (session id), `jti` (unique), `iat`, `nbf`, `exp` (seconds since the epoch),
 //! `iss` = `aud` = `"palaver"`.
 //!
 //! Refresh tokens are opaque: 256 random bits, base64url without padding; the server keeps
@@ -38,6 +38,9 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// A unique id for this token (RFC 9068 §2.2), so no two tokens are the same string.
+    #[serde(default)]
+    pub jti: String,
 }
 
 /// Signs and verifies access tokens with one HS256 key.
@@ -85,6 +88,7 @@ impl TokenIssuer {
             exp: now + self.ttl_secs,
             iss: ISSUER.into(),
             aud: ISSUER.into(),
+            jti: uuid::Uuid::now_v7().simple().to_string(),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
@@ -167,6 +171,7 @@ mod tests {
             exp: now + 600,
             iss: ISSUER.into(),
             aud: ISSUER.into(),
+            jti: "j".into(),
         }
     }
 

@@ -230,6 +230,7 @@ impl Service {
                 &now_rfc3339(),
                 &now_plus(self.auth.refresh_token_ttl_secs as i64),
                 &now_plus(-(self.auth.refresh_grace_secs as i64)),
+                &now_plus(-(self.auth.refresh_token_ttl_secs as i64)),
             )
             .await?;
         match outcome {

@@ -107,7 +107,8 @@ pub enum Rotation {
     /// The token was current until a rotation less than the grace window ago (a concurrent
     /// refresh): nothing changed.
     WithinGrace,
-    /// The token was already spent, outside the grace window: the session is now revoked.
+    /// The token was spent before (by any earlier rotation, or by the latest one outside
+    /// the grace window): the session is now revoked.
     Reused { session_id: String, user_id: String },
     /// No live session knows the token (or it expired).
     Unknown,
@@ -270,8 +271,9 @@ pub trait SessionStore: Send + Sync {
     async fn session_state(&self, id: &str, now: &str) -> StoreResult<Option<CredentialState>>;
 
     /// Spends refresh token `old_hash` and makes `new_hash` current, extending the session
-    /// to `expires_at`; see [`Rotation`] for the outcomes. `grace_cutoff` is the time before
-    /// which a rotation counts as outside the grace window.
+    /// to `expires_at`; see [`Rotation`] for the outcomes. Every spent token is remembered
+    /// (until `forget_before`), so presenting *any* of them again is reuse. `grace_cutoff`
+    /// is the time before which the latest rotation counts as outside the grace window.
     async fn rotate_refresh(
         &self,
         old_hash: &[u8],
@@ -279,6 +281,7 @@ pub trait SessionStore: Send + Sync {
         now: &str,
         expires_at: &str,
         grace_cutoff: &str,
+        forget_before: &str,
     ) -> StoreResult<Rotation>;
 
     /// The live sessions of a user, newest first.

@@ -112,3 +112,158 @@ async fn no_subcommand_means_serve_and_reads_palaver_toml() {
     );
     assert!(terminate_and_wait(child).success());
 }
+
+/// How long a one-shot `palaver` command (e.g. `admin create-user`) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `palaver <args>` to completion in `cwd` (so no stray `palaver.toml` is read),
+/// writing `stdin` to its standard input; panics if it takes longer than
+/// [`COMMAND_TIMEOUT`]. Returns its exit status, stdout and stderr.
+pub(crate) fn palaver(
+    args: &[&str],
+    cwd: &std::path::Path,
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::{Read as _, Write as _};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn palaver");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+        // Dropping `input` closes standard input.
+    }
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("palaver {args:?} did not finish within {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Asserts a `palaver` command succeeded, showing its output if not.
+#[track_caller]
+pub(crate) fn assert_command_ok(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "palaver failed with {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn admin_create_user_reads_the_password_from_stdin_and_set_role_changes_a_role() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("state");
+    let data = data.to_str().unwrap();
+
+    // No --password: the password is one line on standard input.
+    let created = palaver(
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "create-user",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--admin",
+        ],
+        cwd.path(),
+        Some("stdin-osprey-77\n"),
+    );
+    assert_command_ok(&created);
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        stdout.contains("created root") && stdout.contains("admin"),
+        "{stdout}"
+    );
+
+    // A server on the same data directory knows the admin, with that password.
+    let (child, url) = start(&["serve", "--port", "0", "--data-dir", data], cwd.path());
+    let mut admin = palaver_client::Client::new(url.clone());
+    let auth = admin
+        .login("root", "stdin-osprey-77")
+        .await
+        .expect("the admin logs in with the password read from stdin");
+    assert_eq!(auth.user.role, palaver_protocol::Role::Admin);
+    let listed = admin
+        .admin_users("")
+        .await
+        .expect("the admin may list /api/v1/admin/users");
+    let root = listed
+        .users
+        .iter()
+        .find(|u| u.user.username == "root")
+        .expect("root is listed");
+    assert_eq!(root.user.role, palaver_protocol::Role::Admin);
+    assert_eq!(root.disabled_at, None);
+
+    // `admin set-role` works on an existing account, also while the server runs.
+    let mut dora = palaver_client::Client::new(url);
+    dora.register("dora", "dora@example.com", "vivid-otter-42")
+        .await
+        .unwrap();
+    assert_eq!(dora.me().await.unwrap().role, palaver_protocol::Role::User);
+    let set = palaver(
+        &["admin", "--data-dir", data, "set-role", "dora", "moderator"],
+        cwd.path(),
+        None,
+    );
+    assert_command_ok(&set);
+    assert_eq!(
+        dora.me().await.unwrap().role,
+        palaver_protocol::Role::Moderator,
+        "the role set on the command line applies"
+    );
+    let listed = admin.admin_users("dora").await.unwrap();
+    assert_eq!(listed.users.len(), 1);
+    assert_eq!(listed.users[0].user.role, palaver_protocol::Role::Moderator);
+
+    // An unknown account is an error, not a silent success.
+    let unknown = palaver(
+        &["admin", "--data-dir", data, "set-role", "nobody", "admin"],
+        cwd.path(),
+        None,
+    );
+    assert!(
+        !unknown.status.success(),
+        "set-role of an unknown user must fail"
+    );
+    assert!(terminate_and_wait(child).success());
+}

@@ -4,7 +4,9 @@
 
 mod helpers;
 
+mod accounts;
 mod binary;
 mod chat;
 mod errors;
+mod openapi;
 mod restart;

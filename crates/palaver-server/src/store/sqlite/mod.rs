@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../../../migrations/sqlite/0002_accounts.sql"),
     ),
+    (
+        3,
+        "spent refresh tokens",
+        include_str!("../../../migrations/sqlite/0003_spent_refresh_tokens.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

@@ -284,6 +284,7 @@ impl SessionStore for SqliteStore {
         now: &str,
         expires_at: &str,
         grace_cutoff: &str,
+        forget_before: &str,
     ) -> StoreResult<Rotation> {
         // One writer connection: this transaction cannot interleave with another rotation,
         // so of two concurrent refreshes with the same token exactly one rotates.
@@ -303,15 +304,34 @@ impl SessionStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = rotated {
+            let session_id: String = row.try_get("id")?;
+            // Remember the spent token; forget ones spent before `forget_before` (they
+            // have expired by then and are refused as unknown anyway).
+            sqlx::query(
+                "INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )
+            .bind(old_hash)
+            .bind(&session_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM spent_refresh_tokens WHERE session_id = ?1 AND spent_at < ?2")
+                .bind(&session_id)
+                .bind(forget_before)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             return Ok(Rotation::Rotated {
-                session_id: row.try_get("id")?,
+                session_id,
                 user_id: row.try_get("user_id")?,
             });
         }
         let spent = sqlx::query(
-            "SELECT id, user_id, rotated_at FROM sessions
-             WHERE previous_token_hash = ?1 AND revoked_at IS NULL",
+            "SELECT s.id, s.user_id, s.rotated_at,
+                    (s.previous_token_hash = t.token_hash) AS latest
+             FROM spent_refresh_tokens t JOIN sessions s ON s.id = t.session_id
+             WHERE t.token_hash = ?1 AND s.revoked_at IS NULL",
         )
         .bind(old_hash)
         .fetch_optional(&mut *tx)
@@ -323,7 +343,9 @@ impl SessionStore for SqliteStore {
         let session_id: String = row.try_get("id")?;
         let user_id: String = row.try_get("user_id")?;
         let rotated_at: Option<String> = row.try_get("rotated_at")?;
-        if rotated_at.as_deref().is_some_and(|t| t > grace_cutoff) {
+        let latest: bool = row.try_get("latest")?;
+        // Only the token spent by the latest rotation can be a concurrent request.
+        if latest && rotated_at.as_deref().is_some_and(|t| t > grace_cutoff) {
             tx.rollback().await?;
             return Ok(Rotation::WithinGrace);
         }
