@@ -405,6 +405,8 @@ impl Client {
         let body = SendMessageRequest {
             content: content.into(),
             client_id: client_id.map(Into::into),
+            reply_to: None,
+            attachment_id: None,
         };
         self.post(&format!("/api/v1/rooms/{room_id}/messages"), &body)
             .await

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     RefreshConflict,
     /// A request conflicts with the current state (e.g. an admin demoting themself). HTTP 409.
     Conflict,
+    /// An upload whose sniffed media type is not accepted. HTTP 415.
+    UnsupportedMediaType,
 }
 
 impl ErrorCode {
@@ -75,6 +77,7 @@ impl ErrorCode {
             | ErrorCode::RefreshConflict
             | ErrorCode::Conflict => 409,
             ErrorCode::RateLimited => 429,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::AccountDisabled => 403,
             ErrorCode::RefreshTokenReused => 401,
             ErrorCode::PayloadTooLarge => 413,
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "refresh_token_reused",
             ErrorCode::RefreshConflict => "refresh_conflict",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
         }
     }
 }

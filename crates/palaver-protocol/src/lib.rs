@@ -18,4 +18,7 @@ pub mod rest;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use model::{Message, MessageSender, PublicUser, Role, Room, User, Visibility};
+pub use model::{
+    Attachment, Invitation, Member, MemberRole, Message, MessageEdit, MessageSender, MessageType,
+    PublicUser, Reaction, Role, Room, RoomKind, User, Visibility,
+};

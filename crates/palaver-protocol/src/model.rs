@@ -91,24 +91,162 @@ pub enum Visibility {
     Private,
 }
 
+/// What kind of conversation a room is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A named room (public channel or private group).
+    Channel,
+    /// The one direct-message room between two users.
+    Dm,
+}
+
+/// A member's role in a room: owners and admins moderate (kick, ban, edit the room);
+/// owners also delete the room and transfer ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl MemberRole {
+    /// The stored and wire name: `owner`, `admin` or `member`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "owner",
+            MemberRole::Admin => "admin",
+            MemberRole::Member => "member",
+        }
+    }
+
+    /// Parses a stored or wire name.
+    pub fn parse(s: &str) -> Option<MemberRole> {
+        match s {
+            "owner" => Some(MemberRole::Owner),
+            "admin" => Some(MemberRole::Admin),
+            "member" => Some(MemberRole::Member),
+            _ => None,
+        }
+    }
+
+    /// Owners and admins moderate.
+    pub fn moderates(self) -> bool {
+        matches!(self, MemberRole::Owner | MemberRole::Admin)
+    }
+}
+
 /// A room as its members (or the public directory) see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     /// UUIDv7.
     pub id: String,
-    /// 1–100 characters.
+    /// 1–100 characters (for a DM: the two usernames).
     pub name: String,
     pub topic: Option<String>,
     pub visibility: Visibility,
+    pub kind: RoomKind,
     /// The user who created the room.
     pub created_by: String,
     /// RFC 3339 UTC.
     pub created_at: String,
-    /// The seq of the newest message (0 when the room has none).
+    /// The room's latest seq (0 when nothing happened yet).
     pub last_seq: i64,
     /// Number of members.
     pub member_count: i64,
+    /// The caller's role, in views for a member (`null` in the public directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub my_role: Option<MemberRole>,
+    /// The caller's read marker: the highest seq they have read (member views only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<i64>,
+    /// Messages by others after the caller's read marker that are not deleted (member
+    /// views only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
+    /// The newest message, or `null` (in `GET /api/v1/rooms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<Box<Message>>,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub role: MemberRole,
+    /// RFC 3339 UTC.
+    pub joined_at: String,
+}
+
+/// An invitation to a private room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invitation {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub inviter: MessageSender,
+    pub invitee_id: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A stored file, referenced by attachment messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attachment {
+    pub id: String,
+    /// The uploaded file name (sanitised).
+    pub filename: String,
+    /// The type sniffed from the bytes, not the one the client claimed.
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Where to download it (`GET`, authenticated).
+    pub url: String,
+}
+
+/// The reactions of one emoji on a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reaction {
+    /// One emoji grapheme.
+    pub emoji: String,
+    pub count: i64,
+    /// Who reacted, oldest first.
+    pub user_ids: Vec<String>,
+}
+
+/// A kind of message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    Text,
+    /// Carries an `attachment`; `content` is its caption (may be empty).
+    Attachment,
+}
+
+/// An earlier version of an edited message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageEdit {
+    /// 1 for the original text, then 2, 3, ...
+    pub version: i64,
+    pub content: String,
+    /// When this version was written (RFC 3339 UTC).
+    pub written_at: String,
 }
 
 /// The author of a message, denormalised into every message so clients need no lookup.
@@ -126,13 +264,34 @@ pub struct Message {
     /// UUIDv7.
     pub id: String,
     pub room_id: String,
-    /// Position in the room: starts at 1, gap-free, in commit order.
+    /// Position in the room: starts at 1, in commit order.
     pub seq: i64,
     pub sender: MessageSender,
-    /// 1–4000 characters (configurable).
+    /// 1–4000 characters (configurable); empty once deleted.
     pub content: String,
     /// The sender's idempotency key, if it gave one.
     pub client_id: Option<String>,
     /// RFC 3339 UTC.
     pub created_at: String,
+    #[serde(default = "text_type")]
+    pub message_type: MessageType,
+    /// The id of the message this one replies to (same room).
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// The attached file, for `attachment` messages.
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+    /// When the content was last edited (RFC 3339 UTC), or `null`.
+    #[serde(default)]
+    pub edited_at: Option<String>,
+    /// When the message was deleted (RFC 3339 UTC): a tombstone with no content.
+    #[serde(default)]
+    pub deleted_at: Option<String>,
+    /// Reactions, grouped by emoji, in order of first use.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+fn text_type() -> MessageType {
+    MessageType::Text
 }

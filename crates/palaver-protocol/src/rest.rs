@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Message, PublicUser, Role, Room, User, Visibility};
+use crate::model::{
+    Invitation, Member, MemberRole, Message, MessageEdit, PublicUser, Role, Room, User, Visibility,
+};
 
 /// `POST /api/v1/auth/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +74,13 @@ pub struct SendMessageRequest {
     /// the same sender in the same room returns the original message.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of a message in the same room this one replies to.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// An attachment (from `POST /api/v1/attachments`, uploaded by the sender) makes this
+    /// an `attachment` message; `content` is then an optional caption.
+    #[serde(default)]
+    pub attachment_id: Option<String>,
 }
 
 /// `GET /api/v1/rooms/{room_id}/messages?before=&after=&limit=`.
@@ -283,4 +292,80 @@ pub struct AdminUserList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetRoleRequest {
     pub role: Role,
+}
+
+/// `PATCH /api/v1/rooms/{room_id}`: absent = unchanged; `topic: null` clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateRoomRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub topic: Option<Option<String>>,
+}
+
+/// `POST /api/v1/rooms/{room_id}/invitations` and `POST /api/v1/dms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserRef {
+    pub user_id: String,
+}
+
+/// `GET /api/v1/invitations`: the caller's pending invitations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvitationList {
+    pub invitations: Vec<Invitation>,
+}
+
+/// `GET /api/v1/rooms/{room_id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberList {
+    pub members: Vec<Member>,
+}
+
+/// `PUT /api/v1/rooms/{room_id}/members/{user_id}/role`: `admin` or `member` (ownership
+/// moves with `POST .../transfer-ownership`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetMemberRoleRequest {
+    pub role: MemberRole,
+}
+
+/// `PATCH /api/v1/rooms/{room_id}/messages/{message_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EditMessageRequest {
+    pub content: String,
+}
+
+/// `GET /api/v1/rooms/{room_id}/messages/{message_id}/edits`: earlier versions, oldest
+/// first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EditList {
+    pub edits: Vec<MessageEdit>,
+}
+
+/// `POST /api/v1/rooms/{room_id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadRequest {
+    /// The highest seq the caller has read; the marker only moves forward.
+    pub seq: i64,
+}
+
+/// The answer to `POST /api/v1/rooms/{room_id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadState {
+    pub room_id: String,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
 }

@@ -30,9 +30,87 @@ pub struct ClientFrame {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendMessage {
     pub room_id: String,
+    #[serde(default)]
     pub content: String,
     #[serde(default)]
     pub client_id: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub attachment_id: Option<String>,
+}
+
+/// `message.edit` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditMessage {
+    pub room_id: String,
+    pub message_id: String,
+    pub content: String,
+}
+
+/// `message.delete` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub room_id: String,
+    pub message_id: String,
+}
+
+/// `reaction.add` and `reaction.remove` request data, and the data of the
+/// `reaction.added` and `reaction.removed` events (which add `user_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionChange {
+    pub room_id: String,
+    pub message_id: String,
+    pub emoji: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The seq of the change (events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+/// `room.join` and `room.leave` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomRef {
+    pub room_id: String,
+}
+
+/// `read` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkRead {
+    pub room_id: String,
+    pub seq: i64,
+}
+
+/// `receipt.updated` event data: `user_id` has read `room_id` up to `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub room_id: String,
+    pub user_id: String,
+    pub seq: i64,
+}
+
+/// `member.left` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLeft {
+    pub room_id: String,
+    pub user_id: String,
+    /// `left`, `kicked` or `banned`.
+    pub reason: String,
+}
+
+/// `member.updated` event data: a member's role changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberUpdated {
+    pub room_id: String,
+    pub user_id: String,
+    pub role: crate::model::MemberRole,
+}
+
+/// `room.deleted` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomDeleted {
+    pub room_id: String,
 }
 
 /// The reply to a client request.
@@ -103,6 +181,34 @@ pub enum Event {
     /// receive it too, and from then on receive the room's events).
     #[serde(rename = "member.joined")]
     MemberJoined(MemberJoined),
+    /// A message's content was edited.
+    #[serde(rename = "message.updated")]
+    MessageUpdated(Message),
+    /// A message was deleted: the data is its tombstone (no content).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted(Message),
+    #[serde(rename = "reaction.added")]
+    ReactionAdded(ReactionChange),
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved(ReactionChange),
+    /// A member moved their read marker.
+    #[serde(rename = "receipt.updated")]
+    ReceiptUpdated(Receipt),
+    /// A member left, was kicked or banned; they receive this event and nothing more from
+    /// the room.
+    #[serde(rename = "member.left")]
+    MemberLeft(MemberLeft),
+    #[serde(rename = "member.updated")]
+    MemberUpdated(MemberUpdated),
+    /// The room's name or topic changed.
+    #[serde(rename = "room.updated")]
+    RoomUpdated(Room),
+    /// The room was deleted; its members receive nothing more from it.
+    #[serde(rename = "room.deleted")]
+    RoomDeleted(RoomDeleted),
+    /// The recipient was invited to a room (sent to the invitee only).
+    #[serde(rename = "invitation.created")]
+    InvitationCreated(crate::model::Invitation),
     /// An error not tied to a request id (e.g. an unparseable frame).
     #[serde(rename = "error")]
     Error(ErrorDetail),

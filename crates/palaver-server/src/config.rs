@@ -32,6 +32,7 @@ pub struct Config {
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub cors: CorsConfig,
+    pub attachments: AttachmentsConfig,
     pub log: LogConfig,
 }
 
@@ -45,6 +46,7 @@ impl Default for Config {
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             cors: CorsConfig::default(),
+            attachments: AttachmentsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -175,6 +177,46 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// Uploaded files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttachmentsConfig {
+    /// Where files are kept; default `<data_dir>/attachments`.
+    pub dir: Option<PathBuf>,
+    /// Largest upload, in bytes; larger → `413 payload_too_large`, nothing stored.
+    /// Default 10 MiB.
+    pub max_bytes: usize,
+    /// Media types accepted, as sniffed from the bytes (the client's claim is ignored);
+    /// others → `415 unsupported_media_type`.
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            dir: None,
+            max_bytes: 10 * 1024 * 1024,
+            allowed_types: [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain",
+                "audio/mpeg",
+                "audio/ogg",
+                "audio/x-wav",
+                "video/mp4",
+                "video/webm",
+                "application/zip",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -241,6 +283,14 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Where attachments are stored.
+    pub fn attachments_dir(&self) -> PathBuf {
+        self.attachments
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("attachments"))
     }
 
     /// The SQLite database file inside the data directory.

@@ -20,7 +20,7 @@ use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::close_code;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::broker::{DisconnectTarget, Envelope, Membership};
+use crate::broker::{DisconnectTarget, Envelope, Membership, Topic};
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
@@ -139,10 +139,20 @@ impl Hub {
         self.unregistered.notify_waiters();
     }
 
-    /// Delivers `envelope` to every local connection in its room, applying its membership
-    /// change first. Never blocks: a connection whose queue is full is closed as a slow
-    /// consumer.
+    /// Delivers `envelope` to every local connection of its topic, applying its
+    /// membership change (see [`Membership`]). Never blocks: a connection whose queue is
+    /// full is closed as a slow consumer.
     pub fn deliver(&self, envelope: &Envelope) {
+        let room_id = match &envelope.topic {
+            Topic::User(user_id) => {
+                let ix = self.indexes.read().expect("hub lock poisoned");
+                if let Some(ids) = ix.by_user.get(user_id) {
+                    send_to(&ix, ids, &envelope.frame);
+                }
+                return;
+            }
+            Topic::Room(room_id) => room_id,
+        };
         if let Some(Membership::Joined { user_id }) = &envelope.membership {
             let mut ix = self.indexes.write().expect("hub lock poisoned");
             let ix = &mut *ix;
@@ -152,33 +162,41 @@ impl Hub {
                 .map(|s| s.iter().copied().collect())
                 .unwrap_or_default();
             for id in conn_ids {
-                add_rooms(ix, id, [envelope.room_id.clone()]);
+                add_rooms(ix, id, [room_id.clone()]);
             }
         }
-        let ix = self.indexes.read().expect("hub lock poisoned");
-        let Some(members) = ix.by_room.get(&envelope.room_id) else {
-            return;
-        };
-        for id in members {
-            let Some(conn) = ix.conns.get(id) else {
-                continue;
-            };
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                conn.queue.try_send(envelope.frame.clone())
-            {
-                let first_time = conn.close.send_if_modified(|close| {
-                    close.is_none() && {
-                        *close = Some(CloseReason {
-                            code: close_code::SLOW_CONSUMER,
-                            reason: "slow consumer: outbound queue full",
-                        });
-                        true
+        {
+            let ix = self.indexes.read().expect("hub lock poisoned");
+            if let Some(members) = ix.by_room.get(room_id) {
+                send_to(&ix, members, &envelope.frame);
+            }
+        }
+        match &envelope.membership {
+            Some(Membership::Left { user_id }) => {
+                let mut ix = self.indexes.write().expect("hub lock poisoned");
+                let conn_ids: Vec<ConnId> = ix
+                    .by_user
+                    .get(user_id)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                for id in conn_ids {
+                    if let Some(conn) = ix.conns.get_mut(&id) {
+                        conn.rooms.remove(room_id);
                     }
-                });
-                if first_time {
-                    tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
+                    remove_from(&mut ix.by_room, room_id, id);
                 }
             }
+            Some(Membership::Closed) => {
+                let mut ix = self.indexes.write().expect("hub lock poisoned");
+                if let Some(ids) = ix.by_room.remove(room_id) {
+                    for id in ids {
+                        if let Some(conn) = ix.conns.get_mut(&id) {
+                            conn.rooms.remove(room_id);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -234,6 +252,29 @@ impl Hub {
     }
 }
 
+/// Queues `frame` to each connection in `ids`; closes those whose queue is full.
+fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, frame: &Utf8Bytes) {
+    for id in ids {
+        let Some(conn) = ix.conns.get(id) else {
+            continue;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(frame.clone()) {
+            let first_time = conn.close.send_if_modified(|close| {
+                close.is_none() && {
+                    *close = Some(CloseReason {
+                        code: close_code::SLOW_CONSUMER,
+                        reason: "slow consumer: outbound queue full",
+                    });
+                    true
+                }
+            });
+            if first_time {
+                tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
+            }
+        }
+    }
+}
+
 fn add_rooms(ix: &mut Indexes, id: ConnId, rooms: impl IntoIterator<Item = String>) {
     let Some(conn) = ix.conns.get_mut(&id) else {
         return;
@@ -260,7 +301,7 @@ mod tests {
 
     fn envelope(room: &str, text: &str) -> Envelope {
         Envelope {
-            room_id: room.into(),
+            topic: Topic::Room(room.into()),
             frame: Utf8Bytes::from(text.to_owned()),
             membership: None,
         }
@@ -289,6 +330,54 @@ mod tests {
         for tab in [&mut tab1, &mut tab2] {
             assert_eq!(tab.queue.try_recv().unwrap().as_str(), "joined");
         }
+    }
+
+    #[test]
+    fn a_leaver_gets_the_left_event_and_nothing_after() {
+        let hub = Hub::new();
+        let mut bob = hub.register("bob", "session:bob", ["r".to_string()], 8);
+        let mut alice = hub.register("alice", "session:alice", ["r".to_string()], 8);
+        let mut env = envelope("r", "left");
+        env.membership = Some(Membership::Left {
+            user_id: "bob".into(),
+        });
+        hub.deliver(&env);
+        hub.deliver(&envelope("r", "after"));
+        assert_eq!(bob.queue.try_recv().unwrap().as_str(), "left");
+        assert!(
+            bob.queue.try_recv().is_err(),
+            "bob receives nothing after leaving"
+        );
+        assert_eq!(alice.queue.try_recv().unwrap().as_str(), "left");
+        assert_eq!(alice.queue.try_recv().unwrap().as_str(), "after");
+    }
+
+    #[test]
+    fn user_topic_reaches_every_connection_of_that_user_only() {
+        let hub = Hub::new();
+        let mut a1 = hub.register("alice", "session:a1", [], 8);
+        let mut a2 = hub.register("alice", "session:a2", [], 8);
+        let mut bob = hub.register("bob", "session:bob", [], 8);
+        hub.deliver(&Envelope {
+            topic: Topic::User("alice".into()),
+            frame: Utf8Bytes::from_static("invited"),
+            membership: None,
+        });
+        assert_eq!(a1.queue.try_recv().unwrap().as_str(), "invited");
+        assert_eq!(a2.queue.try_recv().unwrap().as_str(), "invited");
+        assert!(bob.queue.try_recv().is_err());
+    }
+
+    #[test]
+    fn closing_a_room_stops_its_delivery() {
+        let hub = Hub::new();
+        let mut a = hub.register("alice", "session:a", ["r".to_string()], 8);
+        let mut env = envelope("r", "deleted");
+        env.membership = Some(Membership::Closed);
+        hub.deliver(&env);
+        hub.deliver(&envelope("r", "ghost"));
+        assert_eq!(a.queue.try_recv().unwrap().as_str(), "deleted");
+        assert!(a.queue.try_recv().is_err());
     }
 
     #[test]

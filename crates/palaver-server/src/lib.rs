@@ -42,6 +42,7 @@ use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
+use crate::store::files::LocalFiles;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -72,8 +73,15 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
     let store = db.store();
     let hub = Arc::new(Hub::new());
     let broker = Arc::new(MemoryBroker::new(hub.clone()));
+    let files = LocalFiles::new(config.attachments_dir()).with_context(|| {
+        format!(
+            "creating attachments directory {}",
+            config.attachments_dir().display()
+        )
+    })?;
     let service = Arc::new(Service::new(
         store.clone(),
+        Arc::new(files),
         broker,
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,

@@ -14,22 +14,35 @@ use axum::extract::ws::Utf8Bytes;
 
 use crate::hub::CloseReason;
 
-/// A change to a room's membership that hubs must apply before delivering the frame, so
-/// that the joiner's open connections receive this event and every later one.
+/// A change to a room's membership that hubs apply along with delivering the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Membership {
-    /// `user_id` became a member of the envelope's room.
+    /// `user_id` became a member of the room: their open connections are added *before*
+    /// the frame is delivered, so they receive this event and every later one.
     Joined { user_id: String },
+    /// `user_id` left (or was kicked or banned): the frame is delivered, *then* their
+    /// connections are removed, so they receive nothing more from the room.
+    Left { user_id: String },
+    /// The room was deleted: the frame is delivered, then every connection is removed.
+    Closed,
 }
 
-/// One event for one room, serialized once: every recipient gets the same bytes.
+/// Who receives an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// Every connection of every member of the room.
+    Room(String),
+    /// Every connection of one user (e.g. an invitation).
+    User(String),
+}
+
+/// One event for one topic, serialized once: every recipient gets the same bytes.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    /// Topic: the room whose members receive `frame`.
-    pub room_id: String,
+    pub topic: Topic,
     /// The JSON text of a server event (`{"type", "data"}`).
     pub frame: Utf8Bytes,
-    /// A membership change to apply first, if any.
+    /// A membership change to apply (for room topics), if any.
     pub membership: Option<Membership>,
 }
 

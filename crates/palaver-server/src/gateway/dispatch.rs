@@ -5,7 +5,10 @@
 //! and unknown types are answered and the connection stays open.
 
 use axum::extract::ws::Utf8Bytes;
-use palaver_protocol::ws::{ClientFrame, Event, Reply, RequestId, SendMessage};
+use palaver_protocol::ws::{
+    ClientFrame, EditMessage, Event, MarkRead, MessageRef, ReactionChange, Reply, RequestId,
+    RoomRef, SendMessage,
+};
 use palaver_protocol::ErrorCode;
 use serde_json::{json, Value};
 
@@ -13,6 +16,7 @@ use super::session::encode;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::from_value;
+use crate::service::messages::SendOptions;
 use crate::AppState;
 
 /// Handles one text frame; returns the reply or error event to queue.
@@ -43,14 +47,56 @@ pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Utf8B
 
 /// Runs request `kind` with its `data`; returns the reply data.
 async fn execute(state: &AppState, actor: &Actor, kind: &str, data: Value) -> AppResult<Value> {
+    let service = &state.service;
     match kind {
         "message.send" => {
             let req: SendMessage = from_value(data)?;
-            let message = state
-                .service
-                .send_message(actor, &req.room_id, &req.content, req.client_id.as_deref())
+            let options = SendOptions {
+                client_id: req.client_id.as_deref(),
+                reply_to: req.reply_to.as_deref(),
+                attachment_id: req.attachment_id.as_deref(),
+            };
+            to_value(
+                service
+                    .send_message(actor, &req.room_id, &req.content, options)
+                    .await?,
+            )
+        }
+        "message.edit" => {
+            let req: EditMessage = from_value(data)?;
+            let message = service
+                .edit_message(actor, &req.room_id, &req.message_id, &req.content)
                 .await?;
             to_value(message)
+        }
+        "message.delete" => {
+            let req: MessageRef = from_value(data)?;
+            to_value(
+                service
+                    .delete_message(actor, &req.room_id, &req.message_id)
+                    .await?,
+            )
+        }
+        "reaction.add" | "reaction.remove" => {
+            let req: ReactionChange = from_value(data)?;
+            let add = kind == "reaction.add";
+            let message = service
+                .react(actor, &req.room_id, &req.message_id, &req.emoji, add)
+                .await?;
+            to_value(message)
+        }
+        "read" => {
+            let req: MarkRead = from_value(data)?;
+            to_value(service.mark_read(actor, &req.room_id, req.seq).await?)
+        }
+        "room.join" => {
+            let req: RoomRef = from_value(data)?;
+            to_value(service.join_room(actor, &req.room_id).await?)
+        }
+        "room.leave" => {
+            let req: RoomRef = from_value(data)?;
+            service.leave_room(actor, &req.room_id).await?;
+            Ok(json!({}))
         }
         "ping" => Ok(json!({})),
         other => Err(AppError::new(

@@ -10,6 +10,7 @@ use palaver_protocol::Message;
 use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
+use crate::service::messages::SendOptions;
 use crate::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -69,7 +70,16 @@ async fn send(
 ) -> AppResult<(StatusCode, Json<Message>)> {
     let message = state
         .service
-        .send_message(&actor, &room_id, &req.content, req.client_id.as_deref())
+        .send_message(
+            &actor,
+            &room_id,
+            &req.content,
+            SendOptions {
+                client_id: req.client_id.as_deref(),
+                reply_to: req.reply_to.as_deref(),
+                attachment_id: req.attachment_id.as_deref(),
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(message)))
 }

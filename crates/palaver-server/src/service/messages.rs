@@ -1,34 +1,35 @@
-//! Messages: the send path (validate → membership → durable insert → publish) and history.
+//! Messages: the send path (validate → membership → durable insert → publish), history,
+//! edits with kept versions, tombstone deletes, reactions, and read markers.
 
-use palaver_protocol::rest::MessagePage;
-use palaver_protocol::ws::Event;
-use palaver_protocol::{Message, MessageSender};
+use std::collections::HashMap;
 
-use super::validate::{parse_client_id, Content};
+use palaver_protocol::rest::{MessagePage, ReadState};
+use palaver_protocol::ws::{Event, ReactionChange, Receipt};
+use palaver_protocol::{
+    ErrorCode, Message, MessageEdit, MessageSender, MessageType, Reaction, RoomKind,
+};
+
+use super::rooms::forbidden;
+use super::validate::{parse_client_id, parse_emoji, Content};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
-use crate::store::{MessageRow, NewMessage, PageQuery};
+use crate::store::{MessageRow, NewMessage, PageQuery, RoomRow};
 
 /// Largest history page.
 pub const MAX_PAGE: i64 = 100;
 /// History page size when none is asked for.
 pub const DEFAULT_PAGE: i64 = 50;
 
-/// The wire form of a stored message.
-pub fn message_to_wire(row: MessageRow) -> Message {
-    Message {
-        id: row.id,
-        room_id: row.room_id,
-        seq: row.seq,
-        sender: MessageSender {
-            id: row.sender_id,
-            username: row.sender_username,
-        },
-        content: row.content,
-        client_id: row.client_id,
-        created_at: row.created_at,
-    }
+/// What a send carries besides its content.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions<'a> {
+    /// Idempotency key.
+    pub client_id: Option<&'a str>,
+    /// A message of the same room this one replies to.
+    pub reply_to: Option<&'a str>,
+    /// An attachment the sender uploaded.
+    pub attachment_id: Option<&'a str>,
 }
 
 impl Service {
@@ -38,31 +39,73 @@ impl Service {
     /// same sender in the same room returns the original message and publishes nothing.
     ///
     /// # Errors
-    /// `422 validation_failed` (`content`, `client_id`), `404 not_found` (room),
-    /// `403 not_member`.
+    /// `422 validation_failed` (`content`, `client_id`, `reply_to` not in this room,
+    /// `attachment_id` not the sender's), `404 not_found` (room), `403 not_member`,
+    /// `403 forbidden` (a DM whose other member blocked the sender).
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id, room_id))]
     pub async fn send_message(
         &self,
         actor: &Actor,
         room_id: &str,
         content: &str,
-        client_id: Option<&str>,
+        options: SendOptions<'_>,
     ) -> AppResult<Message> {
-        let content = Content::parse(content, &self.limits)?;
-        let client_id = parse_client_id(client_id, &self.limits)?;
-        self.require_member(actor, room_id).await?;
+        let client_id = parse_client_id(options.client_id, &self.limits)?;
+        // An attachment message may have an empty caption; a text message may not.
+        let content = if options.attachment_id.is_some() && content.is_empty() {
+            String::new()
+        } else {
+            Content::parse(content, &self.limits)?.into_inner()
+        };
+        let (room, _) = self.require_member(actor, room_id).await?;
+        self.check_dm_not_blocked(actor, &room).await?;
+        if let Some(reply_to) = options.reply_to {
+            if self
+                .store
+                .messages
+                .message(room_id, reply_to)
+                .await?
+                .is_none()
+            {
+                return Err(AppError::validation(
+                    "reply_to",
+                    "reply_to must be a message of the same room",
+                ));
+            }
+        }
+        if let Some(attachment_id) = options.attachment_id {
+            let mine = self
+                .store
+                .attachments
+                .attachment(attachment_id)
+                .await?
+                .is_some_and(|a| a.uploader_id == actor.user_id);
+            if !mine {
+                return Err(AppError::validation(
+                    "attachment_id",
+                    "attachment_id must be an attachment you uploaded",
+                ));
+            }
+        }
         let new = NewMessage {
             id: new_id(),
             room_id: room_id.to_owned(),
             sender_id: actor.user_id.clone(),
-            content: content.into_inner(),
+            content,
             client_id,
             created_at: now_rfc3339(),
+            message_type: if options.attachment_id.is_some() {
+                MessageType::Attachment
+            } else {
+                MessageType::Text
+            },
+            reply_to: options.reply_to.map(str::to_owned),
+            attachment_id: options.attachment_id.map(str::to_owned),
         };
         // Held from commit to publish so that the room's events go out in seq order.
         let _order = self.room_lock(room_id).lock().await;
         let (row, created) = self.store.messages.insert_message(&new).await?;
-        let message = message_to_wire(row);
+        let message = self.message_to_wire(row).await?;
         if created {
             self.publish(room_id, &Event::MessageCreated(message.clone()), None)
                 .await;
@@ -71,7 +114,7 @@ impl Service {
     }
 
     /// A page of a room's history, ascending by seq. With neither cursor, the newest
-    /// `limit` messages.
+    /// `limit` messages. Deleted messages appear as tombstones.
     ///
     /// # Errors
     /// `422 validation_failed` for a `limit` outside 1..=100 or a negative cursor;
@@ -113,8 +156,267 @@ impl Service {
             )
             .await?;
         Ok(MessagePage {
-            messages: rows.into_iter().map(message_to_wire).collect(),
+            messages: self.messages_to_wire(rows).await?,
             has_more,
         })
+    }
+
+    /// The author edits a message; the previous text is kept (`edits`) and members get
+    /// `message.updated`.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found` (room, or a message not in this room);
+    /// `403 forbidden` for someone else's message; `409 conflict` for a deleted one;
+    /// `422 validation_failed` (`content`).
+    pub async fn edit_message(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+        content: &str,
+    ) -> AppResult<Message> {
+        let content = Content::parse(content, &self.limits)?;
+        self.require_member(actor, room_id).await?;
+        let message = self.message_in(room_id, message_id).await?;
+        if message.sender_id != actor.user_id {
+            return Err(forbidden("only the author can edit a message"));
+        }
+        if message.deleted_at.is_some() {
+            return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
+        }
+        let _order = self.room_lock(room_id).lock().await;
+        let row = self
+            .store
+            .messages
+            .edit_message(room_id, message_id, &content.into_inner(), &now_rfc3339())
+            .await?;
+        let message = self.message_to_wire(row).await?;
+        self.publish(room_id, &Event::MessageUpdated(message.clone()), None)
+            .await;
+        Ok(message)
+    }
+
+    /// The author, or a room owner or admin, deletes a message: it stays as a tombstone
+    /// with no content, reactions or edit history, and members get `message.deleted`.
+    /// Deleting a tombstone again is a no-op that succeeds.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`; `403 forbidden` for someone else's message when
+    /// the caller does not moderate the room.
+    pub async fn delete_message(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+    ) -> AppResult<Message> {
+        let (_, me) = self.require_member(actor, room_id).await?;
+        let message = self.message_in(room_id, message_id).await?;
+        if message.sender_id != actor.user_id && !me.role.moderates() {
+            return Err(forbidden(
+                "only the author or the room's owners and admins can delete a message",
+            ));
+        }
+        if message.deleted_at.is_some() {
+            return self.message_to_wire(message).await;
+        }
+        let _order = self.room_lock(room_id).lock().await;
+        let row = self
+            .store
+            .messages
+            .delete_message(room_id, message_id, &now_rfc3339())
+            .await?;
+        let tombstone = self.message_to_wire(row).await?;
+        self.publish(room_id, &Event::MessageDeleted(tombstone.clone()), None)
+            .await;
+        Ok(tombstone)
+    }
+
+    /// Earlier versions of a message, oldest first.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`.
+    pub async fn message_edits(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+    ) -> AppResult<Vec<MessageEdit>> {
+        self.require_member(actor, room_id).await?;
+        self.message_in(room_id, message_id).await?;
+        let rows = self.store.messages.edits(message_id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| MessageEdit {
+                version: e.version,
+                content: e.content,
+                written_at: e.written_at,
+            })
+            .collect())
+    }
+
+    /// Adds (`add = true`) or removes the caller's reaction `emoji` on a message; members
+    /// get `reaction.added` / `reaction.removed` when something changed.
+    ///
+    /// # Errors
+    /// `403 not_member` (and no event); `404 not_found`; `422 validation_failed`
+    /// (`emoji`: not exactly one emoji grapheme); `409 conflict` on a deleted message.
+    pub async fn react(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+        add: bool,
+    ) -> AppResult<Message> {
+        let emoji = parse_emoji(emoji)?;
+        self.require_member(actor, room_id).await?;
+        let message = self.message_in(room_id, message_id).await?;
+        if message.deleted_at.is_some() {
+            return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
+        }
+        let _order = self.room_lock(room_id).lock().await;
+        let changed = if add {
+            self.store
+                .messages
+                .add_reaction(message_id, &actor.user_id, &emoji, &now_rfc3339())
+                .await?
+        } else {
+            self.store
+                .messages
+                .remove_reaction(message_id, &actor.user_id, &emoji)
+                .await?
+        };
+        if changed {
+            let change = ReactionChange {
+                room_id: room_id.to_owned(),
+                message_id: message_id.to_owned(),
+                emoji,
+                user_id: Some(actor.user_id.clone()),
+                seq: None,
+            };
+            let event = if add {
+                Event::ReactionAdded(change)
+            } else {
+                Event::ReactionRemoved(change)
+            };
+            self.publish(room_id, &event, None).await;
+        }
+        self.message_to_wire(message).await
+    }
+
+    /// Moves the caller's read marker forward to `seq` (never back; capped at the room's
+    /// last seq); when it moves, members get `receipt.updated`.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`; `422 validation_failed` (`seq` < 0).
+    pub async fn mark_read(&self, actor: &Actor, room_id: &str, seq: i64) -> AppResult<ReadState> {
+        if seq < 0 {
+            return Err(AppError::validation("seq", "seq must be >= 0"));
+        }
+        let (_, me) = self.require_member(actor, room_id).await?;
+        let _order = self.room_lock(room_id).lock().await;
+        let (marker, unread) = self
+            .store
+            .rooms
+            .mark_read(room_id, &actor.user_id, seq)
+            .await?
+            .ok_or_else(|| {
+                AppError::new(ErrorCode::NotMember, "you are not a member of this room")
+            })?;
+        if marker > me.last_read_seq {
+            let event = Event::ReceiptUpdated(Receipt {
+                room_id: room_id.to_owned(),
+                user_id: actor.user_id.clone(),
+                seq: marker,
+            });
+            self.publish(room_id, &event, None).await;
+        }
+        Ok(ReadState {
+            room_id: room_id.to_owned(),
+            last_read_seq: marker,
+            unread_count: unread,
+        })
+    }
+
+    /// In a DM, refuses a sender whom the other member has blocked.
+    async fn check_dm_not_blocked(&self, actor: &Actor, room: &RoomRow) -> AppResult<()> {
+        if room.kind != RoomKind::Dm {
+            return Ok(());
+        }
+        for member in self.store.rooms.members(&room.id).await? {
+            if member.user_id != actor.user_id
+                && self.is_blocked(&member.user_id, &actor.user_id).await?
+            {
+                return Err(forbidden("this user does not accept messages from you"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Message `message_id` of `room_id`, or `404` (also for another room's message).
+    async fn message_in(&self, room_id: &str, message_id: &str) -> AppResult<MessageRow> {
+        self.store
+            .messages
+            .message(room_id, message_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("message"))
+    }
+
+    /// The wire form of one stored message.
+    pub(crate) async fn message_to_wire(&self, row: MessageRow) -> AppResult<Message> {
+        let mut v = self.messages_to_wire(vec![row]).await?;
+        v.pop()
+            .ok_or_else(|| AppError::internal("message vanished"))
+    }
+
+    /// The wire forms of stored messages, with their reactions and attachments.
+    pub(crate) async fn messages_to_wire(&self, rows: Vec<MessageRow>) -> AppResult<Vec<Message>> {
+        let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
+        let mut reactions: HashMap<String, Vec<Reaction>> = HashMap::new();
+        for r in self.store.messages.reactions(&ids).await? {
+            let list = reactions.entry(r.message_id).or_default();
+            match list.iter_mut().find(|x| x.emoji == r.emoji) {
+                Some(existing) => {
+                    existing.count += 1;
+                    existing.user_ids.push(r.user_id);
+                }
+                None => list.push(Reaction {
+                    emoji: r.emoji,
+                    count: 1,
+                    user_ids: vec![r.user_id],
+                }),
+            }
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let attachment = match &row.attachment_id {
+                Some(id) if row.deleted_at.is_none() => self
+                    .store
+                    .attachments
+                    .attachment(id)
+                    .await?
+                    .map(super::attachments::attachment_to_wire),
+                _ => None,
+            };
+            out.push(Message {
+                reactions: reactions.remove(&row.id).unwrap_or_default(),
+                id: row.id,
+                room_id: row.room_id,
+                seq: row.seq,
+                sender: MessageSender {
+                    id: row.sender_id,
+                    username: row.sender_username,
+                },
+                content: row.content,
+                client_id: row.client_id,
+                created_at: row.created_at,
+                message_type: row.message_type,
+                reply_to: row.reply_to,
+                attachment,
+                edited_at: row.edited_at,
+                deleted_at: row.deleted_at,
+            });
+        }
+        Ok(out)
     }
 }

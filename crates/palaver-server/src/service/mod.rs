@@ -9,14 +9,21 @@
 //! - [`admin`]: roles, disabling accounts, bootstrapping users from the command line.
 //! - [`blocks`]: who has blocked whom.
 //! - [`password_policy`]: NIST SP 800-63B password rules and the common-password list.
-//! - [`rooms`]: create, list, directory, join.
-//! - [`messages`]: send (durable, idempotent, published in seq order) and history.
+//! - [`rooms`]: create, list, directory, join, update, delete; the membership check.
+//! - [`members`]: member list, leave, kick, ban, roles, ownership.
+//! - [`invitations`]: invitations to private rooms, direct messages.
+//! - [`messages`]: send (durable, idempotent, published in seq order), history, edits,
+//!   deletes, reactions, read markers.
+//! - [`attachments`]: uploads and downloads.
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
 pub mod admin;
+pub mod attachments;
 pub mod blocks;
 pub mod credentials;
+pub mod invitations;
+pub mod members;
 pub mod messages;
 pub mod password_policy;
 pub mod profiles;
@@ -30,8 +37,9 @@ use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::Event;
 
 use crate::auth::tokens::TokenIssuer;
-use crate::broker::{Broker, Envelope, Membership};
-use crate::config::{AuthConfig, Config, Limits};
+use crate::broker::{Broker, Envelope, Membership, Topic};
+use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits};
+use crate::store::files::FileStore;
 use crate::store::Store;
 
 /// Number of stripes in [`Service::room_locks`].
@@ -44,6 +52,8 @@ pub struct Service {
     pub(crate) tokens: TokenIssuer,
     pub(crate) limits: Limits,
     pub(crate) auth: AuthConfig,
+    pub(crate) attachments: AttachmentsConfig,
+    pub(crate) files: Arc<dyn FileStore>,
     pub(crate) rate: accounts::LoginLimiters,
     /// Striped per-room locks held from a room write's commit to its publication, so that
     /// events of one room are published in seq order.
@@ -52,9 +62,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds the service over a store and a broker, with settings from `config`.
+    /// Builds the service over a store, a file store and a broker, with settings from
+    /// `config`.
     pub fn new(
         store: Store,
+        files: Arc<dyn FileStore>,
         broker: Arc<dyn Broker>,
         tokens: TokenIssuer,
         config: &Config,
@@ -65,6 +77,8 @@ impl Service {
             tokens,
             limits: config.limits.clone(),
             auth: config.auth.clone(),
+            attachments: config.attachments.clone(),
+            files,
             rate: accounts::LoginLimiters::new(&config.rate_limits),
             room_locks: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -88,6 +102,12 @@ impl Service {
     /// is logged, not returned: the change is already committed, and clients that miss the
     /// live event catch up from history.
     async fn publish(&self, room_id: &str, event: &Event, membership: Option<Membership>) {
+        self.publish_to(Topic::Room(room_id.to_owned()), event, membership)
+            .await;
+    }
+
+    /// Serializes `event` once and publishes it to `topic`.
+    async fn publish_to(&self, topic: Topic, event: &Event, membership: Option<Membership>) {
         let frame = match serde_json::to_string(event) {
             Ok(text) => Utf8Bytes::from(text),
             Err(e) => {
@@ -96,12 +116,12 @@ impl Service {
             }
         };
         let envelope = Envelope {
-            room_id: room_id.to_owned(),
+            topic,
             frame,
             membership,
         };
         if let Err(e) = self.broker.publish(envelope).await {
-            tracing::error!(error = %e, room_id, "publishing event");
+            tracing::error!(error = %e, "publishing event");
         }
     }
 }

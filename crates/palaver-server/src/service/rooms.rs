@@ -1,30 +1,46 @@
-//! Rooms: create, list, the public directory, join.
+//! Rooms: create, list (with read state), the public directory, join, update, delete,
+//! and the membership check every room-scoped action starts with.
 
-use palaver_protocol::rest::CreateRoomRequest;
-use palaver_protocol::ws::{Event, MemberJoined, Ready};
-use palaver_protocol::{ErrorCode, Room, Visibility};
+use palaver_protocol::rest::{CreateRoomRequest, UpdateRoomRequest};
+use palaver_protocol::ws::{Event, MemberJoined, Ready, RoomDeleted};
+use palaver_protocol::{ErrorCode, MemberRole, Room, RoomKind, Visibility};
 
 use super::validate::{parse_topic, RoomName};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
 use crate::broker::Membership;
 use crate::error::{AppError, AppResult};
-use crate::store::{MemberRole, NewRoom, RoomRow};
+use crate::store::{MemberRoomRow, MemberRow, NewRoom, PageQuery, RoomRow};
 
 /// How many rooms the public directory lists.
 const DIRECTORY_LIMIT: i64 = 200;
 
-/// The wire form of a stored room.
+/// The wire form of a stored room (no member view).
 pub fn room_to_wire(row: RoomRow) -> Room {
     Room {
         id: row.id,
         name: row.name,
         topic: row.topic,
         visibility: row.visibility,
+        kind: row.kind,
         created_by: row.created_by,
         created_at: row.created_at,
         last_seq: row.last_seq,
         member_count: row.member_count,
+        my_role: None,
+        last_read_seq: None,
+        unread_count: None,
+        last_message: None,
+    }
+}
+
+/// The wire form of a room as one member sees it.
+fn member_room_to_wire(row: MemberRoomRow) -> Room {
+    Room {
+        my_role: Some(row.role),
+        last_read_seq: Some(row.last_read_seq),
+        unread_count: Some(row.unread_count),
+        ..room_to_wire(row.room)
     }
 }
 
@@ -42,6 +58,7 @@ impl Service {
             name: name.into_inner(),
             topic,
             visibility: req.visibility,
+            kind: RoomKind::Channel,
             created_by: actor.user_id.clone(),
             created_at: now_rfc3339(),
         };
@@ -49,8 +66,13 @@ impl Service {
         let row = self.store.rooms.create_room(&room).await?;
         // The creator's open connections start receiving the room's events.
         let _order = self.room_lock(&row.id).lock().await;
-        self.announce_join(actor, &row.id, username).await;
-        Ok(room_to_wire(row))
+        self.announce_join(&row.id, &actor.user_id, username).await;
+        Ok(Room {
+            my_role: Some(MemberRole::Owner),
+            last_read_seq: Some(0),
+            unread_count: Some(0),
+            ..room_to_wire(row)
+        })
     }
 
     /// What a new WebSocket connection is told first: the user and their rooms.
@@ -59,14 +81,34 @@ impl Service {
     /// `401 unauthorized` if the account no longer exists.
     pub async fn ready(&self, actor: &Actor) -> AppResult<Ready> {
         let user = self.me(actor).await?;
-        let rooms = self.my_rooms(actor).await?;
+        let rooms = self
+            .store
+            .rooms
+            .rooms_for_user(&actor.user_id)
+            .await?
+            .into_iter()
+            .map(member_room_to_wire)
+            .collect();
         Ok(Ready { user, rooms })
     }
 
-    /// Rooms the caller is a member of.
+    /// Rooms the caller is a member of, each with the caller's role, read marker, unread
+    /// count and the room's last message.
     pub async fn my_rooms(&self, actor: &Actor) -> AppResult<Vec<Room>> {
         let rows = self.store.rooms.rooms_for_user(&actor.user_id).await?;
-        Ok(rows.into_iter().map(room_to_wire).collect())
+        let mut rooms = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut room = member_room_to_wire(row);
+            let page = PageQuery {
+                before: None,
+                after: None,
+                limit: 1,
+            };
+            let (last, _) = self.store.messages.messages_page(&room.id, page).await?;
+            room.last_message = self.messages_to_wire(last).await?.pop().map(Box::new);
+            rooms.push(room);
+        }
+        Ok(rooms)
     }
 
     /// The public directory, newest first.
@@ -79,37 +121,110 @@ impl Service {
     /// The room's connected members, and the joiner's own connections, get `member.joined`.
     ///
     /// # Errors
-    /// `404 not_found` for an unknown room; `403 forbidden` for a private room the caller
-    /// is not a member of.
+    /// `404 not_found` for an unknown room; `403 forbidden` for a private room or DM the
+    /// caller is not a member of, or when the caller is banned from the room.
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id, room_id))]
     pub async fn join_room(&self, actor: &Actor, room_id: &str) -> AppResult<Room> {
         let room = self.room(room_id).await?;
         if self.store.rooms.is_member(room_id, &actor.user_id).await? {
             return Ok(room_to_wire(room));
         }
-        if room.visibility == Visibility::Private {
+        if room.visibility == Visibility::Private || room.kind == RoomKind::Dm {
             return Err(AppError::new(
                 ErrorCode::Forbidden,
                 "this room is private: it can be joined only by invitation",
             ));
         }
-        let username = self.me(actor).await?.username;
-        {
-            let _order = self.room_lock(room_id).lock().await;
-            let added = self
-                .store
-                .rooms
-                .add_member(room_id, &actor.user_id, MemberRole::Member, &now_rfc3339())
-                .await?;
-            if added {
-                self.announce_join(actor, room_id, username).await;
-            }
+        if self.store.rooms.is_banned(room_id, &actor.user_id).await? {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "you are banned from this room",
+            ));
         }
+        self.add_member(room_id, &actor.user_id, MemberRole::Member)
+            .await?;
         Ok(room_to_wire(self.room(room_id).await?))
     }
 
+    /// Renames a room or changes its topic; members get `room.updated`.
+    ///
+    /// # Errors
+    /// `403 forbidden` unless the caller is an owner or admin (and never for a DM);
+    /// `422 validation_failed` (`name`, `topic`).
+    pub async fn update_room(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: UpdateRoomRequest,
+    ) -> AppResult<Room> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        if room.kind == RoomKind::Dm || !me.role.moderates() {
+            return Err(forbidden("only the room's owners and admins can change it"));
+        }
+        let name = match req.name.as_deref() {
+            Some(raw) => RoomName::parse(raw, &self.limits)?.into_inner(),
+            None => room.name,
+        };
+        let topic = match req.topic {
+            None => room.topic,
+            Some(t) => parse_topic(t.as_deref(), &self.limits)?,
+        };
+        let _order = self.room_lock(room_id).lock().await;
+        let row = self
+            .store
+            .rooms
+            .update_room(room_id, &name, topic.as_deref(), &now_rfc3339())
+            .await?
+            .ok_or_else(|| AppError::not_found("room"))?;
+        let room = room_to_wire(row);
+        self.publish(room_id, &Event::RoomUpdated(room.clone()), None)
+            .await;
+        Ok(room)
+    }
+
+    /// Deletes a room with its history; members get `room.deleted` and nothing more.
+    ///
+    /// # Errors
+    /// `403 forbidden` unless the caller is an owner.
+    pub async fn delete_room(&self, actor: &Actor, room_id: &str) -> AppResult<()> {
+        let (_, me) = self.require_member(actor, room_id).await?;
+        if me.role != MemberRole::Owner {
+            return Err(forbidden("only the room's owners can delete it"));
+        }
+        let _order = self.room_lock(room_id).lock().await;
+        self.store.rooms.delete_room(room_id).await?;
+        let event = Event::RoomDeleted(RoomDeleted {
+            room_id: room_id.to_owned(),
+        });
+        self.publish(room_id, &event, Some(Membership::Closed))
+            .await;
+        Ok(())
+    }
+
+    /// The room and the caller's membership, for a room-scoped action.
+    ///
+    /// # Errors
+    /// `404 not_found` if the room does not exist; `403 not_member` if the caller is not a
+    /// member.
+    pub(crate) async fn require_member(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> AppResult<(RoomRow, MemberRow)> {
+        let room = self.room(room_id).await?;
+        let member = self
+            .store
+            .rooms
+            .member(room_id, &actor.user_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::new(ErrorCode::NotMember, "you are not a member of this room")
+            })?;
+        Ok((room, member))
+    }
+
     /// The room with this id, or `404 not_found`.
-    async fn room(&self, room_id: &str) -> AppResult<RoomRow> {
+    pub(crate) async fn room(&self, room_id: &str) -> AppResult<RoomRow> {
         self.store
             .rooms
             .room_by_id(room_id)
@@ -117,30 +232,43 @@ impl Service {
             .ok_or_else(|| AppError::not_found("room"))
     }
 
-    /// Publishes `member.joined` for the caller, adding their open connections to the
-    /// room first. The caller holds the room's order lock.
-    async fn announce_join(&self, actor: &Actor, room_id: &str, username: String) {
+    /// Adds `user_id` to a room with `role` and announces it (`member.joined`, adding the
+    /// user's open connections first). A no-op if already a member.
+    pub(crate) async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: MemberRole,
+    ) -> AppResult<()> {
+        let username = self.live_user(user_id).await?.username;
+        let _order = self.room_lock(room_id).lock().await;
+        let added = self
+            .store
+            .rooms
+            .add_member(room_id, user_id, role, &now_rfc3339())
+            .await?;
+        if added {
+            self.announce_join(room_id, user_id, username).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes `member.joined` for `user_id`, adding their open connections to the room
+    /// first. The caller holds the room's order lock.
+    pub(crate) async fn announce_join(&self, room_id: &str, user_id: &str, username: String) {
         let event = Event::MemberJoined(MemberJoined {
             room_id: room_id.to_owned(),
-            user_id: actor.user_id.clone(),
+            user_id: user_id.to_owned(),
             username,
         });
         let membership = Membership::Joined {
-            user_id: actor.user_id.clone(),
+            user_id: user_id.to_owned(),
         };
         self.publish(room_id, &event, Some(membership)).await;
     }
+}
 
-    /// Fails with `403 not_member` unless the caller is a member of `room_id`, or
-    /// `404 not_found` if the room does not exist.
-    pub(crate) async fn require_member(&self, actor: &Actor, room_id: &str) -> AppResult<()> {
-        if self.store.rooms.is_member(room_id, &actor.user_id).await? {
-            return Ok(());
-        }
-        self.room(room_id).await?;
-        Err(AppError::new(
-            ErrorCode::NotMember,
-            "you are not a member of this room",
-        ))
-    }
+/// `403 forbidden` with `message`.
+pub(crate) fn forbidden(message: &str) -> AppError {
+    AppError::new(ErrorCode::Forbidden, message)
 }

@@ -180,6 +180,18 @@ pub fn parse_client_id(raw: Option<&str>, limits: &Limits) -> AppResult<Option<S
     Ok(Some(raw.to_owned()))
 }
 
+/// A reaction: exactly one emoji (one grapheme, any skin tone), as listed by Unicode's
+/// emoji data (via the `emojis` crate). Returned as given.
+pub fn parse_emoji(raw: &str) -> AppResult<String> {
+    if raw.is_empty() || raw.len() > 64 || emojis::get(raw).is_none() {
+        return Err(AppError::validation(
+            "emoji",
+            "emoji must be a single emoji",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +274,16 @@ mod tests {
             field(Content::parse(&"x".repeat(4001), &l).unwrap_err()),
             "content"
         );
+    }
+
+    #[test]
+    fn emojis_are_single_graphemes() {
+        for ok in ["👍", "❤️", "👍🏽", "🇫🇷", "👨‍👩‍👧"] {
+            assert!(parse_emoji(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "👍👍", "👍 ", ":+1:", "hello"] {
+            assert_eq!(field(parse_emoji(bad).unwrap_err()), "emoji", "{bad:?}");
+        }
     }
 
     #[test]

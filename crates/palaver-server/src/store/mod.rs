@@ -11,12 +11,14 @@
 //! enforces (uniqueness, seq allocation, idempotency); the rules of who may do what live
 //! in `service/`.
 
+pub mod files;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use palaver_protocol::{Role, Visibility};
+pub use palaver_protocol::MemberRole;
+use palaver_protocol::{MessageType, Role, RoomKind, Visibility};
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]
@@ -135,10 +137,83 @@ pub struct RoomRow {
     pub name: String,
     pub topic: Option<String>,
     pub visibility: Visibility,
+    pub kind: RoomKind,
     pub created_by: String,
     pub created_at: String,
     pub last_seq: i64,
     pub member_count: i64,
+}
+
+/// A room as one member sees it: the room plus their membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRoomRow {
+    pub room: RoomRow,
+    pub role: MemberRole,
+    pub last_read_seq: i64,
+    /// Undeleted messages by others after `last_read_seq`.
+    pub unread_count: i64,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub role: MemberRole,
+    pub joined_at: String,
+    pub last_read_seq: i64,
+}
+
+/// What [`RoomStore::leave`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    /// Whether the user was a member (and is not any more).
+    pub removed: bool,
+    /// If the last owner left: the member who became owner (longest-standing admin, else
+    /// longest-standing member).
+    pub new_owner: Option<String>,
+}
+
+/// A stored invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub inviter_id: String,
+    pub inviter_username: String,
+    pub invitee_id: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// A stored attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRow {
+    pub id: String,
+    pub uploader_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub storage_key: String,
+    pub created_at: String,
+}
+
+/// One user's reaction to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionRow {
+    pub message_id: String,
+    pub emoji: String,
+    pub user_id: String,
+}
+
+/// An earlier version of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditRow {
+    pub version: i64,
+    pub content: String,
+    pub written_at: String,
 }
 
 /// A room to create.
@@ -148,27 +223,9 @@ pub struct NewRoom {
     pub name: String,
     pub topic: Option<String>,
     pub visibility: Visibility,
+    pub kind: RoomKind,
     pub created_by: String,
     pub created_at: String,
-}
-
-/// A member's role in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberRole {
-    Owner,
-    Admin,
-    Member,
-}
-
-impl MemberRole {
-    /// The stored name: `owner`, `admin` or `member`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberRole::Owner => "owner",
-            MemberRole::Admin => "admin",
-            MemberRole::Member => "member",
-        }
-    }
 }
 
 /// A stored message, with its sender's username joined in.
@@ -182,6 +239,11 @@ pub struct MessageRow {
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: String,
+    pub message_type: MessageType,
+    pub reply_to: Option<String>,
+    pub attachment_id: Option<String>,
+    pub edited_at: Option<String>,
+    pub deleted_at: Option<String>,
 }
 
 /// A message to store; its `seq` is assigned by the store.
@@ -193,6 +255,9 @@ pub struct NewMessage {
     pub content: String,
     pub client_id: Option<String>,
     pub created_at: String,
+    pub message_type: MessageType,
+    pub reply_to: Option<String>,
+    pub attachment_id: Option<String>,
 }
 
 /// Which page of a room's history to read. Seqs are exclusive bounds.
@@ -347,23 +412,53 @@ pub trait BlockStore: Send + Sync {
     async fn is_blocked(&self, blocker: &str, blocked: &str) -> StoreResult<bool>;
 }
 
-/// Rooms and their members.
+/// Rooms, their members, bans, invitations and read markers.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
     /// Creates a room and makes `created_by` its owner and first member, atomically.
     async fn create_room(&self, room: &NewRoom) -> StoreResult<RoomRow>;
 
+    /// The DM room between `room.created_by` and `other`, creating it (with both as
+    /// owners) if it does not exist; `dm_key` identifies the pair. Returns the room and
+    /// whether it was created now.
+    async fn open_dm(
+        &self,
+        room: &NewRoom,
+        other: &str,
+        dm_key: &str,
+    ) -> StoreResult<(RoomRow, bool)>;
+
     /// The room with this id, if any.
     async fn room_by_id(&self, room_id: &str) -> StoreResult<Option<RoomRow>>;
 
-    /// Rooms `user_id` is a member of, oldest membership first.
-    async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<RoomRow>>;
+    /// Rooms `user_id` is a member of, with their membership, oldest membership first.
+    async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>>;
 
     /// Public rooms, newest first, at most `limit`.
     async fn public_rooms(&self, limit: i64) -> StoreResult<Vec<RoomRow>>;
 
+    /// Sets name and topic; returns the updated room, `None` if it does not exist.
+    async fn update_room(
+        &self,
+        room_id: &str,
+        name: &str,
+        topic: Option<&str>,
+        at: &str,
+    ) -> StoreResult<Option<RoomRow>>;
+
+    /// Deletes a room with its members, messages, invitations and bans.
+    async fn delete_room(&self, room_id: &str) -> StoreResult<bool>;
+
+    /// `user_id`'s membership of `room_id`, if any.
+    async fn member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRow>>;
+
     /// Whether `user_id` is a member of `room_id`.
-    async fn is_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
+    async fn is_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        Ok(self.member(room_id, user_id).await?.is_some())
+    }
+
+    /// The members of a room, owners first, then by joining time.
+    async fn members(&self, room_id: &str) -> StoreResult<Vec<MemberRow>>;
 
     /// Adds a member with `role`. Returns `false` (and changes nothing) if already a member.
     ///
@@ -376,6 +471,70 @@ pub trait RoomStore: Send + Sync {
         role: MemberRole,
         joined_at: &str,
     ) -> StoreResult<bool>;
+
+    /// Removes a member; if they were the last owner, hands ownership to the
+    /// longest-standing admin, else the longest-standing member. With `ban_by`, also bans
+    /// them (atomically).
+    async fn leave(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        ban_by: Option<&str>,
+        at: &str,
+    ) -> StoreResult<Departure>;
+
+    /// Sets a member's role. Returns `false` if they are not a member.
+    async fn set_member_role(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: MemberRole,
+    ) -> StoreResult<bool>;
+
+    /// Makes `to` the owner and `from` an admin, atomically. Returns `false` if `to` is
+    /// not a member.
+    async fn transfer_ownership(&self, room_id: &str, from: &str, to: &str) -> StoreResult<bool>;
+
+    /// Whether `user_id` is banned from `room_id`.
+    async fn is_banned(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
+
+    /// Lifts a ban. Returns `false` if there was none.
+    async fn unban(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
+
+    /// Records a pending invitation; if one is already pending for this room and
+    /// invitee, returns that one instead.
+    async fn create_invitation(
+        &self,
+        id: &str,
+        room_id: &str,
+        inviter_id: &str,
+        invitee_id: &str,
+        at: &str,
+    ) -> StoreResult<InvitationRow>;
+
+    /// The pending invitations of `invitee_id`, newest first.
+    async fn pending_invitations(&self, invitee_id: &str) -> StoreResult<Vec<InvitationRow>>;
+
+    /// Invitation `id` if it is addressed to `invitee_id` and pending.
+    async fn pending_invitation(
+        &self,
+        id: &str,
+        invitee_id: &str,
+    ) -> StoreResult<Option<InvitationRow>>;
+
+    /// Accepts (adding the invitee as a member) or declines a pending invitation,
+    /// atomically. Returns `false` if it was not pending.
+    async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool>;
+
+    /// Moves `user_id`'s read marker in `room_id` forward to `seq` (capped at the room's
+    /// last seq; never backwards). Returns the marker after the call and the unread count,
+    /// or `None` if not a member.
+    async fn mark_read(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> StoreResult<Option<(i64, i64)>>;
 }
 
 /// Message history.
@@ -397,6 +556,64 @@ pub trait MessageStore: Send + Sync {
         room_id: &str,
         page: PageQuery,
     ) -> StoreResult<(Vec<MessageRow>, bool)>;
+
+    /// Message `message_id` if it is in `room_id` (an id from another room is `None`).
+    async fn message(&self, room_id: &str, message_id: &str) -> StoreResult<Option<MessageRow>>;
+
+    /// Replaces a message's content, keeping the previous version in its edit history.
+    async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        content: &str,
+        at: &str,
+    ) -> StoreResult<MessageRow>;
+
+    /// Turns a message into a tombstone: content emptied, reactions removed,
+    /// `deleted_at` set. Its edit history is removed too.
+    async fn delete_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        at: &str,
+    ) -> StoreResult<MessageRow>;
+
+    /// Earlier versions of a message, oldest first.
+    async fn edits(&self, message_id: &str) -> StoreResult<Vec<EditRow>>;
+
+    /// Adds a reaction. Returns `false` if the user already reacted with that emoji.
+    async fn add_reaction(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        at: &str,
+    ) -> StoreResult<bool>;
+
+    /// Removes a reaction. Returns `false` if there was none.
+    async fn remove_reaction(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+    ) -> StoreResult<bool>;
+
+    /// The reactions to the given messages, oldest first.
+    async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>>;
+}
+
+/// Uploaded files' metadata (the bytes live in an `AttachmentStorage`).
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    /// Records an uploaded file.
+    async fn create_attachment(&self, attachment: &AttachmentRow) -> StoreResult<()>;
+
+    /// The attachment with this id, if any.
+    async fn attachment(&self, id: &str) -> StoreResult<Option<AttachmentRow>>;
+
+    /// Whether `user_id` may download attachment `id`: they uploaded it, or they are a
+    /// member of a room where a message carrying it was posted.
+    async fn may_download(&self, id: &str, user_id: &str) -> StoreResult<bool>;
 }
 
 /// The database as a whole: liveness and orderly close.
@@ -420,4 +637,5 @@ pub struct Store {
     pub blocks: Arc<dyn BlockStore>,
     pub rooms: Arc<dyn RoomStore>,
     pub messages: Arc<dyn MessageStore>,
+    pub attachments: Arc<dyn AttachmentStore>,
 }

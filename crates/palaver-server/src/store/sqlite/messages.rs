@@ -1,16 +1,23 @@
-//! [`MessageStore`] on SQLite: seq allocation, idempotent inserts, history pages.
+//! [`MessageStore`] and [`AttachmentStore`] on SQLite: seq allocation, idempotent inserts,
+//! history pages, edits, tombstones, reactions, attachment metadata and access.
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::store::{MessageRow, MessageStore, NewMessage, PageQuery, StoreError, StoreResult};
+use palaver_protocol::MessageType;
+
+use crate::store::{
+    AttachmentRow, AttachmentStore, EditRow, MessageRow, MessageStore, NewMessage, PageQuery,
+    ReactionRow, StoreError, StoreResult,
+};
 
 /// Columns of a message row with its sender's username, for `FROM messages m`.
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
-     m.content, m.client_id, m.created_at";
+     m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, \
+     m.edited_at, m.deleted_at";
 
 fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
@@ -22,7 +29,39 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
         content: row.try_get("content")?,
         client_id: row.try_get("client_id")?,
         created_at: row.try_get("created_at")?,
+        message_type: match row.try_get::<String, _>("message_type")?.as_str() {
+            "attachment" => MessageType::Attachment,
+            _ => MessageType::Text,
+        },
+        reply_to: row.try_get("reply_to")?,
+        attachment_id: row.try_get("attachment_id")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted_at: row.try_get("deleted_at")?,
     })
+}
+
+fn message_type_str(t: MessageType) -> &'static str {
+    match t {
+        MessageType::Text => "text",
+        MessageType::Attachment => "attachment",
+    }
+}
+
+/// Reads one message of a room inside a transaction.
+async fn message_in(
+    conn: &mut sqlx::SqliteConnection,
+    room_id: &str,
+    message_id: &str,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+         WHERE m.room_id = ?1 AND m.id = ?2"
+    ))
+    .bind(room_id)
+    .bind(message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(message_from_row).transpose()
 }
 
 #[async_trait]
@@ -61,8 +100,9 @@ impl MessageStore for SqliteStore {
                 .await?
                 .ok_or(StoreError::NotFound)?;
         sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
+                                   message_type, reply_to, attachment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(&m.id)
         .bind(&m.room_id)
@@ -71,6 +111,9 @@ impl MessageStore for SqliteStore {
         .bind(&m.content)
         .bind(&m.client_id)
         .bind(&m.created_at)
+        .bind(message_type_str(m.message_type))
+        .bind(&m.reply_to)
+        .bind(&m.attachment_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -84,6 +127,11 @@ impl MessageStore for SqliteStore {
                 content: m.content.clone(),
                 client_id: m.client_id.clone(),
                 created_at: m.created_at.clone(),
+                message_type: m.message_type,
+                reply_to: m.reply_to.clone(),
+                attachment_id: m.attachment_id.clone(),
+                edited_at: None,
+                deleted_at: None,
             },
             true,
         ))
@@ -120,5 +168,226 @@ impl MessageStore for SqliteStore {
             messages.reverse();
         }
         Ok((messages, has_more))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn message(&self, room_id: &str, message_id: &str) -> StoreResult<Option<MessageRow>> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(message_in(&mut conn, room_id, message_id).await?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        content: &str,
+        at: &str,
+    ) -> StoreResult<MessageRow> {
+        let mut tx = self.writer.begin().await?;
+        let current = message_in(&mut tx, room_id, message_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM message_edits WHERE message_id = ?1",
+        )
+        .bind(message_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO message_edits (message_id, version, content, written_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(message_id)
+        .bind(version)
+        .bind(&current.content)
+        .bind(current.edited_at.as_deref().unwrap_or(&current.created_at))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE messages SET content = ?2, edited_at = ?3 WHERE id = ?1")
+            .bind(message_id)
+            .bind(content)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        let updated = message_in(&mut tx, room_id, message_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn delete_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        at: &str,
+    ) -> StoreResult<MessageRow> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE messages SET content = '', deleted_at = COALESCE(deleted_at, ?3)
+             WHERE room_id = ?1 AND id = ?2",
+        )
+        .bind(room_id)
+        .bind(message_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for table in ["reactions", "message_edits"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let tombstone = message_in(&mut tx, room_id, message_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(tombstone)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn edits(&self, message_id: &str) -> StoreResult<Vec<EditRow>> {
+        let rows = sqlx::query(
+            "SELECT version, content, written_at FROM message_edits
+             WHERE message_id = ?1 ORDER BY version",
+        )
+        .bind(message_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EditRow {
+                    version: r.try_get("version")?,
+                    content: r.try_get("content")?,
+                    written_at: r.try_get("written_at")?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn add_reaction(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        at: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(user_id)
+        .bind(emoji)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn remove_reaction(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3",
+        )
+        .bind(message_id)
+        .bind(user_id)
+        .bind(emoji)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>> {
+        if message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; message_ids.len()].join(", ");
+        let sql = format!(
+            "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN ({placeholders})
+             ORDER BY created_at, emoji, user_id"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in message_ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReactionRow {
+                    message_id: r.try_get("message_id")?,
+                    emoji: r.try_get("emoji")?,
+                    user_id: r.try_get("user_id")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
+    #[tracing::instrument(skip_all, err)]
+    async fn create_attachment(&self, a: &AttachmentRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO attachments (id, uploader_id, filename, content_type, size, storage_key,
+                                      created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&a.id)
+        .bind(&a.uploader_id)
+        .bind(&a.filename)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.storage_key)
+        .bind(&a.created_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn attachment(&self, id: &str) -> StoreResult<Option<AttachmentRow>> {
+        let row = sqlx::query("SELECT * FROM attachments WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| {
+            Ok(AttachmentRow {
+                id: r.try_get("id")?,
+                uploader_id: r.try_get("uploader_id")?,
+                filename: r.try_get("filename")?,
+                content_type: r.try_get("content_type")?,
+                size: r.try_get("size")?,
+                storage_key: r.try_get("storage_key")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn may_download(&self, id: &str, user_id: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM attachments a WHERE a.id = ?1 AND (a.uploader_id = ?2 OR EXISTS (
+                 SELECT 1 FROM messages m JOIN room_members rm ON rm.room_id = m.room_id
+                 WHERE m.attachment_id = a.id AND m.deleted_at IS NULL AND rm.user_id = ?2))",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
     }
 }

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spent refresh tokens",
         include_str!("../../../migrations/sqlite/0003_spent_refresh_tokens.sql"),
     ),
+    (
+        4,
+        "conversations",
+        include_str!("../../../migrations/sqlite/0004_conversations.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
@@ -130,7 +135,8 @@ impl SqliteStore {
             api_keys: this.clone(),
             blocks: this.clone(),
             rooms: this.clone(),
-            messages: this,
+            messages: this.clone(),
+            attachments: this,
         }
     }
 }

@@ -1,16 +1,28 @@
-//! [`RoomStore`] on SQLite.
+//! [`RoomStore`] on SQLite: rooms, DMs, members, bans, invitations, read markers.
 
 use async_trait::async_trait;
-use palaver_protocol::Visibility;
+use palaver_protocol::{RoomKind, Visibility};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{foreign_key_violation, SqliteStore};
-use crate::store::{MemberRole, NewRoom, RoomRow, RoomStore, StoreError, StoreResult};
+use crate::store::{
+    Departure, InvitationRow, MemberRole, MemberRoomRow, MemberRow, NewRoom, RoomRow, RoomStore,
+    StoreError, StoreResult,
+};
 
 /// Columns of a room row plus its member count, for `SELECT ... FROM rooms r`.
-const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.visibility, r.created_by, r.created_at, \
-     r.last_seq, (SELECT COUNT(*) FROM room_members m WHERE m.room_id = r.id) AS member_count";
+const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.visibility, r.kind, r.created_by, \
+     r.created_at, r.last_seq, \
+     (SELECT COUNT(*) FROM room_members m WHERE m.room_id = r.id) AS member_count";
+
+/// Columns of a member row, for `FROM room_members m JOIN users u ON u.id = m.user_id`.
+const MEMBER_COLUMNS: &str =
+    "m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_seq";
+
+/// Columns of an invitation, for `FROM invitations i JOIN rooms r JOIN users u (inviter)`.
+const INVITATION_COLUMNS: &str = "i.id, i.room_id, r.name AS room_name, i.inviter_id, \
+     u.username AS inviter_username, i.invitee_id, i.status, i.created_at";
 
 fn visibility_to_str(v: Visibility) -> &'static str {
     match v {
@@ -19,8 +31,14 @@ fn visibility_to_str(v: Visibility) -> &'static str {
     }
 }
 
+fn role_of(row: &SqliteRow, column: &str) -> Result<MemberRole, sqlx::Error> {
+    let role: String = row.try_get(column)?;
+    Ok(MemberRole::parse(&role).unwrap_or(MemberRole::Member))
+}
+
 fn room_from_row(row: &SqliteRow) -> Result<RoomRow, sqlx::Error> {
     let visibility: String = row.try_get("visibility")?;
+    let kind: String = row.try_get("kind")?;
     Ok(RoomRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -29,6 +47,10 @@ fn room_from_row(row: &SqliteRow) -> Result<RoomRow, sqlx::Error> {
             "public" => Visibility::Public,
             _ => Visibility::Private,
         },
+        kind: match kind.as_str() {
+            "dm" => RoomKind::Dm,
+            _ => RoomKind::Channel,
+        },
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
         last_seq: row.try_get("last_seq")?,
@@ -36,31 +58,91 @@ fn room_from_row(row: &SqliteRow) -> Result<RoomRow, sqlx::Error> {
     })
 }
 
-#[async_trait]
-impl RoomStore for SqliteStore {
-    #[tracing::instrument(skip_all, err)]
-    async fn create_room(&self, room: &NewRoom) -> StoreResult<RoomRow> {
-        let mut tx = self.writer.begin().await?;
+fn member_from_row(row: &SqliteRow) -> Result<MemberRow, sqlx::Error> {
+    Ok(MemberRow {
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        role: role_of(row, "role")?,
+        joined_at: row.try_get("joined_at")?,
+        last_read_seq: row.try_get("last_read_seq")?,
+    })
+}
+
+fn invitation_from_row(row: &SqliteRow) -> Result<InvitationRow, sqlx::Error> {
+    Ok(InvitationRow {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        room_name: row.try_get("room_name")?,
+        inviter_id: row.try_get("inviter_id")?,
+        inviter_username: row.try_get("inviter_username")?,
+        invitee_id: row.try_get("invitee_id")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl SqliteStore {
+    async fn insert_room(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        room: &NewRoom,
+        dm_key: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO rooms (id, name, topic, visibility, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO rooms (id, name, topic, visibility, kind, dm_key, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(&room.id)
         .bind(&room.name)
         .bind(&room.topic)
         .bind(visibility_to_str(room.visibility))
+        .bind(match room.kind {
+            RoomKind::Channel => "channel",
+            RoomKind::Dm => "dm",
+        })
+        .bind(dm_key)
         .bind(&room.created_by)
         .bind(&room.created_at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        Ok(())
+    }
+}
+
+async fn insert_member(
+    tx: &mut sqlx::SqliteConnection,
+    room_id: &str,
+    user_id: &str,
+    role: MemberRole,
+    at: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl RoomStore for SqliteStore {
+    #[tracing::instrument(skip_all, err)]
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<RoomRow> {
+        let mut tx = self.writer.begin().await?;
+        self.insert_room(&mut tx, room, None).await?;
+        insert_member(
+            &mut tx,
+            &room.id,
+            &room.created_by,
+            MemberRole::Owner,
+            &room.created_at,
         )
-        .bind(&room.id)
-        .bind(&room.created_by)
-        .bind(MemberRole::Owner.as_str())
-        .bind(&room.created_at)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(RoomRow {
@@ -68,11 +150,53 @@ impl RoomStore for SqliteStore {
             name: room.name.clone(),
             topic: room.topic.clone(),
             visibility: room.visibility,
+            kind: room.kind,
             created_by: room.created_by.clone(),
             created_at: room.created_at.clone(),
             last_seq: 0,
             member_count: 1,
         })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn open_dm(
+        &self,
+        room: &NewRoom,
+        other: &str,
+        dm_key: &str,
+    ) -> StoreResult<(RoomRow, bool)> {
+        let mut tx = self.writer.begin().await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM rooms WHERE dm_key = ?1")
+            .bind(dm_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let created = existing.is_none();
+        let room_id = match existing {
+            Some(id) => id,
+            None => {
+                self.insert_room(&mut tx, room, Some(dm_key)).await?;
+                for user in [room.created_by.as_str(), other] {
+                    insert_member(&mut tx, &room.id, user, MemberRole::Owner, &room.created_at)
+                        .await
+                        .map_err(|e| {
+                            if foreign_key_violation(&e) {
+                                StoreError::NotFound
+                            } else {
+                                StoreError::Database(e)
+                            }
+                        })?;
+                }
+                room.id.clone()
+            }
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = ?1"
+        ))
+        .bind(&room_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((room_from_row(&row)?, created))
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -87,21 +211,35 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<RoomRow>> {
+    async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM room_members me JOIN rooms r ON r.id = me.room_id
+            "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq,
+                    (SELECT COUNT(*) FROM messages x
+                     WHERE x.room_id = r.id AND x.seq > me.last_read_seq
+                       AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count
+             FROM room_members me JOIN rooms r ON r.id = me.room_id
              WHERE me.user_id = ?1 ORDER BY me.joined_at, r.id"
         ))
         .bind(user_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(room_from_row).collect::<Result<_, _>>()?)
+        rows.iter()
+            .map(|row| {
+                Ok(MemberRoomRow {
+                    room: room_from_row(row)?,
+                    role: role_of(row, "my_role")?,
+                    last_read_seq: row.try_get("last_read_seq")?,
+                    unread_count: row.try_get("unread_count")?,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all, err)]
     async fn public_rooms(&self, limit: i64) -> StoreResult<Vec<RoomRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.visibility = 'public'
+            "SELECT {ROOM_COLUMNS} FROM rooms r
+             WHERE r.visibility = 'public' AND r.kind = 'channel'
              ORDER BY r.created_at DESC, r.id DESC LIMIT ?1"
         ))
         .bind(limit)
@@ -111,14 +249,74 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn is_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2")
+    async fn update_room(
+        &self,
+        room_id: &str,
+        name: &str,
+        topic: Option<&str>,
+        at: &str,
+    ) -> StoreResult<Option<RoomRow>> {
+        let mut tx = self.writer.begin().await?;
+        let done =
+            sqlx::query("UPDATE rooms SET name = ?2, topic = ?3, updated_at = ?4 WHERE id = ?1")
                 .bind(room_id)
-                .bind(user_id)
-                .fetch_optional(&self.reader)
+                .bind(name)
+                .bind(topic)
+                .bind(at)
+                .execute(&mut *tx)
                 .await?;
-        Ok(found.is_some())
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = ?1"
+        ))
+        .bind(room_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(room_from_row(&row)?))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn delete_room(&self, room_id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        // Reactions and edits cascade from messages; messages, members, bans and
+        // invitations cascade from the room.
+        let done = sqlx::query("DELETE FROM rooms WHERE id = ?1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM room_members m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = ?1 AND m.user_id = ?2"
+        ))
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(member_from_row).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn members(&self, room_id: &str) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM room_members m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = ?1
+             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END,
+                      m.joined_at, m.user_id"
+        ))
+        .bind(room_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(member_from_row).collect::<Result<_, _>>()?)
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -129,23 +327,263 @@ impl RoomStore for SqliteStore {
         role: MemberRole,
         joined_at: &str,
     ) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (room_id, user_id) DO NOTHING",
+        let mut conn = self.writer.acquire().await?;
+        insert_member(&mut conn, room_id, user_id, role, joined_at)
+            .await
+            .map_err(|e| {
+                if foreign_key_violation(&e) {
+                    StoreError::NotFound
+                } else {
+                    StoreError::Database(e)
+                }
+            })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn leave(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        ban_by: Option<&str>,
+        at: &str,
+    ) -> StoreResult<Departure> {
+        let mut tx = self.writer.begin().await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
         )
         .bind(room_id)
         .bind(user_id)
-        .bind(role.as_str())
-        .bind(joined_at)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| {
-            if foreign_key_violation(&e) {
-                StoreError::NotFound
-            } else {
-                StoreError::Database(e)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(by) = ban_by {
+            sqlx::query(
+                "INSERT INTO room_bans (room_id, user_id, banned_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .bind(by)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut new_owner = None;
+        if role.as_deref() == Some("owner") {
+            let owners: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 AND role = 'owner'",
+            )
+            .bind(room_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if owners == 0 {
+                new_owner = sqlx::query_scalar(
+                    "UPDATE room_members SET role = 'owner'
+                     WHERE room_id = ?1 AND user_id = (
+                         SELECT user_id FROM room_members WHERE room_id = ?1
+                         ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id
+                         LIMIT 1)
+                     RETURNING user_id",
+                )
+                .bind(room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             }
-        })?;
-        Ok(result.rows_affected() == 1)
+        }
+        tx.commit().await?;
+        Ok(Departure {
+            removed: role.is_some(),
+            new_owner,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn set_member_role(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: MemberRole,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
+                .bind(room_id)
+                .bind(user_id)
+                .bind(role.as_str())
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn transfer_ownership(&self, room_id: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE room_members SET role = 'owner' WHERE room_id = ?1 AND user_id = ?2",
+        )
+        .bind(room_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE room_members SET role = 'admin' WHERE room_id = ?1 AND user_id = ?2")
+            .bind(room_id)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn is_banned(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM room_bans WHERE room_id = ?1 AND user_id = ?2")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn unban(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM room_bans WHERE room_id = ?1 AND user_id = ?2")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn create_invitation(
+        &self,
+        id: &str,
+        room_id: &str,
+        inviter_id: &str,
+        invitee_id: &str,
+        at: &str,
+    ) -> StoreResult<InvitationRow> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO invitations (id, room_id, inviter_id, invitee_id, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(room_id)
+        .bind(inviter_id)
+        .bind(invitee_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i
+             JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
+             WHERE i.room_id = ?1 AND i.invitee_id = ?2 AND i.status = 'pending'"
+        ))
+        .bind(room_id)
+        .bind(invitee_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(invitation_from_row(&row)?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn pending_invitations(&self, invitee_id: &str) -> StoreResult<Vec<InvitationRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i
+             JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
+             WHERE i.invitee_id = ?1 AND i.status = 'pending'
+             ORDER BY i.created_at DESC, i.id DESC"
+        ))
+        .bind(invitee_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(invitation_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn pending_invitation(
+        &self,
+        id: &str,
+        invitee_id: &str,
+    ) -> StoreResult<Option<InvitationRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i
+             JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
+             WHERE i.id = ?1 AND i.invitee_id = ?2 AND i.status = 'pending'"
+        ))
+        .bind(id)
+        .bind(invitee_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(invitation_from_row).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "UPDATE invitations SET status = ?2, responded_at = ?3
+             WHERE id = ?1 AND status = 'pending' RETURNING room_id, invitee_id",
+        )
+        .bind(id)
+        .bind(if accept { "accepted" } else { "declined" })
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if accept {
+            let room_id: String = row.try_get("room_id")?;
+            let invitee_id: String = row.try_get("invitee_id")?;
+            insert_member(&mut tx, &room_id, &invitee_id, MemberRole::Member, at).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn mark_read(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> StoreResult<Option<(i64, i64)>> {
+        let mut tx = self.writer.begin().await?;
+        let marker: Option<i64> = sqlx::query_scalar(
+            "UPDATE room_members
+             SET last_read_seq = MAX(last_read_seq,
+                                     MIN(?3, (SELECT last_seq FROM rooms WHERE id = ?1)))
+             WHERE room_id = ?1 AND user_id = ?2 RETURNING last_read_seq",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(marker) = marker else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let unread: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE room_id = ?1 AND seq > ?3
+               AND sender_id != ?2 AND deleted_at IS NULL",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(marker)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((marker, unread)))
     }
 }

@@ -1,0 +1,194 @@
+//! Invitations to private rooms, and direct messages.
+//!
+//! Any member of a channel may invite; the invitee gets `invitation.created` on all their
+//! connections and joins by accepting. A user who blocked the inviter cannot be invited
+//! by them, and a user who blocked someone cannot be sent a DM by them (nor can a DM be
+//! opened with them).
+
+use palaver_protocol::ws::Event;
+use palaver_protocol::{
+    ErrorCode, Invitation, MemberRole, MessageSender, Room, RoomKind, Visibility,
+};
+
+use super::rooms::{forbidden, room_to_wire};
+use super::{new_id, now_rfc3339, Service};
+use crate::auth::Actor;
+use crate::broker::Topic;
+use crate::error::{AppError, AppResult};
+use crate::store::{InvitationRow, NewRoom};
+
+fn invitation_to_wire(row: InvitationRow) -> Invitation {
+    Invitation {
+        id: row.id,
+        room_id: row.room_id,
+        room_name: row.room_name,
+        inviter: MessageSender {
+            id: row.inviter_id,
+            username: row.inviter_username,
+        },
+        invitee_id: row.invitee_id,
+        status: row.status,
+        created_at: row.created_at,
+    }
+}
+
+impl Service {
+    /// Invites `user_id` to a room the caller is a member of.
+    ///
+    /// # Errors
+    /// `403 not_member`; `403 forbidden` if the invitee blocked the caller, is banned, or
+    /// the room is a DM; `404 not_found` for an unknown user; `409 conflict` if they are
+    /// already a member; `422 validation_failed` (`user_id`) for oneself.
+    pub async fn invite(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> AppResult<Invitation> {
+        let (room, _) = self.require_member(actor, room_id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(forbidden("direct messages cannot have more members"));
+        }
+        if user_id == actor.user_id {
+            return Err(AppError::validation("user_id", "you are already a member"));
+        }
+        self.store
+            .users
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none() && u.disabled_at.is_none())
+            .ok_or_else(|| AppError::not_found("user"))?;
+        if self.is_blocked(user_id, &actor.user_id).await? {
+            return Err(forbidden("this user does not accept invitations from you"));
+        }
+        if self.store.rooms.is_banned(room_id, user_id).await? {
+            return Err(forbidden("this user is banned from the room"));
+        }
+        if self.store.rooms.is_member(room_id, user_id).await? {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "this user is already a member",
+            ));
+        }
+        let row = self
+            .store
+            .rooms
+            .create_invitation(&new_id(), room_id, &actor.user_id, user_id, &now_rfc3339())
+            .await?;
+        let invitation = invitation_to_wire(row);
+        self.publish_to(
+            Topic::User(user_id.to_owned()),
+            &Event::InvitationCreated(invitation.clone()),
+            None,
+        )
+        .await;
+        Ok(invitation)
+    }
+
+    /// The caller's pending invitations, newest first.
+    pub async fn invitations(&self, actor: &Actor) -> AppResult<Vec<Invitation>> {
+        let rows = self.store.rooms.pending_invitations(&actor.user_id).await?;
+        Ok(rows.into_iter().map(invitation_to_wire).collect())
+    }
+
+    /// Accepts (joining the room, `member.joined`) or declines one of the caller's
+    /// pending invitations.
+    ///
+    /// # Errors
+    /// `404 not_found` unless it is a pending invitation addressed to the caller;
+    /// `403 forbidden` if the caller was banned meanwhile.
+    pub async fn respond_invitation(
+        &self,
+        actor: &Actor,
+        invitation_id: &str,
+        accept: bool,
+    ) -> AppResult<Option<Room>> {
+        let invitation = self
+            .store
+            .rooms
+            .pending_invitation(invitation_id, &actor.user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("invitation"))?;
+        if accept
+            && self
+                .store
+                .rooms
+                .is_banned(&invitation.room_id, &actor.user_id)
+                .await?
+        {
+            return Err(forbidden("you are banned from this room"));
+        }
+        let username = self.live_user(&actor.user_id).await?.username;
+        let _order = self.room_lock(&invitation.room_id).lock().await;
+        if !self
+            .store
+            .rooms
+            .respond_invitation(invitation_id, accept, &now_rfc3339())
+            .await?
+        {
+            return Err(AppError::not_found("invitation"));
+        }
+        if !accept {
+            return Ok(None);
+        }
+        self.announce_join(&invitation.room_id, &actor.user_id, username)
+            .await;
+        drop(_order);
+        Ok(Some(room_to_wire(self.room(&invitation.room_id).await?)))
+    }
+
+    /// The one DM room between the caller and `user_id`, created the first time (both
+    /// become members and their connections get `member.joined`).
+    ///
+    /// # Errors
+    /// `422 validation_failed` (`user_id`) for oneself; `404 not_found` for an unknown
+    /// user; `403 forbidden` if that user blocked the caller.
+    pub async fn open_dm(&self, actor: &Actor, user_id: &str) -> AppResult<Room> {
+        if user_id == actor.user_id {
+            return Err(AppError::validation(
+                "user_id",
+                "a direct message needs another user",
+            ));
+        }
+        let other = self
+            .store
+            .users
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none() && u.disabled_at.is_none())
+            .ok_or_else(|| AppError::not_found("user"))?;
+        if self.is_blocked(user_id, &actor.user_id).await? {
+            return Err(forbidden(
+                "this user does not accept direct messages from you",
+            ));
+        }
+        let me = self.live_user(&actor.user_id).await?;
+        let (first, second) = if me.id < other.id {
+            (&me, &other)
+        } else {
+            (&other, &me)
+        };
+        let dm_key = format!("{}:{}", first.id, second.id);
+        let room = NewRoom {
+            id: new_id(),
+            name: format!("{}, {}", first.username, second.username),
+            topic: None,
+            visibility: Visibility::Private,
+            kind: RoomKind::Dm,
+            created_by: me.id.clone(),
+            created_at: now_rfc3339(),
+        };
+        let (row, created) = self.store.rooms.open_dm(&room, &other.id, &dm_key).await?;
+        if created {
+            let _order = self.room_lock(&row.id).lock().await;
+            self.announce_join(&row.id, &me.id, me.username.clone())
+                .await;
+            self.announce_join(&row.id, &other.id, other.username.clone())
+                .await;
+        }
+        Ok(Room {
+            my_role: Some(MemberRole::Owner),
+            ..room_to_wire(row)
+        })
+    }
+}

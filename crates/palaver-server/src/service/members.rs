@@ -1,0 +1,235 @@
+//! Room membership: the member list, leaving, kicking, banning, roles and ownership.
+//!
+//! Rules: owners and admins moderate; a moderator acts only on members of a lower role
+//! (owners on admins and members, admins on members); only owners change roles and
+//! transfer ownership; direct messages have no moderation. A member who leaves, is kicked
+//! or banned receives `member.left` and then nothing more from the room, on any
+//! connection.
+
+use palaver_protocol::ws::{Event, MemberLeft, MemberUpdated};
+use palaver_protocol::{ErrorCode, Member, MemberRole, RoomKind};
+
+use super::rooms::forbidden;
+use super::{now_rfc3339, Service};
+use crate::auth::Actor;
+use crate::broker::Membership;
+use crate::error::{AppError, AppResult};
+use crate::store::{MemberRow, RoomRow};
+
+fn member_to_wire(row: MemberRow) -> Member {
+    Member {
+        user_id: row.user_id,
+        username: row.username,
+        display_name: row.display_name,
+        role: row.role,
+        joined_at: row.joined_at,
+    }
+}
+
+impl Service {
+    /// The members of a room the caller is in, owners first.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`.
+    pub async fn members(&self, actor: &Actor, room_id: &str) -> AppResult<Vec<Member>> {
+        self.require_member(actor, room_id).await?;
+        let rows = self.store.rooms.members(room_id).await?;
+        Ok(rows.into_iter().map(member_to_wire).collect())
+    }
+
+    /// The caller leaves a room. If they were its last owner, ownership passes to the
+    /// longest-standing admin, else the longest-standing member (`member.updated`).
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`.
+    pub async fn leave_room(&self, actor: &Actor, room_id: &str) -> AppResult<()> {
+        self.require_member(actor, room_id).await?;
+        self.remove_member(room_id, &actor.user_id, None, "left")
+            .await
+    }
+
+    /// A moderator removes a member (who may rejoin a public room).
+    ///
+    /// # Errors
+    /// `403 forbidden` (not a moderator, a target of equal or higher role, or a DM);
+    /// `404 not_found` if the target is not a member.
+    pub async fn kick(&self, actor: &Actor, room_id: &str, user_id: &str) -> AppResult<()> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        let target = self.target_member(room_id, user_id).await?;
+        check_moderation(&room, &me, Some(&target))?;
+        self.remove_member(room_id, user_id, None, "kicked").await
+    }
+
+    /// A moderator bans a user: removes them if they are a member, and stops them from
+    /// joining or accepting invitations until unbanned.
+    ///
+    /// # Errors
+    /// `403 forbidden` (as for kick); `404 not_found` for an unknown user.
+    pub async fn ban(&self, actor: &Actor, room_id: &str, user_id: &str) -> AppResult<()> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        let target = self.store.rooms.member(room_id, user_id).await?;
+        if target.is_none() {
+            self.store
+                .users
+                .user_by_id(user_id)
+                .await?
+                .filter(|u| u.deleted_at.is_none())
+                .ok_or_else(|| AppError::not_found("user"))?;
+        }
+        check_moderation(&room, &me, target.as_ref())?;
+        self.remove_member(room_id, user_id, Some(&actor.user_id), "banned")
+            .await
+    }
+
+    /// A moderator lifts a ban.
+    ///
+    /// # Errors
+    /// `403 forbidden` unless a moderator; `404 not_found` if there is no such ban.
+    pub async fn unban(&self, actor: &Actor, room_id: &str, user_id: &str) -> AppResult<()> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        check_moderation(&room, &me, None)?;
+        if !self.store.rooms.unban(room_id, user_id).await? {
+            return Err(AppError::not_found("ban"));
+        }
+        Ok(())
+    }
+
+    /// An owner makes a member an admin or back a member (`member.updated`).
+    ///
+    /// # Errors
+    /// `403 forbidden` unless an owner (or in a DM); `404 not_found` if the target is not
+    /// a member; `422 validation_failed` (`role`) for `owner` (use transfer-ownership) or
+    /// an owner target.
+    pub async fn set_member_role(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+        role: MemberRole,
+    ) -> AppResult<Member> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        if room.kind == RoomKind::Dm || me.role != MemberRole::Owner {
+            return Err(forbidden("only the room's owners can change roles"));
+        }
+        let target = self.target_member(room_id, user_id).await?;
+        if role == MemberRole::Owner || target.role == MemberRole::Owner {
+            return Err(AppError::validation(
+                "role",
+                "owners change with transfer-ownership; roles set here are admin or member",
+            ));
+        }
+        let _order = self.room_lock(room_id).lock().await;
+        self.store
+            .rooms
+            .set_member_role(room_id, user_id, role)
+            .await?;
+        self.announce_role(room_id, user_id, role).await;
+        Ok(member_to_wire(MemberRow { role, ..target }))
+    }
+
+    /// The owner hands ownership to another member and becomes an admin.
+    ///
+    /// # Errors
+    /// `403 forbidden` unless an owner (or in a DM); `404 not_found` if the target is not a
+    /// member; `422 validation_failed` (`user_id`) for oneself.
+    pub async fn transfer_ownership(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> AppResult<()> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        if room.kind == RoomKind::Dm || me.role != MemberRole::Owner {
+            return Err(forbidden("only the room's owner can transfer ownership"));
+        }
+        if user_id == actor.user_id {
+            return Err(AppError::validation("user_id", "you already own this room"));
+        }
+        self.target_member(room_id, user_id).await?;
+        let _order = self.room_lock(room_id).lock().await;
+        if !self
+            .store
+            .rooms
+            .transfer_ownership(room_id, &actor.user_id, user_id)
+            .await?
+        {
+            return Err(AppError::not_found("member"));
+        }
+        self.announce_role(room_id, user_id, MemberRole::Owner)
+            .await;
+        self.announce_role(room_id, &actor.user_id, MemberRole::Admin)
+            .await;
+        Ok(())
+    }
+
+    /// Removes (and with `ban_by`, bans) a member, hands over ownership if needed, and
+    /// publishes `member.left` (after which the member's connections get nothing more).
+    async fn remove_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        ban_by: Option<&str>,
+        reason: &str,
+    ) -> AppResult<()> {
+        let _order = self.room_lock(room_id).lock().await;
+        let departure = self
+            .store
+            .rooms
+            .leave(room_id, user_id, ban_by, &now_rfc3339())
+            .await?;
+        if departure.removed {
+            let event = Event::MemberLeft(MemberLeft {
+                room_id: room_id.to_owned(),
+                user_id: user_id.to_owned(),
+                reason: reason.to_owned(),
+            });
+            let membership = Membership::Left {
+                user_id: user_id.to_owned(),
+            };
+            self.publish(room_id, &event, Some(membership)).await;
+        }
+        if let Some(owner) = departure.new_owner {
+            self.announce_role(room_id, &owner, MemberRole::Owner).await;
+        }
+        Ok(())
+    }
+
+    async fn announce_role(&self, room_id: &str, user_id: &str, role: MemberRole) {
+        let event = Event::MemberUpdated(MemberUpdated {
+            room_id: room_id.to_owned(),
+            user_id: user_id.to_owned(),
+            role,
+        });
+        self.publish(room_id, &event, None).await;
+    }
+
+    async fn target_member(&self, room_id: &str, user_id: &str) -> AppResult<MemberRow> {
+        self.store
+            .rooms
+            .member(room_id, user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("member"))
+    }
+}
+
+/// Whether `me` may moderate `target` (or moderate at all, with `None`) in `room`.
+fn check_moderation(room: &RoomRow, me: &MemberRow, target: Option<&MemberRow>) -> AppResult<()> {
+    if room.kind == RoomKind::Dm {
+        return Err(forbidden("direct messages have no moderation"));
+    }
+    if !me.role.moderates() {
+        return Err(forbidden("only the room's owners and admins can do this"));
+    }
+    if let Some(target) = target {
+        if target.user_id == me.user_id {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "you cannot moderate yourself; leave the room instead",
+            ));
+        }
+        if target.role >= me.role {
+            return Err(forbidden("you can only moderate members of a lower role"));
+        }
+    }
+    Ok(())
+}
