@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use palaver_protocol::rest::{MessagePage, SendMessageRequest};
+use palaver_protocol::rest::{EditList, EditMessageRequest, MessagePage, SendMessageRequest};
 use palaver_protocol::ErrorBody;
 use palaver_protocol::Message;
 
@@ -16,7 +16,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(history, send))
+    OpenApiRouter::new()
+        .routes(routes!(history, send))
+        .routes(routes!(edit, delete_message))
+        .routes(routes!(edits))
+        .routes(routes!(react, unreact))
 }
 
 /// # `GET /api/v1/rooms/{room_id}/messages?before=<seq>&after=<seq>&limit=<1..100>`
@@ -82,4 +86,116 @@ async fn send(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// # `PATCH /api/v1/rooms/{room_id}/messages/{message_id}`
+/// `{content}` (the author) → `200 Message`; the earlier text is kept; members get
+/// `message.updated`. `403 forbidden` (not the author); `404 not_found` (also a message
+/// of another room); `409 conflict` (deleted).
+#[utoipa::path(patch, path = "/rooms/{room_id}/messages/{message_id}", tag = "messages",
+    params(("room_id" = String, Path), ("message_id" = String, Path)),
+    request_body = EditMessageRequest,
+    responses((status = 200, description = "edited", body = Message),
+        (status = 403, description = "forbidden or not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "conflict: deleted", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn edit(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, message_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<EditMessageRequest>,
+) -> AppResult<Json<Message>> {
+    let message = state
+        .service
+        .edit_message(&actor, &room_id, &message_id, &req.content)
+        .await?;
+    Ok(Json(message))
+}
+
+/// # `DELETE /api/v1/rooms/{room_id}/messages/{message_id}`
+/// (the author, or a room owner or admin) → `200 Message`: the tombstone; members get
+/// `message.deleted`.
+#[utoipa::path(delete, path = "/rooms/{room_id}/messages/{message_id}", tag = "messages",
+    params(("room_id" = String, Path), ("message_id" = String, Path)),
+    responses((status = 200, description = "the tombstone", body = Message),
+        (status = 403, description = "forbidden or not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn delete_message(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, message_id)): Path<(String, String)>,
+) -> AppResult<Json<Message>> {
+    let tombstone = state
+        .service
+        .delete_message(&actor, &room_id, &message_id)
+        .await?;
+    Ok(Json(tombstone))
+}
+
+/// # `GET /api/v1/rooms/{room_id}/messages/{message_id}/edits`
+/// → `200 {edits: [MessageEdit]}`: earlier versions, oldest first.
+#[utoipa::path(get, path = "/rooms/{room_id}/messages/{message_id}/edits", tag = "messages",
+    params(("room_id" = String, Path), ("message_id" = String, Path)),
+    responses((status = 200, description = "earlier versions", body = EditList),
+        (status = 403, description = "not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn edits(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, message_id)): Path<(String, String)>,
+) -> AppResult<Json<EditList>> {
+    let edits = state
+        .service
+        .message_edits(&actor, &room_id, &message_id)
+        .await?;
+    Ok(Json(EditList { edits }))
+}
+
+/// # `PUT /api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}`
+/// → `200 Message` with its reactions; members get `reaction.added` (once per user and
+/// emoji). `422 validation_failed` (`emoji`: one emoji, URL-encoded).
+#[utoipa::path(put, path = "/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+    tag = "messages",
+    params(("room_id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path)),
+    responses((status = 200, description = "the message", body = Message),
+        (status = 403, description = "not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn react(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, message_id, emoji)): Path<(String, String, String)>,
+) -> AppResult<Json<Message>> {
+    let message = state
+        .service
+        .react(&actor, &room_id, &message_id, &emoji, true)
+        .await?;
+    Ok(Json(message))
+}
+
+/// # `DELETE /api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}`
+/// → `200 Message`; members get `reaction.removed` if the caller had reacted.
+#[utoipa::path(delete, path = "/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+    tag = "messages",
+    params(("room_id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path)),
+    responses((status = 200, description = "the message", body = Message),
+        (status = 403, description = "not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn unreact(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, message_id, emoji)): Path<(String, String, String)>,
+) -> AppResult<Json<Message>> {
+    let message = state
+        .service
+        .react(&actor, &room_id, &message_id, &emoji, false)
+        .await?;
+    Ok(Json(message))
 }

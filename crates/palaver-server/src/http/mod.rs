@@ -6,9 +6,11 @@
 //! [`AppError`](crate::error::AppError)s, rendered as `{"error": {"code", "message"}}`.
 
 mod admin;
+mod attachments;
 mod auth;
 pub mod extract;
 mod health;
+mod invitations;
 mod messages;
 mod rooms;
 mod users;
@@ -49,8 +51,9 @@ use crate::AppState;
         (name = "api_keys", description = "API keys for bots and devices"),
         (name = "blocks", description = "Blocking other users"),
         (name = "admin", description = "Account administration (admins only)"),
-        (name = "rooms", description = "Rooms and membership"),
-        (name = "messages", description = "Message history and sending"),
+        (name = "rooms", description = "Rooms, members and moderation"),
+        (name = "invitations", description = "Invitations to private rooms; direct messages"),
+        (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
         (name = "websocket", description = "The live connection"),
         (name = "health", description = "Liveness")
     )
@@ -81,12 +84,16 @@ impl Modify for SecuritySchemes {
 }
 
 /// The routes of `/api/v1` and `/healthz`, and the OpenAPI document describing them.
-pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn api(
+    attachment_limit: usize,
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let v1 = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(rooms::router())
+        .merge(invitations::router())
         .merge(messages::router())
+        .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(crate::gateway::router());
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -102,7 +109,7 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
 /// (Swagger UI, served from the binary: it works offline).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.service.limits().http_body_max_bytes;
-    let (api, health, doc) = api();
+    let (api, health, doc) = api(state.service.attachment_limit());
     let mut app = api
         .fallback(|| async { AppError::not_found("route") })
         .method_not_allowed_fallback(|| async {

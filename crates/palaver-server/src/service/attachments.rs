@@ -77,12 +77,7 @@ impl Service {
             return Err(AppError::validation("file", "the file is empty"));
         }
         let content_type = sniff(bytes);
-        if !self
-            .attachments
-            .allowed_types
-            .iter()
-            .any(|t| *t == content_type)
-        {
+        if !self.attachments.allowed_types.contains(&content_type) {
             return Err(AppError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!("files of type {content_type} are not accepted"),

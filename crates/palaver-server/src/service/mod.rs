@@ -87,6 +87,11 @@ impl Service {
         }
     }
 
+    /// The largest attachment accepted, in bytes.
+    pub fn attachment_limit(&self) -> usize {
+        self.attachments.max_bytes
+    }
+
     /// The configured input limits.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -111,6 +111,19 @@ impl Service {
         Ok(rooms)
     }
 
+    /// One room as the calling member sees it.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found`.
+    pub async fn room_for_member(&self, actor: &Actor, room_id: &str) -> AppResult<Room> {
+        let (room, me) = self.require_member(actor, room_id).await?;
+        Ok(Room {
+            my_role: Some(me.role),
+            last_read_seq: Some(me.last_read_seq),
+            ..room_to_wire(room)
+        })
+    }
+
     /// The public directory, newest first.
     pub async fn public_rooms(&self) -> AppResult<Vec<Room>> {
         let rows = self.store.rooms.public_rooms(DIRECTORY_LIMIT).await?;

@@ -34,6 +34,35 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/rooms/{room_id}/join"),
     ("get", "/api/v1/rooms/{room_id}/messages"),
     ("post", "/api/v1/rooms/{room_id}/messages"),
+    ("get", "/api/v1/rooms/{room_id}"),
+    ("patch", "/api/v1/rooms/{room_id}"),
+    ("delete", "/api/v1/rooms/{room_id}"),
+    ("post", "/api/v1/rooms/{room_id}/leave"),
+    ("get", "/api/v1/rooms/{room_id}/members"),
+    ("delete", "/api/v1/rooms/{room_id}/members/{user_id}"),
+    ("put", "/api/v1/rooms/{room_id}/members/{user_id}/role"),
+    ("put", "/api/v1/rooms/{room_id}/bans/{user_id}"),
+    ("delete", "/api/v1/rooms/{room_id}/bans/{user_id}"),
+    ("post", "/api/v1/rooms/{room_id}/transfer-ownership"),
+    ("post", "/api/v1/rooms/{room_id}/invitations"),
+    ("post", "/api/v1/rooms/{room_id}/read"),
+    ("patch", "/api/v1/rooms/{room_id}/messages/{message_id}"),
+    ("delete", "/api/v1/rooms/{room_id}/messages/{message_id}"),
+    ("get", "/api/v1/rooms/{room_id}/messages/{message_id}/edits"),
+    (
+        "put",
+        "/api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+    ),
+    (
+        "delete",
+        "/api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+    ),
+    ("get", "/api/v1/invitations"),
+    ("post", "/api/v1/invitations/{invitation_id}/accept"),
+    ("post", "/api/v1/invitations/{invitation_id}/decline"),
+    ("post", "/api/v1/dms"),
+    ("post", "/api/v1/attachments"),
+    ("get", "/api/v1/attachments/{attachment_id}"),
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),
 ];
@@ -86,6 +115,10 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
         let concrete = path
             .replace("{user_id}", "00000000-0000-7000-8000-000000000000")
             .replace("{room_id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{message_id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{invitation_id}", "x")
+            .replace("{attachment_id}", "x")
+            .replace("{emoji}", "%F0%9F%91%8D")
             .replace("{session_id}", "x")
             .replace("{key_id}", "x");
         let (status, _) = client

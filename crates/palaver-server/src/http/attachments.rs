@@ -1,0 +1,139 @@
+//! `/api/v1/attachments`: upload (multipart) and download.
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use palaver_protocol::{Attachment, ErrorBody, ErrorCode};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Actor;
+use crate::error::{AppError, AppResult};
+use crate::AppState;
+
+/// Room for the multipart framing around the file, in bytes.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// The routes; uploads may be up to `max_bytes` (plus multipart framing).
+pub fn router(max_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .layer(DefaultBodyLimit::max(
+            max_bytes.saturating_add(MULTIPART_OVERHEAD),
+        ))
+        .routes(routes!(download))
+}
+
+fn too_large() -> AppError {
+    AppError::new(ErrorCode::PayloadTooLarge, "the file is too large")
+}
+
+/// # `POST /api/v1/attachments`
+/// `multipart/form-data` with one part named `file` → `201 Attachment`. The type is
+/// sniffed from the bytes. `413 payload_too_large` over `attachments.max_bytes` (nothing
+/// stored); `415 unsupported_media_type`; `422 validation_failed` (`file` missing or
+/// empty).
+#[utoipa::path(post, path = "/attachments", tag = "messages",
+    request_body(content_type = "multipart/form-data", description = "one part named `file`"),
+    responses((status = 201, description = "stored", body = Attachment),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn upload(
+    State(state): State<AppState>,
+    actor: Actor,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> AppResult<(StatusCode, Json<Attachment>)> {
+    let mut multipart = multipart
+        .map_err(|_| AppError::new(ErrorCode::BadRequest, "expected a multipart/form-data body"))?;
+    let max = state.service.attachment_limit();
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                AppError::new(ErrorCode::BadRequest, "malformed multipart body")
+            }
+        })?;
+        let Some(mut field) = field else {
+            return Err(AppError::validation(
+                "file",
+                "a part named `file` is required",
+            ));
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                AppError::new(ErrorCode::BadRequest, "malformed multipart body")
+            }
+        })? {
+            if bytes.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let attachment = state
+            .service
+            .upload(&actor, filename.as_deref(), &bytes)
+            .await?;
+        return Ok((StatusCode::CREATED, Json(attachment)));
+    }
+}
+
+/// # `GET /api/v1/attachments/{attachment_id}`
+/// → `200` the bytes, with the sniffed `Content-Type`, for the uploader and members of a
+/// room where it was posted; `404 not_found` for anyone else.
+#[utoipa::path(get, path = "/attachments/{attachment_id}", tag = "messages",
+    params(("attachment_id" = String, Path)),
+    responses((status = 200, description = "the file"),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn download(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(attachment_id): Path<String>,
+) -> AppResult<Response> {
+    let (row, bytes) = state.service.download(&actor, &attachment_id).await?;
+    let disposition = if row.content_type.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let ascii_name: String = row
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    let content_type = HeaderValue::from_str(&row.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Ok(v) = HeaderValue::from_str(&format!("{disposition}; filename=\"{ascii_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    Ok(response)
+}
