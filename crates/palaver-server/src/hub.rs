@@ -156,12 +156,7 @@ impl Hub {
         if let Some(Membership::Joined { user_id }) = &envelope.membership {
             let mut ix = self.indexes.write().expect("hub lock poisoned");
             let ix = &mut *ix;
-            let conn_ids: Vec<ConnId> = ix
-                .by_user
-                .get(user_id)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
-            for id in conn_ids {
+            for id in user_conns(ix, user_id) {
                 add_rooms(ix, id, [room_id.clone()]);
             }
         }
@@ -174,12 +169,7 @@ impl Hub {
         match &envelope.membership {
             Some(Membership::Left { user_id }) => {
                 let mut ix = self.indexes.write().expect("hub lock poisoned");
-                let conn_ids: Vec<ConnId> = ix
-                    .by_user
-                    .get(user_id)
-                    .map(|s| s.iter().copied().collect())
-                    .unwrap_or_default();
-                for id in conn_ids {
+                for id in user_conns(&ix, user_id) {
                     if let Some(conn) = ix.conns.get_mut(&id) {
                         conn.rooms.remove(room_id);
                     }
@@ -250,6 +240,15 @@ impl Hub {
             }
         }
     }
+}
+
+/// The ids of `user_id`'s connections (a copy, so the indexes can be changed while
+/// iterating).
+fn user_conns(ix: &Indexes, user_id: &str) -> Vec<ConnId> {
+    ix.by_user
+        .get(user_id)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 /// Queues `frame` to each connection in `ids`; closes those whose queue is full.

@@ -15,7 +15,7 @@ use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
 use crate::broker::Topic;
 use crate::error::{AppError, AppResult};
-use crate::store::{InvitationRow, NewRoom};
+use crate::store::{InvitationRow, NewRoom, UserRow};
 
 fn invitation_to_wire(row: InvitationRow) -> Invitation {
     Invitation {
@@ -52,12 +52,7 @@ impl Service {
         if user_id == actor.user_id {
             return Err(AppError::validation("user_id", "you are already a member"));
         }
-        self.store
-            .users
-            .user_by_id(user_id)
-            .await?
-            .filter(|u| u.deleted_at.is_none() && u.disabled_at.is_none())
-            .ok_or_else(|| AppError::not_found("user"))?;
+        self.active_user(user_id).await?;
         if self.is_blocked(user_id, &actor.user_id).await? {
             return Err(forbidden("this user does not accept invitations from you"));
         }
@@ -83,6 +78,16 @@ impl Service {
         )
         .await;
         Ok(invitation)
+    }
+
+    /// Another user who exists and is neither deleted nor disabled, or `404 not_found`.
+    async fn active_user(&self, user_id: &str) -> AppResult<UserRow> {
+        self.store
+            .users
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none() && u.disabled_at.is_none())
+            .ok_or_else(|| AppError::not_found("user"))
     }
 
     /// The caller's pending invitations, newest first.
@@ -150,13 +155,7 @@ impl Service {
                 "a direct message needs another user",
             ));
         }
-        let other = self
-            .store
-            .users
-            .user_by_id(user_id)
-            .await?
-            .filter(|u| u.deleted_at.is_none() && u.disabled_at.is_none())
-            .ok_or_else(|| AppError::not_found("user"))?;
+        let other = self.active_user(user_id).await?;
         if self.is_blocked(user_id, &actor.user_id).await? {
             return Err(forbidden(
                 "this user does not accept direct messages from you",
