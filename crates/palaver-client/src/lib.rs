@@ -23,11 +23,16 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use palaver_protocol::rest::{
     AdminUser, AdminUserList, ApiKeyInfo, ApiKeyList, AuthResponse, BlockList,
     ChangePasswordRequest, CreateApiKeyRequest, CreateRoomRequest, CreatedApiKey,
-    DeleteAccountRequest, LoginRequest, MessagePage, RefreshRequest, RegisterRequest, RoomList,
-    SendMessageRequest, SessionInfo, SessionList, SetRoleRequest, UpdateProfileRequest, UserList,
+    DeleteAccountRequest, EditList, EditMessageRequest, InvitationList, LoginRequest, MemberList,
+    MessagePage, ReadRequest, ReadState, RefreshRequest, RegisterRequest, RoomList,
+    SendMessageRequest, SessionInfo, SessionList, SetMemberRoleRequest, SetRoleRequest,
+    UpdateProfileRequest, UpdateRoomRequest, UserList, UserRef,
 };
 use palaver_protocol::ws::Reply;
-use palaver_protocol::{ErrorBody, Message, PublicUser, Role, Room, User, Visibility};
+use palaver_protocol::{
+    Attachment, ErrorBody, Invitation, Member, MemberRole, Message, MessageEdit, PublicUser, Role,
+    Room, User, Visibility,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -434,6 +439,277 @@ impl Client {
         self.get(&path).await
     }
 
+    /// `GET /api/v1/rooms/{room_id}`: the room as the calling member sees it.
+    pub async fn get_room(&self, room_id: &str) -> ClientResult<Room> {
+        self.get(&format!("/api/v1/rooms/{room_id}")).await
+    }
+
+    /// `PATCH /api/v1/rooms/{room_id}` (owners and admins): `name: None` keeps the name;
+    /// `topic: None` keeps the topic, `Some(None)` clears it, `Some(Some(t))` sets it.
+    pub async fn update_room(
+        &self,
+        room_id: &str,
+        name: Option<&str>,
+        topic: Option<Option<&str>>,
+    ) -> ClientResult<Room> {
+        let body = UpdateRoomRequest {
+            name: name.map(Into::into),
+            topic: topic.map(|t| t.map(Into::into)),
+        };
+        self.patch(&format!("/api/v1/rooms/{room_id}"), Some(&body))
+            .await
+    }
+
+    /// `DELETE /api/v1/rooms/{room_id}` (owners; expects `204`).
+    pub async fn delete_room(&self, room_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/rooms/{room_id}/leave` (expects `204`).
+    pub async fn leave_room(&self, room_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/api/v1/rooms/{room_id}/leave"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/rooms/{room_id}/members`: owners first.
+    pub async fn members(&self, room_id: &str) -> ClientResult<Vec<Member>> {
+        Ok(self
+            .get::<MemberList>(&format!("/api/v1/rooms/{room_id}/members"))
+            .await?
+            .members)
+    }
+
+    /// `DELETE /api/v1/rooms/{room_id}/members/{user_id}`: kicks a member (expects `204`).
+    pub async fn kick(&self, room_id: &str, user_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room_id}/members/{user_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/rooms/{room_id}/members/{user_id}/role` (owners): returns the member.
+    pub async fn set_member_role(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: MemberRole,
+    ) -> ClientResult<Member> {
+        self.put(
+            &format!("/api/v1/rooms/{room_id}/members/{user_id}/role"),
+            Some(&SetMemberRoleRequest { role }),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/rooms/{room_id}/bans/{user_id}` (owners and admins; expects `204`).
+    pub async fn ban(&self, room_id: &str, user_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::PUT,
+            &format!("/api/v1/rooms/{room_id}/bans/{user_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/rooms/{room_id}/bans/{user_id}` (owners and admins; expects `204`).
+    pub async fn unban(&self, room_id: &str, user_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room_id}/bans/{user_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/rooms/{room_id}/transfer-ownership` with `{user_id}` (the owner;
+    /// expects `204`).
+    pub async fn transfer_ownership(&self, room_id: &str, user_id: &str) -> ClientResult<()> {
+        let body = UserRef {
+            user_id: user_id.into(),
+        };
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/api/v1/rooms/{room_id}/transfer-ownership"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/rooms/{room_id}/invitations` with `{user_id}`: the invitation.
+    pub async fn invite(&self, room_id: &str, user_id: &str) -> ClientResult<Invitation> {
+        let body = UserRef {
+            user_id: user_id.into(),
+        };
+        self.post(&format!("/api/v1/rooms/{room_id}/invitations"), &body)
+            .await
+    }
+
+    /// `GET /api/v1/invitations`: the caller's pending invitations.
+    pub async fn invitations(&self) -> ClientResult<Vec<Invitation>> {
+        Ok(self
+            .get::<InvitationList>("/api/v1/invitations")
+            .await?
+            .invitations)
+    }
+
+    /// `POST /api/v1/invitations/{invitation_id}/accept`: joins and returns the room.
+    pub async fn accept_invitation(&self, invitation_id: &str) -> ClientResult<Room> {
+        self.post(
+            &format!("/api/v1/invitations/{invitation_id}/accept"),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/invitations/{invitation_id}/decline` (expects `204`).
+    pub async fn decline_invitation(&self, invitation_id: &str) -> ClientResult<()> {
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/api/v1/invitations/{invitation_id}/decline"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/dms` with `{user_id}`: the one DM room with that user.
+    pub async fn open_dm(&self, user_id: &str) -> ClientResult<Room> {
+        let body = UserRef {
+            user_id: user_id.into(),
+        };
+        self.post("/api/v1/dms", &body).await
+    }
+
+    /// `POST /api/v1/rooms/{room_id}/messages` with every field of `request` (reply,
+    /// attachment, client id).
+    pub async fn send_message_with(
+        &self,
+        room_id: &str,
+        request: &SendMessageRequest,
+    ) -> ClientResult<Message> {
+        self.post(&format!("/api/v1/rooms/{room_id}/messages"), request)
+            .await
+    }
+
+    /// `PATCH /api/v1/rooms/{room_id}/messages/{message_id}` (the author): the edited
+    /// message.
+    pub async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        content: &str,
+    ) -> ClientResult<Message> {
+        let body = EditMessageRequest {
+            content: content.into(),
+        };
+        self.patch(
+            &format!("/api/v1/rooms/{room_id}/messages/{message_id}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/rooms/{room_id}/messages/{message_id}`: the tombstone.
+    pub async fn delete_message(&self, room_id: &str, message_id: &str) -> ClientResult<Message> {
+        self.delete(
+            &format!("/api/v1/rooms/{room_id}/messages/{message_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/rooms/{room_id}/messages/{message_id}/edits`: earlier versions,
+    /// oldest first.
+    pub async fn message_edits(
+        &self,
+        room_id: &str,
+        message_id: &str,
+    ) -> ClientResult<Vec<MessageEdit>> {
+        Ok(self
+            .get::<EditList>(&format!(
+                "/api/v1/rooms/{room_id}/messages/{message_id}/edits"
+            ))
+            .await?
+            .edits)
+    }
+
+    /// `PUT /api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}` (the emoji is
+    /// percent-encoded): the message with its reactions.
+    pub async fn react(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ClientResult<Message> {
+        self.put(&reaction_path(room_id, message_id, emoji), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}` (the emoji
+    /// is percent-encoded): the message with its reactions.
+    pub async fn unreact(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ClientResult<Message> {
+        self.delete(&reaction_path(room_id, message_id, emoji), None::<&()>)
+            .await
+    }
+
+    /// `POST /api/v1/rooms/{room_id}/read` with `{seq}`: the caller's read state.
+    pub async fn mark_read(&self, room_id: &str, seq: i64) -> ClientResult<ReadState> {
+        self.post(
+            &format!("/api/v1/rooms/{room_id}/read"),
+            &ReadRequest { seq },
+        )
+        .await
+    }
+
+    /// `POST /api/v1/attachments`: uploads `bytes` as a `multipart/form-data` body with
+    /// one part named `file` (file name `filename`, claimed type
+    /// `application/octet-stream`; the server sniffs the real one).
+    pub async fn upload(&self, filename: &str, bytes: &[u8]) -> ClientResult<Attachment> {
+        let (content_type, body) = multipart_file("file", filename, bytes);
+        let req = self
+            .http
+            .post(format!("{}/api/v1/attachments", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        decode(self.authorize(req).send().await?).await
+    }
+
+    /// `GET /api/v1/attachments/{attachment_id}`: the status, the `Content-Type` (if any)
+    /// and the body, whatever the status (an error body is the JSON error). Only a
+    /// transport failure is an `Err`.
+    pub async fn download(
+        &self,
+        attachment_id: &str,
+    ) -> ClientResult<(u16, Option<String>, Vec<u8>)> {
+        let req = self
+            .http
+            .get(format!("{}/api/v1/attachments/{attachment_id}", self.base));
+        let resp = self.authorize(req).send().await?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await?.to_vec();
+        Ok((status, content_type, bytes))
+    }
+
     /// `GET path` with the bearer token, decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
         let req = self.http.get(format!("{}{path}", self.base));
@@ -653,6 +929,39 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The path of one reaction: the emoji percent-encoded byte by byte (UTF-8).
+fn reaction_path(room_id: &str, message_id: &str, emoji: &str) -> String {
+    format!(
+        "/api/v1/rooms/{room_id}/messages/{message_id}/reactions/{}",
+        percent_encode(emoji)
+    )
+}
+
+/// A `multipart/form-data` body with one file part: returns the `Content-Type` header
+/// value (with the boundary) and the body. The boundary is chosen so that it does not
+/// occur in `bytes`; quotes and line breaks in `filename` are percent-encoded, as browsers
+/// do.
+fn multipart_file(part: &str, filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = (0u64..)
+        .map(|n| format!("palaver-boundary-{n:016x}"))
+        .find(|b| !bytes.windows(b.len()).any(|w| w == b.as_bytes()))
+        .expect("some boundary does not occur in the bytes");
+    let filename = filename
+        .replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
+    let mut body = Vec::with_capacity(bytes.len() + 256);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> ClientResult<T> {
     let status = resp.status();
     let bytes = resp.bytes().await?;
@@ -759,6 +1068,103 @@ impl Socket {
             )
             .await?;
         serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends request `kind` with `data` and decodes the reply's data as `T`.
+    pub async fn request_as<T: DeserializeOwned>(
+        &mut self,
+        kind: &str,
+        data: Value,
+    ) -> ClientResult<T> {
+        let data = self.request(kind, data).await?;
+        serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `message.send` with every field of `request` (reply, attachment, client id).
+    pub async fn send_message_with(
+        &mut self,
+        room_id: &str,
+        request: &SendMessageRequest,
+    ) -> ClientResult<Message> {
+        let mut data =
+            serde_json::to_value(request).map_err(|e| ClientError::Decode(e.to_string()))?;
+        data["room_id"] = json!(room_id);
+        self.request_as("message.send", data).await
+    }
+
+    /// `message.edit`: the edited message.
+    pub async fn edit_message(
+        &mut self,
+        room_id: &str,
+        message_id: &str,
+        content: &str,
+    ) -> ClientResult<Message> {
+        let data = json!({"room_id": room_id, "message_id": message_id, "content": content});
+        self.request_as("message.edit", data).await
+    }
+
+    /// `message.delete`: the tombstone.
+    pub async fn delete_message(
+        &mut self,
+        room_id: &str,
+        message_id: &str,
+    ) -> ClientResult<Message> {
+        let data = json!({"room_id": room_id, "message_id": message_id});
+        self.request_as("message.delete", data).await
+    }
+
+    /// `reaction.add`: the message with its reactions.
+    pub async fn react(
+        &mut self,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ClientResult<Message> {
+        let data = json!({"room_id": room_id, "message_id": message_id, "emoji": emoji});
+        self.request_as("reaction.add", data).await
+    }
+
+    /// `reaction.remove`: the message with its reactions.
+    pub async fn unreact(
+        &mut self,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ClientResult<Message> {
+        let data = json!({"room_id": room_id, "message_id": message_id, "emoji": emoji});
+        self.request_as("reaction.remove", data).await
+    }
+
+    /// `read`: moves the read marker; returns the read state.
+    pub async fn mark_read(&mut self, room_id: &str, seq: i64) -> ClientResult<ReadState> {
+        self.request_as("read", json!({"room_id": room_id, "seq": seq}))
+            .await
+    }
+
+    /// `room.join`: the room.
+    pub async fn join_room(&mut self, room_id: &str) -> ClientResult<Room> {
+        self.request_as("room.join", json!({"room_id": room_id}))
+            .await
+    }
+
+    /// `room.leave`.
+    pub async fn leave_room(&mut self, room_id: &str) -> ClientResult<()> {
+        self.request("room.leave", json!({"room_id": room_id}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Every event that arrives until none has come for `quiet` (kept ones first), in
+    /// order. Returns at most `max` events, so a flood cannot keep it waiting forever.
+    pub async fn drain(&mut self, quiet: Duration, max: usize) -> ClientResult<Vec<Value>> {
+        let mut events = Vec::new();
+        while events.len() < max {
+            match self.try_next_event(quiet).await? {
+                Some(event) => events.push(event),
+                None => break,
+            }
+        }
+        Ok(events)
     }
 
     /// The next frame that is not a reply awaited by a request (events, `error` events and

@@ -116,12 +116,16 @@ impl Service {
     /// # Errors
     /// `403 not_member`; `404 not_found`.
     pub async fn room_for_member(&self, actor: &Actor, room_id: &str) -> AppResult<Room> {
-        let (room, me) = self.require_member(actor, room_id).await?;
-        Ok(Room {
-            my_role: Some(me.role),
-            last_read_seq: Some(me.last_read_seq),
-            ..room_to_wire(room)
-        })
+        self.require_member(actor, room_id).await?;
+        let row = self
+            .store
+            .rooms
+            .member_room(room_id, &actor.user_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::new(ErrorCode::NotMember, "you are not a member of this room")
+            })?;
+        Ok(member_room_to_wire(row))
     }
 
     /// The public directory, newest first.

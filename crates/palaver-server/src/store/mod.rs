@@ -434,6 +434,10 @@ pub trait RoomStore: Send + Sync {
     /// Rooms `user_id` is a member of, with their membership, oldest membership first.
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>>;
 
+    /// `room_id` as `user_id` sees it, if they are a member.
+    async fn member_room(&self, room_id: &str, user_id: &str)
+        -> StoreResult<Option<MemberRoomRow>>;
+
     /// Public rooms, newest first, at most `limit`.
     async fn public_rooms(&self, limit: i64) -> StoreResult<Vec<RoomRow>>;
 

@@ -5,8 +5,10 @@
 mod helpers;
 
 mod accounts;
+mod authorization;
 mod binary;
 mod chat;
+mod conversations;
 mod errors;
 mod openapi;
 mod restart;

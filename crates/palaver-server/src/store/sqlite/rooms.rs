@@ -110,6 +110,39 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The rooms of `user_id` with their membership (only `room_id`, if given).
+    async fn member_rooms(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+    ) -> StoreResult<Vec<MemberRoomRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq,
+                    (SELECT COUNT(*) FROM messages x
+                     WHERE x.room_id = r.id AND x.seq > me.last_read_seq
+                       AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count
+             FROM room_members me JOIN rooms r ON r.id = me.room_id
+             WHERE me.user_id = ?1 AND (?2 IS NULL OR me.room_id = ?2)
+             ORDER BY me.joined_at, r.id"
+        ))
+        .bind(user_id)
+        .bind(room_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MemberRoomRow {
+                    room: room_from_row(row)?,
+                    role: role_of(row, "my_role")?,
+                    last_read_seq: row.try_get("last_read_seq")?,
+                    unread_count: row.try_get("unread_count")?,
+                })
+            })
+            .collect()
+    }
+}
+
 async fn insert_member(
     tx: &mut sqlx::SqliteConnection,
     room_id: &str,
@@ -212,27 +245,16 @@ impl RoomStore for SqliteStore {
 
     #[tracing::instrument(skip_all, err)]
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq,
-                    (SELECT COUNT(*) FROM messages x
-                     WHERE x.room_id = r.id AND x.seq > me.last_read_seq
-                       AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count
-             FROM room_members me JOIN rooms r ON r.id = me.room_id
-             WHERE me.user_id = ?1 ORDER BY me.joined_at, r.id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MemberRoomRow {
-                    room: room_from_row(row)?,
-                    role: role_of(row, "my_role")?,
-                    last_read_seq: row.try_get("last_read_seq")?,
-                    unread_count: row.try_get("unread_count")?,
-                })
-            })
-            .collect()
+        self.member_rooms(user_id, None).await
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn member_room(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<MemberRoomRow>> {
+        Ok(self.member_rooms(user_id, Some(room_id)).await?.pop())
     }
 
     #[tracing::instrument(skip_all, err)]
