@@ -189,6 +189,34 @@ pub struct AttachmentsConfig {
     /// Media types accepted, as sniffed from the bytes (the client's claim is ignored);
     /// others → `415 unsupported_media_type`.
     pub allowed_types: Vec<String>,
+    /// Keep files in an S3-compatible bucket instead of `dir`.
+    pub s3: Option<S3Config>,
+}
+
+/// An S3-compatible bucket (`[attachments.s3]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Config {
+    /// The service URL, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:9000` (MinIO).
+    pub endpoint: String,
+    pub bucket: String,
+    /// Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Address the bucket as `endpoint/bucket` (true, the default; what MinIO and most
+    /// self-hosted stores want) or as `bucket.endpoint` (false; AWS virtual-host style).
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for AttachmentsConfig {
@@ -213,6 +241,7 @@ impl Default for AttachmentsConfig {
             .into_iter()
             .map(String::from)
             .collect(),
+            s3: None,
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
-use crate::store::files::LocalFiles;
+use crate::store::files::{FileStore, LocalFiles, S3Files};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -73,15 +73,19 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
     let store = db.store();
     let hub = Arc::new(Hub::new());
     let broker = Arc::new(MemoryBroker::new(hub.clone()));
-    let files = LocalFiles::new(config.attachments_dir()).with_context(|| {
-        format!(
-            "creating attachments directory {}",
-            config.attachments_dir().display()
-        )
-    })?;
+    let files: Arc<dyn FileStore> = match &config.attachments.s3 {
+        Some(s3) => Arc::new(S3Files::new(s3).context("configuring the S3 attachment store")?),
+        None => {
+            let dir = config.attachments_dir();
+            Arc::new(
+                LocalFiles::new(dir.clone())
+                    .with_context(|| format!("creating attachments directory {}", dir.display()))?,
+            )
+        }
+    };
     let service = Arc::new(Service::new(
         store.clone(),
-        Arc::new(files),
+        files,
         broker,
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,

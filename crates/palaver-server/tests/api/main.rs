@@ -12,3 +12,5 @@ mod conversations;
 mod errors;
 mod openapi;
 mod restart;
+#[cfg(feature = "s3-tests")]
+mod s3;
