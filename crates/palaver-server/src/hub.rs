@@ -302,6 +302,7 @@ mod tests {
         Envelope {
             topic: Topic::Room(room.into()),
             frame: Utf8Bytes::from(text.to_owned()),
+            seq: None,
             membership: None,
         }
     }
@@ -360,6 +361,7 @@ mod tests {
         hub.deliver(&Envelope {
             topic: Topic::User("alice".into()),
             frame: Utf8Bytes::from_static("invited"),
+            seq: None,
             membership: None,
         });
         assert_eq!(a1.queue.try_recv().unwrap().as_str(), "invited");

@@ -40,8 +40,11 @@ pub enum Topic {
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub topic: Topic,
-    /// The JSON text of a server event (`{"type", "data"}`).
+    /// The JSON text of a server event (`{"type", "data"}`, plus `"seq"` for changes).
     pub frame: Utf8Bytes,
+    /// For a change to the room's history: its seq (connections resuming from a seq drop
+    /// live frames they already replayed).
+    pub seq: Option<i64>,
     /// A membership change to apply (for room topics), if any.
     pub membership: Option<Membership>,
 }

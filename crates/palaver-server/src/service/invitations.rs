@@ -75,6 +75,7 @@ impl Service {
             Topic::User(user_id.to_owned()),
             &Event::InvitationCreated(invitation.clone()),
             None,
+            None,
         )
         .await;
         Ok(invitation)

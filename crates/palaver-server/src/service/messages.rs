@@ -107,8 +107,12 @@ impl Service {
         let (row, created) = self.store.messages.insert_message(&new).await?;
         let message = self.message_to_wire(row).await?;
         if created {
-            self.publish(room_id, &Event::MessageCreated(message.clone()), None)
-                .await;
+            self.publish_change(
+                room_id,
+                message.seq,
+                &Event::MessageCreated(message.clone()),
+            )
+            .await;
         }
         Ok(message)
     }
@@ -190,8 +194,9 @@ impl Service {
             .messages
             .edit_message(room_id, message_id, &content.into_inner(), &now_rfc3339())
             .await?;
+        let seq = row.updated_seq;
         let message = self.message_to_wire(row).await?;
-        self.publish(room_id, &Event::MessageUpdated(message.clone()), None)
+        self.publish_change(room_id, seq, &Event::MessageUpdated(message.clone()))
             .await;
         Ok(message)
     }
@@ -225,8 +230,9 @@ impl Service {
             .messages
             .delete_message(room_id, message_id, &now_rfc3339())
             .await?;
+        let seq = row.updated_seq;
         let tombstone = self.message_to_wire(row).await?;
-        self.publish(room_id, &Event::MessageDeleted(tombstone.clone()), None)
+        self.publish_change(room_id, seq, &Event::MessageDeleted(tombstone.clone()))
             .await;
         Ok(tombstone)
     }
@@ -278,28 +284,28 @@ impl Service {
         let changed = if add {
             self.store
                 .messages
-                .add_reaction(message_id, &actor.user_id, &emoji, &now_rfc3339())
+                .add_reaction(room_id, message_id, &actor.user_id, &emoji, &now_rfc3339())
                 .await?
         } else {
             self.store
                 .messages
-                .remove_reaction(message_id, &actor.user_id, &emoji)
+                .remove_reaction(room_id, message_id, &actor.user_id, &emoji)
                 .await?
         };
-        if changed {
+        if let Some(seq) = changed {
             let change = ReactionChange {
                 room_id: room_id.to_owned(),
                 message_id: message_id.to_owned(),
                 emoji,
                 user_id: Some(actor.user_id.clone()),
-                seq: None,
+                seq: Some(seq),
             };
             let event = if add {
                 Event::ReactionAdded(change)
             } else {
                 Event::ReactionRemoved(change)
             };
-            self.publish(room_id, &event, None).await;
+            self.publish_change(room_id, seq, &event).await;
         }
         self.message_to_wire(message).await
     }

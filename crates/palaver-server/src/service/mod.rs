@@ -107,13 +107,28 @@ impl Service {
     /// is logged, not returned: the change is already committed, and clients that miss the
     /// live event catch up from history.
     async fn publish(&self, room_id: &str, event: &Event, membership: Option<Membership>) {
-        self.publish_to(Topic::Room(room_id.to_owned()), event, membership)
+        self.publish_to(Topic::Room(room_id.to_owned()), event, None, membership)
             .await;
     }
 
-    /// Serializes `event` once and publishes it to `topic`.
-    async fn publish_to(&self, topic: Topic, event: &Event, membership: Option<Membership>) {
-        let frame = match serde_json::to_string(event) {
+    /// Publishes a change to a room's history (a message created, edited, deleted or
+    /// reacted to), whose frame carries the change's `seq` at the top level:
+    /// `{"type", "data", "seq"}`. Clients resume from the highest `seq` they saw.
+    async fn publish_change(&self, room_id: &str, seq: i64, event: &Event) {
+        self.publish_to(Topic::Room(room_id.to_owned()), event, Some(seq), None)
+            .await;
+    }
+
+    /// Serializes `event` once (with a top-level `seq` when given) and publishes it to
+    /// `topic`.
+    async fn publish_to(
+        &self,
+        topic: Topic,
+        event: &Event,
+        seq: Option<i64>,
+        membership: Option<Membership>,
+    ) {
+        let frame = match encode_event(event, seq) {
             Ok(text) => Utf8Bytes::from(text),
             Err(e) => {
                 tracing::error!(error = %e, "serializing event");
@@ -123,12 +138,25 @@ impl Service {
         let envelope = Envelope {
             topic,
             frame,
+            seq,
             membership,
         };
         if let Err(e) = self.broker.publish(envelope).await {
             tracing::error!(error = %e, "publishing event");
         }
     }
+}
+
+/// `event` as JSON text, `{"type", "data"}`, with `"seq": seq` added at the top level when
+/// given.
+pub fn encode_event(event: &Event, seq: Option<i64>) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string(event)?;
+    if let Some(seq) = seq {
+        // The text is one JSON object we just wrote: append the member before its `}`.
+        text.pop();
+        text.push_str(&format!(",\"seq\":{seq}}}"));
+    }
+    Ok(text)
 }
 
 /// The current time, and `now ± secs`, as RFC 3339 strings (see [`rfc3339`]).
@@ -177,6 +205,21 @@ mod tests {
     fn rfc3339_has_millis_and_z() {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_789).unwrap();
         assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn change_frames_carry_a_top_level_seq() {
+        let event = Event::RoomDeleted(palaver_protocol::ws::RoomDeleted {
+            room_id: "r".into(),
+        });
+        let with: serde_json::Value =
+            serde_json::from_str(&encode_event(&event, Some(42)).unwrap()).unwrap();
+        assert_eq!(with["seq"], 42);
+        assert_eq!(with["type"], "room.deleted");
+        assert_eq!(with["data"]["room_id"], "r");
+        let without: serde_json::Value =
+            serde_json::from_str(&encode_event(&event, None).unwrap()).unwrap();
+        assert!(without.get("seq").is_none());
     }
 
     #[test]

@@ -244,6 +244,8 @@ pub struct MessageRow {
     pub attachment_id: Option<String>,
     pub edited_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// The seq of the latest change (its creation, edit, deletion or a reaction).
+    pub updated_seq: i64,
 }
 
 /// A message to store; its `seq` is assigned by the store.
@@ -545,7 +547,9 @@ pub trait RoomStore: Send + Sync {
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Stores a message under the room's next seq, in one transaction that also bumps the
-    /// room's counter, so seqs are gap-free and commit-ordered. If `client_id` is set and
+    /// room's counter, so seqs are gap-free and commit-ordered. Every change to a message
+    /// (edit, delete, reaction) takes the next seq of the same counter and records it as
+    /// the message's `updated_seq`. If `client_id` is set and
     /// the same sender already stored a message with it in this room, stores nothing and
     /// returns that message with `false`; otherwise returns the new message with `true`.
     ///
@@ -585,22 +589,34 @@ pub trait MessageStore: Send + Sync {
     /// Earlier versions of a message, oldest first.
     async fn edits(&self, message_id: &str) -> StoreResult<Vec<EditRow>>;
 
-    /// Adds a reaction. Returns `false` if the user already reacted with that emoji.
+    /// Adds a reaction; returns the seq of the change, or `None` if the user had already
+    /// reacted with that emoji (nothing changed).
     async fn add_reaction(
         &self,
+        room_id: &str,
         message_id: &str,
         user_id: &str,
         emoji: &str,
         at: &str,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<i64>>;
 
-    /// Removes a reaction. Returns `false` if there was none.
+    /// Removes a reaction; returns the seq of the change, or `None` if there was none.
     async fn remove_reaction(
         &self,
+        room_id: &str,
         message_id: &str,
         user_id: &str,
         emoji: &str,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<i64>>;
+
+    /// The messages of `room_id` changed (created, edited, deleted or reacted to) after
+    /// seq `since`, ordered by their latest change (`updated_seq`), at most `limit`.
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>>;
 
     /// The reactions to the given messages, oldest first.
     async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>>;

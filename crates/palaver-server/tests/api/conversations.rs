@@ -1511,9 +1511,12 @@ async fn reactions_are_grouped_by_emoji_with_who_reacted_and_members_get_reactio
     );
     for socket in &mut sockets {
         let event = event_of(socket, "reaction.added").await;
+        // The reaction is a change to the room's history: it takes the room's next seq
+        // (the message was seq 1), carried at the top level and in the data.
+        assert_eq!(event["seq"], 2, "{event}");
         assert_eq!(
             event["data"],
-            json!({"room_id": room.id, "message_id": m.id, "emoji": "👍", "user_id": uid(&alice)})
+            json!({"room_id": room.id, "message_id": m.id, "emoji": "👍", "user_id": uid(&alice), "seq": 2})
         );
     }
 
@@ -1594,9 +1597,11 @@ async fn removing_a_reaction_publishes_reaction_removed_once() {
     let after = alice.unreact(&room.id, &m.id, "❤️").await.expect("unreact");
     assert!(after.reactions.is_empty(), "{:?}", after.reactions);
     let event = event_of(&mut bob_ws, "reaction.removed").await;
+    // seq 1 the message, 2 the reaction, 3 its removal.
+    assert_eq!(event["seq"], 3, "{event}");
     assert_eq!(
         event["data"],
-        json!({"room_id": room.id, "message_id": m.id, "emoji": "❤️", "user_id": uid(&alice)})
+        json!({"room_id": room.id, "message_id": m.id, "emoji": "❤️", "user_id": uid(&alice), "seq": 3})
     );
 
     // Removing a reaction one does not have changes and publishes nothing.

@@ -17,7 +17,7 @@ use crate::store::{
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
      m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, \
-     m.edited_at, m.deleted_at";
+     m.edited_at, m.deleted_at, m.updated_seq";
 
 fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
@@ -37,7 +37,31 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
         attachment_id: row.try_get("attachment_id")?,
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        updated_seq: row.try_get("updated_seq")?,
     })
+}
+
+/// Takes the room's next seq for a change to `message_id` and records it as the message's
+/// `updated_seq`. Runs inside the change's transaction.
+async fn next_change_seq(
+    conn: &mut sqlx::SqliteConnection,
+    room_id: &str,
+    message_id: &str,
+) -> Result<i64, StoreError> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+    )
+    .bind(room_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    sqlx::query("UPDATE messages SET updated_seq = ?3 WHERE room_id = ?1 AND id = ?2")
+        .bind(room_id)
+        .bind(message_id)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
 }
 
 fn message_type_str(t: MessageType) -> &'static str {
@@ -101,8 +125,8 @@ impl MessageStore for SqliteStore {
                 .ok_or(StoreError::NotFound)?;
         sqlx::query(
             "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                                   message_type, reply_to, attachment_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                   message_type, reply_to, attachment_id, updated_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?3)",
         )
         .bind(&m.id)
         .bind(&m.room_id)
@@ -132,6 +156,7 @@ impl MessageStore for SqliteStore {
                 attachment_id: m.attachment_id.clone(),
                 edited_at: None,
                 deleted_at: None,
+                updated_seq: seq,
             },
             true,
         ))
@@ -210,6 +235,7 @@ impl MessageStore for SqliteStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+        next_change_seq(&mut tx, room_id, message_id).await?;
         let updated = message_in(&mut tx, room_id, message_id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -237,6 +263,7 @@ impl MessageStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        next_change_seq(&mut tx, room_id, message_id).await?;
         for table in ["reactions", "message_edits"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
                 .bind(message_id)
@@ -273,11 +300,13 @@ impl MessageStore for SqliteStore {
     #[tracing::instrument(skip_all, err)]
     async fn add_reaction(
         &self,
+        room_id: &str,
         message_id: &str,
         user_id: &str,
         emoji: &str,
         at: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
@@ -286,27 +315,63 @@ impl MessageStore for SqliteStore {
         .bind(user_id)
         .bind(emoji)
         .bind(at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let seq = next_change_seq(&mut tx, room_id, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(seq))
     }
 
     #[tracing::instrument(skip_all, err)]
     async fn remove_reaction(
         &self,
+        room_id: &str,
         message_id: &str,
         user_id: &str,
         emoji: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3",
         )
         .bind(message_id)
         .bind(user_id)
         .bind(emoji)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let seq = next_change_seq(&mut tx, room_id, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.room_id = ?1 AND m.updated_seq > ?2 ORDER BY m.updated_seq LIMIT ?3"
+        ))
+        .bind(room_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     #[tracing::instrument(skip_all, err)]

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "conversations",
         include_str!("../../../migrations/sqlite/0004_conversations.sql"),
     ),
+    (
+        5,
+        "change seq",
+        include_str!("../../../migrations/sqlite/0005_change_seq.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
