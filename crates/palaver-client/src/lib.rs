@@ -867,6 +867,34 @@ impl Client {
         Socket::open(self.ws_request(None, headers)?).await
     }
 
+    /// Opens a WebSocket that resumes the given rooms: for each `(room_id, seq)`, the
+    /// server replays every change after `seq` (`None`: from the room's latest page)
+    /// before live events, with no gap and no duplicate. Waits for `ready`.
+    pub async fn connect_resuming(&self, since: &[(&str, Option<i64>)]) -> ClientResult<Socket> {
+        let list: Vec<String> = since
+            .iter()
+            .map(|(room, seq)| match seq {
+                Some(seq) => format!("{room}:{seq}"),
+                None => format!("{room}:"),
+            })
+            .collect();
+        let url = format!(
+            "{}?since={}",
+            self.ws_url(),
+            percent_encode(&list.join(","))
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if let Some(t) = &self.token {
+            let value = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| ClientError::Decode("token is not a header value".into()))?;
+            request.headers_mut().insert("authorization", value);
+        }
+        Socket::open(request).await
+    }
+
     /// Opens a WebSocket authenticated with `token` (an access token or API key) in the
     /// `Authorization` header instead of the client's own, and waits for `ready`.
     pub async fn connect_with_token(&self, token: &str) -> ClientResult<Socket> {

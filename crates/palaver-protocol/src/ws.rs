@@ -69,6 +69,15 @@ pub struct ReactionChange {
     pub seq: Option<i64>,
 }
 
+/// `sync` request data: per room, the highest seq the client has seen (`null`: none,
+/// start from the room's latest page). The server replays every change after it, then
+/// continues live; the reply's data is `{rooms: {room_id: seq}}`, the seq each room is
+/// now complete up to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sync {
+    pub rooms: std::collections::BTreeMap<String, Option<i64>>,
+}
+
 /// `room.join` and `room.leave` request data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomRef {

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -24,6 +24,33 @@ use crate::broker::{DisconnectTarget, Envelope, Membership, Topic};
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
+
+/// One item of a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A frame to write. `change` is `(room_id, seq)` for a change to a room's history, so
+    /// a connection that replayed the room up to some seq can drop what it already sent.
+    Frame {
+        frame: Utf8Bytes,
+        change: Option<(Arc<str>, i64)>,
+    },
+    /// A `sync` request, handled by the writer in queue order: replay each room's history
+    /// after the given seq, then answer `reply_id`.
+    Sync {
+        rooms: Vec<(String, Option<i64>)>,
+        reply_id: Option<serde_json::Value>,
+    },
+}
+
+impl Outbound {
+    /// A plain frame (a reply or a non-history event).
+    pub fn frame(frame: Utf8Bytes) -> Self {
+        Outbound::Frame {
+            frame,
+            change: None,
+        }
+    }
+}
 
 /// Why the server closes a connection: a WebSocket close code and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +65,7 @@ struct Connection {
     /// The credential it was opened with (`Credential::hub_key`).
     credential: String,
     rooms: HashSet<String>,
-    queue: mpsc::Sender<Utf8Bytes>,
+    queue: mpsc::Sender<Outbound>,
     close: watch::Sender<Option<CloseReason>>,
 }
 
@@ -65,11 +92,11 @@ pub struct Hub {
 pub struct Registration {
     pub id: ConnId,
     /// Frames to write, in order.
-    pub queue: mpsc::Receiver<Utf8Bytes>,
+    pub queue: mpsc::Receiver<Outbound>,
     /// Becomes `Some` when the connection must be closed.
     pub close: watch::Receiver<Option<CloseReason>>,
     /// A sender on the same queue, for the connection's own replies.
-    pub sender: mpsc::Sender<Utf8Bytes>,
+    pub sender: mpsc::Sender<Outbound>,
 }
 
 impl Hub {
@@ -147,7 +174,7 @@ impl Hub {
             Topic::User(user_id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_user.get(user_id) {
-                    send_to(&ix, ids, &envelope.frame);
+                    send_to(&ix, ids, &Outbound::frame(envelope.frame.clone()));
                 }
                 return;
             }
@@ -161,9 +188,15 @@ impl Hub {
             }
         }
         {
+            let item = Outbound::Frame {
+                frame: envelope.frame.clone(),
+                change: envelope
+                    .seq
+                    .map(|seq| (Arc::<str>::from(room_id.as_str()), seq)),
+            };
             let ix = self.indexes.read().expect("hub lock poisoned");
             if let Some(members) = ix.by_room.get(room_id) {
-                send_to(&ix, members, &envelope.frame);
+                send_to(&ix, members, &item);
             }
         }
         match &envelope.membership {
@@ -251,13 +284,13 @@ fn user_conns(ix: &Indexes, user_id: &str) -> Vec<ConnId> {
         .unwrap_or_default()
 }
 
-/// Queues `frame` to each connection in `ids`; closes those whose queue is full.
-fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, frame: &Utf8Bytes) {
+/// Queues `item` to each connection in `ids`; closes those whose queue is full.
+fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound) {
     for id in ids {
         let Some(conn) = ix.conns.get(id) else {
             continue;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(frame.clone()) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(item.clone()) {
             let first_time = conn.close.send_if_modified(|close| {
                 close.is_none() && {
                     *close = Some(CloseReason {
@@ -298,6 +331,14 @@ fn remove_from(index: &mut HashMap<String, HashSet<ConnId>>, key: &str, id: Conn
 mod tests {
     use super::*;
 
+    /// The text of a queued frame.
+    fn text(item: Outbound) -> String {
+        match item {
+            Outbound::Frame { frame, .. } => frame.as_str().to_owned(),
+            Outbound::Sync { .. } => panic!("unexpected sync"),
+        }
+    }
+
     fn envelope(room: &str, text: &str) -> Envelope {
         Envelope {
             topic: Topic::Room(room.into()),
@@ -313,7 +354,7 @@ mod tests {
         let mut a = hub.register("alice", "session:alice", ["r1".to_string()], 8);
         let mut b = hub.register("bob", "session:bob", ["r2".to_string()], 8);
         hub.deliver(&envelope("r1", "hello"));
-        assert_eq!(a.queue.try_recv().unwrap().as_str(), "hello");
+        assert_eq!(text(a.queue.try_recv().unwrap()), "hello");
         assert!(b.queue.try_recv().is_err(), "bob is not in r1");
     }
 
@@ -328,7 +369,7 @@ mod tests {
         });
         hub.deliver(&env);
         for tab in [&mut tab1, &mut tab2] {
-            assert_eq!(tab.queue.try_recv().unwrap().as_str(), "joined");
+            assert_eq!(text(tab.queue.try_recv().unwrap()), "joined");
         }
     }
 
@@ -343,13 +384,13 @@ mod tests {
         });
         hub.deliver(&env);
         hub.deliver(&envelope("r", "after"));
-        assert_eq!(bob.queue.try_recv().unwrap().as_str(), "left");
+        assert_eq!(text(bob.queue.try_recv().unwrap()), "left");
         assert!(
             bob.queue.try_recv().is_err(),
             "bob receives nothing after leaving"
         );
-        assert_eq!(alice.queue.try_recv().unwrap().as_str(), "left");
-        assert_eq!(alice.queue.try_recv().unwrap().as_str(), "after");
+        assert_eq!(text(alice.queue.try_recv().unwrap()), "left");
+        assert_eq!(text(alice.queue.try_recv().unwrap()), "after");
     }
 
     #[test]
@@ -364,8 +405,8 @@ mod tests {
             seq: None,
             membership: None,
         });
-        assert_eq!(a1.queue.try_recv().unwrap().as_str(), "invited");
-        assert_eq!(a2.queue.try_recv().unwrap().as_str(), "invited");
+        assert_eq!(text(a1.queue.try_recv().unwrap()), "invited");
+        assert_eq!(text(a2.queue.try_recv().unwrap()), "invited");
         assert!(bob.queue.try_recv().is_err());
     }
 
@@ -377,7 +418,7 @@ mod tests {
         env.membership = Some(Membership::Closed);
         hub.deliver(&env);
         hub.deliver(&envelope("r", "ghost"));
-        assert_eq!(a.queue.try_recv().unwrap().as_str(), "deleted");
+        assert_eq!(text(a.queue.try_recv().unwrap()), "deleted");
         assert!(a.queue.try_recv().is_err());
     }
 

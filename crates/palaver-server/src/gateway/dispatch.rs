@@ -4,10 +4,9 @@
 //! executed too, but only failures are answered, as an `error` event. Unparseable JSON
 //! and unknown types are answered and the connection stays open.
 
-use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::{
     ClientFrame, EditMessage, Event, MarkRead, MessageRef, ReactionChange, Reply, RequestId,
-    RoomRef, SendMessage,
+    RoomRef, SendMessage, Sync,
 };
 use palaver_protocol::ErrorCode;
 use serde_json::{json, Value};
@@ -16,16 +15,22 @@ use super::session::encode;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::from_value;
+use crate::hub::Outbound;
 use crate::service::messages::SendOptions;
 use crate::AppState;
 
-/// Handles one text frame; returns the reply or error event to queue.
-pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Utf8Bytes> {
+/// Handles one text frame; returns the reply or error event to queue (or, for `sync`,
+/// the replay the writer performs and answers in queue order).
+pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Outbound> {
+    handle_frame(state, actor, text).await
+}
+
+async fn handle_frame(state: &AppState, actor: &Actor, text: &str) -> Option<Outbound> {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => {
             let err = AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}"));
-            return Some(encode(&Event::Error(err.detail())));
+            return Some(Outbound::frame(encode(&Event::Error(err.detail()))));
         }
     };
     // Keep the id even if the rest of the frame is malformed, so the reply can carry it.
@@ -34,15 +39,25 @@ pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Utf8B
         .filter(|v| v.is_string() || v.is_number())
         .cloned();
     let result = match from_value::<ClientFrame>(value) {
+        Ok(frame) if frame.kind == "sync" => match from_value::<Sync>(frame.data) {
+            Ok(sync) => {
+                return Some(Outbound::Sync {
+                    rooms: sync.rooms.into_iter().collect(),
+                    reply_id: id,
+                })
+            }
+            Err(e) => Err(e),
+        },
         Ok(frame) => execute(state, actor, &frame.kind, frame.data).await,
         Err(e) => Err(e),
     };
-    match (id, result) {
-        (Some(id), Ok(data)) => Some(encode(&Reply::ok(id, data))),
-        (Some(id), Err(e)) => Some(encode(&Reply::err(id, e.detail()))),
-        (None, Ok(_)) => None,
-        (None, Err(e)) => Some(encode(&Event::Error(e.detail()))),
-    }
+    let frame = match (id, result) {
+        (Some(id), Ok(data)) => encode(&Reply::ok(id, data)),
+        (Some(id), Err(e)) => encode(&Reply::err(id, e.detail())),
+        (None, Ok(_)) => return None,
+        (None, Err(e)) => encode(&Event::Error(e.detail())),
+    };
+    Some(Outbound::frame(frame))
 }
 
 /// Runs request `kind` with its `data`; returns the reply data.

@@ -68,6 +68,7 @@ async fn upgrade(
         .ok_or_else(|| AppError::unauthorized("missing access token or API key"))?;
     let actor = state.service.authenticate(token).await?;
     check_origin(&headers, &state.cors.allowed_origins)?;
+    let resume = parse_since(query.get("since"))?;
     let ready = state.service.ready(&actor).await?;
     let ws = ws.map_err(|_| {
         AppError::new(
@@ -81,7 +82,33 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(state, actor, ready, socket)))
+        .on_upgrade(move |socket| session::run(state, actor, ready, resume, socket)))
+}
+
+/// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in
+/// `<room_id>:`, means "from the latest page").
+///
+/// # Errors
+/// `422 validation_failed` (`since`) for anything else.
+fn parse_since(raw: Option<&str>) -> AppResult<Vec<(String, Option<i64>)>> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let bad = || AppError::validation("since", "since must be room_id:seq pairs joined by commas");
+    raw.split(',')
+        .map(|pair| {
+            let (room, seq) = pair.split_once(':').ok_or_else(bad)?;
+            if room.is_empty() || room.len() > 64 {
+                return Err(bad());
+            }
+            let seq = if seq.is_empty() {
+                None
+            } else {
+                Some(seq.parse::<i64>().map_err(|_| bad())?)
+            };
+            Ok((room.to_owned(), seq))
+        })
+        .collect()
 }
 
 /// Cross-site WebSocket hijacking defence (OWASP ASVS 5.0 V4.4): a browser always sends
@@ -126,6 +153,18 @@ mod tests {
             h.insert(header::ORIGIN, HeaderValue::from_static(o));
         }
         h
+    }
+
+    #[test]
+    fn since_parses_room_seq_pairs() {
+        assert_eq!(parse_since(None).unwrap(), vec![]);
+        assert_eq!(
+            parse_since(Some("a:3,b:")).unwrap(),
+            vec![("a".to_string(), Some(3)), ("b".to_string(), None)]
+        );
+        for bad in ["a", "a:x", ":3", "a:1,,b:2"] {
+            assert!(parse_since(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

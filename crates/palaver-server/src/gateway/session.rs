@@ -1,18 +1,19 @@
 //! One upgraded WebSocket connection: reader loop, writer task, hub registration.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use palaver_protocol::ws::{close_code, Event, Ready};
+use palaver_protocol::ws::{close_code, Event, Ready, Reply};
 use palaver_protocol::ErrorCode;
 use tokio::sync::{mpsc, watch};
 
 use super::dispatch;
 use crate::auth::Actor;
 use crate::error::AppError;
-use crate::hub::CloseReason;
+use crate::hub::{CloseReason, Outbound};
 use crate::AppState;
 
 /// How long the writer may take to send a close frame to a client before giving up.
@@ -24,7 +25,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// with the hub for those rooms *first*, then takes a fresh `ready` snapshot and sends it,
 /// so no event committed after the snapshot can be missed; events committed just before
 /// it may follow `ready` (clients de-duplicate by `(room_id, seq)`).
-pub async fn run(state: AppState, actor: Actor, initial: Ready, socket: WebSocket) {
+pub async fn run(
+    state: AppState,
+    actor: Actor,
+    initial: Ready,
+    resume: Vec<(String, Option<i64>)>,
+    socket: WebSocket,
+) {
     let capacity = state.service.limits().ws_outbound_queue_frames;
     let registration = state.hub.register(
         &actor.user_id,
@@ -50,6 +57,12 @@ pub async fn run(state: AppState, actor: Actor, initial: Ready, socket: WebSocke
     state
         .hub
         .add_rooms(conn, ready.rooms.iter().map(|r| r.id.clone()));
+    // Live events for these rooms reach this connection from `last_seq` on.
+    let cursors: HashMap<String, Cursor> = ready
+        .rooms
+        .iter()
+        .map(|r| (r.id.clone(), Cursor::live_after(r.last_seq)))
+        .collect();
     if sink
         .send(Message::Text(encode(&Event::Ready(ready))))
         .await
@@ -59,7 +72,13 @@ pub async fn run(state: AppState, actor: Actor, initial: Ready, socket: WebSocke
         return;
     }
 
-    let mut writer = tokio::spawn(write_loop(sink, registration.queue, registration.close));
+    let writer = Writer {
+        sink,
+        state: state.clone(),
+        actor: actor.clone(),
+        cursors,
+    };
+    let mut writer = tokio::spawn(writer.run(registration.queue, registration.close, resume));
     let reader = read_loop(&state, &actor, stream, registration.sender);
     tokio::select! {
         exit = reader => {
@@ -98,7 +117,7 @@ async fn read_loop(
     state: &AppState,
     actor: &Actor,
     mut stream: SplitStream<WebSocket>,
-    replies: mpsc::Sender<Utf8Bytes>,
+    replies: mpsc::Sender<Outbound>,
 ) -> Option<CloseReason> {
     while let Some(received) = stream.next().await {
         let message = match received {
@@ -107,9 +126,9 @@ async fn read_loop(
         };
         let answer = match message {
             Message::Text(text) => dispatch::handle(state, actor, text.as_str()).await,
-            Message::Binary(_) => Some(encode(&Event::Error(
+            Message::Binary(_) => Some(Outbound::frame(encode(&Event::Error(
                 AppError::new(ErrorCode::BadRequest, "binary frames are not supported").detail(),
-            ))),
+            )))),
             Message::Close(_) => return None,
             // tungstenite answers pings itself; pongs need nothing.
             Message::Ping(_) | Message::Pong(_) => None,
@@ -137,47 +156,178 @@ fn too_big(e: axum::Error) -> Option<CloseReason> {
     }
 }
 
-/// Writes queued frames, flushing once per batch, until the queue closes or the hub asks
-/// for a close.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Utf8Bytes>,
-    mut close: watch::Receiver<Option<CloseReason>>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = close.changed() => {
-                let reason = *close.borrow();
-                let frame = reason.map(|r| CloseFrame { code: r.code, reason: r.reason.into() });
-                if reason.is_some_and(|r| r.code == close_code::SERVICE_RESTART) {
-                    // Shutting down: deliver what is already queued first.
-                    while let Ok(frame) = queue.try_recv() {
-                        if sink.feed(Message::Text(frame)).await.is_err() {
+/// What a connection has sent of one room's history.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// The connection has sent every change with a seq in `(contiguous_from, sent_max]`.
+    contiguous_from: i64,
+    sent_max: i64,
+    /// Live change frames with a seq at or below this were replayed already: dropped.
+    floor: i64,
+}
+
+impl Cursor {
+    /// A room whose live changes reach the connection from after `seq`.
+    fn live_after(seq: i64) -> Self {
+        Cursor {
+            contiguous_from: seq,
+            sent_max: seq,
+            floor: 0,
+        }
+    }
+}
+
+/// The writing half of a connection: drains the outbound queue in order, drops live
+/// changes a replay already covered, and performs `sync` replays in queue order.
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    state: AppState,
+    actor: Actor,
+    cursors: HashMap<String, Cursor>,
+}
+
+impl Writer {
+    /// Replays `resume` first (the connect URL's `since`), then writes queued frames,
+    /// flushing once per batch, until the queue closes or the hub asks for a close.
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Outbound>,
+        mut close: watch::Receiver<Option<CloseReason>>,
+        resume: Vec<(String, Option<i64>)>,
+    ) {
+        if !resume.is_empty() && self.sync(resume, None).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = close.changed() => {
+                    let reason = *close.borrow();
+                    let frame = reason.map(|r| CloseFrame { code: r.code, reason: r.reason.into() });
+                    if reason.is_some_and(|r| r.code == close_code::SERVICE_RESTART) {
+                        // Shutting down: deliver what is already queued first.
+                        while let Ok(item) = queue.try_recv() {
+                            if self.write(item).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(frame))).await;
+                    return;
+                }
+                next = queue.recv() => {
+                    let Some(item) = next else {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.close()).await;
+                        return;
+                    };
+                    if self.write(item).await.is_err() {
+                        return;
+                    }
+                    while let Ok(item) = queue.try_recv() {
+                        if self.write(item).await.is_err() {
                             return;
                         }
                     }
-                }
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(frame))).await;
-                return;
-            }
-            next = queue.recv() => {
-                let Some(frame) = next else {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-                    return;
-                };
-                if sink.feed(Message::Text(frame)).await.is_err() {
-                    return;
-                }
-                while let Ok(frame) = queue.try_recv() {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
+                    if self.sink.flush().await.is_err() {
                         return;
                     }
                 }
-                if sink.flush().await.is_err() {
-                    return;
-                }
             }
         }
+    }
+
+    /// Feeds one queue item to the socket (without flushing).
+    async fn write(&mut self, item: Outbound) -> Result<(), axum::Error> {
+        match item {
+            Outbound::Frame { frame, change } => {
+                if let Some((room, seq)) = change {
+                    let cursor = self
+                        .cursors
+                        .entry(room.to_string())
+                        .or_insert_with(|| Cursor::live_after(seq - 1));
+                    if seq <= cursor.floor {
+                        return Ok(());
+                    }
+                    cursor.sent_max = cursor.sent_max.max(seq);
+                }
+                self.sink.feed(Message::Text(frame)).await
+            }
+            Outbound::Sync { rooms, reply_id } => self.sync(rooms, reply_id).await,
+        }
+    }
+
+    /// Replays each room after its `since` (see `Service::replay`), leaving out what this
+    /// connection already sent, then drops live changes up to where the replay reached
+    /// and answers `reply_id` with `{rooms: {room_id: seq}}`.
+    async fn sync(
+        &mut self,
+        rooms: Vec<(String, Option<i64>)>,
+        reply_id: Option<serde_json::Value>,
+    ) -> Result<(), axum::Error> {
+        let mut reached = serde_json::Map::new();
+        for (room_id, since) in rooms {
+            let cursor = self.cursors.get(&room_id).copied();
+            // Changes in (max(contiguous_from, since), sent_max] went out on this
+            // connection already (in order, before this replay).
+            let skip = match (cursor, since) {
+                (Some(c), Some(since)) if c.sent_max > since => {
+                    Some((c.contiguous_from.max(since), c.sent_max))
+                }
+                _ => None,
+            };
+            let mut from = since;
+            let up_to = loop {
+                let page = match self
+                    .state
+                    .service
+                    .replay(&self.actor, &room_id, from, skip)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // A failed `sync` request is answered and stops there; a room in
+                        // the connect URL that cannot be resumed gets an `error` event
+                        // naming it, and the others still resume.
+                        let Some(id) = reply_id else {
+                            let mut detail = e.detail();
+                            detail.field = Some(format!("since.{room_id}"));
+                            self.sink
+                                .feed(Message::Text(encode(&Event::Error(detail))))
+                                .await?;
+                            break None;
+                        };
+                        let reply = encode(&Reply::err(id, e.detail()));
+                        self.sink.feed(Message::Text(reply)).await?;
+                        return self.sink.flush().await;
+                    }
+                };
+                for (_, text) in page.frames {
+                    self.sink.feed(Message::Text(text.into())).await?;
+                }
+                if page.complete {
+                    break Some(page.up_to);
+                }
+                from = Some(page.up_to);
+            };
+            let Some(up_to) = up_to else {
+                continue;
+            };
+            let since = since.unwrap_or(0);
+            let cursor = self
+                .cursors
+                .entry(room_id.clone())
+                .or_insert_with(|| Cursor::live_after(up_to));
+            cursor.contiguous_from = cursor.contiguous_from.min(since);
+            cursor.sent_max = cursor.sent_max.max(up_to);
+            cursor.floor = cursor.floor.max(up_to);
+            reached.insert(room_id, serde_json::Value::from(up_to));
+        }
+        if let Some(id) = reply_id {
+            let data = serde_json::json!({ "rooms": reached });
+            self.sink
+                .feed(Message::Text(encode(&Reply::ok(id, data))))
+                .await?;
+        }
+        self.sink.flush().await
     }
 }

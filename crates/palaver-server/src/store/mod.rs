@@ -610,13 +610,15 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Option<i64>>;
 
     /// The messages of `room_id` changed (created, edited, deleted or reacted to) after
-    /// seq `since`, ordered by their latest change (`updated_seq`), at most `limit`.
+    /// seq `since`, ordered by their latest change (`updated_seq`), at most `limit`, and
+    /// the room's `last_seq`, both read from one consistent snapshot: every change up to
+    /// that seq is reflected (when fewer than `limit` rows come back).
     async fn changes_since(
         &self,
         room_id: &str,
         since: i64,
         limit: i64,
-    ) -> StoreResult<Vec<MessageRow>>;
+    ) -> StoreResult<(Vec<MessageRow>, i64)>;
 
     /// The reactions to the given messages, oldest first.
     async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>>;

@@ -12,5 +12,6 @@ mod conversations;
 mod errors;
 mod openapi;
 mod restart;
+mod resume;
 #[cfg(feature = "s3-tests")]
 mod s3;

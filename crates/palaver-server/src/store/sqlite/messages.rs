@@ -358,7 +358,14 @@ impl MessageStore for SqliteStore {
         room_id: &str,
         since: i64,
         limit: i64,
-    ) -> StoreResult<Vec<MessageRow>> {
+    ) -> StoreResult<(Vec<MessageRow>, i64)> {
+        // One read transaction: a WAL reader sees a single snapshot for all its statements.
+        let mut tx = self.reader.begin().await?;
+        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?1")
+            .bind(room_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
              WHERE m.room_id = ?1 AND m.updated_seq > ?2 ORDER BY m.updated_seq LIMIT ?3"
@@ -366,12 +373,14 @@ impl MessageStore for SqliteStore {
         .bind(room_id)
         .bind(since)
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(rows
+        tx.commit().await?;
+        let rows = rows
             .iter()
             .map(message_from_row)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()?;
+        Ok((rows, last_seq))
     }
 
     #[tracing::instrument(skip_all, err)]
