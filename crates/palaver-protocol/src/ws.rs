@@ -274,6 +274,9 @@ pub mod close_code {
     /// API key, a password change, or a disabled or deleted account. Do not reconnect
     /// with the same credential.
     pub const SESSION_ENDED: u16 = 4001;
+    /// The client did not answer the server's pings (nothing heard for
+    /// `ws_ping_interval_secs + ws_pong_timeout_secs`): reconnect and resume.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
     /// The client did not read fast enough and its outbound queue filled up: reconnect
     /// and resume.
     pub const SLOW_CONSUMER: u16 = 4008;

@@ -1,6 +1,8 @@
 //! One upgraded WebSocket connection: reader loop, writer task, hub registration.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -72,14 +74,19 @@ pub async fn run(
         return;
     }
 
+    let heard = Arc::new(Heard::default());
+    let limits = state.service.limits();
     let writer = Writer {
         sink,
         state: state.clone(),
         actor: actor.clone(),
         cursors,
+        heard: heard.clone(),
+        ping_every: Duration::from_secs(limits.ws_ping_interval_secs.max(1)),
+        pong_timeout: Duration::from_secs(limits.ws_pong_timeout_secs.max(1)),
     };
     let mut writer = tokio::spawn(writer.run(registration.queue, registration.close, resume));
-    let reader = read_loop(&state, &actor, stream, registration.sender);
+    let reader = read_loop(&state, &actor, stream, registration.sender, &heard);
     tokio::select! {
         exit = reader => {
             if let Some(reason) = exit {
@@ -118,8 +125,10 @@ async fn read_loop(
     actor: &Actor,
     mut stream: SplitStream<WebSocket>,
     replies: mpsc::Sender<Outbound>,
+    heard: &Heard,
 ) -> Option<CloseReason> {
     while let Some(received) = stream.next().await {
+        heard.now();
         let message = match received {
             Ok(message) => message,
             Err(e) => return too_big(e),
@@ -156,6 +165,37 @@ fn too_big(e: axum::Error) -> Option<CloseReason> {
     }
 }
 
+/// When the connection last heard from its client (any frame, pongs included), for the
+/// heartbeat.
+struct Heard {
+    start: tokio::time::Instant,
+    /// Milliseconds after `start`.
+    at_ms: AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            start: tokio::time::Instant::now(),
+            at_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    /// Records that the client was heard from now.
+    fn now(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the client was last heard from.
+    fn silence(&self) -> Duration {
+        let at = Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(at)
+    }
+}
+
 /// What a connection has sent of one room's history.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
@@ -184,6 +224,9 @@ struct Writer {
     state: AppState,
     actor: Actor,
     cursors: HashMap<String, Cursor>,
+    heard: Arc<Heard>,
+    ping_every: Duration,
+    pong_timeout: Duration,
 }
 
 impl Writer {
@@ -198,9 +241,27 @@ impl Writer {
         if !resume.is_empty() && self.sync(resume, None).await.is_err() {
             return;
         }
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.ping_every,
+            self.ping_every,
+        );
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
+                _ = ping.tick() => {
+                    if self.heard.silence() > self.ping_every + self.pong_timeout {
+                        let frame = CloseFrame {
+                            code: close_code::HEARTBEAT_TIMEOUT,
+                            reason: "no pong".into(),
+                        };
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
+                        return;
+                    }
+                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
                 _ = close.changed() => {
                     let reason = *close.borrow();
                     let frame = reason.map(|r| CloseFrame { code: r.code, reason: r.reason.into() });

@@ -10,6 +10,7 @@ mod binary;
 mod chat;
 mod conversations;
 mod errors;
+mod heartbeat;
 mod openapi;
 mod restart;
 mod resume;
