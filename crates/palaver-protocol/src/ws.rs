@@ -78,6 +78,55 @@ pub struct Sync {
     pub rooms: std::collections::BTreeMap<String, Option<i64>>,
 }
 
+/// A presence status. `invisible` is chosen by a user and shown to others as `offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Away,
+    Dnd,
+    Offline,
+    Invisible,
+}
+
+/// `presence.updated` event data and `GET /api/v1/users/{user_id}/presence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceInfo {
+    pub user_id: String,
+    /// `online`, `away`, `dnd` or `offline` (never `invisible`).
+    pub status: PresenceStatus,
+    /// The user's custom status text (not shown while offline).
+    pub status_text: Option<String>,
+    /// When the user's last connection closed (RFC 3339 UTC), if known.
+    pub last_seen: Option<String>,
+}
+
+/// `presence.set` request data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPresence {
+    /// `online`, `away`, `dnd` or `invisible`.
+    pub status: PresenceStatus,
+    /// At most 100 characters; absent or `null` clears it.
+    #[serde(default)]
+    pub status_text: Option<String>,
+}
+
+/// `typing` request data, and `typing` event data (which adds `user_id` and
+/// `expires_in_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    pub room_id: String,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Events only: treat the user as no longer typing after this many milliseconds
+    /// unless another `typing` event arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+}
+
 /// `room.join` and `room.leave` request data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomRef {
@@ -215,6 +264,13 @@ pub enum Event {
     /// The room was deleted; its members receive nothing more from it.
     #[serde(rename = "room.deleted")]
     RoomDeleted(RoomDeleted),
+    /// A user who shares a room with the recipient came online, went offline, or changed
+    /// status.
+    #[serde(rename = "presence.updated")]
+    PresenceUpdated(PresenceInfo),
+    /// A member of a room started or stopped typing (not sent to the typist).
+    #[serde(rename = "typing")]
+    Typing(Typing),
     /// The recipient was invited to a room (sent to the invitee only).
     #[serde(rename = "invitation.created")]
     InvitationCreated(crate::model::Invitation),

@@ -174,7 +174,7 @@ impl Hub {
             Topic::User(user_id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_user.get(user_id) {
-                    send_to(&ix, ids, &Outbound::frame(envelope.frame.clone()));
+                    send_to(&ix, ids, &Outbound::frame(envelope.frame.clone()), envelope);
                 }
                 return;
             }
@@ -196,7 +196,7 @@ impl Hub {
             };
             let ix = self.indexes.read().expect("hub lock poisoned");
             if let Some(members) = ix.by_room.get(room_id) {
-                send_to(&ix, members, &item);
+                send_to(&ix, members, &item, envelope);
             }
         }
         match &envelope.membership {
@@ -284,12 +284,20 @@ fn user_conns(ix: &Indexes, user_id: &str) -> Vec<ConnId> {
         .unwrap_or_default()
 }
 
-/// Queues `item` to each connection in `ids`; closes those whose queue is full.
-fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound) {
+/// Queues `item` to each connection in `ids` (but `envelope.skip_user`'s); closes those
+/// whose queue is full. Ephemeral items are dropped, not queued, for a connection whose
+/// queue is at least half full, so they are the first thing lost under pressure.
+fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound, envelope: &Envelope) {
     for id in ids {
         let Some(conn) = ix.conns.get(id) else {
             continue;
         };
+        if envelope.skip_user.as_deref() == Some(conn.user_id.as_str()) {
+            continue;
+        }
+        if envelope.ephemeral && conn.queue.capacity() * 2 < conn.queue.max_capacity() {
+            continue;
+        }
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(item.clone()) {
             let first_time = conn.close.send_if_modified(|close| {
                 close.is_none() && {
@@ -345,6 +353,8 @@ mod tests {
             frame: Utf8Bytes::from(text.to_owned()),
             seq: None,
             membership: None,
+            ephemeral: false,
+            skip_user: None,
         }
     }
 
@@ -404,6 +414,8 @@ mod tests {
             frame: Utf8Bytes::from_static("invited"),
             seq: None,
             membership: None,
+            ephemeral: false,
+            skip_user: None,
         });
         assert_eq!(text(a1.queue.try_recv().unwrap()), "invited");
         assert_eq!(text(a2.queue.try_recv().unwrap()), "invited");

@@ -23,6 +23,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod hub;
+pub mod presence;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
@@ -40,6 +41,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::broker::MemoryBroker;
 use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
+use crate::presence::MemoryPresence;
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
 use crate::store::files::{FileStore, LocalFiles, S3Files};
@@ -87,6 +89,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         store.clone(),
         files,
         broker,
+        Arc::new(MemoryPresence::default()),
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
     ));

@@ -47,6 +47,11 @@ pub struct Envelope {
     pub seq: Option<i64>,
     /// A membership change to apply (for room topics), if any.
     pub membership: Option<Membership>,
+    /// Ephemeral (typing, presence): dropped for a connection whose queue is half full,
+    /// rather than counting toward closing it as a slow consumer.
+    pub ephemeral: bool,
+    /// A user whose connections do not receive this (the typist, for `typing`).
+    pub skip_user: Option<String>,
 }
 
 /// Which connections a [`Broker::disconnect`] closes.

@@ -6,7 +6,7 @@
 
 use palaver_protocol::ws::{
     ClientFrame, EditMessage, Event, MarkRead, MessageRef, ReactionChange, Reply, RequestId,
-    RoomRef, SendMessage, Sync,
+    RoomRef, SendMessage, SetPresence, Sync, Typing,
 };
 use palaver_protocol::ErrorCode;
 use serde_json::{json, Value};
@@ -111,6 +111,15 @@ async fn execute(state: &AppState, actor: &Actor, kind: &str, data: Value) -> Ap
         "room.leave" => {
             let req: RoomRef = from_value(data)?;
             service.leave_room(actor, &req.room_id).await?;
+            Ok(json!({}))
+        }
+        "presence.set" => {
+            let req: SetPresence = from_value(data)?;
+            to_value(service.set_presence(actor, req).await?)
+        }
+        "typing" => {
+            let req: Typing = from_value(data)?;
+            service.typing(actor, &req.room_id, req.active).await?;
             Ok(json!({}))
         }
         "ping" => Ok(json!({})),

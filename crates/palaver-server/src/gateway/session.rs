@@ -86,6 +86,7 @@ pub async fn run(
         pong_timeout: Duration::from_secs(limits.ws_pong_timeout_secs.max(1)),
     };
     let mut writer = tokio::spawn(writer.run(registration.queue, registration.close, resume));
+    state.service.connection_opened(&actor).await;
     let reader = read_loop(&state, &actor, stream, registration.sender, &heard);
     tokio::select! {
         exit = reader => {
@@ -97,6 +98,7 @@ pub async fn run(
     }
     // Dropping the hub's sender (and the reader's) ends the writer once it has drained.
     state.hub.unregister(conn);
+    state.service.connection_closed(&actor).await;
     if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
         .await
         .is_err()

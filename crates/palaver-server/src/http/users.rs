@@ -7,6 +7,7 @@ use palaver_protocol::rest::{
     ApiKeyList, BlockList, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey,
     DeleteAccountRequest, SessionList, UpdateProfileRequest, UserList,
 };
+use palaver_protocol::ws::PresenceInfo;
 use palaver_protocol::ErrorBody;
 use palaver_protocol::{PublicUser, User};
 
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(blocks))
         .routes(routes!(block, unblock))
         .routes(routes!(profile))
+        .routes(routes!(presence))
 }
 
 /// # `GET /api/v1/users/me`
@@ -278,4 +280,25 @@ async fn search(
     let after = query.get("after");
     let limit = query.int("limit")?;
     Ok(Json(state.service.search_users(q, after, limit).await?))
+}
+
+/// # `GET /api/v1/users/{user_id}/presence`
+/// → `200 {user_id, status, status_text, last_seen}` for users who share a room with the
+/// caller (and the caller themself); `404 not_found` for anyone else.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/presence",
+    tag = "users",
+    params(("user_id" = String, Path)),
+    responses((status = 200, description = "presence", body = PresenceInfo),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+async fn presence(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<PresenceInfo>> {
+    Ok(Json(state.service.presence_of(&actor, &user_id).await?))
 }

@@ -15,6 +15,7 @@
 //! - [`messages`]: send (durable, idempotent, published in seq order), history, edits,
 //!   deletes, reactions, read markers.
 //! - [`attachments`]: uploads and downloads.
+//! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
@@ -23,6 +24,7 @@ pub mod attachments;
 pub mod blocks;
 pub mod credentials;
 pub mod invitations;
+pub mod live;
 pub mod members;
 pub mod messages;
 pub mod password_policy;
@@ -39,6 +41,7 @@ use palaver_protocol::ws::Event;
 use crate::auth::tokens::TokenIssuer;
 use crate::broker::{Broker, Envelope, Membership, Topic};
 use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits};
+use crate::presence::Presence;
 use crate::store::files::FileStore;
 use crate::store::Store;
 
@@ -54,6 +57,9 @@ pub struct Service {
     pub(crate) auth: AuthConfig,
     pub(crate) attachments: AttachmentsConfig,
     pub(crate) files: Arc<dyn FileStore>,
+    pub(crate) presence: Arc<dyn Presence>,
+    /// When each (user, room) last had a `typing: true` relayed (the throttle).
+    typing_last: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     pub(crate) rate: accounts::LoginLimiters,
     /// Striped per-room locks held from a room write's commit to its publication, so that
     /// events of one room are published in seq order.
@@ -68,6 +74,7 @@ impl Service {
         store: Store,
         files: Arc<dyn FileStore>,
         broker: Arc<dyn Broker>,
+        presence: Arc<dyn Presence>,
         tokens: TokenIssuer,
         config: &Config,
     ) -> Self {
@@ -79,6 +86,8 @@ impl Service {
             auth: config.auth.clone(),
             attachments: config.attachments.clone(),
             files,
+            presence,
+            typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
             room_locks: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -140,6 +149,8 @@ impl Service {
             frame,
             seq,
             membership,
+            ephemeral: false,
+            skip_user: None,
         };
         if let Err(e) = self.broker.publish(envelope).await {
             tracing::error!(error = %e, "publishing event");

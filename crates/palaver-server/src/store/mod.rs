@@ -532,6 +532,12 @@ pub trait RoomStore: Send + Sync {
     /// atomically. Returns `false` if it was not pending.
     async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool>;
 
+    /// The users other than `user_id` who share at least one room with them.
+    async fn co_members(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Whether `a` and `b` share at least one room.
+    async fn share_a_room(&self, a: &str, b: &str) -> StoreResult<bool>;
+
     /// Moves `user_id`'s read marker in `room_id` forward to `seq` (capped at the room's
     /// last seq; never backwards). Returns the marker after the call and the unread count,
     /// or `None` if not a member.

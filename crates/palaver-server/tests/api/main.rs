@@ -12,6 +12,7 @@ mod conversations;
 mod errors;
 mod heartbeat;
 mod openapi;
+mod presence;
 mod restart;
 mod resume;
 #[cfg(feature = "s3-tests")]

@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/users/me/blocks/{user_id}"),
     ("delete", "/api/v1/users/me/blocks/{user_id}"),
     ("get", "/api/v1/users/{user_id}"),
+    ("get", "/api/v1/users/{user_id}/presence"),
     ("get", "/api/v1/admin/users"),
     ("put", "/api/v1/admin/users/{user_id}/role"),
     ("post", "/api/v1/admin/users/{user_id}/disable"),

@@ -574,6 +574,31 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn co_members(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT other.user_id FROM room_members me
+             JOIN room_members other ON other.room_id = me.room_id
+             WHERE me.user_id = ?1 AND other.user_id != ?1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn share_a_room(&self, a: &str, b: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM room_members x JOIN room_members y ON y.room_id = x.room_id
+             WHERE x.user_id = ?1 AND y.user_id = ?2 LIMIT 1",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn mark_read(
         &self,
         room_id: &str,
