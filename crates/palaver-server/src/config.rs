@@ -260,12 +260,24 @@ pub struct LogConfig {
     /// A `tracing` target filter, e.g. `info` or `palaver_server=debug,info`.
     /// `RUST_LOG`, when set, takes precedence.
     pub level: String,
+    /// `text` (human-readable, the default) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }
@@ -302,6 +314,14 @@ pub struct Overrides {
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOverrides>,
+}
+
+/// Logging values given on the command line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogOverrides {
+    pub format: LogFormat,
 }
 
 impl Config {

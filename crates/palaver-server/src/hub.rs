@@ -21,6 +21,7 @@ use palaver_protocol::ws::close_code;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::broker::{DisconnectTarget, Envelope, Membership, Topic};
+use crate::metrics::Metrics;
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
@@ -86,6 +87,7 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Signalled whenever a connection unregisters (for shutdown's wait).
     unregistered: Notify,
+    metrics: Arc<Metrics>,
 }
 
 /// The receiving ends a connection's tasks hold after [`Hub::register`].
@@ -103,6 +105,14 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Self {
         Hub::default()
+    }
+
+    /// An empty hub that records into `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Hub {
+            metrics,
+            ..Hub::default()
+        }
     }
 
     /// Registers a connection of `user_id` that is a member of `rooms`, with an outbound
@@ -138,6 +148,7 @@ impl Hub {
             },
         );
         add_rooms(&mut ix, id, rooms);
+        self.count_connections(ix.conns.len());
         Registration {
             id,
             queue: queue_rx,
@@ -162,6 +173,7 @@ impl Hub {
             remove_from(&mut ix.by_user, &conn.user_id, id);
             remove_from(&mut ix.by_credential, &conn.credential, id);
         }
+        self.count_connections(ix.conns.len());
         drop(ix);
         self.unregistered.notify_waiters();
     }
@@ -170,11 +182,25 @@ impl Hub {
     /// membership change (see [`Membership`]). Never blocks: a connection whose queue is
     /// full is closed as a slow consumer.
     pub fn deliver(&self, envelope: &Envelope) {
+        let started = std::time::Instant::now();
+        self.deliver_inner(envelope);
+        self.metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn deliver_inner(&self, envelope: &Envelope) {
         let room_id = match &envelope.topic {
             Topic::User(user_id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_user.get(user_id) {
-                    send_to(&ix, ids, &Outbound::frame(envelope.frame.clone()), envelope);
+                    send_to(
+                        &ix,
+                        ids,
+                        &Outbound::frame(envelope.frame.clone()),
+                        envelope,
+                        &self.metrics,
+                    );
                 }
                 return;
             }
@@ -196,7 +222,7 @@ impl Hub {
             };
             let ix = self.indexes.read().expect("hub lock poisoned");
             if let Some(members) = ix.by_room.get(room_id) {
-                send_to(&ix, members, &item, envelope);
+                send_to(&ix, members, &item, envelope, &self.metrics);
             }
         }
         match &envelope.membership {
@@ -221,6 +247,14 @@ impl Hub {
             }
             _ => {}
         }
+    }
+
+    fn count_connections(&self, n: usize) {
+        self.metrics.connections.set(n as i64);
+        self.metrics
+            .sessions
+            .get_or_create(&Metrics::label("transport", "websocket"))
+            .set(n as i64);
     }
 
     /// Asks one connection to close with `reason` (no-op if it is gone).
@@ -287,7 +321,13 @@ fn user_conns(ix: &Indexes, user_id: &str) -> Vec<ConnId> {
 /// Queues `item` to each connection in `ids` (but `envelope.skip_user`'s); closes those
 /// whose queue is full. Ephemeral items are dropped, not queued, for a connection whose
 /// queue is at least half full, so they are the first thing lost under pressure.
-fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound, envelope: &Envelope) {
+fn send_to(
+    ix: &Indexes,
+    ids: &HashSet<ConnId>,
+    item: &Outbound,
+    envelope: &Envelope,
+    metrics: &Metrics,
+) {
     for id in ids {
         let Some(conn) = ix.conns.get(id) else {
             continue;
@@ -296,9 +336,14 @@ fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound, envelope: &Enve
             continue;
         }
         if envelope.ephemeral && conn.queue.capacity() * 2 < conn.queue.max_capacity() {
+            metrics.queue_drops.inc();
             continue;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(item.clone()) {
+        let sent = conn.queue.try_send(item.clone());
+        if sent.is_ok() {
+            metrics.messages_out.inc();
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = sent {
             let first_time = conn.close.send_if_modified(|close| {
                 close.is_none() && {
                     *close = Some(CloseReason {
@@ -309,6 +354,7 @@ fn send_to(ix: &Indexes, ids: &HashSet<ConnId>, item: &Outbound, envelope: &Enve
                 }
             });
             if first_time {
+                metrics.slow_consumer_disconnects.inc();
                 tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
             }
         }

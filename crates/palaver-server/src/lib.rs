@@ -23,6 +23,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod presence;
 pub mod ratelimit;
 pub mod service;
@@ -41,6 +42,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::broker::MemoryBroker;
 use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
+use crate::metrics::Metrics;
 use crate::presence::MemoryPresence;
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
@@ -73,7 +75,8 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
     let key = auth::load_or_create_signing_key(config)?;
     let db = SqliteStore::open(&config.database_path()).await?;
     let store = db.store();
-    let hub = Arc::new(Hub::new());
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(Hub::with_metrics(metrics.clone()));
     let broker = Arc::new(MemoryBroker::new(hub.clone()));
     let files: Arc<dyn FileStore> = match &config.attachments.s3 {
         Some(s3) => Arc::new(S3Files::new(s3).context("configuring the S3 attachment store")?),
@@ -90,6 +93,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         files,
         broker,
         Arc::new(MemoryPresence::default()),
+        metrics,
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
     ));

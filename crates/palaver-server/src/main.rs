@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use palaver_protocol::rest::RegisterRequest;
 use palaver_protocol::Role;
-use palaver_server::config::{Config, Overrides};
+use palaver_server::config::{Config, LogFormat, LogOverrides, Overrides};
 
 /// Palaver: a self-hosted real-time chat and WebRTC signaling server.
 #[derive(Parser)]
@@ -84,6 +84,17 @@ struct ServeArgs {
     /// Directory for the database and the generated signing key [default: ./data].
     #[arg(long, value_name = "PATH", global = true)]
     data_dir: Option<PathBuf>,
+    /// Log format: text (default) or json.
+    #[arg(long, value_name = "FORMAT", global = true, value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{s:?} is not a log format (text, json)")),
+    }
 }
 
 #[tokio::main]
@@ -98,9 +109,10 @@ async fn main() -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         data_dir: args.data_dir,
+        log: args.log_format.map(|format| LogOverrides { format }),
     };
     let config = Config::load(&args.config, &overrides).context("loading configuration")?;
-    init_tracing(&config.log.level);
+    init_tracing(&config.log.level, config.log.format);
     if let Some(action) = admin {
         return run_admin(&config, action).await;
     }
@@ -160,22 +172,32 @@ async fn run_admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` if set, else by the configured level.
-fn init_tracing(level: &str) {
+/// Logs to stderr, filtered by `RUST_LOG` if set, else by the configured level; as text or
+/// as one JSON object per line.
+fn init_tracing(level: &str, format: LogFormat) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
     let filter: Targets = spec
         .parse()
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .with(filter)
-        .init();
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .init(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

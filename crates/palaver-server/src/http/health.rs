@@ -1,7 +1,8 @@
 //! `GET /healthz`: whether this node can serve.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -10,7 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// # `GET /healthz`
@@ -22,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "the database answers"), (status = 503, description = "the database does not answer"))
 )]
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state.service.store.database.ping().await {
+    if state.service.store_ready().await {
         (StatusCode::OK, Json(json!({"status": "ok"})))
     } else {
         (
@@ -30,4 +34,41 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             Json(json!({"status": "unavailable"})),
         )
     }
+}
+
+/// # `GET /readyz`
+/// → `200 {"status": "ready", "store": "ok", "broker": "ok"}` when this node can take
+/// traffic; `503` with the failing part `"unavailable"` otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = state.service.store_ready().await;
+    // The in-memory broker is always ready; a networked one reports its connection here.
+    let broker = true;
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = json!({
+        "status": if store && broker { "ready" } else { "unavailable" },
+        "store": word(store),
+        "broker": word(broker),
+    });
+    let status = if store && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// # `GET /metrics`
+/// → `200` Prometheus text exposition (see `metrics.rs` for the list).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.service.metrics().render(),
+    )
 }

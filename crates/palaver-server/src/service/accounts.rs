@@ -52,8 +52,15 @@ impl LoginLimiters {
     }
 }
 
-fn limited(l: Limited) -> AppError {
-    AppError::rate_limited(l.retry_after.as_secs_f64().ceil() as u64)
+impl Service {
+    /// `429 rate_limited` for limit `name` (counted in `palaver_rate_limited_total`).
+    pub(crate) fn limited(&self, name: &str, l: Limited) -> AppError {
+        self.metrics
+            .rate_limited
+            .get_or_create(&crate::metrics::Metrics::label("limit", name))
+            .inc();
+        AppError::rate_limited(l.retry_after.as_secs_f64().ceil() as u64)
+    }
 }
 
 /// The owner's view of a stored user.
@@ -114,7 +121,10 @@ impl Service {
         // Every attempt counts, failed ones too: this also slows probing for registered
         // emails through `email_taken`.
         if let Some(ip) = &client.ip {
-            self.rate.registrations_per_ip.hit(ip).map_err(limited)?;
+            self.rate
+                .registrations_per_ip
+                .hit(ip)
+                .map_err(|l| self.limited("registrations_per_ip", l))?;
         }
         let user = self.new_user(req, Role::User).await?;
         self.start_session(&user, client).await
@@ -170,15 +180,18 @@ impl Service {
         let login = req.login.trim().to_lowercase();
         let ip = client.ip.clone().unwrap_or_default();
         let account_ip = format!("{login}\u{0}{ip}");
-        self.rate.failures_per_ip.check(&ip).map_err(limited)?;
+        self.rate
+            .failures_per_ip
+            .check(&ip)
+            .map_err(|l| self.limited("login_failures_per_ip", l))?;
         self.rate
             .failures_per_account
             .check(&account_ip)
-            .map_err(limited)?;
+            .map_err(|l| self.limited("login_failures_per_account", l))?;
         self.rate
             .failures_per_account_global
             .check(&login)
-            .map_err(limited)?;
+            .map_err(|l| self.limited("login_failures_per_account_global", l))?;
 
         let user = if login.is_empty() || login.len() > 254 {
             None

@@ -124,18 +124,17 @@ impl Service {
         }
     }
 
-    /// Sends `info` to every user who shares a room with its subject (and to the
-    /// subject's own connections), once each.
+    /// Sends `info` to every user who shares a room with its subject, once each (the
+    /// subject learns their own state from the `presence.set` reply).
     async fn announce_presence(&self, info: PresenceInfo) {
         let subject = info.user_id.clone();
-        let mut recipients = match self.store.rooms.co_members(&subject).await {
+        let recipients = match self.store.rooms.co_members(&subject).await {
             Ok(users) => users,
             Err(e) => {
                 tracing::error!(error = %e, "listing who shares a room, for presence");
                 return;
             }
         };
-        recipients.push(subject);
         let event = Event::PresenceUpdated(info);
         for user in recipients {
             self.publish_ephemeral(Topic::User(user), &event, None)

@@ -104,7 +104,15 @@ impl Service {
         };
         // Held from commit to publish so that the room's events go out in seq order.
         let _order = self.room_lock(room_id).lock().await;
+        let started = std::time::Instant::now();
         let (row, created) = self.store.messages.insert_message(&new).await?;
+        self.metrics
+            .store_seconds
+            .get_or_create(&crate::metrics::Metrics::label("op", "insert_message"))
+            .observe(started.elapsed().as_secs_f64());
+        if created {
+            self.metrics.messages_in.inc();
+        }
         let message = self.message_to_wire(row).await?;
         if created {
             self.publish_change(

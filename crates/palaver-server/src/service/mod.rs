@@ -41,6 +41,7 @@ use palaver_protocol::ws::Event;
 use crate::auth::tokens::TokenIssuer;
 use crate::broker::{Broker, Envelope, Membership, Topic};
 use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits};
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::files::FileStore;
 use crate::store::Store;
@@ -58,6 +59,7 @@ pub struct Service {
     pub(crate) attachments: AttachmentsConfig,
     pub(crate) files: Arc<dyn FileStore>,
     pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) metrics: Arc<Metrics>,
     /// When each (user, room) last had a `typing: true` relayed (the throttle).
     typing_last: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     pub(crate) rate: accounts::LoginLimiters,
@@ -75,6 +77,7 @@ impl Service {
         files: Arc<dyn FileStore>,
         broker: Arc<dyn Broker>,
         presence: Arc<dyn Presence>,
+        metrics: Arc<Metrics>,
         tokens: TokenIssuer,
         config: &Config,
     ) -> Self {
@@ -87,6 +90,7 @@ impl Service {
             attachments: config.attachments.clone(),
             files,
             presence,
+            metrics,
             typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
             room_locks: (0..ROOM_LOCK_STRIPES)
@@ -99,6 +103,16 @@ impl Service {
     /// The largest attachment accepted, in bytes.
     pub fn attachment_limit(&self) -> usize {
         self.attachments.max_bytes
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether the store answers (for `/healthz` and `/readyz`).
+    pub async fn store_ready(&self) -> bool {
+        self.store.database.ping().await
     }
 
     /// The configured input limits.

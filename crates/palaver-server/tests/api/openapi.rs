@@ -66,6 +66,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/attachments/{attachment_id}"),
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 async fn document(server: &TestServer) -> Value {
@@ -130,7 +132,12 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
         assert_ne!(status, 405, "{method} {path} is documented but not routed");
         let public = matches!(
             *path,
-            "/api/v1/auth/register" | "/api/v1/auth/login" | "/api/v1/auth/refresh" | "/healthz"
+            "/api/v1/auth/register"
+                | "/api/v1/auth/login"
+                | "/api/v1/auth/refresh"
+                | "/healthz"
+                | "/readyz"
+                | "/metrics"
         );
         if !public {
             assert_eq!(status, 401, "{method} {path} answers an anonymous caller");
