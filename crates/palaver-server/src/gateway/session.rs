@@ -88,20 +88,23 @@ pub async fn run(
     let mut writer = tokio::spawn(writer.run(registration.queue, registration.close, resume));
     state.service.connection_opened(&actor).await;
     let reader = read_loop(&state, &actor, stream, registration.sender, &heard);
-    tokio::select! {
+    let writer_done = tokio::select! {
         exit = reader => {
             if let Some(reason) = exit {
                 state.hub.close(conn, reason);
             }
+            false
         }
-        _ = &mut writer => {}
-    }
+        _ = &mut writer => true,
+    };
     // Dropping the hub's sender (and the reader's) ends the writer once it has drained.
     state.hub.unregister(conn);
     state.service.connection_closed(&actor).await;
-    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
-        .await
-        .is_err()
+    // A finished JoinHandle must not be polled again.
+    if !writer_done
+        && tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }

@@ -11,6 +11,7 @@ mod chat;
 mod conversations;
 mod errors;
 mod heartbeat;
+mod live;
 mod observability;
 mod openapi;
 mod presence;
