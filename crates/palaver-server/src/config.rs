@@ -102,6 +102,9 @@ pub struct Limits {
     /// Frames that may wait in one connection's outbound queue before it is disconnected
     /// as a slow consumer.
     pub ws_outbound_queue_frames: usize,
+    /// Bytes of events that may wait in one connection's outbound queue before it is
+    /// disconnected as a slow consumer. Default 4 MiB.
+    pub ws_outbound_queue_bytes: usize,
     /// Seconds between the server's WebSocket pings.
     pub ws_ping_interval_secs: u64,
     /// Seconds a connection may stay silent (no frame, no pong) after a ping before the
@@ -123,6 +126,7 @@ impl Default for Limits {
             http_body_max_bytes: 1024 * 1024,
             ws_frame_max_bytes: 64 * 1024,
             ws_outbound_queue_frames: 1024,
+            ws_outbound_queue_bytes: 4 * 1024 * 1024,
             ws_ping_interval_secs: 25,
             ws_pong_timeout_secs: 20,
         }

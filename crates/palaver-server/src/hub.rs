@@ -12,7 +12,7 @@
 //! lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ pub enum Outbound {
     Frame {
         frame: Utf8Bytes,
         change: Option<(Arc<str>, i64)>,
+        /// Bytes this frame counts in the connection's queued-bytes budget (released by
+        /// the writer when it is written or dropped); 0 for replies.
+        counted: usize,
     },
     /// A `sync` request, handled by the writer in queue order: replay each room's history
     /// after the given seq, then answer `reply_id`.
@@ -49,6 +52,7 @@ impl Outbound {
         Outbound::Frame {
             frame,
             change: None,
+            counted: 0,
         }
     }
 }
@@ -67,6 +71,10 @@ struct Connection {
     credential: String,
     rooms: HashSet<String>,
     queue: mpsc::Sender<Outbound>,
+    /// Bytes of queued hub frames not yet written (shared with the writer).
+    queued_bytes: Arc<AtomicUsize>,
+    /// The most bytes that may wait in the queue.
+    max_bytes: usize,
     close: watch::Sender<Option<CloseReason>>,
 }
 
@@ -99,6 +107,9 @@ pub struct Registration {
     pub close: watch::Receiver<Option<CloseReason>>,
     /// A sender on the same queue, for the connection's own replies.
     pub sender: mpsc::Sender<Outbound>,
+    /// Bytes of queued hub frames not yet written: the writer subtracts each frame's
+    /// `counted` when it writes or drops it.
+    pub queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Hub {
@@ -116,7 +127,7 @@ impl Hub {
     }
 
     /// Registers a connection of `user_id` that is a member of `rooms`, with an outbound
-    /// queue of `capacity` frames. From this moment the connection receives the events of
+    /// queue of at most `capacity` frames and `max_bytes` bytes. From this moment the connection receives the events of
     /// those rooms, and of any room the user joins.
     pub fn register(
         &self,
@@ -124,8 +135,10 @@ impl Hub {
         credential: &str,
         rooms: impl IntoIterator<Item = String>,
         capacity: usize,
+        max_bytes: usize,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let (queue_tx, queue_rx) = mpsc::channel(capacity.max(1));
         let (close_tx, close_rx) = watch::channel(None);
         let mut ix = self.indexes.write().expect("hub lock poisoned");
@@ -144,6 +157,8 @@ impl Hub {
                 credential: credential.to_owned(),
                 rooms: HashSet::new(),
                 queue: queue_tx.clone(),
+                queued_bytes: queued_bytes.clone(),
+                max_bytes,
                 close: close_tx,
             },
         );
@@ -154,6 +169,7 @@ impl Hub {
             queue: queue_rx,
             close: close_rx,
             sender: queue_tx,
+            queued_bytes,
         }
     }
 
@@ -215,6 +231,7 @@ impl Hub {
         }
         {
             let item = Outbound::Frame {
+                counted: 0,
                 frame: envelope.frame.clone(),
                 change: envelope
                     .seq
@@ -335,11 +352,31 @@ fn send_to(
         if envelope.skip_user.as_deref() == Some(conn.user_id.as_str()) {
             continue;
         }
-        if envelope.ephemeral && conn.queue.capacity() * 2 < conn.queue.max_capacity() {
+        let len = envelope.frame.len();
+        let queued = conn.queued_bytes.load(Ordering::Relaxed);
+        if envelope.ephemeral
+            && (conn.queue.capacity() * 2 < conn.queue.max_capacity()
+                || (queued + len) * 2 > conn.max_bytes)
+        {
             metrics.queue_drops.inc();
             continue;
         }
-        let sent = conn.queue.try_send(item.clone());
+        let sent = if queued + len > conn.max_bytes {
+            Err(mpsc::error::TrySendError::Full(()))
+        } else {
+            let mut item = item.clone();
+            if let Outbound::Frame { counted, .. } = &mut item {
+                *counted = len;
+            }
+            conn.queued_bytes.fetch_add(len, Ordering::Relaxed);
+            conn.queue.try_send(item).map_err(|e| {
+                conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                }
+            })
+        };
         if sent.is_ok() {
             metrics.messages_out.inc();
         }
@@ -407,8 +444,8 @@ mod tests {
     #[test]
     fn delivers_only_to_connections_in_the_room() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", "session:alice", ["r1".to_string()], 8);
-        let mut b = hub.register("bob", "session:bob", ["r2".to_string()], 8);
+        let mut a = hub.register("alice", "session:alice", ["r1".to_string()], 8, 1 << 20);
+        let mut b = hub.register("bob", "session:bob", ["r2".to_string()], 8, 1 << 20);
         hub.deliver(&envelope("r1", "hello"));
         assert_eq!(text(a.queue.try_recv().unwrap()), "hello");
         assert!(b.queue.try_recv().is_err(), "bob is not in r1");
@@ -417,8 +454,8 @@ mod tests {
     #[test]
     fn join_adds_every_connection_of_the_user_before_delivery() {
         let hub = Hub::new();
-        let mut tab1 = hub.register("bob", "session:bob", [], 8);
-        let mut tab2 = hub.register("bob", "session:bob", [], 8);
+        let mut tab1 = hub.register("bob", "session:bob", [], 8, 1 << 20);
+        let mut tab2 = hub.register("bob", "session:bob", [], 8, 1 << 20);
         let mut env = envelope("r1", "joined");
         env.membership = Some(Membership::Joined {
             user_id: "bob".into(),
@@ -432,8 +469,8 @@ mod tests {
     #[test]
     fn a_leaver_gets_the_left_event_and_nothing_after() {
         let hub = Hub::new();
-        let mut bob = hub.register("bob", "session:bob", ["r".to_string()], 8);
-        let mut alice = hub.register("alice", "session:alice", ["r".to_string()], 8);
+        let mut bob = hub.register("bob", "session:bob", ["r".to_string()], 8, 1 << 20);
+        let mut alice = hub.register("alice", "session:alice", ["r".to_string()], 8, 1 << 20);
         let mut env = envelope("r", "left");
         env.membership = Some(Membership::Left {
             user_id: "bob".into(),
@@ -452,9 +489,9 @@ mod tests {
     #[test]
     fn user_topic_reaches_every_connection_of_that_user_only() {
         let hub = Hub::new();
-        let mut a1 = hub.register("alice", "session:a1", [], 8);
-        let mut a2 = hub.register("alice", "session:a2", [], 8);
-        let mut bob = hub.register("bob", "session:bob", [], 8);
+        let mut a1 = hub.register("alice", "session:a1", [], 8, 1 << 20);
+        let mut a2 = hub.register("alice", "session:a2", [], 8, 1 << 20);
+        let mut bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
         hub.deliver(&Envelope {
             topic: Topic::User("alice".into()),
             frame: Utf8Bytes::from_static("invited"),
@@ -471,7 +508,7 @@ mod tests {
     #[test]
     fn closing_a_room_stops_its_delivery() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", "session:a", ["r".to_string()], 8);
+        let mut a = hub.register("alice", "session:a", ["r".to_string()], 8, 1 << 20);
         let mut env = envelope("r", "deleted");
         env.membership = Some(Membership::Closed);
         hub.deliver(&env);
@@ -483,8 +520,8 @@ mod tests {
     #[test]
     fn full_queue_closes_that_connection_only() {
         let hub = Hub::new();
-        let slow = hub.register("slow", "session:slow", ["r".to_string()], 2);
-        let mut fast = hub.register("fast", "session:fast", ["r".to_string()], 64);
+        let slow = hub.register("slow", "session:slow", ["r".to_string()], 2, 1 << 20);
+        let mut fast = hub.register("fast", "session:fast", ["r".to_string()], 64, 1 << 20);
         for i in 0..5 {
             hub.deliver(&envelope("r", &format!("m{i}")));
             let _ = fast.queue.try_recv();
@@ -499,9 +536,9 @@ mod tests {
     #[test]
     fn disconnect_closes_only_the_named_credential_or_user() {
         let hub = Hub::new();
-        let phone = hub.register("alice", "session:phone", [], 8);
-        let laptop = hub.register("alice", "session:laptop", [], 8);
-        let bob = hub.register("bob", "session:bob", [], 8);
+        let phone = hub.register("alice", "session:phone", [], 8, 1 << 20);
+        let laptop = hub.register("alice", "session:laptop", [], 8, 1 << 20);
+        let bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
         let reason = CloseReason {
             code: 4001,
             reason: "session ended",
@@ -518,9 +555,25 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_closes_a_connection_before_its_frame_budget_does() {
+        let hub = Hub::new();
+        // Room for 1000 frames but only 10 bytes.
+        let slow = hub.register("slow", "session:slow", ["r".to_string()], 1000, 10);
+        hub.deliver(&envelope("r", "12345678"));
+        assert!(slow.close.borrow().is_none(), "8 bytes fit");
+        hub.deliver(&envelope("r", "12345678"));
+        assert_eq!(
+            slow.close.borrow().map(|r| r.code),
+            Some(close_code::SLOW_CONSUMER),
+            "16 bytes do not"
+        );
+        assert_eq!(slow.queued_bytes.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
     fn unregister_removes_from_indexes() {
         let hub = Hub::new();
-        let a = hub.register("alice", "session:alice", ["r1".to_string()], 8);
+        let a = hub.register("alice", "session:alice", ["r1".to_string()], 8, 1 << 20);
         hub.unregister(a.id);
         assert_eq!(hub.connection_count(), 0);
         hub.deliver(&envelope("r1", "x")); // must not panic or deliver

@@ -35,11 +35,13 @@ pub async fn run(
     socket: WebSocket,
 ) {
     let capacity = state.service.limits().ws_outbound_queue_frames;
+    let max_bytes = state.service.limits().ws_outbound_queue_bytes;
     let registration = state.hub.register(
         &actor.user_id,
         &actor.credential.hub_key(),
         initial.rooms.into_iter().map(|r| r.id),
         capacity,
+        max_bytes,
     );
     let conn = registration.id;
     tracing::debug!(conn, user_id = %actor.user_id, "connection open");
@@ -77,6 +79,7 @@ pub async fn run(
     let heard = Arc::new(Heard::default());
     let limits = state.service.limits();
     let writer = Writer {
+        queued_bytes: registration.queued_bytes.clone(),
         sink,
         state: state.clone(),
         actor: actor.clone(),
@@ -226,6 +229,8 @@ impl Cursor {
 /// changes a replay already covered, and performs `sync` replays in queue order.
 struct Writer {
     sink: SplitSink<WebSocket, Message>,
+    /// The connection's queued-bytes budget, released as frames are written.
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     state: AppState,
     actor: Actor,
     cursors: HashMap<String, Cursor>,
@@ -305,7 +310,12 @@ impl Writer {
     /// Feeds one queue item to the socket (without flushing).
     async fn write(&mut self, item: Outbound) -> Result<(), axum::Error> {
         match item {
-            Outbound::Frame { frame, change } => {
+            Outbound::Frame {
+                frame,
+                change,
+                counted,
+            } => {
+                self.queued_bytes.fetch_sub(counted, Ordering::Relaxed);
                 if let Some((room, seq)) = change {
                     let cursor = self
                         .cursors
