@@ -28,6 +28,10 @@ pub struct Config {
     pub port: u16,
     /// Where the SQLite database and the generated signing key live. Default `./data`.
     pub data_dir: PathBuf,
+    /// On SIGTERM/Ctrl-C, how long to wait for WebSockets to take their close frame and
+    /// in-flight requests to finish before closing the store and exiting. Seconds;
+    /// default 10.
+    pub shutdown_grace_secs: u64,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub rate_limits: RateLimits,
@@ -42,6 +46,7 @@ impl Default for Config {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             data_dir: PathBuf::from("./data"),
+            shutdown_grace_secs: 10,
             auth: AuthConfig::default(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),

@@ -50,9 +50,6 @@ use crate::store::files::{FileStore, LocalFiles, S3Files};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
-/// How long shutdown waits for WebSocket connections to take their close frame.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -104,8 +101,9 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
 ///
 /// Opens (and migrates) the database in `config.data_dir`, loads or creates the token
 /// signing key, then serves HTTP and WebSocket. When `shutdown` resolves it stops
-/// accepting, sends every WebSocket a close frame with code 1012 (service restart), waits
-/// up to 5 s for them to go, and closes the database.
+/// accepting, sends every WebSocket a close frame with code 1012 (service restart) after
+/// what is already queued, waits up to `shutdown_grace_secs` for them to go, and closes
+/// the database.
 ///
 /// # Errors
 /// The data directory, key or database cannot be opened, or the listener fails.
@@ -137,7 +135,8 @@ pub async fn run(
     })
     .await;
     // axum does not wait for upgraded connections (tokio-rs/axum#3003): wait here.
-    if !hub.wait_until_empty(SHUTDOWN_GRACE).await {
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if !hub.wait_until_empty(grace).await {
         tracing::warn!(
             remaining = hub.connection_count(),
             "connections still open at shutdown deadline"
