@@ -878,21 +878,8 @@ impl Client {
                 None => format!("{room}:"),
             })
             .collect();
-        let url = format!(
-            "{}?since={}",
-            self.ws_url(),
-            percent_encode(&list.join(","))
-        );
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if let Some(t) = &self.token {
-            let value = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| ClientError::Decode("token is not a header value".into()))?;
-            request.headers_mut().insert("authorization", value);
-        }
-        Socket::open(request).await
+        let query = format!("since={}", percent_encode(&list.join(",")));
+        Socket::open(self.ws_request_with_query(Some(&query), &[])?).await
     }
 
     /// Opens a WebSocket authenticated with `token` (an access token or API key) in the
@@ -920,8 +907,19 @@ impl Client {
         access_token: Option<&str>,
         headers: &[(&str, &str)],
     ) -> ClientResult<WsRequest> {
-        let url = match access_token {
-            Some(token) => format!("{}?access_token={}", self.ws_url(), percent_encode(token)),
+        let query = access_token.map(|token| format!("access_token={}", percent_encode(token)));
+        self.ws_request_with_query(query.as_deref(), headers)
+    }
+
+    /// The WebSocket handshake request with a raw (already encoded) query string, the
+    /// client's bearer token (if any) and `headers`.
+    pub fn ws_request_with_query(
+        &self,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> ClientResult<WsRequest> {
+        let url = match query {
+            Some(query) => format!("{}?{query}", self.ws_url()),
             None => self.ws_url(),
         };
         let mut request = url

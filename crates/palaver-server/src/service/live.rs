@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use palaver_protocol::ws::{Event, PresenceInfo, PresenceStatus, SetPresence, Typing};
 
-use super::{now_rfc3339, Service};
+use super::{now_rfc3339, Ephemeral, Service};
 use crate::auth::Actor;
-use crate::broker::{Envelope, Topic};
+use crate::broker::Topic;
 use crate::error::{AppError, AppResult};
 
 /// How long a `typing: true` holds without another.
@@ -144,23 +144,7 @@ impl Service {
 
     /// Publishes an ephemeral event (dropped first under backpressure).
     async fn publish_ephemeral(&self, topic: Topic, event: &Event, skip_user: Option<String>) {
-        let frame = match super::encode_event(event, None) {
-            Ok(text) => text.into(),
-            Err(e) => {
-                tracing::error!(error = %e, "serializing event");
-                return;
-            }
-        };
-        let envelope = Envelope {
-            topic,
-            frame,
-            seq: None,
-            membership: None,
-            ephemeral: true,
-            skip_user,
-        };
-        if let Err(e) = self.broker.publish(envelope).await {
-            tracing::error!(error = %e, "publishing event");
-        }
+        self.publish_envelope(topic, event, None, None, Ephemeral::Yes { skip_user })
+            .await;
     }
 }

@@ -151,6 +151,20 @@ impl Service {
         seq: Option<i64>,
         membership: Option<Membership>,
     ) {
+        self.publish_envelope(topic, event, seq, membership, Ephemeral::No)
+            .await;
+    }
+
+    /// Serializes `event` once and hands the envelope to the broker. A broker failure is
+    /// logged, not returned: the change is already committed.
+    async fn publish_envelope(
+        &self,
+        topic: Topic,
+        event: &Event,
+        seq: Option<i64>,
+        membership: Option<Membership>,
+        ephemeral: Ephemeral,
+    ) {
         let frame = match encode_event(event, seq) {
             Ok(text) => Utf8Bytes::from(text),
             Err(e) => {
@@ -158,18 +172,28 @@ impl Service {
                 return;
             }
         };
+        let (ephemeral, skip_user) = match ephemeral {
+            Ephemeral::No => (false, None),
+            Ephemeral::Yes { skip_user } => (true, skip_user),
+        };
         let envelope = Envelope {
             topic,
             frame,
             seq,
             membership,
-            ephemeral: false,
-            skip_user: None,
+            ephemeral,
+            skip_user,
         };
         if let Err(e) = self.broker.publish(envelope).await {
             tracing::error!(error = %e, "publishing event");
         }
     }
+}
+
+/// Whether an event is ephemeral (typing, presence), and whose connections skip it.
+enum Ephemeral {
+    No,
+    Yes { skip_user: Option<String> },
 }
 
 /// `event` as JSON text, `{"type", "data"}`, with `"seq": seq` added at the top level when
