@@ -18,7 +18,7 @@ use palaver_server::config::Rule;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use crate::helpers::{unique_name, TestServer};
+use crate::helpers::{assert_api_error, unique_name, TestServer};
 
 /// The password of every account these tests register.
 const PASSWORD: &str = "vivid-otter-42";
@@ -68,36 +68,6 @@ fn user_id(client: &Client) -> String {
 /// A client that authenticates with `token` (access token or API key) as a bearer token.
 fn with_token(server: &TestServer, token: &str) -> Client {
     Client::with_token(server.base.clone(), token)
-}
-
-/// Asserts a typed REST failure is the error `code` with `status`, naming `field` when one
-/// is given.
-#[track_caller]
-fn assert_api_error<T: std::fmt::Debug>(
-    result: Result<T, ClientError>,
-    status: u16,
-    code: &str,
-    field: Option<&str>,
-) {
-    let err = result.expect_err("the request should fail");
-    match &err {
-        ClientError::Api {
-            status: got,
-            body: Some(body),
-        } => {
-            assert_eq!(*got, status, "status; error: {err:?}");
-            assert_eq!(body.error.code.as_str(), code, "error.code; error: {err:?}");
-            assert!(!body.error.message.is_empty(), "error.message; {err:?}");
-            if let Some(field) = field {
-                assert_eq!(
-                    body.error.field.as_deref(),
-                    Some(field),
-                    "error.field; {err:?}"
-                );
-            }
-        }
-        other => panic!("expected an API error {status} {code}, got {other:?}"),
-    }
 }
 
 /// Asserts a request was refused as unauthenticated: `401 unauthorized`.

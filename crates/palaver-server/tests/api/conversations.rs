@@ -12,7 +12,7 @@ use palaver_protocol::rest::SendMessageRequest;
 use palaver_protocol::{MemberRole, MessageType, Reaction, Room, RoomKind, Visibility};
 use serde_json::{json, Value};
 
-use crate::helpers::TestServer;
+use crate::helpers::{assert_api_error, TestServer};
 
 /// How long a socket must stay silent for "nothing arrives" to hold.
 pub(crate) const QUIET: Duration = Duration::from_millis(300);
@@ -35,35 +35,6 @@ pub(crate) fn uid(client: &Client) -> String {
 /// The logged-in user's username.
 pub(crate) fn uname(client: &Client) -> String {
     client.user.as_ref().expect("logged in").username.clone()
-}
-
-/// Asserts a REST failure is `status` with error `code` (and `field`, when given).
-#[track_caller]
-pub(crate) fn assert_api_error<T: std::fmt::Debug>(
-    result: Result<T, ClientError>,
-    status: u16,
-    code: &str,
-    field: Option<&str>,
-) {
-    let err = result.expect_err("the request should fail");
-    match &err {
-        ClientError::Api {
-            status: got,
-            body: Some(body),
-        } => {
-            assert_eq!(*got, status, "status; error: {err:?}");
-            assert_eq!(body.error.code.as_str(), code, "error.code; error: {err:?}");
-            assert!(!body.error.message.is_empty(), "error.message; {err:?}");
-            if let Some(field) = field {
-                assert_eq!(
-                    body.error.field.as_deref(),
-                    Some(field),
-                    "error.field; {err:?}"
-                );
-            }
-        }
-        other => panic!("expected an API error {status} {code}, got {other:?}"),
-    }
 }
 
 /// Asserts a WebSocket request got a failed reply with error `code` (and `field`).

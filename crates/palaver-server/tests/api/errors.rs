@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use crate::helpers::{unique_name, TestServer};
+use crate::helpers::{assert_api_error, unique_name, TestServer};
 
 /// How long a test waits for a WebSocket handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,36 +78,6 @@ fn assert_raw_error(got: &(u16, Value), status: u16, code: &str, field: Option<&
         assert_eq!(body["error"]["field"], field, "error.field; body: {body}");
     }
     assert_error_shape(*got_status, body);
-}
-
-/// Asserts a typed REST failure is the error `code` with `status`, naming `field` when one
-/// is given.
-#[track_caller]
-fn assert_api_error<T: std::fmt::Debug>(
-    result: Result<T, ClientError>,
-    status: u16,
-    code: &str,
-    field: Option<&str>,
-) {
-    let err = result.expect_err("the request should fail");
-    match &err {
-        ClientError::Api {
-            status: got,
-            body: Some(body),
-        } => {
-            assert_eq!(*got, status, "status; error: {err:?}");
-            assert_eq!(body.error.code.as_str(), code, "error.code; error: {err:?}");
-            assert!(!body.error.message.is_empty(), "error.message; {err:?}");
-            if let Some(field) = field {
-                assert_eq!(
-                    body.error.field.as_deref(),
-                    Some(field),
-                    "error.field; {err:?}"
-                );
-            }
-        }
-        other => panic!("expected an API error {status} {code}, got {other:?}"),
-    }
 }
 
 /// Asserts a WebSocket request failed with `code`, naming `field` when one is given.

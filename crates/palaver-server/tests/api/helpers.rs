@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use palaver_client::Client;
+use palaver_client::{Client, ClientError};
 use palaver_server::config::Config;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -107,4 +107,34 @@ impl TestServer {
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Asserts a typed REST failure is the error `code` with `status`, naming `field` when one
+/// is given.
+#[track_caller]
+pub fn assert_api_error<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+    field: Option<&str>,
+) {
+    let err = result.expect_err("the request should fail");
+    match &err {
+        ClientError::Api {
+            status: got,
+            body: Some(body),
+        } => {
+            assert_eq!(*got, status, "status; error: {err:?}");
+            assert_eq!(body.error.code.as_str(), code, "error.code; error: {err:?}");
+            assert!(!body.error.message.is_empty(), "error.message; {err:?}");
+            if let Some(field) = field {
+                assert_eq!(
+                    body.error.field.as_deref(),
+                    Some(field),
+                    "error.field; {err:?}"
+                );
+            }
+        }
+        other => panic!("expected an API error {status} {code}, got {other:?}"),
+    }
 }
