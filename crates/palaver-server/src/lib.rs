@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use palaver_protocol::ws::close_code;
 use tokio::net::TcpListener;
 
@@ -121,6 +122,12 @@ pub async fn run(
     });
 
     let closing_hub = hub.clone();
+    // Small frames (chat events, acks) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -291,17 +291,32 @@ impl Writer {
                         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.close()).await;
                         return;
                     };
-                    if self.write(item).await.is_err() {
-                        return;
-                    }
-                    while let Ok(item) = queue.try_recv() {
-                        if self.write(item).await.is_err() {
-                            return;
+                    // A client that stops reading blocks this write once the socket's
+                    // buffers fill: keep watching for the hub's close (4008) meanwhile, so
+                    // the connection is released instead of hanging on forever.
+                    let batch = async {
+                        self.write(item).await?;
+                        while let Ok(item) = queue.try_recv() {
+                            self.write(item).await?;
                         }
-                    }
-                    if self.sink.flush().await.is_err() {
-                        return;
-                    }
+                        self.sink.flush().await
+                    };
+                    let blocked_close = tokio::select! {
+                        written = batch => match written {
+                            Ok(()) => continue,
+                            Err(_) => return,
+                        },
+                        _ = close.changed() => *close.borrow(),
+                    };
+                    // The socket is full, so a close frame will rarely get through; try
+                    // briefly, then drop the connection.
+                    let frame = blocked_close.map(|r| CloseFrame { code: r.code, reason: r.reason.into() });
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        self.sink.send(Message::Close(frame)),
+                    )
+                    .await;
+                    return;
                 }
             }
         }

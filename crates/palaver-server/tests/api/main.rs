@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod authorization;
+mod backpressure;
 mod binary;
 mod chat;
 mod conversations;
