@@ -4,9 +4,9 @@
 //! growing with the backlog (docs/protocol.md, "Backpressure").
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use palaver_client::{Client, Socket};
 use palaver_protocol::Visibility;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::unique_name;
+use crate::helpers::{spawn_palaver, unique_name};
 
 /// The most the whole test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,39 +92,8 @@ impl Server {
         )
         .expect("write palaver.toml");
         let log = cwd.join("palaver.log");
-        let stderr = std::fs::File::create(&log).expect("create log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
-            .args(["serve", "--port", "0", "--data-dir", "state"])
-            .current_dir(cwd)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn palaver");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let mut server = Server {
-            child,
-            url: String::new(),
-            log,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("palaver printed no address; log:\n{}", server.log_tail()));
-        server.url = line
-            .trim()
-            .strip_prefix("palaver listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        server
+        let (child, url) = spawn_palaver(cwd, &log);
+        Server { child, url, log }
     }
 
     /// The server's resident set size (`VmRSS` in `/proc/<pid>/status`), in KiB.

@@ -138,3 +138,45 @@ pub fn assert_api_error<T: std::fmt::Debug>(
         other => panic!("expected an API error {status} {code}, got {other:?}"),
     }
 }
+
+/// Starts `palaver serve --port 0 --data-dir state` in `cwd` (stderr to `log`) and waits
+/// for the address it prints; returns the child and its base URL. Panics, with the log's
+/// tail, if no address comes within 30 s.
+pub fn spawn_palaver(
+    cwd: &std::path::Path,
+    log: &std::path::Path,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let stderr = std::fs::File::create(log).expect("create log file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palaver"))
+        .args(["serve", "--port", "0", "--data-dir", "state"])
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn palaver");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = text.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+            panic!("palaver printed no address; log tail (newest first):\n{tail}")
+        });
+    let url = line
+        .trim()
+        .strip_prefix("palaver listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}

@@ -4,9 +4,9 @@
 //! out of order.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use palaver_protocol::{Message, Visibility};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::{unique_name, TestServer};
+use crate::helpers::{spawn_palaver, unique_name, TestServer};
 
 /// The password of every account made here (not a common one, so registration takes it).
 const PASSWORD: &str = "vivid-otter-42";
@@ -418,39 +418,8 @@ impl Palaver {
     /// `palaver.toml` of [`write_config`]) and waits for the address it prints.
     fn start(cwd: &Path) -> Palaver {
         let log = cwd.join(format!("{}.log", unique_name("palaver")));
-        let stderr = std::fs::File::create(&log).expect("create log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
-            .args(["serve", "--port", "0", "--data-dir", "state"])
-            .current_dir(cwd)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn palaver");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let mut server = Palaver {
-            child,
-            url: String::new(),
-            log,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("palaver printed no address; log:\n{}", server.log_tail()));
-        server.url = line
-            .trim()
-            .strip_prefix("palaver listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        server
+        let (child, url) = spawn_palaver(cwd, &log);
+        Palaver { child, url, log }
     }
 
     fn pid(&self) -> String {
