@@ -104,6 +104,7 @@ impl From<crate::store::StoreError> for AppError {
                 },
                 other => AppError::internal(format!("unexpected conflict on {other}")),
             },
+            StoreError::Unavailable(why) => AppError::new(ErrorCode::Unavailable, why),
             StoreError::Database(e) => AppError::internal(e),
         }
     }

@@ -103,8 +103,9 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
 /// Opens (and migrates) the database in `config.data_dir`, loads or creates the token
 /// signing key, then serves HTTP and WebSocket. When `shutdown` resolves it stops
 /// accepting, sends every WebSocket a close frame with code 1012 (service restart) after
-/// what is already queued, waits up to `shutdown_grace_secs` for them to go, and closes
-/// the database.
+/// what is already queued, waits until `shutdown_grace_secs` after the signal for
+/// in-flight HTTP requests and for the sockets to go, and closes the database (which
+/// first commits the messages still queued).
 ///
 /// # Errors
 /// The data directory, key or database cannot be opened, or the listener fails.
@@ -122,6 +123,11 @@ pub async fn run(
     });
 
     let closing_hub = hub.clone();
+    // When the shutdown began: one deadline bounds both the HTTP drain and the sockets.
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (began, shutdown_began) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let deadline = Arc::new(std::sync::OnceLock::new());
+    let set_deadline = deadline.clone();
     // Small frames (chat events, acks) must not wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -134,16 +140,36 @@ pub async fn run(
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        let now = tokio::time::Instant::now();
+        let _ = set_deadline.set(now + grace);
+        let _ = began.send(now + grace);
         tracing::info!("shutting down: closing WebSocket connections");
         closing_hub.close_all(CloseReason {
             code: close_code::SERVICE_RESTART,
             reason: "server restarting, reconnect",
         });
-    })
-    .await;
-    // axum does not wait for upgraded connections (tokio-rs/axum#3003): wait here.
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    if !hub.wait_until_empty(grace).await {
+    });
+    let drain_deadline = async move {
+        match shutdown_began.await {
+            Ok(at) => tokio::time::sleep_until(at).await,
+            // The server stopped by itself (a listener error): no deadline.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    // axum waits for in-flight requests without a limit: bound it by the deadline.
+    let served = tokio::select! {
+        served = std::future::IntoFuture::into_future(served) => served,
+        () = drain_deadline => {
+            tracing::warn!("HTTP requests still in flight at the shutdown deadline");
+            Ok(())
+        }
+    };
+    // axum does not wait for upgraded connections (tokio-rs/axum#3003): wait here, until
+    // the same deadline.
+    let remaining = deadline.get().map_or(grace, |at| {
+        at.saturating_duration_since(tokio::time::Instant::now())
+    });
+    if !hub.wait_until_empty(remaining).await {
         tracing::warn!(
             remaining = hub.connection_count(),
             "connections still open at shutdown deadline"

@@ -125,7 +125,7 @@ impl Service {
             return Err(forbidden("you are banned from this room"));
         }
         let username = self.live_user(&actor.user_id).await?.username;
-        let _order = self.room_lock(&invitation.room_id).lock().await;
+        let _order = self.room_order(&invitation.room_id).await;
         if !self
             .store
             .rooms
@@ -180,7 +180,7 @@ impl Service {
         };
         let (row, created) = self.store.rooms.open_dm(&room, &other.id, &dm_key).await?;
         if created {
-            let _order = self.room_lock(&row.id).lock().await;
+            let _order = self.room_order(&row.id).await;
             self.announce_join(&row.id, &me.id, me.username.clone())
                 .await;
             self.announce_join(&row.id, &other.id, other.username.clone())

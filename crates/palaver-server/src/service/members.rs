@@ -118,7 +118,7 @@ impl Service {
                 "owners change with transfer-ownership; roles set here are admin or member",
             ));
         }
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         self.store
             .rooms
             .set_member_role(room_id, user_id, role)
@@ -146,7 +146,7 @@ impl Service {
             return Err(AppError::validation("user_id", "you already own this room"));
         }
         self.target_member(room_id, user_id).await?;
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         if !self
             .store
             .rooms
@@ -171,7 +171,7 @@ impl Service {
         ban_by: Option<&str>,
         reason: &str,
     ) -> AppResult<()> {
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let departure = self
             .store
             .rooms

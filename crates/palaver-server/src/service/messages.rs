@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use palaver_protocol::rest::{MessagePage, ReadState};
 use palaver_protocol::ws::{Event, ReactionChange, Receipt};
 use palaver_protocol::{
-    ErrorCode, Message, MessageEdit, MessageSender, MessageType, Reaction, RoomKind,
+    Attachment, ErrorCode, Message, MessageEdit, MessageSender, MessageType, Reaction, RoomKind,
 };
 
 use super::rooms::forbidden;
 use super::validate::{parse_client_id, parse_emoji, Content};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
+use crate::broker::Topic;
 use crate::error::{AppError, AppResult};
 use crate::store::{MessageRow, NewMessage, PageQuery, RoomRow};
 
@@ -73,20 +74,20 @@ impl Service {
                 ));
             }
         }
-        if let Some(attachment_id) = options.attachment_id {
-            let mine = self
-                .store
-                .attachments
-                .attachment(attachment_id)
-                .await?
-                .is_some_and(|a| a.uploader_id == actor.user_id);
-            if !mine {
-                return Err(AppError::validation(
-                    "attachment_id",
-                    "attachment_id must be an attachment you uploaded",
-                ));
-            }
-        }
+        let attachment = match options.attachment_id {
+            Some(attachment_id) => match self.store.attachments.attachment(attachment_id).await? {
+                Some(a) if a.uploader_id == actor.user_id => {
+                    Some(super::attachments::attachment_to_wire(a))
+                }
+                _ => {
+                    return Err(AppError::validation(
+                        "attachment_id",
+                        "attachment_id must be an attachment you uploaded",
+                    ))
+                }
+            },
+            None => None,
+        };
         let new = NewMessage {
             id: new_id(),
             room_id: room_id.to_owned(),
@@ -102,27 +103,49 @@ impl Service {
             reply_to: options.reply_to.map(str::to_owned),
             attachment_id: options.attachment_id.map(str::to_owned),
         };
-        // Held from commit to publish so that the room's events go out in seq order.
-        let _order = self.room_lock(room_id).lock().await;
+        // Queued under the room's order, committed with whatever else is queued (group
+        // commit), published in queue order = seq order. The rest runs in its own task so
+        // that a caller who goes away (an HTTP client hanging up) cannot stop a committed
+        // message from being published, nor hold up the room's later messages.
         let started = std::time::Instant::now();
-        let (row, created) = self.store.messages.insert_message(&new).await?;
-        self.metrics
-            .store_seconds
-            .get_or_create(&crate::metrics::Metrics::label("op", "insert_message"))
-            .observe(started.elapsed().as_secs_f64());
-        if created {
-            self.metrics.messages_in.inc();
-        }
-        let message = self.message_to_wire(row).await?;
-        if created {
-            self.publish_change(
-                room_id,
-                message.seq,
+        let (pending, mut turn) = self
+            .queue_in_order(room_id, async {
+                Ok(self.store.messages.queue_message(new).await?)
+            })
+            .await?;
+        let broker = self.broker.clone();
+        let metrics = self.metrics.clone();
+        let stored = tokio::spawn(async move {
+            let committed = pending.committed().await;
+            metrics
+                .store_seconds
+                .get_or_create(&crate::metrics::Metrics::label("op", "insert_message"))
+                .observe(started.elapsed().as_secs_f64());
+            let (row, created) = committed?;
+            if !created {
+                return Ok::<_, AppError>(Stored::Existing(row));
+            }
+            metrics.messages_in.inc();
+            let message = new_message_to_wire(row, attachment);
+            turn.wait().await;
+            super::publish_with(
+                &*broker,
+                Topic::Room(message.room_id.clone()),
                 &Event::MessageCreated(message.clone()),
+                Some(message.seq),
+                None,
+                super::Ephemeral::No,
             )
             .await;
+            drop(turn);
+            Ok(Stored::New(message))
+        })
+        .await
+        .map_err(AppError::internal)??;
+        match stored {
+            Stored::New(message) => Ok(message),
+            Stored::Existing(row) => self.message_to_wire(row).await,
         }
-        Ok(message)
     }
 
     /// A page of a room's history, ascending by seq. With neither cursor, the newest
@@ -196,7 +219,7 @@ impl Service {
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
         }
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let row = self
             .store
             .messages
@@ -232,7 +255,7 @@ impl Service {
         if message.deleted_at.is_some() {
             return self.message_to_wire(message).await;
         }
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let row = self
             .store
             .messages
@@ -288,7 +311,7 @@ impl Service {
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
         }
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let changed = if add {
             self.store
                 .messages
@@ -328,7 +351,7 @@ impl Service {
             return Err(AppError::validation("seq", "seq must be >= 0"));
         }
         let (_, me) = self.require_member(actor, room_id).await?;
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let (marker, unread) = self
             .store
             .rooms
@@ -432,6 +455,36 @@ impl Service {
             });
         }
         Ok(out)
+    }
+}
+
+/// What a send stored: a new message (already published), or the one stored the first
+/// time under the same `client_id`.
+enum Stored {
+    New(Message),
+    Existing(MessageRow),
+}
+
+/// The wire form of a message just stored: no reactions yet, and its attachment (if any)
+/// as already looked up.
+fn new_message_to_wire(row: MessageRow, attachment: Option<Attachment>) -> Message {
+    Message {
+        id: row.id,
+        room_id: row.room_id,
+        seq: row.seq,
+        sender: MessageSender {
+            id: row.sender_id,
+            username: row.sender_username,
+        },
+        content: row.content,
+        client_id: row.client_id,
+        created_at: row.created_at,
+        message_type: row.message_type,
+        reply_to: row.reply_to,
+        attachment,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }
 }
 

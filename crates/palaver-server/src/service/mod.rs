@@ -41,12 +41,13 @@ use palaver_protocol::ws::Event;
 use crate::auth::tokens::TokenIssuer;
 use crate::broker::{Broker, Envelope, Membership, Topic};
 use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits};
+use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::files::FileStore;
 use crate::store::Store;
 
-/// Number of stripes in [`Service::room_locks`].
+/// Number of stripes in [`Service::room_order`].
 const ROOM_LOCK_STRIPES: usize = 64;
 
 /// The service layer: everything a transport needs, behind one handle.
@@ -63,9 +64,9 @@ pub struct Service {
     /// When each (user, room) last had a `typing: true` relayed (the throttle).
     typing_last: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     pub(crate) rate: accounts::LoginLimiters,
-    /// Striped per-room locks held from a room write's commit to its publication, so that
+    /// Striped per-room ordering (see [`Service::room_order`] and [`Turn`]), so that the
     /// events of one room are published in seq order.
-    room_locks: Vec<tokio::sync::Mutex<()>>,
+    room_order: Vec<OrderStripe>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -93,8 +94,8 @@ impl Service {
             metrics,
             typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
-            room_locks: (0..ROOM_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
+            room_order: (0..ROOM_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             hasher: Default::default(),
         }
@@ -120,10 +121,43 @@ impl Service {
         &self.limits
     }
 
-    /// The lock that orders writes-and-publishes in `room_id`.
-    fn room_lock(&self, room_id: &str) -> &tokio::sync::Mutex<()> {
+    /// The stripe that orders `room_id`'s writes.
+    fn order_stripe(&self, room_id: &str) -> &OrderStripe {
         let h = self.hasher.hash_one(room_id);
-        &self.room_locks[(h as usize) % ROOM_LOCK_STRIPES]
+        &self.room_order[(h as usize) % ROOM_LOCK_STRIPES]
+    }
+
+    /// Exclusive access to `room_id`'s writes, to hold from a write's commit to its
+    /// publication: waits until every earlier write of the room has been published (sends
+    /// still in a group commit included), and keeps later ones out until dropped.
+    pub(crate) async fn room_order(&self, room_id: &str) -> RoomOrder<'_> {
+        let mut tail = self.order_stripe(room_id).lock().await;
+        if let Some(previous) = tail.take() {
+            // An error means the previous write ended without publishing: also its turn.
+            let _ = previous.await;
+        }
+        tail
+    }
+
+    /// Runs `queue` (which queues a write for the group commit) under `room_id`'s order,
+    /// and returns its result with the write's [`Turn`] to publish: writes queued one
+    /// after the other in a room publish in that order, without any of them holding the
+    /// room while its commit is on disk.
+    pub(crate) async fn queue_in_order<T, F>(&self, room_id: &str, queue: F) -> AppResult<(T, Turn)>
+    where
+        F: std::future::Future<Output = AppResult<T>>,
+    {
+        let mut tail = self.order_stripe(room_id).lock().await;
+        let queued = queue.await?;
+        let (done, next) = tokio::sync::oneshot::channel();
+        let previous = tail.replace(next);
+        Ok((
+            queued,
+            Turn {
+                previous,
+                _done: done,
+            },
+        ))
     }
 
     /// Serializes `event` once and publishes it to `room_id`'s members. A broker failure
@@ -165,27 +199,67 @@ impl Service {
         membership: Option<Membership>,
         ephemeral: Ephemeral,
     ) {
-        let frame = match encode_event(event, seq) {
-            Ok(text) => Utf8Bytes::from(text),
-            Err(e) => {
-                tracing::error!(error = %e, "serializing event");
-                return;
-            }
-        };
-        let (ephemeral, skip_user) = match ephemeral {
-            Ephemeral::No => (false, None),
-            Ephemeral::Yes { skip_user } => (true, skip_user),
-        };
-        let envelope = Envelope {
-            topic,
-            frame,
-            seq,
-            membership,
-            ephemeral,
-            skip_user,
-        };
-        if let Err(e) = self.broker.publish(envelope).await {
-            tracing::error!(error = %e, "publishing event");
+        publish_with(&*self.broker, topic, event, seq, membership, ephemeral).await;
+    }
+}
+
+/// Serializes `event` once and hands the envelope to `broker`. A broker failure is logged,
+/// not returned: the change is already committed.
+async fn publish_with(
+    broker: &dyn Broker,
+    topic: Topic,
+    event: &Event,
+    seq: Option<i64>,
+    membership: Option<Membership>,
+    ephemeral: Ephemeral,
+) {
+    let frame = match encode_event(event, seq) {
+        Ok(text) => Utf8Bytes::from(text),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing event");
+            return;
+        }
+    };
+    let (ephemeral, skip_user) = match ephemeral {
+        Ephemeral::No => (false, None),
+        Ephemeral::Yes { skip_user } => (true, skip_user),
+    };
+    let envelope = Envelope {
+        topic,
+        frame,
+        seq,
+        membership,
+        ephemeral,
+        skip_user,
+    };
+    if let Err(e) = broker.publish(envelope).await {
+        tracing::error!(error = %e, "publishing event");
+    }
+}
+
+/// One stripe of the room order: the turn of the last write queued in its rooms
+/// (`None` when every write has published), behind the lock that queues writes.
+type OrderStripe = tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>;
+
+/// Exclusive access to a room's writes (see [`Service::room_order`]).
+pub(crate) type RoomOrder<'a> =
+    tokio::sync::MutexGuard<'a, Option<tokio::sync::oneshot::Receiver<()>>>;
+
+/// A queued write's place in its room's publication order (see
+/// [`Service::queue_in_order`]). [`Turn::wait`] returns once every write queued before it
+/// has published (or given up); dropping the turn lets the next one go.
+#[derive(Debug)]
+pub(crate) struct Turn {
+    previous: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Dropped when this write has published: that completes the next turn's wait.
+    _done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Waits until every write queued before this one in the room has published.
+    pub(crate) async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
         }
     }
 }

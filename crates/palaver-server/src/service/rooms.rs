@@ -65,7 +65,7 @@ impl Service {
         let username = self.me(actor).await?.username;
         let row = self.store.rooms.create_room(&room).await?;
         // The creator's open connections start receiving the room's events.
-        let _order = self.room_lock(&row.id).lock().await;
+        let _order = self.room_order(&row.id).await;
         self.announce_join(&row.id, &actor.user_id, username).await;
         Ok(Room {
             my_role: Some(MemberRole::Owner),
@@ -186,7 +186,7 @@ impl Service {
             None => room.topic,
             Some(t) => parse_topic(t.as_deref(), &self.limits)?,
         };
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let row = self
             .store
             .rooms
@@ -208,7 +208,7 @@ impl Service {
         if me.role != MemberRole::Owner {
             return Err(forbidden("only the room's owners can delete it"));
         }
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         self.store.rooms.delete_room(room_id).await?;
         let event = Event::RoomDeleted(RoomDeleted {
             room_id: room_id.to_owned(),
@@ -258,7 +258,7 @@ impl Service {
         role: MemberRole,
     ) -> AppResult<()> {
         let username = self.live_user(user_id).await?.username;
-        let _order = self.room_lock(room_id).lock().await;
+        let _order = self.room_order(room_id).await;
         let added = self
             .store
             .rooms

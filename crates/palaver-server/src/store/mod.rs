@@ -29,6 +29,10 @@ pub enum StoreError {
     /// A uniqueness rule was violated; names the field (`"username"`, `"email"`).
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// The store cannot take the write now (closing, or a group commit failed and was
+    /// rolled back); nothing of it is stored and the caller may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -36,6 +40,28 @@ pub enum StoreError {
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A message queued by [`MessageStore::queue_message`], not yet known to be stored.
+#[derive(Debug)]
+pub struct PendingMessage(tokio::sync::oneshot::Receiver<StoreResult<(MessageRow, bool)>>);
+
+impl PendingMessage {
+    /// Wraps the receiver on which the store answers after the commit.
+    pub fn new(receiver: tokio::sync::oneshot::Receiver<StoreResult<(MessageRow, bool)>>) -> Self {
+        PendingMessage(receiver)
+    }
+
+    /// Waits for the commit: the stored message and whether it is new (`false`: a retried
+    /// `client_id`, answered with the message stored the first time).
+    ///
+    /// # Errors
+    /// As [`MessageStore::queue_message`].
+    pub async fn committed(self) -> StoreResult<(MessageRow, bool)> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the store stopped".into())))
+    }
+}
 
 /// A stored user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,16 +578,21 @@ pub trait RoomStore: Send + Sync {
 /// Message history.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Stores a message under the room's next seq, in one transaction that also bumps the
-    /// room's counter, so seqs are gap-free and commit-ordered. Every change to a message
-    /// (edit, delete, reaction) takes the next seq of the same counter and records it as
-    /// the message's `updated_seq`. If `client_id` is set and
-    /// the same sender already stored a message with it in this room, stores nothing and
-    /// returns that message with `false`; otherwise returns the new message with `true`.
+    /// Queues a message to be stored under the room's next seq, and returns as soon as it
+    /// is queued; [`PendingMessage::committed`] resolves once it is on disk. Messages are
+    /// stored in the order they were queued, so a caller that queues under a room's lock
+    /// fixes the room's seq order without holding the lock until the commit (the SQLite
+    /// store commits whatever is queued in one transaction: group commit). Every change to
+    /// a message (edit, delete, reaction) takes the next seq of the same counter and
+    /// records it as the message's `updated_seq`. If `client_id` is set and the same
+    /// sender already stored a message with it in this room, stores nothing and resolves
+    /// to that message with `false`; otherwise to the new message with `true`.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] if the room or the sender does not exist.
-    async fn insert_message(&self, message: &NewMessage) -> StoreResult<(MessageRow, bool)>;
+    /// [`StoreError::Unavailable`] if the store is closing (here, or from `committed`);
+    /// from `committed`: [`StoreError::NotFound`] if the room or the sender does not
+    /// exist, [`StoreError::Unavailable`] if the commit failed (nothing of it is stored).
+    async fn queue_message(&self, message: NewMessage) -> StoreResult<PendingMessage>;
 
     /// One page of a room's history in ascending seq order, and whether more exist in the
     /// paging direction (older, unless only `after` is given: then newer).

@@ -883,3 +883,52 @@ async fn sigterm_closes_every_socket_with_1012_and_loses_nothing_acknowledged() 
     );
     server.terminate().await;
 }
+
+/// A request whose body never finishes must not hold the shutdown past its deadline:
+/// `shutdown_grace_secs` bounds the whole drain, HTTP included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_by_the_deadline_even_with_a_request_stuck_in_flight() {
+    use tokio::io::AsyncWriteExt as _;
+    const GRACE: Duration = Duration::from_secs(2);
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("palaver.toml"),
+        format!("shutdown_grace_secs = {}\n", GRACE.as_secs()),
+    )
+    .expect("write palaver.toml");
+    let mut server = Palaver::start(cwd.path());
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    // Headers promising 1000 bytes, then 10 of them: hyper waits for the rest.
+    let mut stuck = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    stuck
+        .write_all(
+            format!(
+                "POST /api/v1/auth/login HTTP/1.1\r\nhost: {addr}\r\n\
+                 content-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"login\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write a partial request");
+    // Let the server start on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let term_sent = Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(GRACE + Duration::from_secs(8)).await;
+    let took = term_sent.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "palaver did not exit cleanly within {:?} of SIGTERM with a request in flight \
+         ({status:?}); log:\n{}",
+        GRACE + Duration::from_secs(8),
+        server.log_tail()
+    );
+    assert!(
+        took >= GRACE - Duration::from_millis(100),
+        "palaver exited after {took:?}, before the {GRACE:?} deadline, with a request in \
+         flight: it did not wait for it"
+    );
+    drop(stuck);
+}

@@ -6,7 +6,6 @@ mod helpers;
 
 mod accounts;
 mod authorization;
-mod backpressure;
 mod binary;
 mod chat;
 mod conversations;

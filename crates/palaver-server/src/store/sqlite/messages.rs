@@ -10,7 +10,7 @@ use palaver_protocol::MessageType;
 
 use crate::store::{
     AttachmentRow, AttachmentStore, EditRow, MessageRow, MessageStore, NewMessage, PageQuery,
-    ReactionRow, StoreError, StoreResult,
+    PendingMessage, ReactionRow, StoreError, StoreResult,
 };
 
 /// Columns of a message row with its sender's username, for `FROM messages m`.
@@ -64,11 +64,28 @@ async fn next_change_seq(
     Ok(seq)
 }
 
-fn message_type_str(t: MessageType) -> &'static str {
+pub(super) fn message_type_str(t: MessageType) -> &'static str {
     match t {
         MessageType::Text => "text",
         MessageType::Attachment => "attachment",
     }
+}
+
+/// The message that `m`'s sender already stored in `m`'s room under `m.client_id`.
+pub(super) async fn message_by_client_id(
+    conn: &mut sqlx::SqliteConnection,
+    m: &NewMessage,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+         WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
+    ))
+    .bind(&m.room_id)
+    .bind(&m.sender_id)
+    .bind(&m.client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(message_from_row).transpose()
 }
 
 /// Reads one message of a room inside a transaction.
@@ -90,76 +107,8 @@ async fn message_in(
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    #[tracing::instrument(skip_all, fields(room_id = %m.room_id), err)]
-    async fn insert_message(&self, m: &NewMessage) -> StoreResult<(MessageRow, bool)> {
-        // The writer pool has one connection, so this transaction is the only writer:
-        // the existence check and the insert cannot race with another send.
-        let mut tx = self.writer.begin().await?;
-        if let Some(client_id) = &m.client_id {
-            let existing = sqlx::query(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
-                 WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
-            ))
-            .bind(&m.room_id)
-            .bind(&m.sender_id)
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                tx.rollback().await?;
-                return Ok((message_from_row(&row)?, false));
-            }
-        }
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        )
-        .bind(&m.room_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let sender_username: String =
-            sqlx::query_scalar("SELECT username FROM users WHERE id = ?1")
-                .bind(&m.sender_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-        sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                                   message_type, reply_to, attachment_id, updated_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?3)",
-        )
-        .bind(&m.id)
-        .bind(&m.room_id)
-        .bind(seq)
-        .bind(&m.sender_id)
-        .bind(&m.content)
-        .bind(&m.client_id)
-        .bind(&m.created_at)
-        .bind(message_type_str(m.message_type))
-        .bind(&m.reply_to)
-        .bind(&m.attachment_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((
-            MessageRow {
-                id: m.id.clone(),
-                room_id: m.room_id.clone(),
-                seq,
-                sender_id: m.sender_id.clone(),
-                sender_username,
-                content: m.content.clone(),
-                client_id: m.client_id.clone(),
-                created_at: m.created_at.clone(),
-                message_type: m.message_type,
-                reply_to: m.reply_to.clone(),
-                attachment_id: m.attachment_id.clone(),
-                edited_at: None,
-                deleted_at: None,
-                updated_seq: seq,
-            },
-            true,
-        ))
+    async fn queue_message(&self, message: NewMessage) -> StoreResult<PendingMessage> {
+        Ok(PendingMessage::new(self.group_commit.queue(message).await?))
     }
 
     #[tracing::instrument(skip_all, fields(room_id), err)]

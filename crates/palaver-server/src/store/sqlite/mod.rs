@@ -6,6 +6,9 @@
 //! seq counter trivially gap-free; reads use a separate pool and never wait for writes
 //! (WAL readers see the last committed snapshot).
 //!
+//! New messages, the most frequent write, are stored by a group-commit task (see
+//! [`writer`]): many per transaction and fsync.
+//!
 //! Migrations are embedded in the binary (`migrations/sqlite/*.sql`) and applied at open
 //! through sqlx's migrator, which records them in `_sqlx_migrations`.
 
@@ -13,6 +16,7 @@ mod accounts;
 mod messages;
 mod rooms;
 mod users;
+mod writer;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -57,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "change seq",
         include_str!("../../../migrations/sqlite/0005_change_seq.sql"),
     ),
+    (
+        6,
+        "seq trigger",
+        include_str!("../../../migrations/sqlite/0006_seq_trigger.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
@@ -91,6 +100,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections for queries.
     reader: SqlitePool,
+    /// The task that stores new messages, many per transaction.
+    group_commit: writer::GroupCommit,
 }
 
 impl SqliteStore {
@@ -127,7 +138,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening database {} for reading", path.display()))?;
-        Ok(SqliteStore { writer, reader })
+        let group_commit = writer::GroupCommit::start(writer.clone());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            group_commit,
+        })
     }
 
     /// All the stores, backed by this database.
@@ -152,9 +168,10 @@ impl Database for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
     }
 
-    /// Closes both pools, waiting for in-flight queries; the WAL is checkpointed when the
-    /// last connection closes.
+    /// Commits the messages still queued, then closes both pools, waiting for in-flight
+    /// queries; the WAL is checkpointed when the last connection closes.
     async fn close(&self) {
+        self.group_commit.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
