@@ -1,0 +1,497 @@
+//! The servers a run compares, how to start them, and how each one's wire protocol
+//! carries a bench message.
+//!
+//! - **Palaver**: the `palaver` binary (release build), authenticated WebSocket at
+//!   `/api/v1/ws?access_token=…`, `message.send` requests acknowledged after the commit,
+//!   `message.created` events (docs/protocol.md).
+//! - **Baseline**: the bare-broadcast server in [`crate::baseline`]: raw WebSocket at
+//!   `/<room>`, no auth, no storage, no JSON; every text frame goes to every connection of
+//!   the room, the sender's included (its own copy is its acknowledgement).
+//! - **Socket.IO**: `bench/peers/socketio/server.js` on Node, Socket.IO 4 over WebSocket
+//!   only; Engine.IO v4 packets (`0` open, `2`/`3` ping/pong, `4` message) carrying
+//!   Socket.IO v5 packets (`0` connect, `2` event, `3` ack): the client sends
+//!   `42<id>["send",{"room","content"}]`, the server acks `43<id>[…]` and emits
+//!   `42["message",{"room","content"}]` to the room.
+//!
+//! Every bench message's content is `b|<connection>|<n>|<sent_us>|` plus padding, where
+//! `sent_us` is the wall-clock send time in microseconds since the Unix epoch: any
+//! receiver, in any process of this machine, computes the delivery latency from it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A WebSocket as the bench uses it.
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Palaver,
+    Baseline,
+    Socketio,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Palaver => "palaver",
+            Kind::Baseline => "baseline",
+            Kind::Socketio => "socketio",
+        }
+    }
+}
+
+/// Where to find the servers' programs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Programs {
+    /// The Palaver binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/palaver")]
+    pub palaver_bin: PathBuf,
+    /// The Socket.IO peer (run `npm ci` in its directory first).
+    #[arg(long, default_value = "bench/peers/socketio/server.js")]
+    pub socketio_script: PathBuf,
+    /// Node.js.
+    #[arg(long, default_value = "node")]
+    pub node: PathBuf,
+}
+
+/// A server under test, running as a child process (killed when dropped).
+pub struct Server {
+    pub kind: Kind,
+    pub pid: u32,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    child: tokio::process::Child,
+    /// Palaver's data directory (its database), kept across restarts.
+    pub data_dir: Option<tempfile_dir::Dir>,
+    programs: Programs,
+}
+
+/// A temporary directory removed on drop, without another dependency.
+pub mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    #[derive(Debug)]
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(prefix: &str) -> std::io::Result<Dir> {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            let path =
+                std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&path)?;
+            Ok(Dir(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The `palaver.toml` of a bench run: per-IP budgets lifted (every bench client comes
+/// from loopback), long-lived access tokens (runs outlast the default 15 minutes).
+const PALAVER_CONFIG: &str = "shutdown_grace_secs = 5
+
+[auth]
+access_token_ttl_secs = 86400
+
+[rate_limits.requests_per_ip]
+max = 0
+window_secs = 60
+
+[rate_limits.registrations_per_ip]
+max = 0
+window_secs = 3600
+";
+
+impl Server {
+    /// Starts a `kind` server on a free loopback port and waits until it listens.
+    pub async fn start(kind: Kind, programs: &Programs) -> anyhow::Result<Server> {
+        let data_dir = match kind {
+            Kind::Palaver => {
+                let dir = tempfile_dir::Dir::new("palaver-bench")?;
+                std::fs::write(dir.path().join("palaver.toml"), PALAVER_CONFIG)?;
+                Some(dir)
+            }
+            _ => None,
+        };
+        let (child, addr) = spawn(kind, programs, data_dir.as_ref().map(|d| d.path()), 0).await?;
+        Ok(Server {
+            kind,
+            pid: child.id().context("server pid")?,
+            addr,
+            child,
+            data_dir,
+            programs: programs.clone(),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit (at most 30 s).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.pid);
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("server did not exit within 30 s of SIGTERM")??;
+        Ok(())
+    }
+
+    /// Starts the server again on the same port and data directory (after [`stop`]).
+    ///
+    /// [`stop`]: Server::stop
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        let port: u16 = self.addr.rsplit(':').next().unwrap_or("0").parse()?;
+        let dir = self.data_dir.as_ref().map(|d| d.path().to_owned());
+        let (child, addr) = spawn(self.kind, &self.programs, dir.as_deref(), port).await?;
+        self.pid = child.id().context("server pid")?;
+        self.child = child;
+        self.addr = addr;
+        Ok(())
+    }
+}
+
+/// Starts one server process and reads the address it prints.
+async fn spawn(
+    kind: Kind,
+    programs: &Programs,
+    data_dir: Option<&Path>,
+    port: u16,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    let mut command = match kind {
+        Kind::Palaver => {
+            let dir = data_dir.context("palaver needs a data directory")?;
+            let bin = std::fs::canonicalize(&programs.palaver_bin).with_context(|| {
+                format!(
+                    "{} not found: build it with `cargo build --release`",
+                    programs.palaver_bin.display()
+                )
+            })?;
+            let mut c = tokio::process::Command::new(bin);
+            c.args(["serve", "--port", &port.to_string(), "--data-dir", "."])
+                .current_dir(dir)
+                .env("RUST_LOG", "warn");
+            c
+        }
+        Kind::Baseline => {
+            let mut c = tokio::process::Command::new(std::env::current_exe()?);
+            c.args(["baseline-server", "--port", &port.to_string()]);
+            c
+        }
+        Kind::Socketio => {
+            let mut c = tokio::process::Command::new(&programs.node);
+            c.arg(&programs.socketio_script)
+                .env("PORT", port.to_string());
+            c
+        }
+    };
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the {} server", kind.name()))?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .with_context(|| format!("the {} server printed no address in 30 s", kind.name()))??
+        .with_context(|| format!("the {} server exited at start", kind.name()))?;
+    // "palaver listening on http://…", "listening on http://…".
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .filter(|a| a.contains(':'))
+        .with_context(|| format!("unexpected first line from {}: {line:?}", kind.name()))?
+        .trim()
+        .to_owned();
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr))
+}
+
+/// How one connection authenticates.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Member {
+    /// Palaver access token (empty for the peers).
+    pub token: String,
+    /// Palaver user id (empty for the peers).
+    pub user_id: String,
+}
+
+/// The current wall-clock time in microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+/// A bench message's content: `b|<conn>|<n>|<sent_us>|` then `padding` bytes of `x`.
+pub fn payload(conn: usize, n: u64, sent_us: u64, padding: usize) -> String {
+    let mut s = format!("b|{conn}|{n}|{sent_us}|");
+    s.extend(std::iter::repeat_n('x', padding));
+    s
+}
+
+/// The fields of the first bench payload in `frame`: `(conn, n, sent_us)`.
+pub fn parse_payload(frame: &str) -> Option<(usize, u64, u64)> {
+    let start = frame.find("b|")? + 2;
+    let mut parts = frame[start..].splitn(4, '|');
+    let conn = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    let sent = parts.next()?.parse().ok()?;
+    Some((conn, n, sent))
+}
+
+/// What a received frame means to the bench.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A room message; its payload fields and, for Palaver, its seq.
+    Delivery {
+        conn: usize,
+        n: u64,
+        sent_us: u64,
+        seq: Option<i64>,
+    },
+    /// The acknowledgement of this connection's send number `n` (Palaver and Socket.IO
+    /// acknowledge by request id, which the bench sets to `n`).
+    Ack {
+        n: u64,
+        ok: bool,
+    },
+    /// A frame to answer (Engine.IO ping).
+    Reply(&'static str),
+    Other,
+}
+
+impl Kind {
+    /// The URL a member connects to, for `room` (a Palaver room id, or a peer room name).
+    /// `since` adds Palaver's resume cursors (`?since=<room>:<seq>`).
+    pub fn ws_url(self, addr: &str, member: &Member, room: &str, since: Option<i64>) -> String {
+        match self {
+            Kind::Palaver => {
+                let mut url = format!("ws://{addr}/api/v1/ws?access_token={}", member.token);
+                if let Some(seq) = since {
+                    url.push_str(&format!("&since={room}:{seq}"));
+                }
+                url
+            }
+            Kind::Baseline => format!("ws://{addr}/{room}"),
+            Kind::Socketio => {
+                format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&room={room}")
+            }
+        }
+    }
+
+    /// The frame that sends `content` to `room` as request number `n`.
+    pub fn send_frame(self, room: &str, n: u64, content: &str) -> String {
+        match self {
+            Kind::Palaver => format!(
+                r#"{{"id":{n},"type":"message.send","data":{{"room_id":"{room}","content":"{content}"}}}}"#
+            ),
+            Kind::Baseline => content.to_owned(),
+            Kind::Socketio => {
+                format!(r#"42{n}["send",{{"room":"{room}","content":"{content}"}}]"#)
+            }
+        }
+    }
+
+    /// Classifies a received text frame.
+    pub fn classify(self, text: &str) -> Incoming {
+        match self {
+            Kind::Palaver => {
+                if text.starts_with(r#"{"type":"message.created""#) {
+                    if let Some((conn, n, sent_us)) = parse_payload(text) {
+                        let seq = text
+                            .rfind(r#","seq":"#)
+                            .and_then(|i| text[i + 7..].trim_end_matches('}').parse().ok());
+                        return Incoming::Delivery {
+                            conn,
+                            n,
+                            sent_us,
+                            seq,
+                        };
+                    }
+                } else if text.starts_with(r#"{"type":"reply""#) {
+                    let n = text
+                        .find(r#""id":"#)
+                        .and_then(|i| {
+                            let digits: String = text[i + 5..]
+                                .chars()
+                                .take_while(char::is_ascii_digit)
+                                .collect();
+                            digits.parse().ok()
+                        })
+                        .unwrap_or(u64::MAX);
+                    return Incoming::Ack {
+                        n,
+                        ok: text.contains(r#""ok":true"#),
+                    };
+                }
+                Incoming::Other
+            }
+            Kind::Baseline => match parse_payload(text) {
+                Some((conn, n, sent_us)) => Incoming::Delivery {
+                    conn,
+                    n,
+                    sent_us,
+                    seq: None,
+                },
+                None => Incoming::Other,
+            },
+            Kind::Socketio => {
+                if text == "2" {
+                    Incoming::Reply("3")
+                } else if let Some(rest) = text.strip_prefix("43") {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    Incoming::Ack {
+                        n: digits.parse().unwrap_or(u64::MAX),
+                        ok: true,
+                    }
+                } else if text.starts_with("42") {
+                    match parse_payload(text) {
+                        Some((conn, n, sent_us)) => Incoming::Delivery {
+                            conn,
+                            n,
+                            sent_us,
+                            seq: None,
+                        },
+                        None => Incoming::Other,
+                    }
+                } else {
+                    Incoming::Other
+                }
+            }
+        }
+    }
+
+    /// Whether the connection acknowledges sends itself (else: the sender's own copy of
+    /// its broadcast is the acknowledgement).
+    pub fn acks(self) -> bool {
+        !matches!(self, Kind::Baseline)
+    }
+}
+
+/// Opens a WebSocket to `url` from source address `local_ip` (127.0.0.x spreads
+/// connections over more ephemeral ports than one address has), and completes the
+/// target's handshake: Palaver's `ready` event, Socket.IO's open and namespace connect.
+pub async fn connect(kind: Kind, url: &str, local_ip: std::net::Ipv4Addr) -> anyhow::Result<Ws> {
+    let host = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .context("url host")?;
+    let server: std::net::SocketAddr = host.parse().context("server address")?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind((local_ip, 0).into())?;
+    let tcp = socket.connect(server).await?;
+    tcp.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    match kind {
+        Kind::Palaver => loop {
+            match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+                Some(Ok(WsMessage::Text(t))) if t.starts_with(r#"{"type":"ready""#) => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("closed before ready"),
+            }
+        },
+        Kind::Baseline => {}
+        Kind::Socketio => {
+            // Engine.IO open packet, then connect to the main namespace.
+            loop {
+                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+                    Some(Ok(WsMessage::Text(t))) if t.starts_with('0') => break,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => bail!("closed before the Engine.IO open packet"),
+                }
+            }
+            ws.send(WsMessage::text("40")).await?;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+                    Some(Ok(WsMessage::Text(t))) if t.starts_with("40") => break,
+                    Some(Ok(WsMessage::Text(t))) if t.starts_with("44") => {
+                        bail!("Socket.IO refused the connect: {t}")
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => bail!("closed before the Socket.IO connect"),
+                }
+            }
+        }
+    }
+    Ok(ws)
+}
+
+/// The source address for connection number `i` when each address carries at most
+/// `per_address` connections: 127.0.0.1, then 127.0.0.2, …
+pub fn local_ip(i: usize, per_address: usize) -> std::net::Ipv4Addr {
+    let k = (i / per_address.max(1)) as u32 + 1;
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 0)) + k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_inside_each_targets_frames() {
+        let p = payload(7, 42, 1_700_000_000_123_456, 10);
+        for kind in [Kind::Palaver, Kind::Baseline, Kind::Socketio] {
+            let sent = kind.send_frame("room-1", 42, &p);
+            assert_eq!(parse_payload(&sent), Some((7, 42, 1_700_000_000_123_456)));
+        }
+        let created =
+            format!(r#"{{"type":"message.created","data":{{"id":"m","content":"{p}"}},"seq":99}}"#);
+        assert_eq!(
+            Kind::Palaver.classify(&created),
+            Incoming::Delivery {
+                conn: 7,
+                n: 42,
+                sent_us: 1_700_000_000_123_456,
+                seq: Some(99)
+            }
+        );
+        assert_eq!(
+            Kind::Palaver.classify(r#"{"type":"reply","id":42,"ok":true,"data":{}}"#),
+            Incoming::Ack { n: 42, ok: true }
+        );
+        assert_eq!(
+            Kind::Socketio.classify("4342[{\"ok\":true}]"),
+            Incoming::Ack { n: 42, ok: true }
+        );
+        assert_eq!(Kind::Socketio.classify("2"), Incoming::Reply("3"));
+        assert_eq!(local_ip(0, 100), std::net::Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(local_ip(250, 100), std::net::Ipv4Addr::new(127, 0, 0, 3));
+    }
+}
