@@ -7,7 +7,8 @@
 const http = require("http");
 const { Server } = require("socket.io");
 
-const httpServer = http.createServer();
+// Small frames must not wait for Nagle's algorithm (as Palaver and the baseline set).
+const httpServer = http.createServer({ noDelay: true });
 const io = new Server(httpServer, {
   transports: ["websocket"],
   serveClient: false,

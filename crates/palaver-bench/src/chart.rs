@@ -64,7 +64,10 @@ pub fn capacity_chart(input: &Path, out: &Path) -> anyhow::Result<()> {
     writeln!(
         svg,
         r#"<text x="{LEFT}" y="22" font-size="14">fanout capacity: p99 delivery latency vs offered messages/s ({} members, {} CPUs)</text>"#,
-        doc["params"]["members"].as_u64().unwrap_or(0),
+        doc["params"]["fanout"]["members"]
+            .as_u64()
+            .or(doc["params"]["members"].as_u64())
+            .unwrap_or(0),
         machine["cpus"].as_u64().unwrap_or(0)
     )?;
     // Axes and grid (decades).

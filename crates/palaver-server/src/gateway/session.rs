@@ -294,19 +294,34 @@ impl Writer {
                     // A client that stops reading blocks this write once the socket's
                     // buffers fill: keep watching for the hub's close (4008) meanwhile, so
                     // the connection is released instead of hanging on forever.
-                    let batch = async {
-                        self.write(item).await?;
-                        while let Ok(item) = queue.try_recv() {
+                    let blocked_close = {
+                        let batch = async {
                             self.write(item).await?;
+                            while let Ok(item) = queue.try_recv() {
+                                self.write(item).await?;
+                            }
+                            self.sink.flush().await
+                        };
+                        tokio::pin!(batch);
+                        // Usually the socket takes the whole batch at once: try that before
+                        // setting up the wait on both.
+                        let first = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(std::future::Future::poll(batch.as_mut(), cx))
+                        })
+                        .await;
+                        match first {
+                            std::task::Poll::Ready(Ok(())) => continue,
+                            std::task::Poll::Ready(Err(_)) => return,
+                            std::task::Poll::Pending => {}
                         }
-                        self.sink.flush().await
-                    };
-                    let blocked_close = tokio::select! {
-                        written = batch => match written {
-                            Ok(()) => continue,
-                            Err(_) => return,
-                        },
-                        _ = close.changed() => *close.borrow(),
+                        tokio::select! {
+                            biased;
+                            written = &mut batch => match written {
+                                Ok(()) => continue,
+                                Err(_) => return,
+                            },
+                            _ = close.changed() => *close.borrow(),
+                        }
                     };
                     // The socket is full, so a close frame will rarely get through; try
                     // briefly, then drop the connection.
@@ -332,10 +347,15 @@ impl Writer {
             } => {
                 self.queued_bytes.fetch_sub(counted, Ordering::Relaxed);
                 if let Some((room, seq)) = change {
-                    let cursor = self
-                        .cursors
-                        .entry(room.to_string())
-                        .or_insert_with(|| Cursor::live_after(seq - 1));
+                    // Looked up by `&str` first: no allocation per frame once the room
+                    // has a cursor.
+                    let cursor = match self.cursors.get_mut(&*room) {
+                        Some(cursor) => cursor,
+                        None => self
+                            .cursors
+                            .entry(room.to_string())
+                            .or_insert_with(|| Cursor::live_after(seq - 1)),
+                    };
                     if seq <= cursor.floor {
                         return Ok(());
                     }
