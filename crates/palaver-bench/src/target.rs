@@ -72,39 +72,8 @@ pub struct Server {
     pub addr: String,
     child: tokio::process::Child,
     /// Palaver's data directory (its database), kept across restarts.
-    pub data_dir: Option<tempfile_dir::Dir>,
+    pub data_dir: Option<tempfile::TempDir>,
     programs: Programs,
-}
-
-/// A temporary directory removed on drop, without another dependency.
-pub mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    #[derive(Debug)]
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(prefix: &str) -> std::io::Result<Dir> {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos();
-            let path =
-                std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&path)?;
-            Ok(Dir(path))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// The `palaver.toml` of a bench run: per-IP budgets lifted (every bench client comes
@@ -128,7 +97,9 @@ impl Server {
     pub async fn start(kind: Kind, programs: &Programs) -> anyhow::Result<Server> {
         let data_dir = match kind {
             Kind::Palaver => {
-                let dir = tempfile_dir::Dir::new("palaver-bench")?;
+                let dir = tempfile::Builder::new()
+                    .prefix("palaver-bench-")
+                    .tempdir()?;
                 std::fs::write(dir.path().join("palaver.toml"), PALAVER_CONFIG)?;
                 Some(dir)
             }

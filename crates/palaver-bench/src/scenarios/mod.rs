@@ -55,13 +55,11 @@ pub async fn measure(
     let pid = server.pid;
     let mut cpu_start = None;
     let mut peak = None;
-    let started = std::time::Instant::now();
     let tally: Tally = load::run(plan, || {
         cpu_start = proc::cpu_seconds(pid);
         peak = Some(proc::PeakRss::start(pid));
     })
     .await?;
-    let _ = started;
     let cpu = proc::cpu_seconds(pid).unwrap_or(0.0) - cpu_start.unwrap_or(0.0);
     let total_secs = (plan.warmup_ms + plan.window_ms + plan.drain_ms) as f64 / 1000.0;
     let window_secs = plan.window_ms as f64 / 1000.0;
