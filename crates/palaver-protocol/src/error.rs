@@ -60,6 +60,8 @@ pub enum ErrorCode {
     Conflict,
     /// An upload whose sniffed media type is not accepted. HTTP 415.
     UnsupportedMediaType,
+    /// The call already has `rtc.max_participants` participants. HTTP 409.
+    CallFull,
 }
 
 impl ErrorCode {
@@ -75,7 +77,8 @@ impl ErrorCode {
             ErrorCode::UsernameTaken
             | ErrorCode::EmailTaken
             | ErrorCode::RefreshConflict
-            | ErrorCode::Conflict => 409,
+            | ErrorCode::Conflict
+            | ErrorCode::CallFull => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::AccountDisabled => 403,
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::RefreshConflict => "refresh_conflict",
             ErrorCode::Conflict => "conflict",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::CallFull => "call_full",
         }
     }
 }
@@ -150,6 +154,7 @@ mod tests {
             ErrorCode::NotMember,
             ErrorCode::UsernameTaken,
             ErrorCode::UnknownType,
+            ErrorCode::CallFull,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -236,6 +236,57 @@ pub enum MessageType {
     Text,
     /// Carries an `attachment`; `content` is its caption (may be empty).
     Attachment,
+    /// A call log entry: carries `call`; `content` is a short text for display. Stored by
+    /// the server, never sent by clients, and not editable.
+    Call,
+}
+
+/// What a call log entry records (see `docs/protocol.md`, "Call log").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CallLogEvent {
+    Started,
+    /// The first participant other than the starter joined.
+    Answered,
+    /// Nobody answered (ringing timed out, or the caller hung up first).
+    Missed,
+    /// Everyone rung declined.
+    Declined,
+    /// An answered call ended; `duration_secs` says how long it lasted.
+    Ended,
+}
+
+/// The `call` of a call log message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallLog {
+    pub call_id: String,
+    /// `audio` or `video`.
+    pub kind: CallKind,
+    pub event: CallLogEvent,
+    /// For `ended`: whole seconds from the answer to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+}
+
+/// What media a call starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Audio,
+    Video,
+}
+
+impl CallKind {
+    /// `audio` or `video`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Audio => "audio",
+            CallKind::Video => "video",
+        }
+    }
 }
 
 /// An earlier version of an edited message.
@@ -290,6 +341,9 @@ pub struct Message {
     /// Reactions, grouped by emoji, in order of first use.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// For `call` messages: the call log entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallLog>,
 }
 
 fn text_type() -> MessageType {

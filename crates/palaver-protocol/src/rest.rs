@@ -369,3 +369,28 @@ pub struct ReadState {
     pub last_read_seq: i64,
     pub unread_count: i64,
 }
+
+/// One entry of `iceServers` for `RTCPeerConnection` (W3C WebRTC `RTCIceServer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs (RFC 7064, RFC 7065).
+    pub urls: Vec<String>,
+    /// TURN only: `<expiry unix seconds>:<user_id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN only: base64(HMAC-SHA1(shared secret, username)), the scheme of coturn's
+    /// `use-auth-secret` (draft-uberti-behave-turn-rest-00).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `GET /api/v1/rtc/ice-servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IceServers {
+    /// Pass as `iceServers` to `RTCPeerConnection`; empty when none is configured.
+    pub ice_servers: Vec<IceServer>,
+    /// How long the TURN credentials stay valid, seconds.
+    pub ttl_secs: u64,
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorDetail;
-use crate::model::{Message, Room, User};
+use crate::model::{CallKind, Message, MessageSender, Room, User};
 
 /// A request id chosen by the client: a string or a number, echoed in the reply.
 /// Kept as a JSON value so it round-trips exactly.
@@ -171,6 +171,196 @@ pub struct RoomDeleted {
     pub room_id: String,
 }
 
+/// `call.start` request data: a call in `room_id`, or (seed-compatible shortcut) a 1:1
+/// call to `user_id` in the DM with them, opened if needed. Exactly one of the two.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartCall {
+    #[serde(default)]
+    pub room_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    pub kind: CallKind,
+    /// Members to ring; absent: every other member of the room.
+    #[serde(default)]
+    pub invite: Option<Vec<String>>,
+}
+
+/// `call.accept`, `call.decline`, `call.leave` and `call.end` request data, and the data
+/// of the `call.answered_elsewhere` and `call.missed` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRef {
+    pub call_id: String,
+}
+
+/// Whether anyone besides the starter has joined yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Ringing,
+    Active,
+}
+
+/// One connection in a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// UUIDv7; what `rtc.signal`'s `to` and `from` name.
+    pub participant_id: String,
+    pub user_id: String,
+    pub username: String,
+    /// RFC 3339 UTC.
+    pub joined_at: String,
+}
+
+/// A call as a participant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub room_id: String,
+    pub kind: CallKind,
+    pub state: CallState,
+    /// The host's participant id.
+    pub host: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// When someone other than the starter first joined (RFC 3339 UTC).
+    pub answered_at: Option<String>,
+    /// In join order.
+    pub participants: Vec<Participant>,
+    /// Users still being rung.
+    pub ringing: Vec<String>,
+}
+
+/// The reply to `call.start` and `call.accept`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallJoined {
+    pub call: CallInfo,
+    /// This connection's participant id.
+    pub participant_id: String,
+}
+
+/// `call.incoming` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallIncoming {
+    pub call_id: String,
+    pub room_id: String,
+    pub caller: MessageSender,
+    pub kind: CallKind,
+}
+
+/// `call.declined` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDeclined {
+    pub call_id: String,
+    pub user_id: String,
+}
+
+/// `call.participant_joined` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantJoined {
+    pub call_id: String,
+    pub participant: Participant,
+}
+
+/// `call.participant_left` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantLeft {
+    pub call_id: String,
+    pub participant_id: String,
+    pub user_id: String,
+    /// `left`, `disconnected` or `removed` (no longer a member of the room).
+    pub reason: String,
+}
+
+/// `call.host_changed` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChanged {
+    pub call_id: String,
+    /// The new host's participant id.
+    pub host: String,
+    pub user_id: String,
+}
+
+/// `call.ended` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEnded {
+    pub call_id: String,
+    /// `ended`, `missed`, `declined`, `room_closed` or `removed`.
+    pub reason: String,
+    /// For answered calls: whole seconds since the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+}
+
+/// The `type` of an SDP description (W3C WebRTC `RTCSdpType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SdpType {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
+}
+
+/// An SDP offer or answer (W3C WebRTC `RTCSessionDescriptionInit`, RFC 8866 SDP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    pub kind: SdpType,
+    /// May be empty for `rollback`.
+    #[serde(default)]
+    pub sdp: String,
+}
+
+/// An ICE candidate (W3C WebRTC `RTCIceCandidateInit`, RFC 8839); an empty `candidate`
+/// signals the end of candidates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        rename = "sdpMLineIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(
+        rename = "usernameFragment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username_fragment: Option<String>,
+}
+
+/// `rtc.signal` request data: exactly one of `description` and `candidate`, for the
+/// participant `to`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSignal {
+    pub call_id: String,
+    pub to: String,
+    #[serde(default)]
+    pub description: Option<SessionDescription>,
+    #[serde(default)]
+    pub candidate: Option<IceCandidate>,
+}
+
+/// `rtc.signal` event data, as relayed to the participant named by `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub call_id: String,
+    /// The sender's participant id.
+    pub from: String,
+    pub from_user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<SessionDescription>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<IceCandidate>,
+}
+
 /// The reply to a client request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
@@ -274,6 +464,30 @@ pub enum Event {
     /// The recipient was invited to a room (sent to the invitee only).
     #[serde(rename = "invitation.created")]
     InvitationCreated(crate::model::Invitation),
+    /// A call rings the recipient (every connection of every user rung).
+    #[serde(rename = "call.incoming")]
+    CallIncoming(CallIncoming),
+    /// Another connection of the recipient's user accepted the call: stop ringing.
+    #[serde(rename = "call.answered_elsewhere")]
+    CallAnsweredElsewhere(CallRef),
+    /// A user declined the call (to the participants and the decliner's other
+    /// connections).
+    #[serde(rename = "call.declined")]
+    CallDeclined(CallDeclined),
+    /// The recipient's ringing timed out.
+    #[serde(rename = "call.missed")]
+    CallMissed(CallRef),
+    #[serde(rename = "call.participant_joined")]
+    ParticipantJoined(ParticipantJoined),
+    #[serde(rename = "call.participant_left")]
+    ParticipantLeft(ParticipantLeft),
+    #[serde(rename = "call.host_changed")]
+    HostChanged(HostChanged),
+    #[serde(rename = "call.ended")]
+    CallEnded(CallEnded),
+    /// An SDP description or ICE candidate from another participant of the call.
+    #[serde(rename = "rtc.signal")]
+    Signal(Signal),
     /// An error not tied to a request id (e.g. an unparseable frame).
     #[serde(rename = "error")]
     Error(ErrorDetail),

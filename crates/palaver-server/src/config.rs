@@ -37,6 +37,7 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub cors: CorsConfig,
     pub attachments: AttachmentsConfig,
+    pub rtc: RtcConfig,
     pub log: LogConfig,
 }
 
@@ -52,7 +53,47 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             cors: CorsConfig::default(),
             attachments: AttachmentsConfig::default(),
+            rtc: RtcConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+/// Calls and WebRTC: ringing, participant cap, signal bounds, and the ICE servers handed
+/// to clients by `GET /api/v1/rtc/ice-servers` (see `docs/protocol.md`, "Calls").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RtcConfig {
+    /// STUN server URLs (`stun:host:port`), handed to clients as one ICE server. Default
+    /// none: a self-hosted server names no third party.
+    pub stun_urls: Vec<String>,
+    /// TURN server URLs (`turn:host:3478?transport=udp`, `turns:host:5349`), handed to
+    /// clients with time-limited credentials when `turn_secret` is set.
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn: `use-auth-secret`,
+    /// `static-auth-secret=<the same value>`).
+    pub turn_secret: Option<Secret>,
+    /// How long issued TURN credentials are valid, seconds. Default 86,400 (one day).
+    pub turn_ttl_secs: u64,
+    /// How long a call rings before the users still being rung are told it was missed,
+    /// seconds. Default 30.
+    pub ring_timeout_secs: u64,
+    /// Most participants (connections) in one call; calls are a mesh. Default 8.
+    pub max_participants: usize,
+    /// Largest SDP relayed in `rtc.signal`, bytes. Default 32 KiB.
+    pub max_sdp_bytes: usize,
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        RtcConfig {
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: 86_400,
+            ring_timeout_secs: 30,
+            max_participants: 8,
+            max_sdp_bytes: 32 * 1024,
         }
     }
 }

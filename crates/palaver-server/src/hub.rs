@@ -207,6 +207,18 @@ impl Hub {
 
     fn deliver_inner(&self, envelope: &Envelope) {
         let room_id = match &envelope.topic {
+            Topic::Connection(id) => {
+                let ix = self.indexes.read().expect("hub lock poisoned");
+                let one = HashSet::from([*id]);
+                send_to(
+                    &ix,
+                    &one,
+                    &Outbound::frame(envelope.frame.clone()),
+                    envelope,
+                    &self.metrics,
+                );
+                return;
+            }
             Topic::User(user_id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_user.get(user_id) {
@@ -349,7 +361,9 @@ fn send_to(
         let Some(conn) = ix.conns.get(id) else {
             continue;
         };
-        if envelope.skip_user.as_deref() == Some(conn.user_id.as_str()) {
+        if envelope.skip_user.as_deref() == Some(conn.user_id.as_str())
+            || envelope.skip_conn == Some(*id)
+        {
             continue;
         }
         let len = envelope.frame.len();
@@ -438,6 +452,7 @@ mod tests {
             membership: None,
             ephemeral: false,
             skip_user: None,
+            skip_conn: None,
         }
     }
 
@@ -499,6 +514,7 @@ mod tests {
             membership: None,
             ephemeral: false,
             skip_user: None,
+            skip_conn: None,
         });
         assert_eq!(text(a1.queue.try_recv().unwrap()), "invited");
         assert_eq!(text(a2.queue.try_recv().unwrap()), "invited");

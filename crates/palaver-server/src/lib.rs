@@ -95,6 +95,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
     ));
+    service::calls::spawn_ring_timer(&service);
     Ok((service, store, hub))
 }
 

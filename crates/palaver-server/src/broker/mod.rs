@@ -34,6 +34,9 @@ pub enum Topic {
     Room(String),
     /// Every connection of one user (e.g. an invitation).
     User(String),
+    /// One connection (a call participant: `rtc.signal` and call events). Connection ids
+    /// are per node; calls are held by the node their participants are connected to.
+    Connection(crate::hub::ConnId),
 }
 
 /// One event for one topic, serialized once: every recipient gets the same bytes.
@@ -52,6 +55,9 @@ pub struct Envelope {
     pub ephemeral: bool,
     /// A user whose connections do not receive this (the typist, for `typing`).
     pub skip_user: Option<String>,
+    /// A connection that does not receive this (the one that answered a call, for
+    /// `call.answered_elsewhere`).
+    pub skip_conn: Option<crate::hub::ConnId>,
 }
 
 /// Which connections a [`Broker::disconnect`] closes.

@@ -5,8 +5,8 @@
 //! and unknown types are answered and the connection stays open.
 
 use palaver_protocol::ws::{
-    ClientFrame, EditMessage, Event, MarkRead, MessageRef, ReactionChange, Reply, RequestId,
-    RoomRef, SendMessage, SetPresence, Sync, Typing,
+    CallRef, ClientFrame, EditMessage, Event, MarkRead, MessageRef, ReactionChange, Reply,
+    RequestId, RoomRef, SendMessage, SendSignal, SetPresence, StartCall, Sync, Typing,
 };
 use palaver_protocol::ErrorCode;
 use serde_json::{json, Value};
@@ -15,17 +15,13 @@ use super::session::encode;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::from_value;
-use crate::hub::Outbound;
+use crate::hub::{ConnId, Outbound};
 use crate::service::messages::SendOptions;
 use crate::AppState;
 
-/// Handles one text frame; returns the reply or error event to queue (or, for `sync`,
-/// the replay the writer performs and answers in queue order).
-pub async fn handle(state: &AppState, actor: &Actor, text: &str) -> Option<Outbound> {
-    handle_frame(state, actor, text).await
-}
-
-async fn handle_frame(state: &AppState, actor: &Actor, text: &str) -> Option<Outbound> {
+/// Handles one text frame of connection `conn`; returns the reply or error event to
+/// queue (or, for `sync`, the replay the writer performs and answers in queue order).
+pub async fn handle(state: &AppState, actor: &Actor, conn: ConnId, text: &str) -> Option<Outbound> {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => {
@@ -48,7 +44,7 @@ async fn handle_frame(state: &AppState, actor: &Actor, text: &str) -> Option<Out
             }
             Err(e) => Err(e),
         },
-        Ok(frame) => execute(state, actor, &frame.kind, frame.data).await,
+        Ok(frame) => execute(state, actor, conn, &frame.kind, frame.data).await,
         Err(e) => Err(e),
     };
     let frame = match (id, result) {
@@ -60,8 +56,14 @@ async fn handle_frame(state: &AppState, actor: &Actor, text: &str) -> Option<Out
     Some(Outbound::frame(frame))
 }
 
-/// Runs request `kind` with its `data`; returns the reply data.
-async fn execute(state: &AppState, actor: &Actor, kind: &str, data: Value) -> AppResult<Value> {
+/// Runs request `kind` with its `data` for connection `conn`; returns the reply data.
+async fn execute(
+    state: &AppState,
+    actor: &Actor,
+    conn: ConnId,
+    kind: &str,
+    data: Value,
+) -> AppResult<Value> {
     let service = &state.service;
     match kind {
         "message.send" => {
@@ -120,6 +122,34 @@ async fn execute(state: &AppState, actor: &Actor, kind: &str, data: Value) -> Ap
         "typing" => {
             let req: Typing = from_value(data)?;
             service.typing(actor, &req.room_id, req.active).await?;
+            Ok(json!({}))
+        }
+        "call.start" => {
+            let req: StartCall = from_value(data)?;
+            to_value(service.start_call(actor, conn, req).await?)
+        }
+        "call.accept" => {
+            let req: CallRef = from_value(data)?;
+            to_value(service.accept_call(actor, conn, &req.call_id).await?)
+        }
+        "call.decline" => {
+            let req: CallRef = from_value(data)?;
+            service.decline_call(actor, conn, &req.call_id).await?;
+            Ok(json!({}))
+        }
+        "call.leave" => {
+            let req: CallRef = from_value(data)?;
+            service.leave_call(conn, &req.call_id).await?;
+            Ok(json!({}))
+        }
+        "call.end" => {
+            let req: CallRef = from_value(data)?;
+            service.end_call(actor, conn, &req.call_id).await?;
+            Ok(json!({}))
+        }
+        "rtc.signal" => {
+            let req: SendSignal = from_value(data)?;
+            service.relay_signal(actor, conn, req).await?;
             Ok(json!({}))
         }
         "ping" => Ok(json!({})),

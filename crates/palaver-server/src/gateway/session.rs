@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::dispatch;
 use crate::auth::Actor;
 use crate::error::AppError;
-use crate::hub::{CloseReason, Outbound};
+use crate::hub::{CloseReason, ConnId, Outbound};
 use crate::AppState;
 
 /// How long the writer may take to send a close frame to a client before giving up.
@@ -90,7 +90,7 @@ pub async fn run(
     };
     let mut writer = tokio::spawn(writer.run(registration.queue, registration.close, resume));
     state.service.connection_opened(&actor).await;
-    let reader = read_loop(&state, &actor, stream, registration.sender, &heard);
+    let reader = read_loop(&state, &actor, conn, stream, registration.sender, &heard);
     let writer_done = tokio::select! {
         exit = reader => {
             if let Some(reason) = exit {
@@ -102,6 +102,7 @@ pub async fn run(
     };
     // Dropping the hub's sender (and the reader's) ends the writer once it has drained.
     state.hub.unregister(conn);
+    state.service.connection_left_calls(conn).await;
     state.service.connection_closed(&actor).await;
     // A finished JoinHandle must not be polled again.
     if !writer_done
@@ -131,6 +132,7 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Utf8Bytes {
 async fn read_loop(
     state: &AppState,
     actor: &Actor,
+    conn: ConnId,
     mut stream: SplitStream<WebSocket>,
     replies: mpsc::Sender<Outbound>,
     heard: &Heard,
@@ -142,7 +144,7 @@ async fn read_loop(
             Err(e) => return too_big(e),
         };
         let answer = match message {
-            Message::Text(text) => dispatch::handle(state, actor, text.as_str()).await,
+            Message::Text(text) => dispatch::handle(state, actor, conn, text.as_str()).await,
             Message::Binary(_) => Some(Outbound::frame(encode(&Event::Error(
                 AppError::new(ErrorCode::BadRequest, "binary frames are not supported").detail(),
             )))),

@@ -13,6 +13,7 @@ mod health;
 mod invitations;
 mod messages;
 mod rooms;
+mod rtc;
 mod users;
 
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ use crate::AppState;
         (name = "rooms", description = "Rooms, members and moderation"),
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
+        (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
         (name = "health", description = "Liveness")
     )
@@ -95,6 +97,7 @@ pub fn api(
         .merge(messages::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
+        .merge(rtc::router())
         .merge(crate::gateway::router());
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

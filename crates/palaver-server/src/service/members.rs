@@ -171,7 +171,7 @@ impl Service {
         ban_by: Option<&str>,
         reason: &str,
     ) -> AppResult<()> {
-        let _order = self.room_order(room_id).await;
+        let order = self.room_order(room_id).await;
         let departure = self
             .store
             .rooms
@@ -190,6 +190,11 @@ impl Service {
         }
         if let Some(owner) = departure.new_owner {
             self.announce_role(room_id, &owner, MemberRole::Owner).await;
+        }
+        // Not under the room's order: the call registry queues call log entries in it.
+        drop(order);
+        if departure.removed {
+            self.member_left_calls(room_id, user_id).await;
         }
         Ok(())
     }

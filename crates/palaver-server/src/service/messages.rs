@@ -102,20 +102,45 @@ impl Service {
             },
             reply_to: options.reply_to.map(str::to_owned),
             attachment_id: options.attachment_id.map(str::to_owned),
+            call: None,
         };
         // Queued under the room's order, committed with whatever else is queued (group
         // commit), published in queue order = seq order. The rest runs in its own task so
         // that a caller who goes away (an HTTP client hanging up) cannot stop a committed
         // message from being published, nor hold up the room's later messages.
+        let stored = tokio::spawn(self.queue_message(new, attachment).await?)
+            .await
+            .map_err(AppError::internal)??;
+        match stored {
+            Stored::New(message) => Ok(message),
+            Stored::Existing(row) => self.message_to_wire(row).await,
+        }
+    }
+
+    /// Queues `new` for the group commit under its room's order, and returns the rest of
+    /// the work as a future to spawn: wait for the commit, then publish `message.created`
+    /// in the room's order. Spawned, it cannot be stopped half-way by a caller who goes
+    /// away, nor hold up the room's later messages.
+    ///
+    /// # Errors
+    /// Queueing failed (`503 unavailable` when the store is shutting down); the future
+    /// fails with what the commit failed with (`404 not_found`: the room or the sender is
+    /// gone).
+    pub(crate) async fn queue_message(
+        &self,
+        new: NewMessage,
+        attachment: Option<Attachment>,
+    ) -> AppResult<impl std::future::Future<Output = AppResult<Stored>> + Send + 'static> {
         let started = std::time::Instant::now();
+        let room_id = new.room_id.clone();
         let (pending, mut turn) = self
-            .queue_in_order(room_id, async {
+            .queue_in_order(&room_id, async {
                 Ok(self.store.messages.queue_message(new).await?)
             })
             .await?;
         let broker = self.broker.clone();
         let metrics = self.metrics.clone();
-        let stored = tokio::spawn(async move {
+        Ok(async move {
             let committed = pending.committed().await;
             metrics
                 .store_seconds
@@ -140,12 +165,6 @@ impl Service {
             drop(turn);
             Ok(Stored::New(message))
         })
-        .await
-        .map_err(AppError::internal)??;
-        match stored {
-            Stored::New(message) => Ok(message),
-            Stored::Existing(row) => self.message_to_wire(row).await,
-        }
     }
 
     /// A page of a room's history, ascending by seq. With neither cursor, the newest
@@ -218,6 +237,12 @@ impl Service {
         }
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
+        }
+        if message.message_type == MessageType::Call {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "call log entries cannot be edited",
+            ));
         }
         let _order = self.room_order(room_id).await;
         let row = self
@@ -376,7 +401,11 @@ impl Service {
     }
 
     /// In a DM, refuses a sender whom the other member has blocked.
-    async fn check_dm_not_blocked(&self, actor: &Actor, room: &RoomRow) -> AppResult<()> {
+    pub(super) async fn check_dm_not_blocked(
+        &self,
+        actor: &Actor,
+        room: &RoomRow,
+    ) -> AppResult<()> {
         if room.kind != RoomKind::Dm {
             return Ok(());
         }
@@ -450,6 +479,7 @@ impl Service {
                 message_type: row.message_type,
                 reply_to: row.reply_to,
                 attachment,
+                call: row.call,
                 edited_at: row.edited_at,
                 deleted_at: row.deleted_at,
             });
@@ -460,7 +490,7 @@ impl Service {
 
 /// What a send stored: a new message (already published), or the one stored the first
 /// time under the same `client_id`.
-enum Stored {
+pub(crate) enum Stored {
     New(Message),
     Existing(MessageRow),
 }
@@ -482,6 +512,7 @@ fn new_message_to_wire(row: MessageRow, attachment: Option<Attachment>) -> Messa
         message_type: row.message_type,
         reply_to: row.reply_to,
         attachment,
+        call: row.call,
         edited_at: None,
         deleted_at: None,
         reactions: Vec::new(),

@@ -16,12 +16,14 @@
 //!   deletes, reactions, read markers.
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
+//! - [`calls`]: calls, WebRTC signal relay, call log entries, TURN credentials.
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
 pub mod admin;
 pub mod attachments;
 pub mod blocks;
+pub mod calls;
 pub mod credentials;
 pub mod invitations;
 pub mod live;
@@ -40,7 +42,7 @@ use palaver_protocol::ws::Event;
 
 use crate::auth::tokens::TokenIssuer;
 use crate::broker::{Broker, Envelope, Membership, Topic};
-use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits};
+use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits, RtcConfig};
 use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -58,6 +60,9 @@ pub struct Service {
     pub(crate) limits: Limits,
     pub(crate) auth: AuthConfig,
     pub(crate) attachments: AttachmentsConfig,
+    pub(crate) rtc: RtcConfig,
+    /// This node's calls (see [`calls`]).
+    pub(crate) calls: tokio::sync::Mutex<calls::CallRegistry>,
     pub(crate) files: Arc<dyn FileStore>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) metrics: Arc<Metrics>,
@@ -89,6 +94,8 @@ impl Service {
             limits: config.limits.clone(),
             auth: config.auth.clone(),
             attachments: config.attachments.clone(),
+            rtc: config.rtc.clone(),
+            calls: Default::default(),
             files,
             presence,
             metrics,
@@ -231,6 +238,7 @@ async fn publish_with(
         membership,
         ephemeral,
         skip_user,
+        skip_conn: None,
     };
     if let Err(e) = broker.publish(envelope).await {
         tracing::error!(error = %e, "publishing event");

@@ -208,13 +208,16 @@ impl Service {
         if me.role != MemberRole::Owner {
             return Err(forbidden("only the room's owners can delete it"));
         }
-        let _order = self.room_order(room_id).await;
+        let order = self.room_order(room_id).await;
         self.store.rooms.delete_room(room_id).await?;
         let event = Event::RoomDeleted(RoomDeleted {
             room_id: room_id.to_owned(),
         });
         self.publish(room_id, &event, Some(Membership::Closed))
             .await;
+        // Not under the room's order: the call registry queues call log entries in it.
+        drop(order);
+        self.room_closed_calls(room_id).await;
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use palaver_protocol::MemberRole;
-use palaver_protocol::{MessageType, Role, RoomKind, Visibility};
+use palaver_protocol::{CallLog, MessageType, Role, RoomKind, Visibility};
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +268,8 @@ pub struct MessageRow {
     pub message_type: MessageType,
     pub reply_to: Option<String>,
     pub attachment_id: Option<String>,
+    /// For `call` messages: the call log entry.
+    pub call: Option<CallLog>,
     pub edited_at: Option<String>,
     pub deleted_at: Option<String>,
     /// The seq of the latest change (its creation, edit, deletion or a reaction).
@@ -286,6 +288,8 @@ pub struct NewMessage {
     pub message_type: MessageType,
     pub reply_to: Option<String>,
     pub attachment_id: Option<String>,
+    /// For `call` messages: the call log entry.
+    pub call: Option<CallLog>,
 }
 
 /// Which page of a room's history to read. Seqs are exclusive bounds.

@@ -19,3 +19,5 @@ mod restart;
 mod resume;
 #[cfg(feature = "s3-tests")]
 mod s3;
+#[cfg(feature = "turn-tests")]
+mod turn;

@@ -64,6 +64,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/dms"),
     ("post", "/api/v1/attachments"),
     ("get", "/api/v1/attachments/{attachment_id}"),
+    ("get", "/api/v1/rtc/ice-servers"),
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),
     ("get", "/readyz"),

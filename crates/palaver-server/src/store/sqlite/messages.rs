@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::SqliteStore;
-use palaver_protocol::MessageType;
+use palaver_protocol::{CallLog, MessageType};
 
 use crate::store::{
     AttachmentRow, AttachmentStore, EditRow, MessageRow, MessageStore, NewMessage, PageQuery,
@@ -16,7 +16,7 @@ use crate::store::{
 /// Columns of a message row with its sender's username, for `FROM messages m`.
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
-     m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, \
+     m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, m.call_log, \
      m.edited_at, m.deleted_at, m.updated_seq";
 
 fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
@@ -31,10 +31,12 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         message_type: match row.try_get::<String, _>("message_type")?.as_str() {
             "attachment" => MessageType::Attachment,
+            "call" => MessageType::Call,
             _ => MessageType::Text,
         },
         reply_to: row.try_get("reply_to")?,
         attachment_id: row.try_get("attachment_id")?,
+        call: call_log_from_column(row.try_get("call_log")?),
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
         updated_seq: row.try_get("updated_seq")?,
@@ -68,7 +70,25 @@ pub(super) fn message_type_str(t: MessageType) -> &'static str {
     match t {
         MessageType::Text => "text",
         MessageType::Attachment => "attachment",
+        MessageType::Call => "call",
     }
+}
+
+/// The `call_log` column (JSON) of a call message; `None` for other messages.
+fn call_log_from_column(raw: Option<String>) -> Option<CallLog> {
+    let raw = raw?;
+    match serde_json::from_str(&raw) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable call_log column");
+            None
+        }
+    }
+}
+
+/// The `call_log` column for `call`: JSON, or NULL.
+pub(super) fn call_log_column(call: Option<&CallLog>) -> Option<String> {
+    call.and_then(|c| serde_json::to_string(c).ok())
 }
 
 /// The message that `m`'s sender already stored in `m`'s room under `m.client_id`.

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "seq trigger",
         include_str!("../../../migrations/sqlite/0006_seq_trigger.sql"),
     ),
+    (
+        7,
+        "call log",
+        include_str!("../../../migrations/sqlite/0007_call_log.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

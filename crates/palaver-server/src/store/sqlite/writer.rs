@@ -21,7 +21,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::Row as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::message_type_str;
+use super::messages::{call_log_column, message_type_str};
 use crate::store::{MessageRow, NewMessage, StoreError, StoreResult};
 
 /// Messages that may wait for the writer before senders are made to wait.
@@ -34,7 +34,7 @@ const MAX_BATCH: usize = 512;
 pub type Inserted = StoreResult<(MessageRow, bool)>;
 
 enum Job {
-    Insert(NewMessage, oneshot::Sender<Inserted>),
+    Insert(Box<NewMessage>, oneshot::Sender<Inserted>),
     /// Finish every job queued before this one, then stop and say so.
     Close(oneshot::Sender<()>),
 }
@@ -74,7 +74,7 @@ impl GroupCommit {
     ) -> StoreResult<oneshot::Receiver<Inserted>> {
         let (reply, committed) = oneshot::channel();
         self.jobs
-            .send(Job::Insert(message, reply))
+            .send(Job::Insert(Box::new(message), reply))
             .await
             .map_err(|_| closing())?;
         Ok(committed)
@@ -102,7 +102,7 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Insert(message, reply) => batch.push((message, reply)),
+                Job::Insert(message, reply) => batch.push((*message, reply)),
                 Job::Close(done) => {
                     close = Some(done);
                     break;
@@ -163,9 +163,9 @@ async fn insert_all(
     for (m, _) in batch {
         let inserted = sqlx::query(
             "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                                   message_type, reply_to, attachment_id, updated_seq)
+                                   message_type, reply_to, attachment_id, call_log, updated_seq)
              VALUES (?1, ?2, (SELECT last_seq + 1 FROM rooms WHERE id = ?2), ?3, ?4, ?5, ?6,
-                     ?7, ?8, ?9, (SELECT last_seq + 1 FROM rooms WHERE id = ?2))
+                     ?7, ?8, ?9, ?10, (SELECT last_seq + 1 FROM rooms WHERE id = ?2))
              ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL
              DO NOTHING
              RETURNING seq, (SELECT username FROM users WHERE id = sender_id) AS username",
@@ -179,6 +179,7 @@ async fn insert_all(
         .bind(message_type_str(m.message_type))
         .bind(&m.reply_to)
         .bind(&m.attachment_id)
+        .bind(call_log_column(m.call.as_ref()))
         .fetch_optional(&mut *tx)
         .await;
         let result = match inserted {
@@ -195,6 +196,7 @@ async fn insert_all(
                     message_type: m.message_type,
                     reply_to: m.reply_to.clone(),
                     attachment_id: m.attachment_id.clone(),
+                    call: m.call.clone(),
                     edited_at: None,
                     deleted_at: None,
                     updated_seq: row.try_get("seq")?,
@@ -239,6 +241,7 @@ mod tests {
             message_type: MessageType::Text,
             reply_to: None,
             attachment_id: None,
+            call: None,
         }
     }
 
