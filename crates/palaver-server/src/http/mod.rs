@@ -15,6 +15,7 @@ mod messages;
 mod rooms;
 mod rtc;
 mod users;
+mod web;
 
 use std::net::SocketAddr;
 
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             request_budget,
         ))
         .merge(health)
+        .merge(web::router())
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", doc))
         .layer(DefaultBodyLimit::max(body_limit));
     if let Some(cors) = cors_layer(&state.cors) {
