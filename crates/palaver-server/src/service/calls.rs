@@ -533,14 +533,13 @@ impl Service {
     /// rung has declined, the call ends as `declined`.
     ///
     /// # Errors
-    /// `404 not_found` (no such call, or the caller was never rung); `409 conflict` (not
+    /// `404 not_found` (no such call, or not a member of its room); `409 conflict` (not
     /// being rung now).
     pub async fn decline_call(&self, actor: &Actor, conn: ConnId, call_id: &str) -> AppResult<()> {
+        let room_id = self.calls.lock().await.call(call_id)?.room_id.clone();
+        self.call_member(actor, &room_id).await?;
         let mut calls = self.calls.lock().await;
         let call = calls.call_mut(call_id)?;
-        if !call.rung.contains(&actor.user_id) {
-            return Err(AppError::not_found("call"));
-        }
         if !call.ringing.remove(&actor.user_id) {
             return Err(AppError::new(
                 ErrorCode::Conflict,

@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod authorization;
 mod binary;
+mod calls;
 mod chat;
 mod conversations;
 mod errors;

@@ -208,10 +208,15 @@ async fn insert_all(
                 Some(existing) => Ok((existing, false)),
                 None => Err(StoreError::NotFound),
             },
-            // No room (its seq is NULL) or no sender: this message only.
+            // No room (its seq is NULL), no sender, or a value the schema refuses: this
+            // message only.
             Err(sqlx::Error::Database(db))
                 if db.is_foreign_key_violation()
-                    || matches!(db.kind(), sqlx::error::ErrorKind::NotNullViolation) =>
+                    || matches!(
+                        db.kind(),
+                        sqlx::error::ErrorKind::NotNullViolation
+                            | sqlx::error::ErrorKind::CheckViolation
+                    ) =>
             {
                 Err(StoreError::NotFound)
             }
