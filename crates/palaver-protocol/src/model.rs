@@ -154,7 +154,8 @@ pub struct Room {
     pub created_by: String,
     /// RFC 3339 UTC.
     pub created_at: String,
-    /// The room's latest seq (0 when nothing happened yet).
+    /// The room's latest seq: that of its newest change (a message created, edited,
+    /// deleted or reacted to), 0 when nothing happened yet.
     pub last_seq: i64,
     /// Number of members.
     pub member_count: i64,

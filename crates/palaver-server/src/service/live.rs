@@ -88,10 +88,17 @@ impl Service {
     /// # Errors
     /// `403 not_member`; `404 not_found`.
     pub async fn typing(&self, actor: &Actor, room_id: &str, active: bool) -> AppResult<()> {
+        self.require_member(actor, room_id).await?;
         if active && !self.typing_allowed(&actor.user_id, room_id) {
             return Ok(());
         }
-        self.require_member(actor, room_id).await?;
+        if !active {
+            // A stop ends the throttle window: the next start is news again.
+            self.typing_last
+                .lock()
+                .expect("typing lock poisoned")
+                .remove(&(actor.user_id.clone(), room_id.to_owned()));
+        }
         let event = Event::Typing(Typing {
             room_id: room_id.to_owned(),
             active,

@@ -148,6 +148,14 @@ async fn typing_reaches_the_rooms_other_members_only_and_is_throttled() {
         event["data"]["active"], false,
         "the second start was throttled"
     );
+    // A stop ends the window: typing again at once (e.g. right after sending) is shown.
+    let again = json!({"room_id": room.id, "active": true});
+    alice_ws.request("typing", again).await.unwrap();
+    let event = bob_ws.next_event_of("typing").await.unwrap();
+    assert_eq!(
+        event["data"]["active"], true,
+        "a start after a stop is relayed"
+    );
 
     for ws in [&mut alice_tab2, &mut eve_ws] {
         while let Some(f) = ws.try_next_event(QUIET).await.unwrap() {
