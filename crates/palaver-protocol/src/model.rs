@@ -184,6 +184,10 @@ pub struct Member {
     pub role: MemberRole,
     /// RFC 3339 UTC.
     pub joined_at: String,
+    /// The member's read marker: the highest seq they have read (0: none). Members see
+    /// each other's markers, as they do live through `receipt.updated`.
+    #[serde(default)]
+    pub last_read_seq: i64,
 }
 
 /// An invitation to a private room.

@@ -369,6 +369,14 @@ function forgetRoom(roomId, why) {
 async function loadMembers(roomId) {
   const { members } = await api('GET', `/rooms/${roomId}/members`);
   state.members.set(roomId, new Map(members.map((m) => [m.user_id, m])));
+  // Read markers as of now (live ones arrive as receipt.updated): "seen by" after a reload.
+  let receipts = state.receipts.get(roomId);
+  if (!receipts) state.receipts.set(roomId, (receipts = new Map()));
+  for (const m of members) {
+    if (m.user_id !== state.me?.id && m.last_read_seq > (receipts.get(m.user_id) || 0)) {
+      receipts.set(m.user_id, m.last_read_seq);
+    }
+  }
   const room = state.rooms.get(roomId);
   if (room?.kind === 'dm') {
     const peer = members.find((m) => m.user_id !== state.me?.id);

@@ -23,6 +23,7 @@ fn member_to_wire(row: MemberRow) -> Member {
         display_name: row.display_name,
         role: row.role,
         joined_at: row.joined_at,
+        last_read_seq: row.last_read_seq,
     }
 }
 

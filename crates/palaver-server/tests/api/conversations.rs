@@ -1879,6 +1879,16 @@ async fn marking_read_returns_the_marker_and_unread_count_and_never_moves_back()
         Some("seq"),
     );
     assert_eq!(bob.get_room(&room.id).await.unwrap().last_read_seq, Some(4));
+    // Other members see the marker in the member list (e.g. "seen by" after a reload).
+    let markers: Vec<(String, i64)> = alice
+        .members(&room.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user_id, m.last_read_seq))
+        .collect();
+    assert!(markers.contains(&(uid(&bob), 4)), "{markers:?}");
+    assert!(markers.contains(&(uid(&alice), 0)), "{markers:?}");
 }
 
 #[tokio::test]
