@@ -28,7 +28,7 @@ use crate::AppState;
 
 /// Read buffer per connection, bytes. tungstenite's default (128 KiB) would make every
 /// idle connection cost that much.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 /// Bytes buffered before tungstenite writes to the socket; the writer also flushes after
 /// each batch.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
