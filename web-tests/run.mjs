@@ -565,7 +565,46 @@ async function main() {
       }
     });
 
-    for (const u of [ctx.alice, ctx.bob].filter(Boolean)) {
+    await test('7. two tabs of one browser as two people: chat and a video call', async () => {
+      // One browser context = one browser profile: its pages are tabs sharing cookies and
+      // localStorage. Each tab keeps its own login (sessionStorage), as the README says.
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      context.setDefaultTimeout(10_000);
+      const carol = new User('carol', await context.newPage());
+      const dave = new User('dave', await context.newPage());
+      ctx.tabs = [carol, dave];
+      await carol.signUp(server.url);
+      await dave.signUp(server.url);
+      assert.equal(await carol.page.getByTestId('me-name').textContent(), 'carol', "dave's login must not replace carol's");
+
+      await carol.tid('new-room').click();
+      await carol.tid('new-room-name').fill('tabs');
+      await carol.tid('new-room-submit').click();
+      await waitFor('the new room to open', async () => (await carol.tid('room-title').textContent()).includes('tabs'));
+      await dave.tid('browse-rooms').click();
+      await dave.page.locator('[data-testid=directory-room][data-room-name=tabs] [data-testid=directory-join]').click();
+      await waitFor('Dave in tabs', async () => (await dave.tid('room-title').textContent()).includes('tabs'));
+      await carol.send('Hello from the first tab');
+      await dave.waitForMessage('Hello from the first tab');
+      await dave.send('Hello from the second tab');
+      await carol.waitForMessage('Hello from the second tab');
+
+      await carol.tid('call-video').click();
+      await dave.tid('incoming-call').waitFor({ timeout: 10_000 });
+      await dave.tid('incoming-accept').click();
+      for (const u of [carol, dave]) {
+        await waitFor(`${u.name}'s tab to be connected with remote video`, () => u.page.evaluate(() => {
+          const pcs = window.__palaver.peerConnections();
+          const v = document.querySelector('[data-testid=remote-tile] video');
+          return pcs.length === 1 && pcs[0].connectionState === 'connected' && v && v.videoWidth > 0;
+        }), { timeout: 20_000 });
+      }
+      await carol.tid('call-hangup').click();
+      for (const u of [carol, dave]) await u.tid('call-view').waitFor({ state: 'hidden', timeout: 10_000 });
+      await context.close();
+    });
+
+    for (const u of [ctx.alice, ctx.bob, ...(ctx.tabs || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.
       const bad = u.consoleErrors.filter((e) => /Content Security Policy|pageerror|Uncaught/i.test(e));
       if (bad.length) {
