@@ -174,6 +174,22 @@ class User {
     await this.page.locator('[data-testid=conn-status][data-state=online]').waitFor({ timeout });
   }
 
+  /** Creates a public room from the sidebar and waits until it is open. */
+  async createRoom(name, topic) {
+    await this.tid('new-room').click();
+    await this.tid('new-room-name').fill(name);
+    if (topic) await this.tid('new-room-topic').fill(topic);
+    await this.tid('new-room-submit').click();
+    await waitFor(`${this.name}'s new room ${name} to open`, async () => (await this.tid('room-title').textContent()).includes(name));
+  }
+
+  /** Joins a public room from the directory and waits until it is open. */
+  async joinFromDirectory(name) {
+    await this.tid('browse-rooms').click();
+    await this.page.locator(`[data-testid=directory-room][data-room-name=${name}] [data-testid=directory-join]`).click();
+    await waitFor(`${this.name} in ${name}`, async () => (await this.tid('room-title').textContent()).includes(name));
+  }
+
   async openRoom(name) {
     await this.page.locator(`[data-testid=room-item][data-room-name="${name}"]`).click();
     await waitFor(`${this.name} to open ${name}`, async () => (await this.page.getByTestId('room-title').textContent()).includes(name));
@@ -273,15 +289,8 @@ async function main() {
       await bob.signUp(server.url);
 
       // Alice creates a public room; Bob finds it in the directory and joins.
-      await alice.tid('new-room').click();
-      await alice.tid('new-room-name').fill('general');
-      await alice.tid('new-room-topic').fill('Everything and nothing');
-      await alice.tid('new-room-submit').click();
-      await waitFor('the new room to open', async () => (await alice.tid('room-title').textContent()).includes('general'));
-
-      await bob.tid('browse-rooms').click();
-      await bob.page.locator('[data-testid=directory-room][data-room-name=general] [data-testid=directory-join]').click();
-      await waitFor('Bob in general', async () => (await bob.tid('room-title').textContent()).includes('general'));
+      await alice.createRoom('general', 'Everything and nothing');
+      await bob.joinFromDirectory('general');
 
       // Messages both ways, live on both pages.
       await alice.send('Hello Bob, welcome to general!');
@@ -577,13 +586,8 @@ async function main() {
       await dave.signUp(server.url);
       assert.equal(await carol.page.getByTestId('me-name').textContent(), 'carol', "dave's login must not replace carol's");
 
-      await carol.tid('new-room').click();
-      await carol.tid('new-room-name').fill('tabs');
-      await carol.tid('new-room-submit').click();
-      await waitFor('the new room to open', async () => (await carol.tid('room-title').textContent()).includes('tabs'));
-      await dave.tid('browse-rooms').click();
-      await dave.page.locator('[data-testid=directory-room][data-room-name=tabs] [data-testid=directory-join]').click();
-      await waitFor('Dave in tabs', async () => (await dave.tid('room-title').textContent()).includes('tabs'));
+      await carol.createRoom('tabs');
+      await dave.joinFromDirectory('tabs');
       await carol.send('Hello from the first tab');
       await dave.waitForMessage('Hello from the first tab');
       await dave.send('Hello from the second tab');

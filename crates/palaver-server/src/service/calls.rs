@@ -766,50 +766,38 @@ impl Service {
     /// The shape and size rules of `rtc.signal`.
     fn check_signal(&self, req: &SendSignal) -> AppResult<()> {
         match (&req.description, &req.candidate) {
-            (Some(description), None) => {
-                if description.sdp.len() > self.rtc.max_sdp_bytes {
-                    return Err(AppError::validation(
-                        "description.sdp",
-                        format!("sdp must be at most {} bytes", self.rtc.max_sdp_bytes),
-                    ));
-                }
-            }
+            (Some(description), None) => at_most(
+                "description.sdp",
+                description.sdp.len(),
+                self.rtc.max_sdp_bytes,
+                "bytes",
+            ),
             (None, Some(candidate)) => {
-                if candidate.candidate.len() > MAX_CANDIDATE_BYTES {
-                    return Err(AppError::validation(
-                        "candidate.candidate",
-                        format!("candidate must be at most {MAX_CANDIDATE_BYTES} bytes"),
-                    ));
-                }
-                if candidate
-                    .sdp_mid
-                    .as_ref()
-                    .is_some_and(|m| m.chars().count() > MAX_SDP_MID_CHARS)
-                {
-                    return Err(AppError::validation(
-                        "candidate.sdpMid",
-                        format!("sdpMid must be at most {MAX_SDP_MID_CHARS} characters"),
-                    ));
-                }
-                if candidate
-                    .username_fragment
-                    .as_ref()
-                    .is_some_and(|u| u.chars().count() > MAX_UFRAG_CHARS)
-                {
-                    return Err(AppError::validation(
-                        "candidate.usernameFragment",
-                        format!("usernameFragment must be at most {MAX_UFRAG_CHARS} characters"),
-                    ));
-                }
+                at_most(
+                    "candidate.candidate",
+                    candidate.candidate.len(),
+                    MAX_CANDIDATE_BYTES,
+                    "bytes",
+                )?;
+                let chars = |v: &Option<String>| v.as_ref().map_or(0, |v| v.chars().count());
+                at_most(
+                    "candidate.sdpMid",
+                    chars(&candidate.sdp_mid),
+                    MAX_SDP_MID_CHARS,
+                    "characters",
+                )?;
+                at_most(
+                    "candidate.usernameFragment",
+                    chars(&candidate.username_fragment),
+                    MAX_UFRAG_CHARS,
+                    "characters",
+                )
             }
-            _ => {
-                return Err(AppError::validation(
-                    "description",
-                    "give exactly one of description and candidate",
-                ))
-            }
+            _ => Err(AppError::validation(
+                "description",
+                "give exactly one of description and candidate",
+            )),
         }
-        Ok(())
     }
 
     /// Carries out `out` in order. Runs under the registry lock, so call events are
@@ -894,6 +882,17 @@ pub(crate) async fn expire_ringing(service: Weak<Service>) {
 /// Starts [`expire_ringing`] for `service`.
 pub(crate) fn spawn_ring_timer(service: &Arc<Service>) {
     tokio::spawn(expire_ringing(Arc::downgrade(service)));
+}
+
+/// `422 validation_failed` naming `field` when `len` exceeds `max` (in `unit`).
+fn at_most(field: &str, len: usize, max: usize, unit: &str) -> AppResult<()> {
+    if len > max {
+        return Err(AppError::validation(
+            field,
+            format!("{field} must be at most {max} {unit}"),
+        ));
+    }
+    Ok(())
 }
 
 /// base64(HMAC-SHA1(secret, username)): the TURN password of coturn's `use-auth-secret`.

@@ -464,25 +464,8 @@ impl Service {
                     .map(super::attachments::attachment_to_wire),
                 _ => None,
             };
-            out.push(Message {
-                reactions: reactions.remove(&row.id).unwrap_or_default(),
-                id: row.id,
-                room_id: row.room_id,
-                seq: row.seq,
-                sender: MessageSender {
-                    id: row.sender_id,
-                    username: row.sender_username,
-                },
-                content: row.content,
-                client_id: row.client_id,
-                created_at: row.created_at,
-                message_type: row.message_type,
-                reply_to: row.reply_to,
-                attachment,
-                call: row.call,
-                edited_at: row.edited_at,
-                deleted_at: row.deleted_at,
-            });
+            let reactions = reactions.remove(&row.id).unwrap_or_default();
+            out.push(row_to_wire(row, attachment, reactions));
         }
         Ok(out)
     }
@@ -498,6 +481,15 @@ pub(crate) enum Stored {
 /// The wire form of a message just stored: no reactions yet, and its attachment (if any)
 /// as already looked up.
 fn new_message_to_wire(row: MessageRow, attachment: Option<Attachment>) -> Message {
+    row_to_wire(row, attachment, Vec::new())
+}
+
+/// The wire form of a stored message, given its attachment and reactions.
+fn row_to_wire(
+    row: MessageRow,
+    attachment: Option<Attachment>,
+    reactions: Vec<Reaction>,
+) -> Message {
     Message {
         id: row.id,
         room_id: row.room_id,
@@ -513,9 +505,9 @@ fn new_message_to_wire(row: MessageRow, attachment: Option<Attachment>) -> Messa
         reply_to: row.reply_to,
         attachment,
         call: row.call,
-        edited_at: None,
-        deleted_at: None,
-        reactions: Vec::new(),
+        edited_at: row.edited_at,
+        deleted_at: row.deleted_at,
+        reactions,
     }
 }
 

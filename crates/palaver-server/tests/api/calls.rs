@@ -171,6 +171,42 @@ async fn private_room(owner: &Client, members: &[&Client]) -> Room {
 }
 
 /// `call.start` with `data`, which must succeed: the call and the caller's participant id.
+/// Alice calls Bob (in their DM) while Bob has two connections open, and both ring.
+struct Ringing {
+    alice: Client,
+    alice_id: String,
+    bob_id: String,
+    /// Alice's connection (the host), Bob's laptop and phone.
+    a: Conn,
+    b1: Conn,
+    b2: Conn,
+    call_id: String,
+    room_id: String,
+}
+
+async fn ring_bob(server: &TestServer, kind: &str) -> Ringing {
+    let [alice, bob] = users(server, ["alice", "bob"]).await;
+    let (alice_id, bob_id) = (uid(&alice), uid(&bob));
+    let mut a = Conn::open(&alice, "alice").await;
+    let mut b1 = Conn::open(&bob, "bob's laptop").await;
+    let mut b2 = Conn::open(&bob, "bob's phone").await;
+    let (call, _pa) = start(&mut a, json!({"user_id": bob_id, "kind": kind})).await;
+    let call_id = text(&call["call_id"]);
+    let room_id = text(&call["room_id"]);
+    b1.expect("call.incoming", &call_id).await;
+    b2.expect("call.incoming", &call_id).await;
+    Ringing {
+        alice,
+        alice_id,
+        bob_id,
+        a,
+        b1,
+        b2,
+        call_id,
+        room_id,
+    }
+}
+
 async fn start(conn: &mut Conn, data: Value) -> (Value, String) {
     let reply = conn.ok("call.start", data).await;
     let pid = text(&reply["participant_id"]);
@@ -581,17 +617,17 @@ async fn one_to_one_call_rings_every_connection_relays_signals_and_is_logged() {
 #[tokio::test]
 async fn declining_a_one_to_one_call_ends_it_as_declined() {
     let server = TestServer::spawn().await;
-    let [alice, bob] = users(&server, ["alice", "bob"]).await;
-    let (alice_id, bob_id) = (uid(&alice), uid(&bob));
-    let mut a = Conn::open(&alice, "alice").await;
-    let mut b1 = Conn::open(&bob, "bob's laptop").await;
-    let mut b2 = Conn::open(&bob, "bob's phone").await;
-
-    let (call, _pa) = start(&mut a, json!({"user_id": bob_id, "kind": "audio"})).await;
-    let call_id = text(&call["call_id"]);
-    let room_id = text(&call["room_id"]);
-    b1.expect("call.incoming", &call_id).await;
-    b2.expect("call.incoming", &call_id).await;
+    let Ringing {
+        alice,
+        alice_id,
+        bob_id,
+        mut a,
+        mut b1,
+        mut b2,
+        call_id,
+        room_id,
+        ..
+    } = ring_bob(&server, "audio").await;
 
     assert_eq!(
         b1.ok("call.decline", json!({"call_id": call_id})).await,
@@ -618,17 +654,16 @@ async fn ringing_times_out_as_missed() {
         config.rtc.ring_timeout_secs = 1;
     })
     .await;
-    let [alice, bob] = users(&server, ["alice", "bob"]).await;
-    let (alice_id, bob_id) = (uid(&alice), uid(&bob));
-    let mut a = Conn::open(&alice, "alice").await;
-    let mut b1 = Conn::open(&bob, "bob's laptop").await;
-    let mut b2 = Conn::open(&bob, "bob's phone").await;
-
-    let (call, _pa) = start(&mut a, json!({"user_id": bob_id, "kind": "video"})).await;
-    let call_id = text(&call["call_id"]);
-    let room_id = text(&call["room_id"]);
-    b1.expect("call.incoming", &call_id).await;
-    b2.expect("call.incoming", &call_id).await;
+    let Ringing {
+        alice,
+        alice_id,
+        mut a,
+        mut b1,
+        mut b2,
+        call_id,
+        room_id,
+        ..
+    } = ring_bob(&server, "video").await;
 
     // Nobody answers within a second.
     b1.expect("call.missed", &call_id).await;
@@ -642,17 +677,16 @@ async fn ringing_times_out_as_missed() {
 #[tokio::test]
 async fn a_caller_hanging_up_before_an_answer_stops_the_ringing_and_logs_missed() {
     let server = TestServer::spawn().await;
-    let [alice, bob] = users(&server, ["alice", "bob"]).await;
-    let (alice_id, bob_id) = (uid(&alice), uid(&bob));
-    let mut a = Conn::open(&alice, "alice").await;
-    let mut b1 = Conn::open(&bob, "bob's laptop").await;
-    let mut b2 = Conn::open(&bob, "bob's phone").await;
-
-    let (call, _pa) = start(&mut a, json!({"user_id": bob_id, "kind": "audio"})).await;
-    let call_id = text(&call["call_id"]);
-    let room_id = text(&call["room_id"]);
-    b1.expect("call.incoming", &call_id).await;
-    b2.expect("call.incoming", &call_id).await;
+    let Ringing {
+        alice,
+        alice_id,
+        mut a,
+        mut b1,
+        mut b2,
+        call_id,
+        room_id,
+        ..
+    } = ring_bob(&server, "audio").await;
 
     a.ok("call.leave", json!({"call_id": call_id})).await;
     for b in [&mut b1, &mut b2] {
