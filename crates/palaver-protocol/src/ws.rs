@@ -535,11 +535,22 @@ mod tests {
 pub mod close_code {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
-    /// A message exceeded the configured frame size limit (RFC 6455 "message too big").
+    /// The client broke the WebSocket protocol: an unmasked frame, a reserved bit or
+    /// opcode, a continuation with no message to continue, a control frame over 125
+    /// bytes... (RFC 6455 §7.4.1 "protocol error").
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message was not valid UTF-8 (RFC 6455 §7.4.1 "invalid frame payload data").
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message exceeded the configured frame size limit (RFC 6455 "message too big"),
+    /// also when it came in fragments that were each under it.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The server is restarting or shutting down: reconnect with jittered backoff
     /// (IANA "Service Restart").
     pub const SERVICE_RESTART: u16 = 1012;
+    /// The server could not set the connection up just now (its rooms kept changing
+    /// while it was being registered, or the store failed): reconnect with jittered
+    /// backoff (IANA "Try Again Later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The credential the connection was opened with ended: logout, a revoked session or
     /// API key, a password change, or a disabled or deleted account. Do not reconnect
     /// with the same credential.

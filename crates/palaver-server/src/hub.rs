@@ -70,6 +70,10 @@ struct Connection {
     /// The credential it was opened with (`Credential::hub_key`).
     credential: String,
     rooms: HashSet<String>,
+    /// Bumped whenever a membership change of this connection's user (a join, a leave, a
+    /// kick, a ban) is delivered, so that [`Hub::set_rooms`] can tell whether a snapshot
+    /// of the user's rooms taken meanwhile is already stale.
+    membership_epoch: u64,
     queue: mpsc::Sender<Outbound>,
     /// Bytes of queued hub frames not yet written (shared with the writer).
     queued_bytes: Arc<AtomicUsize>,
@@ -156,6 +160,7 @@ impl Hub {
                 user_id: user_id.to_owned(),
                 credential: credential.to_owned(),
                 rooms: HashSet::new(),
+                membership_epoch: 0,
                 queue: queue_tx.clone(),
                 queued_bytes: queued_bytes.clone(),
                 max_bytes,
@@ -177,6 +182,46 @@ impl Hub {
     pub fn add_rooms(&self, id: ConnId, rooms: impl IntoIterator<Item = String>) {
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         add_rooms(&mut ix, id, rooms);
+    }
+
+    /// The connection's membership epoch: read it before taking a snapshot of the user's
+    /// rooms, and hand it to [`Hub::set_rooms`] with the snapshot. `None` if the
+    /// connection is gone.
+    pub fn membership_epoch(&self, id: ConnId) -> Option<u64> {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        ix.conns.get(&id).map(|c| c.membership_epoch)
+    }
+
+    /// Makes `rooms` the connection's whole room set (rooms not in it are left), but only
+    /// if no membership change of its user was delivered since [`Hub::membership_epoch`]
+    /// returned `epoch`. Returns whether the set was replaced; on `false` the snapshot
+    /// may miss a join or still hold a room the user was removed from: take a new one.
+    ///
+    /// This closes the gap between reading a user's rooms from the store and
+    /// registering for them: a kick committed after the read is delivered either before
+    /// this call (the epoch moved: retry) or after it (it removes the room as usual).
+    pub fn set_rooms(
+        &self,
+        id: ConnId,
+        rooms: impl IntoIterator<Item = String>,
+        epoch: u64,
+    ) -> bool {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        let ix = &mut *ix;
+        let Some(conn) = ix.conns.get_mut(&id) else {
+            return false;
+        };
+        if conn.membership_epoch != epoch {
+            return false;
+        }
+        let wanted: HashSet<String> = rooms.into_iter().collect();
+        let gone: Vec<String> = conn.rooms.difference(&wanted).cloned().collect();
+        for room in &gone {
+            conn.rooms.remove(room);
+            remove_from(&mut ix.by_room, room, id);
+        }
+        add_rooms(ix, id, wanted);
+        true
     }
 
     /// Removes a connection from every index. Idempotent.
@@ -238,6 +283,9 @@ impl Hub {
             let mut ix = self.indexes.write().expect("hub lock poisoned");
             let ix = &mut *ix;
             for id in user_conns(ix, user_id) {
+                if let Some(conn) = ix.conns.get_mut(&id) {
+                    conn.membership_epoch += 1;
+                }
                 add_rooms(ix, id, [room_id.clone()]);
             }
         }
@@ -259,6 +307,7 @@ impl Hub {
                 let mut ix = self.indexes.write().expect("hub lock poisoned");
                 for id in user_conns(&ix, user_id) {
                     if let Some(conn) = ix.conns.get_mut(&id) {
+                        conn.membership_epoch += 1;
                         conn.rooms.remove(room_id);
                     }
                     remove_from(&mut ix.by_room, room_id, id);
@@ -584,6 +633,34 @@ mod tests {
             "16 bytes do not"
         );
         assert_eq!(slow.queued_bytes.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn a_stale_room_snapshot_is_refused_and_a_fresh_one_replaces_the_set() {
+        let hub = Hub::new();
+        let mut bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
+        let epoch = hub.membership_epoch(bob.id).unwrap();
+        // Bob is kicked from r1 after his snapshot (which still lists r1) was read.
+        let mut left = envelope("r1", "left");
+        left.membership = Some(Membership::Left {
+            user_id: "bob".into(),
+        });
+        hub.deliver(&left);
+        assert!(
+            !hub.set_rooms(bob.id, ["r1".to_string(), "r2".to_string()], epoch),
+            "the snapshot predates the kick"
+        );
+        let epoch = hub.membership_epoch(bob.id).unwrap();
+        assert!(hub.set_rooms(bob.id, ["r2".to_string()], epoch));
+        hub.deliver(&envelope("r1", "secret"));
+        hub.deliver(&envelope("r2", "hello"));
+        assert_eq!(text(bob.queue.try_recv().unwrap()), "hello");
+        assert!(bob.queue.try_recv().is_err(), "nothing of r1");
+        // Replacing drops rooms no longer in the set.
+        let epoch = hub.membership_epoch(bob.id).unwrap();
+        assert!(hub.set_rooms(bob.id, [], epoch));
+        hub.deliver(&envelope("r2", "gone"));
+        assert!(bob.queue.try_recv().is_err());
     }
 
     #[test]

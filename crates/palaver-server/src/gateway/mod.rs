@@ -3,7 +3,9 @@
 //! 1. [`upgrade`]: authenticates *before* the upgrade (a bearer header, or an
 //!    `access_token` query parameter because browsers cannot set headers on a WebSocket);
 //!    a missing or bad token is a plain `401 unauthorized` response.
-//! 2. [`session`]: once upgraded, registers the connection with the hub, sends `ready`,
+//! 2. [`session`]: once upgraded, registers the connection with the hub, checks the
+//!    credential again (it may have been revoked since step 1), registers the user's
+//!    rooms from a fresh snapshot and sends it as `ready`,
 //!    then runs a reader (parse and dispatch requests, one at a time, in order) and
 //!    a writer task (drain the bounded outbound queue, batching frames per flush; send the
 //!    close frame the hub asks for).
@@ -69,7 +71,6 @@ async fn upgrade(
     let actor = state.service.authenticate(token).await?;
     check_origin(&headers, &state.cors.allowed_origins)?;
     let resume = parse_since(query.get("since"))?;
-    let ready = state.service.ready(&actor).await?;
     let ws = ws.map_err(|_| {
         AppError::new(
             ErrorCode::BadRequest,
@@ -82,7 +83,7 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(state, actor, ready, resume, socket)))
+        .on_upgrade(move |socket| session::run(state, actor, resume, socket)))
 }
 
 /// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in

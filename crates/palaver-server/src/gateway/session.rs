@@ -21,16 +21,28 @@ use crate::AppState;
 /// How long the writer may take to send a close frame to a client before giving up.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Attempts at registering a connection for a snapshot of its user's rooms before giving
+/// up with 1013 (each failed attempt means a membership change of the user was delivered
+/// while the snapshot was taken).
+const SNAPSHOT_ATTEMPTS: usize = 8;
+
 /// Runs a connection until either side closes it.
 ///
-/// `initial` is the `ready` data computed before the upgrade. The connection registers
-/// with the hub for those rooms *first*, then takes a fresh `ready` snapshot and sends it,
-/// so no event committed after the snapshot can be missed; events committed just before
-/// it may follow `ready` (clients de-duplicate by `(room_id, seq)`).
+/// The order closes the gap between the upgrade's checks and the hub's reach:
+/// 1. register with the hub (no rooms yet): from now on revocations of the credential
+///    and membership changes of the user reach this connection;
+/// 2. check the credential again, and close with 4001 if it was revoked since the
+///    upgrade authenticated it;
+/// 3. take the `ready` snapshot of the user's rooms and make it the connection's whole
+///    room set, unless a membership change was delivered meanwhile (then take it again:
+///    [`Hub::set_rooms`](crate::hub::Hub::set_rooms)).
+///
+/// So no event committed after the snapshot can be missed, and none of a room the user
+/// was removed from reaches it; events committed just before the snapshot may follow
+/// `ready` (clients de-duplicate by `(room_id, seq)`).
 pub async fn run(
     state: AppState,
     actor: Actor,
-    initial: Ready,
     resume: Vec<(String, Option<i64>)>,
     socket: WebSocket,
 ) {
@@ -39,7 +51,7 @@ pub async fn run(
     let registration = state.hub.register(
         &actor.user_id,
         &actor.credential.hub_key(),
-        initial.rooms.into_iter().map(|r| r.id),
+        [],
         capacity,
         max_bytes,
     );
@@ -47,20 +59,15 @@ pub async fn run(
     tracing::debug!(conn, user_id = %actor.user_id, "connection open");
 
     let (mut sink, stream) = socket.split();
-    let ready = match state.service.ready(&actor).await {
+    let ready = match register_rooms(&state, &actor, conn).await {
         Ok(ready) => ready,
-        Err(e) => {
-            // The account vanished between the upgrade and now (or the store failed).
-            let _ = sink
-                .send(Message::Text(encode(&Event::Error(e.detail()))))
-                .await;
+        Err(close) => {
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(close)))).await;
             state.hub.unregister(conn);
             return;
         }
     };
-    state
-        .hub
-        .add_rooms(conn, ready.rooms.iter().map(|r| r.id.clone()));
     // Live events for these rooms reach this connection from `last_seq` on.
     let cursors: HashMap<String, Cursor> = ready
         .rooms
@@ -115,6 +122,54 @@ pub async fn run(
     tracing::debug!(conn, "connection closed");
 }
 
+/// Steps 2 and 3 of [`run`]: re-checks the credential of registered connection `conn`,
+/// then registers it for a fresh snapshot of its user's rooms. Returns the snapshot, or
+/// the close to send instead.
+async fn register_rooms(
+    state: &AppState,
+    actor: &Actor,
+    conn: ConnId,
+) -> Result<Ready, CloseFrame> {
+    let close = |code, reason: &str| CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    match state.service.credential_active(actor).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(conn, user_id = %actor.user_id, "credential revoked while connecting");
+            return Err(close(close_code::SESSION_ENDED, "session ended"));
+        }
+        Err(e) => {
+            tracing::warn!(conn, error = %e.message, "checking a new connection's credential");
+            return Err(close(close_code::TRY_AGAIN_LATER, "try again later"));
+        }
+    }
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let Some(epoch) = state.hub.membership_epoch(conn) else {
+            // Closed and unregistered by the hub meanwhile.
+            return Err(close(close_code::SESSION_ENDED, "session ended"));
+        };
+        let ready = match state.service.ready(actor).await {
+            Ok(ready) => ready,
+            Err(e) if e.code == ErrorCode::Unauthorized => {
+                return Err(close(close_code::SESSION_ENDED, "session ended"));
+            }
+            Err(e) => {
+                tracing::warn!(conn, error = %e.message, "taking a new connection's snapshot");
+                return Err(close(close_code::TRY_AGAIN_LATER, "try again later"));
+            }
+        };
+        if state
+            .hub
+            .set_rooms(conn, ready.rooms.iter().map(|r| r.id.clone()), epoch)
+        {
+            return Ok(ready);
+        }
+    }
+    Err(close(close_code::TRY_AGAIN_LATER, "try again later"))
+}
+
 /// Serializes an event once. Events are plain data; failure would be a bug, reported as
 /// an `internal` error event rather than a panic.
 pub fn encode<T: serde::Serialize>(value: &T) -> Utf8Bytes {
@@ -137,11 +192,12 @@ async fn read_loop(
     replies: mpsc::Sender<Outbound>,
     heard: &Heard,
 ) -> Option<CloseReason> {
+    let reply_stall = Duration::from_secs(state.service.limits().ws_pong_timeout_secs.max(1));
     while let Some(received) = stream.next().await {
         heard.now();
         let message = match received {
             Ok(message) => message,
-            Err(e) => return too_big(e),
+            Err(e) => return read_error_close(e),
         };
         let answer = match message {
             Message::Text(text) => dispatch::handle(state, actor, conn, text.as_str()).await,
@@ -153,26 +209,39 @@ async fn read_loop(
             Message::Ping(_) | Message::Pong(_) => None,
         };
         if let Some(frame) = answer {
-            // The reply shares the outbound queue with events; a full queue means the
-            // hub is already closing this connection as a slow consumer.
-            if replies.try_send(frame).is_err() {
-                return None;
+            // The reply shares the outbound queue with events. A client that pipelines
+            // requests faster than it reads the replies fills it: stop reading until
+            // there is room (TCP then pushes back on the client), and close a client
+            // that reads nothing for a whole pong timeout as a slow consumer.
+            match tokio::time::timeout(reply_stall, replies.send(frame)).await {
+                Ok(Ok(())) => {}
+                // The writer is gone: the connection is closing.
+                Ok(Err(_)) => return None,
+                Err(_) => {
+                    return Some(CloseReason {
+                        code: close_code::SLOW_CONSUMER,
+                        reason: "slow consumer: replies not read",
+                    })
+                }
             }
         }
     }
     None
 }
 
-/// The close to send for a read error: 1009 when the frame exceeded the size limit.
-fn too_big(e: axum::Error) -> Option<CloseReason> {
+/// The close to send for a read error (RFC 6455 §7.4.1): 1009 for a message over the
+/// size limit (whole or in fragments), 1007 for a text message that is not UTF-8, 1002
+/// for any other protocol violation; none when the socket itself failed.
+fn read_error_close(e: axum::Error) -> Option<CloseReason> {
     use tokio_tungstenite::tungstenite::Error as WsError;
-    match e.into_inner().downcast::<WsError>() {
-        Ok(inner) if matches!(*inner, WsError::Capacity(_)) => Some(CloseReason {
-            code: close_code::MESSAGE_TOO_BIG,
-            reason: "message too big",
-        }),
-        _ => None,
-    }
+    let inner = e.into_inner().downcast::<WsError>().ok()?;
+    let (code, reason) = match *inner {
+        WsError::Capacity(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
+        WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "text message is not UTF-8"),
+        WsError::Protocol(_) => (close_code::PROTOCOL_ERROR, "protocol error"),
+        _ => return None,
+    };
+    Some(CloseReason { code, reason })
 }
 
 /// When the connection last heard from its client (any frame, pongs included), for the

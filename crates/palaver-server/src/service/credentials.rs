@@ -28,6 +28,27 @@ fn key_info(row: &ApiKeyRow) -> ApiKeyInfo {
 }
 
 impl Service {
+    /// Whether the credential `actor` authenticated with is still live: not revoked or
+    /// expired, its account neither disabled nor deleted. A WebSocket asks this again
+    /// once it is registered with the hub, because a revocation committed between its
+    /// authentication and its registration closed only the sockets registered then.
+    ///
+    /// # Errors
+    /// Store failures only.
+    pub async fn credential_active(&self, actor: &Actor) -> AppResult<bool> {
+        let now = now_rfc3339();
+        let state = match &actor.credential {
+            Credential::Session(id) => self.store.sessions.session_state(id, &now).await?,
+            Credential::ApiKey(id) => self
+                .store
+                .api_keys
+                .api_key_state(id, &now)
+                .await?
+                .map(|(_, state)| state),
+        };
+        Ok(state.is_some_and(|s| s.active && s.user_id == actor.user_id))
+    }
+
     /// The caller's live sessions, newest first; `current` marks the caller's own.
     pub async fn sessions(&self, actor: &Actor) -> AppResult<Vec<SessionInfo>> {
         let rows = self

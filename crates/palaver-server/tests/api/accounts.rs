@@ -197,7 +197,7 @@ fn b64_json(value: &Value) -> String {
 /// Creates an administrator with the command line (`palaver admin create-user --admin`)
 /// in a fresh data directory, then starts a server on it; returns the server and the
 /// logged-in administrator.
-async fn server_with_admin() -> (TestServer, Client) {
+pub async fn server_with_admin() -> (TestServer, Client) {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let output = crate::binary::palaver(
         &[

@@ -22,3 +22,5 @@ mod resume;
 mod s3;
 #[cfg(feature = "turn-tests")]
 mod turn;
+mod ws_edges;
+mod ws_races;
