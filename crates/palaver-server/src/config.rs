@@ -462,6 +462,32 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_come_from_a_list_or_an_environment_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palaver.toml",
+                "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nforwarded_header = \"forwarded\"\n",
+            )?;
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.trusted_proxies.len(), 2);
+            assert_eq!(c.forwarded_header, crate::net::ForwardedHeader::Forwarded);
+            jail.set_env("PALAVER_TRUSTED_PROXIES", "192.0.2.1, 2001:db8::/32");
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            let nets: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, ["192.0.2.1/32", "2001:db8::/32"]);
+            jail.set_env("PALAVER_TRUSTED_PROXIES", "10.0.0.0/33");
+            let e = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
+            Ok(())
+        });
+        let c = Config::default();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+    }
+
+    #[test]
     fn secret_does_not_print() {
         let s = Secret::new("hunter2hunter2");
         assert_eq!(format!("{s:?}"), "[redacted]");
