@@ -258,9 +258,21 @@ impl Client {
 
     /// `PUT /api/v1/users/me/password` (expects `204`): every other session ends.
     pub async fn change_password(&self, current: &str, new: &str) -> ClientResult<()> {
+        self.change_password_with(current, new, false).await
+    }
+
+    /// [`change_password`](Self::change_password), and with `revoke_api_keys` every API
+    /// key of the account is revoked too.
+    pub async fn change_password_with(
+        &self,
+        current: &str,
+        new: &str,
+        revoke_api_keys: bool,
+    ) -> ClientResult<()> {
         let body = ChangePasswordRequest {
             current_password: current.into(),
             new_password: new.into(),
+            revoke_api_keys,
         };
         self.send_empty(
             reqwest::Method::PUT,

@@ -211,6 +211,10 @@ pub struct UserList {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
+    /// Also revoke every API key of the account (their WebSockets close with 4001).
+    /// Default `false`.
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 /// `DELETE /api/v1/users/me`: the password confirms the deletion.

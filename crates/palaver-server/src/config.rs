@@ -39,6 +39,16 @@ pub struct Config {
     pub attachments: AttachmentsConfig,
     pub rtc: RtcConfig,
     pub log: LogConfig,
+    /// Reverse proxies (addresses or CIDR networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`)
+    /// whose forwarding header names the client address; see [`crate::net`]. Default
+    /// none: the TCP peer is the client. Env: `PALAVER_TRUSTED_PROXIES="10.0.0.1,
+    /// 10.0.1.0/24"`.
+    #[serde(deserialize_with = "crate::net::deserialize_nets")]
+    pub trusted_proxies: Vec<crate::net::IpNet>,
+    /// The header the trusted proxies write: `x-forwarded-for` (the default) or
+    /// `forwarded` (RFC 7239). Only this one is read; set your proxy to overwrite or
+    /// append to it.
+    pub forwarded_header: crate::net::ForwardedHeader,
 }
 
 impl Default for Config {
@@ -55,6 +65,8 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             rtc: RtcConfig::default(),
             log: LogConfig::default(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: crate::net::ForwardedHeader::default(),
         }
     }
 }
@@ -184,13 +196,18 @@ impl Default for Limits {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
-    /// Failed logins from one IP address (any account). Default 5 per 15 minutes.
+    /// Failed logins from one client address (an IPv4 address or an IPv6 /64) across all
+    /// accounts, against credential stuffing. Default 100 per 15 minutes: generous, since
+    /// many users may share an address (an office, a reverse proxy not listed in
+    /// `trusted_proxies`); one user's typos never lock out the others.
     pub login_failures_per_ip: Rule,
-    /// Failed logins for one account from one IP address. Default 5 per 15 minutes.
+    /// Failed logins for one account from one network (its IPv4 /24 or IPv6 /64).
+    /// Default 5 per 15 minutes.
     pub login_failures_per_account: Rule,
-    /// Failed logins for one account from all addresses together, against distributed
-    /// guessing. Default 100 per 15 minutes: one attacker's address, held to
-    /// `login_failures_per_ip`, can never lock the real user out on its own.
+    /// Failed logins for one account from networks it has never logged in from, all
+    /// together, against distributed guessing. Default 100 per 15 minutes. Logins from a
+    /// network the account has had a session from are never refused by it, so an attacker
+    /// cannot lock the owner out.
     pub login_failures_per_account_global: Rule,
     /// Registrations from one IP address. Default 20 per hour.
     pub registrations_per_ip: Rule,
@@ -202,7 +219,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             login_failures_per_ip: Rule {
-                max: 5,
+                max: 100,
                 window_secs: 900,
             },
             login_failures_per_account: Rule {
@@ -442,6 +459,32 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from("./data"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_list_or_an_environment_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palaver.toml",
+                "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nforwarded_header = \"forwarded\"\n",
+            )?;
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.trusted_proxies.len(), 2);
+            assert_eq!(c.forwarded_header, crate::net::ForwardedHeader::Forwarded);
+            jail.set_env("PALAVER_TRUSTED_PROXIES", "192.0.2.1, 2001:db8::/32");
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            let nets: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, ["192.0.2.1/32", "2001:db8::/32"]);
+            jail.set_env("PALAVER_TRUSTED_PROXIES", "10.0.0.0/33");
+            let e = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
+            Ok(())
+        });
+        let c = Config::default();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod net;
 pub mod presence;
 pub mod ratelimit;
 pub mod service;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub requests: Arc<RateLimiter>,
     /// Allowed browser origins, for CORS and the WebSocket `Origin` check.
     pub cors: Arc<CorsConfig>,
+    /// Where a request's client address comes from (`trusted_proxies`).
+    pub client_addr: Arc<net::ClientAddrConfig>,
 }
 
 /// Opens everything a node needs: the data directory, the signing key, the database
@@ -121,6 +124,10 @@ pub async fn run(
         hub: hub.clone(),
         requests: Arc::new(RateLimiter::new(config.rate_limits.requests_per_ip)),
         cors: Arc::new(config.cors.clone()),
+        client_addr: Arc::new(net::ClientAddrConfig {
+            trusted_proxies: config.trusted_proxies.clone(),
+            header: config.forwarded_header,
+        }),
     });
 
     let closing_hub = hub.clone();

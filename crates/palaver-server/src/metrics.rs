@@ -1,5 +1,7 @@
-//! Prometheus metrics (text exposition format 0.0.4 / OpenMetrics) via `prometheus-client`,
-//! served at `GET /metrics`.
+//! Prometheus metrics, served at `GET /metrics` in the classic Prometheus text exposition
+//! format 0.0.4 (what `promtool check metrics` and every Prometheus version parse):
+//! `prometheus-client` encodes OpenMetrics text, which [`Metrics::render`] turns into the
+//! classic format (counter families are named with their `_total` suffix, no `# EOF`).
 //!
 //! | metric | type | what |
 //! |---|---|---|
@@ -12,6 +14,10 @@
 //! | `palaver_slow_consumer_disconnects_total` | counter | connections closed with 4008 |
 //! | `palaver_store_seconds{op}` | histogram | store latency of a send (`insert_message`) |
 //! | `palaver_rate_limited_total{limit}` | counter | requests refused with 429 |
+//! | `palaver_login_attempts_total{result}` | counter | logins by outcome: `success`, `invalid_credentials`, `rate_limited`, `account_disabled` |
+//! | `palaver_http_requests_total{method,route,status}` | counter | HTTP requests answered, by route template (`/api/v1/rooms/{room_id}`) |
+//! | `palaver_http_request_duration_seconds{route}` | histogram | time to answer (to the response head) |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | the standard process metrics, from `/proc/self` (Linux; absent elsewhere) |
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,6 +40,9 @@ pub struct Metrics {
     pub slow_consumer_disconnects: Counter,
     pub store_seconds: Family<Labels, Histogram>,
     pub rate_limited: Family<Labels, Counter>,
+    pub login_attempts: Family<Labels, Counter>,
+    pub http_requests: Family<Labels, Counter>,
+    pub http_request_seconds: Family<Labels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -92,8 +101,32 @@ impl Default for Metrics {
             "Requests refused with 429, by limit",
             rate_limited.clone(),
         );
+        let login_attempts = Family::<Labels, Counter>::default();
+        registry.register(
+            "login_attempts",
+            "Login attempts by result",
+            login_attempts.clone(),
+        );
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http_requests.clone(),
+        );
+        // 100 µs .. ~26 s
+        let http_request_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 2.5, 14))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            http_request_seconds.clone(),
+        );
         Metrics {
             registry,
+            login_attempts,
+            http_requests,
+            http_request_seconds,
             connections,
             sessions,
             messages_in,
@@ -113,13 +146,194 @@ impl Metrics {
         vec![(name.to_owned(), value.to_owned())]
     }
 
-    /// The exposition text.
+    /// Counts one answered HTTP request: `route` is the matched route template (or
+    /// `unmatched`), never the raw path.
+    pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&vec![
+                ("method".to_owned(), method.to_owned()),
+                ("route".to_owned(), route.to_owned()),
+                ("status".to_owned(), status.to_string()),
+            ])
+            .inc();
+        self.http_request_seconds
+            .get_or_create(&Metrics::label("route", route))
+            .observe(seconds);
+    }
+
+    /// The exposition text, in the classic Prometheus text format 0.0.4 (see the
+    /// [module docs](self)), process metrics included.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
+        let mut open_metrics = String::new();
+        if prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry).is_err() {
+            open_metrics.clear();
         }
+        let mut out = classic_text(&open_metrics);
+        process::render(&mut out);
         out
+    }
+}
+
+/// OpenMetrics text as `prometheus-client` writes it, in the classic 0.0.4 format: a
+/// counter family's `# HELP`/`# TYPE` name gets the `_total` suffix its samples carry, and
+/// the `# EOF` marker goes.
+fn classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 64);
+    for line in open_metrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let rest = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match rest {
+            Some((kind, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(kind);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The standard process metrics (as the Prometheus client libraries name them), read from
+/// `/proc/self` on Linux; elsewhere, or if `/proc` cannot be read, they are left out.
+mod process {
+    use std::fmt::Write as _;
+
+    /// Appends the process metrics to `out`.
+    pub fn render(out: &mut String) {
+        #[cfg(target_os = "linux")]
+        linux(out);
+        #[cfg(not(target_os = "linux"))]
+        let _ = out;
+    }
+
+    fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    fn linux(out: &mut String) {
+        // SAFETY: sysconf only reads a configuration value.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which is in parentheses and may hold spaces);
+            // field 3 (state) is index 0 here.
+            if let Some(fields) = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+            {
+                let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+                if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+                    if ticks > 0 {
+                        metric(
+                            out,
+                            "process_cpu_seconds_total",
+                            "counter",
+                            "Total user and system CPU time spent in seconds.",
+                            (utime + stime) / ticks as f64,
+                        );
+                    }
+                }
+                if let Some(vsize) = field(23) {
+                    metric(
+                        out,
+                        "process_virtual_memory_bytes",
+                        "gauge",
+                        "Virtual memory size in bytes.",
+                        vsize,
+                    );
+                }
+                if let Some(rss) = field(24) {
+                    if page > 0 {
+                        metric(
+                            out,
+                            "process_resident_memory_bytes",
+                            "gauge",
+                            "Resident memory size in bytes.",
+                            rss * page as f64,
+                        );
+                    }
+                }
+                if let (Some(start), Some(boot)) = (field(22), boot_time()) {
+                    if ticks > 0 {
+                        metric(
+                            out,
+                            "process_start_time_seconds",
+                            "gauge",
+                            "Start time of the process since unix epoch in seconds.",
+                            boot + start / ticks as f64,
+                        );
+                    }
+                }
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            metric(
+                out,
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                fds.count() as f64,
+            );
+        }
+        if let Some(max) = max_fds() {
+            metric(
+                out,
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max,
+            );
+        }
+    }
+
+    /// The system boot time, seconds since the epoch (`btime` in `/proc/stat`).
+    #[cfg(target_os = "linux")]
+    fn boot_time() -> Option<f64> {
+        std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The soft limit on open files (`Max open files` in `/proc/self/limits`).
+    #[cfg(target_os = "linux")]
+    fn max_fds() -> Option<f64> {
+        std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 }
 
@@ -144,5 +358,19 @@ mod tests {
             text.contains("# TYPE palaver_fanout_seconds histogram"),
             "{text}"
         );
+        assert!(
+            text.contains("# TYPE palaver_messages_in_total counter"),
+            "classic counter naming: {text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_resident_memory_bytes ",
+            "process_cpu_seconds_total ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+        }
     }
 }

@@ -245,6 +245,41 @@ impl RateLimiter {
         self.record_at(key, Instant::now());
     }
 
+    /// Takes back one event counted for `key` by an allowed [`hit`](Self::hit) (a refund,
+    /// e.g. for a login attempt counted before the password was checked that turned out
+    /// right). Decrements the current window's count, or if that is zero the previous
+    /// window's; never below zero, and nothing once both windows have passed. Counting
+    /// first and refunding after is what makes a limit hold under concurrency: `check`
+    /// then `record` lets every request that checks before the first records through.
+    pub fn unhit(&self, key: &str) {
+        self.unhit_at(key, Instant::now());
+    }
+
+    /// [`unhit`](Self::unhit) at time `now`.
+    pub(crate) fn unhit_at(&self, key: &str, now: Instant) {
+        let Some(w) = self.window else {
+            return;
+        };
+        let now = now.saturating_duration_since(self.origin).as_nanos();
+        let mut shard = self.lock_shard(key);
+        let Some(entry) = shard.keys.get_mut(key) else {
+            return;
+        };
+        let now = now.max(u128::from(entry.last));
+        let own = u128::from(entry.last) / w.len;
+        let now_window = now / w.len;
+        if own == now_window {
+            if entry.curr > 0 {
+                entry.curr -= 1;
+            } else {
+                entry.prev = entry.prev.saturating_sub(1);
+            }
+        } else if own + 1 == now_window {
+            // `curr` is the previous window's count as seen from now.
+            entry.curr = entry.curr.saturating_sub(1);
+        }
+    }
+
     /// Forgets `key` (e.g. after a successful login): its next event starts from zero.
     pub fn reset(&self, key: &str) {
         self.lock_shard(key).keys.remove(key);
@@ -743,6 +778,47 @@ mod tests {
         rl.record_at("k", t0);
         assert!(rl.check_at("k", t0 + secs(1000)).is_err());
         assert_eq!(rl.check_at("k", t0 + secs(1800)), Ok(()));
+    }
+
+    #[test]
+    fn unhit_refunds_an_allowed_hit() {
+        let (rl, t0) = limiter(LOGIN, DEFAULT_MAX_KEYS);
+        for _ in 0..5 {
+            rl.hit_at("alice", t0).unwrap();
+        }
+        assert!(rl.hit_at("alice", t0).is_err());
+        rl.unhit_at("alice", t0);
+        assert_eq!(rl.hit_at("alice", t0), Ok(()), "the refunded slot is free");
+        assert!(rl.hit_at("alice", t0).is_err());
+        // Never below zero; unknown keys are a no-op.
+        for _ in 0..10 {
+            rl.unhit_at("alice", t0);
+        }
+        rl.unhit_at("nobody", t0);
+        assert!(rl.is_empty() || rl.len() == 1);
+        for i in 0..5 {
+            assert_eq!(rl.hit_at("alice", t0), Ok(()), "hit {i} after refunds");
+        }
+        assert!(rl.hit_at("alice", t0).is_err());
+    }
+
+    #[test]
+    fn unhit_in_the_next_window_refunds_the_previous_window() {
+        let (rl, t0) = limiter(LOGIN, DEFAULT_MAX_KEYS);
+        for _ in 0..5 {
+            rl.hit_at("alice", t0 + secs(899)).unwrap();
+        }
+        // Just after the boundary the previous window weighs almost fully.
+        let next = t0 + secs(900);
+        assert!(rl.hit_at("alice", next).is_err());
+        rl.unhit_at("alice", next);
+        assert_eq!(rl.hit_at("alice", next), Ok(()));
+        assert!(rl.hit_at("alice", next).is_err());
+        // Two windows later there is nothing left to refund, and nothing breaks.
+        rl.unhit_at("alice", t0 + secs(2700));
+        for _ in 0..5 {
+            rl.hit_at("alice", t0 + secs(2700)).unwrap();
+        }
     }
 
     #[test]

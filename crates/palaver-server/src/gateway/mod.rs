@@ -132,6 +132,7 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> AppResult<()> {
     if origin != "null" && (same_origin || listed) {
         Ok(())
     } else {
+        tracing::warn!(%origin, "WebSocket refused: Origin not allowed");
         Err(AppError::new(
             ErrorCode::Forbidden,
             "this Origin may not open a WebSocket here",

@@ -1,19 +1,23 @@
 //! `/api/v1/auth/*`: register, log in, refresh, log out.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use palaver_protocol::rest::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest};
 use palaver_protocol::ErrorBody;
 
-use super::extract::{client_info, ApiJson};
+use super::extract::{client_info, ApiJson, ClientAddr};
 use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+/// The headers of a response carrying tokens: never stored by a cache (RFC 6749 §5.1).
+pub(super) const NO_STORE: [(header::HeaderName, &str); 2] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::PRAGMA, "no-cache"),
+];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,14 +41,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> AppResult<(StatusCode, Json<AuthResponse>)> {
+) -> AppResult<(
+    StatusCode,
+    [(header::HeaderName, &'static str); 2],
+    Json<AuthResponse>,
+)> {
     let auth = state
         .service
-        .register(req, client_info(&headers, peer))
+        .register(req, client_info(&headers, client))
         .await?;
-    Ok((StatusCode::CREATED, Json(auth)))
+    Ok((StatusCode::CREATED, NO_STORE, Json(auth)))
 }
 
 /// # `POST /api/v1/auth/login`
@@ -60,14 +68,14 @@ async fn register(
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> AppResult<Json<AuthResponse>> {
+) -> AppResult<([(header::HeaderName, &'static str); 2], Json<AuthResponse>)> {
     let auth = state
         .service
-        .login(req, client_info(&headers, peer))
+        .login(req, client_info(&headers, client))
         .await?;
-    Ok(Json(auth))
+    Ok((NO_STORE, Json(auth)))
 }
 
 /// # `POST /api/v1/auth/refresh`
@@ -84,8 +92,8 @@ async fn login(
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
-) -> AppResult<Json<AuthResponse>> {
-    Ok(Json(state.service.refresh(req).await?))
+) -> AppResult<([(header::HeaderName, &'static str); 2], Json<AuthResponse>)> {
+    Ok((NO_STORE, Json(state.service.refresh(req).await?)))
 }
 
 /// # `POST /api/v1/auth/logout`

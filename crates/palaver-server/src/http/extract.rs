@@ -5,9 +5,10 @@
 //!   (missing field, wrong type, unknown enum value) → `422 validation_failed` naming the
 //!   field; over the body limit → `413 payload_too_large`.
 //! - [`Params`]: the query string, with typed accessors that name the bad parameter.
-//! - [`client_info`]: the device name and peer address recorded on a session.
+//! - [`ClientAddr`], [`client_info`]: the client address, and the device name and address
+//!   recorded on a session.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use std::collections::HashMap;
@@ -121,15 +122,44 @@ impl Params {
     }
 }
 
-/// The session metadata of a request: `User-Agent` (at most 200 characters) and the peer
-/// address.
-pub fn client_info(headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+/// The client address of a request: the TCP peer, or behind a trusted proxy the address
+/// it forwards (see [`crate::net`]). Set by the router's middleware; extracting it where
+/// the middleware did not run (no connection info) is `500 internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .ok_or_else(|| AppError::internal("no client address on the request"))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientAddr>().copied())
+    }
+}
+
+/// The session metadata of a request: `User-Agent` (at most 200 characters) and the
+/// client address.
+pub fn client_info(headers: &HeaderMap, client: ClientAddr) -> ClientInfo {
     ClientInfo {
         device_name: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(200).collect()),
-        ip: Some(peer.ip().to_string()),
+        ip: Some(client.0),
     }
 }
 

@@ -19,13 +19,14 @@ mod web;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use palaver_protocol::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +35,14 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::CorsConfig;
 use crate::error::AppError;
 use crate::AppState;
+use extract::ClientAddr;
+
+/// The reference page's policy: Swagger UI's own scripts and styles from `/api/docs/`
+/// (its page has no inline script; its components set inline styles), images from
+/// `data:`, requests only to this origin, and no framing.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The OpenAPI 3.1 document's fixed parts; paths and schemas are collected from the
 /// `#[utoipa::path]` attributes of the handlers as their routes are registered, so every
@@ -111,6 +120,12 @@ pub fn api(
 /// The whole HTTP application: `/api/v1/...` (REST and the WebSocket), `/healthz`, the
 /// OpenAPI document at `/api/v1/openapi.json` and its reference page at `/api/docs`
 /// (Swagger UI, served from the binary: it works offline).
+///
+/// Every response carries `X-Content-Type-Options: nosniff` and
+/// `Referrer-Policy: no-referrer`; the reference page a Content-Security-Policy and
+/// `X-Frame-Options: DENY`. Every request gets its [`ClientAddr`], an access log line
+/// (target `palaver_server::access`, level info: method, route template, status,
+/// duration) and is counted in `palaver_http_requests_total`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.service.limits().http_body_max_bytes;
     let (api, health, doc) = api(state.service.attachment_limit());
@@ -128,23 +143,97 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(health)
         .merge(web::router())
-        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", doc))
-        .layer(DefaultBodyLimit::max(body_limit));
+        .merge(docs(doc))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_address,
+        ));
     if let Some(cors) = cors_layer(&state.cors) {
         app = app.layer(cors);
     }
     app.with_state(state)
 }
 
-/// Refuses a request with `429 rate_limited` once its IP address has spent its budget
-/// (`rate_limits.requests_per_ip`).
+/// Swagger UI at `/api/docs` and the document at `/api/v1/openapi.json`, with their
+/// Content-Security-Policy and framing refused.
+fn docs(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::from(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", doc))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+}
+
+/// Works out the request's [`ClientAddr`] (the TCP peer, or behind a trusted proxy the
+/// address it forwards; see [`crate::net`]) and stores it in the request's extensions.
+async fn client_address(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let Some(peer) = peer {
+        let addr = crate::net::client_addr(&state.client_addr, peer, request.headers());
+        request.extensions_mut().insert(ClientAddr(addr));
+    }
+    next.run(request).await
+}
+
+/// One access log line per request (target `palaver_server::access`, info) and the HTTP
+/// metrics: the method, the matched route template (`/api/v1/rooms/{room_id}`, never the
+/// raw path, so no ids or query strings), the status and the time to the response head.
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .service
+        .metrics()
+        .observe_http(method.as_str(), &route, status, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "palaver_server::access",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Refuses a request with `429 rate_limited` once its client address (an IPv4 address or
+/// an IPv6 /64) has spent its budget (`rate_limits.requests_per_ip`).
 async fn request_budget(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Option<ClientAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    match state.requests.hit(&peer.ip().to_string()) {
+    let key = client.map(|ClientAddr(ip)| crate::net::address_key(ip));
+    match state.requests.hit(key.as_deref().unwrap_or_default()) {
         Ok(()) => next.run(request).await,
         Err(limited) => {
             AppError::rate_limited(limited.retry_after.as_secs_f64().ceil() as u64).into_response()

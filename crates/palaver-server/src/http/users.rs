@@ -167,9 +167,13 @@ async fn create_api_key(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<CreateApiKeyRequest>,
-) -> AppResult<(StatusCode, Json<CreatedApiKey>)> {
+) -> AppResult<(
+    StatusCode,
+    [(axum::http::HeaderName, &'static str); 2],
+    Json<CreatedApiKey>,
+)> {
     let key = state.service.create_api_key(&actor, req).await?;
-    Ok((StatusCode::CREATED, Json(key)))
+    Ok((StatusCode::CREATED, super::auth::NO_STORE, Json(key)))
 }
 
 /// # `DELETE /api/v1/users/me/api-keys/{key_id}`

@@ -28,9 +28,12 @@ use crate::store::{NewSession, Rotation, UserRow};
 pub struct ClientInfo {
     /// From the `User-Agent` header, truncated.
     pub device_name: Option<String>,
-    /// The peer address.
-    pub ip: Option<String>,
+    /// The client address (see [`crate::net::client_addr`]).
+    pub ip: Option<std::net::IpAddr>,
 }
+
+/// How many of an account's most recent login addresses count as familiar.
+const FAMILIAR_ADDRESSES: i64 = 200;
 
 /// The rate limiters of the login and registration paths (see [`RateLimits`]).
 pub struct LoginLimiters {
@@ -120,10 +123,10 @@ impl Service {
     ) -> AppResult<AuthResponse> {
         // Every attempt counts, failed ones too: this also slows probing for registered
         // emails through `email_taken`.
-        if let Some(ip) = &client.ip {
+        if let Some(ip) = client.ip {
             self.rate
                 .registrations_per_ip
-                .hit(ip)
+                .hit(&crate::net::address_key(ip))
                 .map_err(|l| self.limited("registrations_per_ip", l))?;
         }
         let user = self.new_user(req, Role::User).await?;
@@ -167,9 +170,23 @@ impl Service {
 
     /// Logs in with a username or email and a password.
     ///
-    /// Failed attempts count against the client's IP, the account from that IP, and the
-    /// account overall; when any is at its limit the attempt is refused with
-    /// `429 rate_limited` before the password is checked.
+    /// Before the password is checked the attempt is counted, atomically, against three
+    /// limits (see [`RateLimits`]); if any is at its limit the attempt is refused with
+    /// `429 rate_limited` (and counts nothing). A correct password refunds the counts, so
+    /// only failures stay counted — and however many attempts run in parallel, at most
+    /// `max` of them reach the password check.
+    ///
+    /// - `login_failures_per_ip`: the client address (IPv4 address or IPv6 /64), across
+    ///   accounts — a large budget against credential stuffing.
+    /// - `login_failures_per_account`: the account (by id, so its username and e-mail
+    ///   share one count) from the client's network (IPv4 /24, IPv6 /64).
+    /// - `login_failures_per_account_global`: the account from every *unfamiliar* network
+    ///   together, where familiar means the account has had a session (a successful login)
+    ///   from that network. The owner at a familiar network is never refused by it, so an
+    ///   attacker elsewhere cannot lock them out.
+    ///
+    /// An unknown login is keyed by the normalized login text instead of an account id and
+    /// takes the same steps (and the same time).
     ///
     /// # Errors
     /// `401 invalid_credentials`, identical (and taking the same time) whether or not the
@@ -178,49 +195,112 @@ impl Service {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest, client: ClientInfo) -> AppResult<AuthResponse> {
         let login = req.login.trim().to_lowercase();
-        let ip = client.ip.clone().unwrap_or_default();
-        let account_ip = format!("{login}\u{0}{ip}");
-        self.rate
-            .failures_per_ip
-            .check(&ip)
-            .map_err(|l| self.limited("login_failures_per_ip", l))?;
-        self.rate
-            .failures_per_account
-            .check(&account_ip)
-            .map_err(|l| self.limited("login_failures_per_account", l))?;
-        self.rate
-            .failures_per_account_global
-            .check(&login)
-            .map_err(|l| self.limited("login_failures_per_account_global", l))?;
-
         let user = if login.is_empty() || login.len() > 254 {
             None
         } else {
             self.store.users.user_by_login(&login).await?
         };
+        // The account's count is keyed by its id; an unknown login by its text (prefixed,
+        // so it can never collide with an id).
+        let account = match &user {
+            Some(u) => format!("id:{}", u.id),
+            None => format!("login:{login}"),
+        };
+        let addr = client.ip.map(crate::net::address_key).unwrap_or_default();
+        let network = client.ip.map(crate::net::network_key).unwrap_or_default();
+        // Whether the account knows this network. Asked for unknown logins too (of an id
+        // no account has), so both cost the same query.
+        let familiar = match client.ip {
+            Some(_) => {
+                let owner = user.as_ref().map_or("", |u| u.id.as_str());
+                self.store
+                    .sessions
+                    .session_ips(owner, FAMILIAR_ADDRESSES)
+                    .await?
+                    .iter()
+                    .filter_map(|known| known.parse::<std::net::IpAddr>().ok())
+                    .any(|known| crate::net::network_key(known) == network)
+            }
+            None => false,
+        };
+        let account_network = format!("{account}\u{0}{network}");
+        let mut counted: Vec<(&RateLimiter, &str)> = Vec::with_capacity(3);
+        let mut limits = vec![
+            (
+                &self.rate.failures_per_account,
+                account_network.as_str(),
+                "login_failures_per_account",
+            ),
+            (
+                &self.rate.failures_per_ip,
+                addr.as_str(),
+                "login_failures_per_ip",
+            ),
+        ];
+        if !familiar {
+            limits.push((
+                &self.rate.failures_per_account_global,
+                account.as_str(),
+                "login_failures_per_account_global",
+            ));
+        }
+        for (limiter, key, name) in limits {
+            if let Err(l) = limiter.hit(key) {
+                for (limiter, key) in &counted {
+                    limiter.unhit(key);
+                }
+                tracing::warn!(
+                    user_id = user.as_ref().map(|u| u.id.as_str()),
+                    client = %client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    limit = name,
+                    "login refused: too many failed attempts"
+                );
+                self.count_login("rate_limited");
+                return Err(self.limited(name, l));
+            }
+            counted.push((limiter, key));
+        }
+
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = password::verify(req.password, stored).await;
         match user {
             Some(user) if verified => {
+                for (limiter, key) in &counted {
+                    limiter.unhit(key);
+                }
                 if user.disabled_at.is_some() {
+                    self.count_login("account_disabled");
                     return Err(AppError::new(
                         ErrorCode::AccountDisabled,
                         "this account is disabled",
                     ));
                 }
-                self.rate.failures_per_account.reset(&account_ip);
+                self.rate.failures_per_account.reset(&account_network);
+                self.count_login("success");
                 self.start_session(&user, client).await
             }
-            _ => {
-                self.rate.failures_per_ip.record(&ip);
-                self.rate.failures_per_account.record(&account_ip);
-                self.rate.failures_per_account_global.record(&login);
+            user => {
+                tracing::warn!(
+                    user_id = user.as_ref().map(|u| u.id.as_str()),
+                    known_account = user.is_some(),
+                    client = %client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    "login failed: wrong login or password"
+                );
+                self.count_login("invalid_credentials");
                 Err(AppError::new(
                     ErrorCode::InvalidCredentials,
                     "wrong login or password",
                 ))
             }
         }
+    }
+
+    /// Counts one login attempt by outcome in `palaver_login_attempts_total`.
+    fn count_login(&self, result: &str) {
+        self.metrics
+            .login_attempts
+            .get_or_create(&crate::metrics::Metrics::label("result", result))
+            .inc();
     }
 
     /// Exchanges a refresh token for a new access and refresh pair; the presented token is
@@ -365,7 +445,9 @@ impl Service {
         Ok(user_to_wire(&self.live_user(&actor.user_id).await?))
     }
 
-    /// Changes the caller's password and ends every other session (and its WebSockets).
+    /// Changes the caller's password and ends every other session (and its WebSockets);
+    /// with `revoke_api_keys`, also revokes every API key of the account (closing their
+    /// WebSockets).
     ///
     /// # Errors
     /// `401 invalid_credentials` for a wrong current password; `422 validation_failed`
@@ -411,12 +493,30 @@ impl Service {
                 &now,
             )
             .await?;
+        let ended_sessions = ended.len();
         for id in ended {
             self.end_connections(DisconnectTarget::Credential(
                 Credential::Session(id).hub_key(),
             ))
             .await;
         }
+        let mut revoked_keys = 0;
+        if req.revoke_api_keys {
+            let keys = self.store.api_keys.revoke_api_keys(&user.id, &now).await?;
+            revoked_keys = keys.len();
+            for id in keys {
+                self.end_connections(DisconnectTarget::Credential(
+                    Credential::ApiKey(id).hub_key(),
+                ))
+                .await;
+            }
+        }
+        tracing::warn!(
+            user_id = %user.id,
+            ended_sessions,
+            revoked_keys,
+            "password changed: other sessions revoked"
+        );
         Ok(())
     }
 
@@ -469,7 +569,7 @@ impl Service {
             user_id: user.id.clone(),
             refresh_token_hash,
             device_name: client.device_name,
-            ip: client.ip,
+            ip: client.ip.map(|ip| ip.to_string()),
             created_at: now_rfc3339(),
             expires_at: now_plus(self.auth.refresh_token_ttl_secs as i64),
         };

@@ -114,7 +114,7 @@ impl Service {
         {
             return Err(AppError::not_found("user"));
         }
-        tracing::info!(admin = %actor.user_id, %user_id, disabled, "account state set");
+        tracing::warn!(admin = %actor.user_id, %user_id, disabled, "account state set");
         if disabled {
             self.end_connections(DisconnectTarget::User(user_id.to_owned()))
                 .await;

@@ -84,6 +84,7 @@ impl Service {
         if !ended {
             return Err(AppError::not_found("session"));
         }
+        tracing::warn!(user_id = %actor.user_id, %session_id, "session revoked");
         self.end_connections(DisconnectTarget::Credential(
             Credential::Session(session_id.to_owned()).hub_key(),
         ))
@@ -179,6 +180,7 @@ impl Service {
         if !revoked {
             return Err(AppError::not_found("API key"));
         }
+        tracing::warn!(user_id = %actor.user_id, %key_id, "API key revoked");
         self.end_connections(DisconnectTarget::Credential(
             Credential::ApiKey(key_id.to_owned()).hub_key(),
         ))

@@ -402,6 +402,10 @@ pub trait SessionStore: Send + Sync {
         reason: &str,
         at: &str,
     ) -> StoreResult<Vec<String>>;
+
+    /// The distinct client addresses `user_id` has had sessions from (live or not: every
+    /// successful login), newest first, at most `limit`. Empty for an unknown user.
+    async fn session_ips(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>>;
 }
 
 /// API keys.
@@ -426,6 +430,9 @@ pub trait ApiKeyStore: Send + Sync {
 
     /// Revokes key `id` if it belongs to `user_id` and is not revoked yet.
     async fn revoke_api_key(&self, user_id: &str, id: &str, at: &str) -> StoreResult<bool>;
+
+    /// Revokes every key of `user_id` not revoked yet; returns their ids.
+    async fn revoke_api_keys(&self, user_id: &str, at: &str) -> StoreResult<Vec<String>>;
 }
 
 /// Blocks between users.

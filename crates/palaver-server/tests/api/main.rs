@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod auth_hardening;
 mod authorization;
 mod binary;
 mod calls;

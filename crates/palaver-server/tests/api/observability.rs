@@ -57,7 +57,8 @@ async fn metrics_count_connections_messages_fanout_and_rate_limits() {
         Some(3.0)
     );
 
-    // Six failed logins from one address: the sixth is refused and counted.
+    // Six failed logins for one account from one address: the sixth is refused and
+    // counted.
     let name = &bob.user.as_ref().unwrap().username;
     let mut c = server.client();
     for _ in 0..6 {
@@ -67,7 +68,7 @@ async fn metrics_count_connections_messages_fanout_and_rate_limits() {
     assert!(
         sample(
             &text,
-            "palaver_rate_limited_total{limit=\"login_failures_per_ip\"}"
+            "palaver_rate_limited_total{limit=\"login_failures_per_account\"}"
         )
         .unwrap()
             >= 1.0,

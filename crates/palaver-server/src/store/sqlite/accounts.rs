@@ -103,6 +103,19 @@ impl ApiKeyStore for SqliteStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn revoke_api_keys(&self, user_id: &str, at: &str) -> StoreResult<Vec<String>> {
+        let ids = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = ?2
+             WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(user_id)
+        .bind(at)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(ids)
+    }
 }
 
 #[async_trait]

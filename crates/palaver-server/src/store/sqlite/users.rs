@@ -50,7 +50,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn create_user(&self, user: &UserRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO users (id, username, email, password_hash, role, settings, created_at)
@@ -420,6 +420,19 @@ impl SessionStore for SqliteStore {
         .fetch_all(&self.writer)
         .await?;
         Ok(ids)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn session_ips(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let ips = sqlx::query_scalar(
+            "SELECT ip FROM sessions WHERE user_id = ?1 AND ip IS NOT NULL
+             GROUP BY ip ORDER BY MAX(created_at) DESC LIMIT ?2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(ips)
     }
 }
 
