@@ -144,11 +144,11 @@ impl Service {
     }
 
     /// The one DM room between the caller and `user_id`, created the first time (both
-    /// become members and their connections get `member.joined`).
+    /// become members and their connections get `member.joined`). If either side left it,
+    /// opening it again (by either side) reopens it: the departed side rejoins, with its
+    /// history, and the room's connections get `member.joined` as for a new DM. Answers
+    /// the room as the caller sees it (`my_role`, read marker, unread count).
     ///
-    /// # Errors
-    /// `422 validation_failed` (`user_id`) for oneself; `404 not_found` for an unknown
-    /// user; `403 forbidden` if that user blocked the caller.
     pub async fn open_dm(&self, actor: &Actor, user_id: &str) -> AppResult<Room> {
         if user_id == actor.user_id {
             return Err(AppError::validation(
@@ -185,10 +185,13 @@ impl Service {
                 .await;
             self.announce_join(&row.id, &other.id, other.username.clone())
                 .await;
+        } else {
+            // A side that left comes back (both are owners of a DM); a no-op for members.
+            for user in [&me, &other] {
+                self.add_member(&row.id, &user.id, MemberRole::Owner)
+                    .await?;
+            }
         }
-        Ok(Room {
-            my_role: Some(MemberRole::Owner),
-            ..room_to_wire(row)
-        })
+        self.room_for_member(actor, &row.id).await
     }
 }

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "call log",
         include_str!("../../../migrations/sqlite/0007_call_log.sql"),
     ),
+    (
+        8,
+        "room rules",
+        include_str!("../../../migrations/sqlite/0008_room_rules.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
