@@ -199,7 +199,9 @@ pub struct Invitation {
     pub room_name: String,
     pub inviter: MessageSender,
     pub invitee_id: String,
-    /// `pending`, `accepted` or `declined`.
+    /// `pending`, `accepted`, `declined` or `revoked` (withdrawn by the inviter or a room
+    /// owner or admin, or ended by the inviter leaving, being kicked or banned, or their
+    /// account being disabled or deleted).
     pub status: String,
     /// RFC 3339 UTC.
     pub created_at: String,

@@ -192,6 +192,11 @@ impl Service {
         if let Some(owner) = departure.new_owner {
             self.announce_role(room_id, &owner, MemberRole::Owner).await;
         }
+        let why = format!("inviter_{reason}");
+        for (invitation_id, invitee_id) in &departure.revoked_invitations {
+            self.announce_revoked(room_id, invitation_id, invitee_id, &why)
+                .await;
+        }
         // Not under the room's order: the call registry queues call log entries in it.
         drop(order);
         if departure.removed {

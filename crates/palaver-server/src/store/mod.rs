@@ -199,6 +199,9 @@ pub struct Departure {
     /// If the last owner left: the member who became owner (longest-standing admin, else
     /// longest-standing member).
     pub new_owner: Option<String>,
+    /// The pending invitations the user had sent to the room, now revoked: `(invitation
+    /// id, invitee id)`.
+    pub revoked_invitations: Vec<(String, String)>,
 }
 
 /// A stored invitation.
@@ -538,7 +541,8 @@ pub trait RoomStore: Send + Sync {
     async fn unban(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
 
     /// Records a pending invitation; if one is already pending for this room and
-    /// invitee, returns that one instead.
+    /// invitee, returns that one instead (unless its inviter is no longer a member or their
+    /// account is disabled: that one is revoked first).
     async fn create_invitation(
         &self,
         id: &str,
@@ -548,19 +552,34 @@ pub trait RoomStore: Send + Sync {
         at: &str,
     ) -> StoreResult<InvitationRow>;
 
-    /// The pending invitations of `invitee_id`, newest first.
+    /// The pending invitations of `invitee_id` whose inviter is still a member of the room
+    /// with an enabled account, newest first.
     async fn pending_invitations(&self, invitee_id: &str) -> StoreResult<Vec<InvitationRow>>;
 
-    /// Invitation `id` if it is addressed to `invitee_id` and pending.
-    async fn pending_invitation(
+    /// The pending invitations to `room_id` (only those sent by `inviter_id`, when given)
+    /// whose inviter is still a member with an enabled account, newest first.
+    async fn room_invitations(
         &self,
-        id: &str,
-        invitee_id: &str,
-    ) -> StoreResult<Option<InvitationRow>>;
+        room_id: &str,
+        inviter_id: Option<&str>,
+    ) -> StoreResult<Vec<InvitationRow>>;
+
+    /// Invitation `id` in any status, if it exists.
+    async fn invitation(&self, id: &str) -> StoreResult<Option<InvitationRow>>;
 
     /// Accepts (adding the invitee as a member) or declines a pending invitation,
-    /// atomically. Returns `false` if it was not pending.
-    async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool>;
+    /// atomically, and returns its new status: `accepted`, `declined`, or `revoked` when
+    /// accepting an invitation whose inviter is no longer a member of the room or whose
+    /// account is disabled (nothing else changes then). `None` if it was not pending.
+    async fn respond_invitation(
+        &self,
+        id: &str,
+        accept: bool,
+        at: &str,
+    ) -> StoreResult<Option<String>>;
+
+    /// Revokes invitation `id` if it is pending. Returns whether it did.
+    async fn revoke_invitation(&self, id: &str, at: &str) -> StoreResult<bool>;
 
     /// The users other than `user_id` who share at least one room with them.
     async fn co_members(&self, user_id: &str) -> StoreResult<Vec<String>>;

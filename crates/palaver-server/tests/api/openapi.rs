@@ -46,6 +46,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{room_id}/bans/{user_id}"),
     ("post", "/api/v1/rooms/{room_id}/transfer-ownership"),
     ("post", "/api/v1/rooms/{room_id}/invitations"),
+    ("get", "/api/v1/rooms/{room_id}/invitations"),
+    (
+        "delete",
+        "/api/v1/rooms/{room_id}/invitations/{invitation_id}",
+    ),
     ("post", "/api/v1/rooms/{room_id}/read"),
     ("patch", "/api/v1/rooms/{room_id}/messages/{message_id}"),
     ("delete", "/api/v1/rooms/{room_id}/messages/{message_id}"),

@@ -2,11 +2,11 @@
 //! revoked (item 6); a DM that one side left reopens for both (item 10); members report
 //! messages and the server's moderators and admins work through the reports (item 14).
 
-use palaver_client::Client;
-use palaver_protocol::{MemberRole, RoomKind};
+use palaver_client::{Client, ClientError, Socket};
+use palaver_protocol::{MemberRole, RoomKind, Visibility};
 use serde_json::{json, Value};
 
-use crate::conversations::{drain, event_where, uid, uname};
+use crate::conversations::{add_member, drain, event_where, uid, UNKNOWN_ID};
 use crate::helpers::{assert_api_error, TestServer};
 
 /// The ids of a room's members, as `viewer` sees them.
@@ -132,4 +132,246 @@ async fn a_dm_left_by_someone_who_then_blocks_stays_closed_to_the_blocked_side()
     alice.block(&uid(&bob)).await.unwrap();
     assert_api_error(bob.open_dm(&uid(&alice)).await, 403, "forbidden", None);
     assert_eq!(member_ids(&bob, &dm.id).await, vec![uid(&bob)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 6: invitations end with their inviter's membership, and can be revoked
+// ---------------------------------------------------------------------------------------
+
+/// A private room of `owner` with `inviter` as a plain member, who invites `invitee`.
+async fn invited_by_member(
+    owner: &Client,
+    inviter: &Client,
+    invitee: &Client,
+) -> (String, String) {
+    let room = owner
+        .create_room("invites", Visibility::Private, None)
+        .await
+        .expect("create room")
+        .id;
+    add_member(owner, &room, inviter).await;
+    let invitation = inviter
+        .invite(&room, &uid(invitee))
+        .await
+        .expect("the member invites");
+    (room, invitation.id)
+}
+
+/// Asserts `invitee` was told live that the invitation ended, no longer lists it, and
+/// cannot accept it (`410 invitation_revoked`), nor join the room.
+async fn assert_revoked(
+    invitee: &Client,
+    socket: &mut Socket,
+    room: &str,
+    invitation: &str,
+    reason: &str,
+) {
+    let event = event_where(socket, "invitation.revoked", |e| {
+        e["data"]["id"] == invitation
+    })
+    .await;
+    assert_eq!(event["data"]["room_id"], room);
+    assert_eq!(event["data"]["reason"], reason);
+    let pending = invitee.invitations().await.expect("list invitations");
+    assert!(
+        pending.iter().all(|i| i.id != invitation),
+        "a revoked invitation is not listed: {pending:?}"
+    );
+    assert_api_error(
+        invitee.accept_invitation(invitation).await,
+        410,
+        "invitation_revoked",
+        None,
+    );
+    assert_api_error(
+        invitee.decline_invitation(invitation).await,
+        410,
+        "invitation_revoked",
+        None,
+    );
+    assert_api_error(invitee.history(room, None, None, None).await, 403, "not_member", None);
+}
+
+#[tokio::test]
+async fn an_invitation_is_revoked_when_its_inviter_is_kicked() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+    );
+    let mut invitee_ws = invitee.connect().await.unwrap();
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    owner.kick(&room, &uid(&inviter)).await.expect("kick the inviter");
+    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_kicked").await;
+}
+
+#[tokio::test]
+async fn an_invitation_is_revoked_when_its_inviter_leaves() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+    );
+    let mut invitee_ws = invitee.connect().await.unwrap();
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    inviter.leave_room(&room).await.expect("the inviter leaves");
+    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_left").await;
+}
+
+#[tokio::test]
+async fn an_invitation_is_revoked_when_its_inviter_is_banned() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+    );
+    let mut invitee_ws = invitee.connect().await.unwrap();
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    owner.ban(&room, &uid(&inviter)).await.expect("ban the inviter");
+    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_banned").await;
+    // Another member may invite them afresh, and that invitation works.
+    let again = owner.invite(&room, &uid(&invitee)).await.expect("re-invite");
+    assert_ne!(again.id, invitation);
+    invitee.accept_invitation(&again.id).await.expect("accept the new one");
+}
+
+#[tokio::test]
+async fn an_invitation_from_a_deleted_account_cannot_be_accepted() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+    );
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    inviter
+        .delete_account("vivid-otter-42")
+        .await
+        .expect("the inviter deletes their account");
+    let pending = invitee.invitations().await.unwrap();
+    assert!(pending.iter().all(|i| i.id != invitation), "{pending:?}");
+    assert_api_error(
+        invitee.accept_invitation(&invitation).await,
+        410,
+        "invitation_revoked",
+        None,
+    );
+    assert_api_error(invitee.history(&room, None, None, None).await, 403, "not_member", None);
+    // A new invitation replaces the dead one.
+    let again = owner.invite(&room, &uid(&invitee)).await.expect("re-invite");
+    assert_ne!(again.id, invitation);
+    invitee.accept_invitation(&again.id).await.expect("accept");
+}
+
+#[tokio::test]
+async fn the_inviter_revokes_their_invitation_and_the_invitee_is_told() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+    );
+    let mut invitee_ws = invitee.connect().await.unwrap();
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    let listed: Vec<Value> = inviter
+        .get(&format!("/api/v1/rooms/{room}/invitations"))
+        .await
+        .map(|v: Value| v["invitations"].as_array().cloned().unwrap_or_default())
+        .expect("the inviter lists their invitations");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], invitation.as_str());
+    revoke(&inviter, &room, &invitation).await.expect("revoke");
+    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "revoked").await;
+    assert_api_error(revoke(&inviter, &room, &invitation).await, 404, "not_found", None);
+    let listed: Value = owner
+        .get(&format!("/api/v1/rooms/{room}/invitations"))
+        .await
+        .unwrap();
+    assert_eq!(listed["invitations"], json!([]));
+}
+
+#[tokio::test]
+async fn room_admins_list_and_revoke_any_invitation_other_members_and_outsiders_may_not() {
+    let server = TestServer::spawn().await;
+    let (owner, inviter, invitee, admin, member, outsider) = (
+        server.user("inv_owner").await,
+        server.user("inviter").await,
+        server.user("invitee").await,
+        server.user("inv_admin").await,
+        server.user("inv_member").await,
+        server.user("inv_outsider").await,
+    );
+    let mut invitee_ws = invitee.connect().await.unwrap();
+    let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
+    add_member(&owner, &room, &admin).await;
+    owner
+        .set_member_role(&room, &uid(&admin), MemberRole::Admin)
+        .await
+        .unwrap();
+    add_member(&owner, &room, &member).await;
+    let second_invitee = server.user("invitee2").await;
+    let second = owner.invite(&room, &uid(&second_invitee)).await.unwrap();
+
+    // Listing: admins see all, a member only their own, outsiders nothing.
+    let path = format!("/api/v1/rooms/{room}/invitations");
+    let ids = |v: Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(admin.get(&path).await.unwrap()),
+        sorted(vec![invitation.clone(), second.id.clone()])
+    );
+    assert_eq!(ids(member.get(&path).await.unwrap()), Vec::<String>::new());
+    assert_eq!(ids(inviter.get(&path).await.unwrap()), vec![invitation.clone()]);
+    assert_api_error(outsider.get::<Value>(&path).await, 403, "not_member", None);
+
+    // Revoking: another member is refused, an outsider too, and nothing changes.
+    assert_api_error(revoke(&member, &room, &invitation).await, 403, "forbidden", None);
+    assert_api_error(revoke(&outsider, &room, &invitation).await, 403, "not_member", None);
+    assert_api_error(revoke(&inviter, &room, &second.id).await, 403, "forbidden", None);
+    assert_api_error(revoke(&admin, &room, UNKNOWN_ID).await, 404, "not_found", None);
+    let other_room = admin
+        .create_room("elsewhere", Visibility::Private, None)
+        .await
+        .unwrap()
+        .id;
+    assert_api_error(
+        revoke(&admin, &other_room, &invitation).await,
+        404,
+        "not_found",
+        None,
+    );
+    assert_eq!(invitee.invitations().await.unwrap().len(), 1);
+
+    // The admin revokes the member's invitation; the owner revokes their own.
+    revoke(&admin, &room, &invitation).await.expect("admin revokes");
+    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "revoked").await;
+    revoke(&owner, &room, &second.id).await.expect("owner revokes");
+    assert_api_error(
+        second_invitee.accept_invitation(&second.id).await,
+        410,
+        "invitation_revoked",
+        None,
+    );
+}
+
+/// `DELETE /rooms/{room}/invitations/{invitation}`.
+async fn revoke(client: &Client, room: &str, invitation: &str) -> Result<(), ClientError> {
+    client
+        .send_empty::<()>(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room}/invitations/{invitation}"),
+            None,
+        )
+        .await
 }
