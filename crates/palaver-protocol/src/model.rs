@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A global role. `admin` may use `/api/v1/admin/*`; `moderator` is reserved for
-/// moderation features; everyone else is `user`.
+/// A global role. `admin` may use `/api/v1/admin/*`; `moderator` moderates public
+/// channels (deletes messages, kicks, bans; never the room's owner or an admin) and works
+/// through message reports; admins may do all a moderator may. Everyone else is `user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

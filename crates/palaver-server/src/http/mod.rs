@@ -12,6 +12,7 @@ pub mod extract;
 mod health;
 mod invitations;
 mod messages;
+mod moderation;
 mod rooms;
 mod rtc;
 mod users;
@@ -53,6 +54,7 @@ use crate::AppState;
         (name = "api_keys", description = "API keys for bots and devices"),
         (name = "blocks", description = "Blocking other users"),
         (name = "admin", description = "Account administration (admins only)"),
+        (name = "moderation", description = "Message reports, for moderators and admins"),
         (name = "rooms", description = "Rooms, members and moderation"),
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
@@ -96,6 +98,7 @@ pub fn api(
         .merge(rooms::router())
         .merge(invitations::router())
         .merge(messages::router())
+        .merge(moderation::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())

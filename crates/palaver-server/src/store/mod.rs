@@ -684,6 +684,68 @@ pub trait MessageStore: Send + Sync {
     async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>>;
 }
 
+/// A report of a message, with the room's name, the author and the reporter joined in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    /// Whether the room is a public channel (moderators see only those reports).
+    pub public_channel: bool,
+    pub message_id: String,
+    pub author_id: String,
+    pub author_username: String,
+    /// The message's content when reported.
+    pub content: String,
+    pub reporter_id: String,
+    pub reporter_username: String,
+    pub reason: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    pub created_at: String,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<String>,
+}
+
+/// A report to store.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub id: String,
+    pub room_id: String,
+    pub message_id: String,
+    pub reporter_id: String,
+    pub reason: String,
+    pub content: String,
+    pub created_at: String,
+}
+
+/// Reports of messages, for the server's moderators and admins.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Stores an open report and returns it.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with `"report"` if the reporter already reported the
+    /// message.
+    async fn create_report(&self, report: &NewReport) -> StoreResult<ReportRow>;
+
+    /// Reports with `status` (any, when `None`), only those of public channels when
+    /// `public_only`, with ids after `after`, oldest first, at most `limit`.
+    async fn reports(
+        &self,
+        status: Option<&str>,
+        public_only: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ReportRow>>;
+
+    /// Report `id`, if it exists.
+    async fn report(&self, id: &str) -> StoreResult<Option<ReportRow>>;
+
+    /// Marks report `id` resolved by `by` at `at`, if it is open. Returns whether it did.
+    async fn resolve_report(&self, id: &str, by: &str, at: &str) -> StoreResult<bool>;
+}
+
 /// Uploaded files' metadata (the bytes live in an `AttachmentStorage`).
 #[async_trait]
 pub trait AttachmentStore: Send + Sync {
@@ -720,4 +782,5 @@ pub struct Store {
     pub rooms: Arc<dyn RoomStore>,
     pub messages: Arc<dyn MessageStore>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub reports: Arc<dyn ReportStore>,
 }

@@ -375,3 +375,222 @@ async fn revoke(client: &Client, room: &str, invitation: &str) -> Result<(), Cli
         )
         .await
 }
+
+// ---------------------------------------------------------------------------------------
+// Item 14: message reports, for the server's moderators and admins
+// ---------------------------------------------------------------------------------------
+
+/// Gives `user` the global `role` with `palaver admin set-role`, as an operator would
+/// (the running server sees it on the user's next request).
+pub(crate) fn set_global_role(server: &TestServer, user: &Client, role: &str) {
+    let data = server.data_dir.path();
+    let output = crate::binary::palaver(
+        &[
+            "admin",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "set-role",
+            &crate::conversations::uname(user),
+            role,
+        ],
+        data,
+        None,
+    );
+    crate::binary::assert_command_ok(&output);
+}
+
+/// `POST .../messages/{message}/report` with `reason`.
+pub(crate) async fn report(
+    client: &Client,
+    room: &str,
+    message: &str,
+    reason: &str,
+) -> Result<Value, ClientError> {
+    client
+        .post(
+            &format!("/api/v1/rooms/{room}/messages/{message}/report"),
+            &json!({ "reason": reason }),
+        )
+        .await
+}
+
+/// `GET /moderation/reports` with `query` (e.g. `?status=all`).
+pub(crate) async fn reports(client: &Client, query: &str) -> Result<Value, ClientError> {
+    client
+        .get(&format!("/api/v1/moderation/reports{query}"))
+        .await
+}
+
+/// `POST /moderation/reports/{report}/resolve`.
+pub(crate) async fn resolve(client: &Client, report: &str) -> Result<Value, ClientError> {
+    client
+        .post(
+            &format!("/api/v1/moderation/reports/{report}/resolve"),
+            &json!({}),
+        )
+        .await
+}
+
+fn report_ids(list: &Value) -> Vec<String> {
+    list["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn members_report_messages_once_and_moderators_see_and_resolve_the_reports() {
+    let server = TestServer::spawn().await;
+    let (owner, author, reporter, outsider, moderator, admin) = (
+        server.user("rep_owner").await,
+        server.user("rep_author").await,
+        server.user("reporter").await,
+        server.user("rep_outsider").await,
+        server.user("rep_mod").await,
+        server.user("rep_admin").await,
+    );
+    set_global_role(&server, &moderator, "moderator");
+    set_global_role(&server, &admin, "admin");
+    let public = owner
+        .create_room("reported", Visibility::Public, None)
+        .await
+        .unwrap()
+        .id;
+    author.join_room(&public).await.unwrap();
+    reporter.join_room(&public).await.unwrap();
+    let message = author
+        .send_message(&public, "something awful", None)
+        .await
+        .unwrap();
+
+    // Reporting: members only, once, not one's own, with a reason.
+    let first = report(&reporter, &public, &message.id, "  spam  ")
+        .await
+        .expect("a member reports");
+    assert_eq!(first["status"], "open");
+    assert_eq!(first["reason"], "spam");
+    assert_eq!(first["content"], "something awful");
+    assert_eq!(first["author"]["id"], uid(&author).as_str());
+    assert_eq!(first["reporter"]["id"], uid(&reporter).as_str());
+    assert_eq!(first["room_id"], public.as_str());
+    assert_api_error(
+        report(&reporter, &public, &message.id, "again").await,
+        409,
+        "conflict",
+        None,
+    );
+    assert_api_error(
+        report(&author, &public, &message.id, "me").await,
+        422,
+        "validation_failed",
+        Some("message_id"),
+    );
+    assert_api_error(
+        report(&outsider, &public, &message.id, "spam").await,
+        403,
+        "not_member",
+        None,
+    );
+    assert_api_error(
+        report(&owner, &public, &message.id, "   ").await,
+        422,
+        "validation_failed",
+        Some("reason"),
+    );
+    assert_api_error(
+        report(&owner, &public, &message.id, &"x".repeat(1001)).await,
+        422,
+        "validation_failed",
+        Some("reason"),
+    );
+    assert_api_error(
+        report(&owner, &public, UNKNOWN_ID, "spam").await,
+        404,
+        "not_found",
+        None,
+    );
+    // The report keeps what was reported when the author edits it.
+    author
+        .edit_message(&public, &message.id, "something nice")
+        .await
+        .unwrap();
+    let second = report(&owner, &public, &message.id, "offensive")
+        .await
+        .expect("another member reports it too");
+    assert_eq!(second["content"], "something nice");
+
+    // A report in a private room: admins see it, moderators do not.
+    let private = owner
+        .create_room("private reported", Visibility::Private, None)
+        .await
+        .unwrap()
+        .id;
+    add_member(&owner, &private, &author).await;
+    let hidden = author.send_message(&private, "secret", None).await.unwrap();
+    let private_report = report(&owner, &private, &hidden.id, "private spam")
+        .await
+        .unwrap();
+    let private_id = private_report["id"].as_str().unwrap().to_owned();
+
+    // Listing and resolving: staff only.
+    for plain in [&owner, &reporter, &outsider] {
+        assert_api_error(reports(plain, "").await, 403, "forbidden", None);
+        assert_api_error(resolve(plain, &private_id).await, 403, "forbidden", None);
+    }
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        report_ids(&reports(&moderator, "").await.unwrap()),
+        vec![first_id.clone(), second_id.clone()],
+        "moderators see public channels' reports, oldest first"
+    );
+    assert_eq!(
+        report_ids(&reports(&admin, "").await.unwrap()),
+        vec![first_id.clone(), second_id.clone(), private_id.clone()],
+        "admins see every room's reports"
+    );
+    assert_api_error(resolve(&moderator, &private_id).await, 404, "not_found", None);
+    assert_api_error(resolve(&moderator, UNKNOWN_ID).await, 404, "not_found", None);
+
+    // Paging.
+    let page = reports(&admin, "?limit=2").await.unwrap();
+    assert_eq!(report_ids(&page), vec![first_id.clone(), second_id.clone()]);
+    let next = page["next"].as_str().expect("a next cursor").to_owned();
+    let rest = reports(&admin, &format!("?limit=2&after={next}")).await.unwrap();
+    assert_eq!(report_ids(&rest), vec![private_id.clone()]);
+    assert_eq!(rest["next"], Value::Null);
+    assert_api_error(
+        reports(&admin, "?limit=0").await,
+        422,
+        "validation_failed",
+        Some("limit"),
+    );
+    assert_api_error(
+        reports(&admin, "?status=closed").await,
+        422,
+        "validation_failed",
+        Some("status"),
+    );
+
+    // Resolving takes a report off the open list.
+    let resolved = resolve(&moderator, &first_id).await.expect("resolve");
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["resolved_by"], uid(&moderator).as_str());
+    let again = resolve(&admin, &first_id).await.expect("resolving again is fine");
+    assert_eq!(again["resolved_by"], uid(&moderator).as_str());
+    resolve(&admin, &private_id).await.expect("admin resolves");
+    assert_eq!(
+        report_ids(&reports(&moderator, "").await.unwrap()),
+        vec![second_id.clone()]
+    );
+    assert_eq!(
+        report_ids(&reports(&moderator, "?status=resolved").await.unwrap()),
+        vec![first_id.clone()]
+    );
+    assert_eq!(
+        report_ids(&reports(&admin, "?status=all").await.unwrap()),
+        vec![first_id, second_id, private_id]
+    );
+}

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod messages;
+mod reports;
 mod rooms;
 mod users;
 mod writer;
@@ -167,7 +168,8 @@ impl SqliteStore {
             blocks: this.clone(),
             rooms: this.clone(),
             messages: this.clone(),
-            attachments: this,
+            attachments: this.clone(),
+            reports: this,
         }
     }
 }
