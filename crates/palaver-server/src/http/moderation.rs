@@ -91,5 +91,7 @@ async fn resolve_report(
     actor: Actor,
     Path(report_id): Path<String>,
 ) -> AppResult<Json<Report>> {
-    Ok(Json(state.service.resolve_report(&actor, &report_id).await?))
+    Ok(Json(
+        state.service.resolve_report(&actor, &report_id).await?,
+    ))
 }

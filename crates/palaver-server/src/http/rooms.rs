@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use palaver_protocol::rest::{
-    CreateRoomRequest, InvitationList, MemberList, ReadRequest, ReadState, RoomList, SetMemberRoleRequest,
-    UpdateRoomRequest, UserRef,
+    CreateRoomRequest, InvitationList, MemberList, ReadRequest, ReadState, RoomList,
+    SetMemberRoleRequest, UpdateRoomRequest, UserRef,
 };
 use palaver_protocol::{ErrorBody, Invitation, Member, Room};
 use utoipa_axum::router::OpenApiRouter;

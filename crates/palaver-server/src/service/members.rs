@@ -308,9 +308,8 @@ impl Service {
             }
         }
         let target_role = target.and_then(|(_, m)| m.map(|m| m.role));
-        let by_room = me.is_some_and(|me| {
-            me.role.moderates() && target_role.is_none_or(|role| role < me.role)
-        });
+        let by_room = me
+            .is_some_and(|me| me.role.moderates() && target_role.is_none_or(|role| role < me.role));
         if by_room {
             return Ok(());
         }
@@ -319,7 +318,9 @@ impl Service {
                 return Ok(());
             };
             if target_role == Some(MemberRole::Owner) {
-                return Err(forbidden("nobody but its owners moderates the room's owner"));
+                return Err(forbidden(
+                    "nobody but its owners moderates the room's owner",
+                ));
             }
             if staff_outranks(actor, self.global_role(user_id).await?) {
                 return Ok(());

@@ -139,11 +139,7 @@ async fn a_dm_left_by_someone_who_then_blocks_stays_closed_to_the_blocked_side()
 // ---------------------------------------------------------------------------------------
 
 /// A private room of `owner` with `inviter` as a plain member, who invites `invitee`.
-async fn invited_by_member(
-    owner: &Client,
-    inviter: &Client,
-    invitee: &Client,
-) -> (String, String) {
+async fn invited_by_member(owner: &Client, inviter: &Client, invitee: &Client) -> (String, String) {
     let room = owner
         .create_room("invites", Visibility::Private, None)
         .await
@@ -189,7 +185,12 @@ async fn assert_revoked(
         "invitation_revoked",
         None,
     );
-    assert_api_error(invitee.history(room, None, None, None).await, 403, "not_member", None);
+    assert_api_error(
+        invitee.history(room, None, None, None).await,
+        403,
+        "not_member",
+        None,
+    );
 }
 
 #[tokio::test]
@@ -202,8 +203,18 @@ async fn an_invitation_is_revoked_when_its_inviter_is_kicked() {
     );
     let mut invitee_ws = invitee.connect().await.unwrap();
     let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
-    owner.kick(&room, &uid(&inviter)).await.expect("kick the inviter");
-    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_kicked").await;
+    owner
+        .kick(&room, &uid(&inviter))
+        .await
+        .expect("kick the inviter");
+    assert_revoked(
+        &invitee,
+        &mut invitee_ws,
+        &room,
+        &invitation,
+        "inviter_kicked",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -217,7 +228,14 @@ async fn an_invitation_is_revoked_when_its_inviter_leaves() {
     let mut invitee_ws = invitee.connect().await.unwrap();
     let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
     inviter.leave_room(&room).await.expect("the inviter leaves");
-    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_left").await;
+    assert_revoked(
+        &invitee,
+        &mut invitee_ws,
+        &room,
+        &invitation,
+        "inviter_left",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -230,12 +248,28 @@ async fn an_invitation_is_revoked_when_its_inviter_is_banned() {
     );
     let mut invitee_ws = invitee.connect().await.unwrap();
     let (room, invitation) = invited_by_member(&owner, &inviter, &invitee).await;
-    owner.ban(&room, &uid(&inviter)).await.expect("ban the inviter");
-    assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "inviter_banned").await;
+    owner
+        .ban(&room, &uid(&inviter))
+        .await
+        .expect("ban the inviter");
+    assert_revoked(
+        &invitee,
+        &mut invitee_ws,
+        &room,
+        &invitation,
+        "inviter_banned",
+    )
+    .await;
     // Another member may invite them afresh, and that invitation works.
-    let again = owner.invite(&room, &uid(&invitee)).await.expect("re-invite");
+    let again = owner
+        .invite(&room, &uid(&invitee))
+        .await
+        .expect("re-invite");
     assert_ne!(again.id, invitation);
-    invitee.accept_invitation(&again.id).await.expect("accept the new one");
+    invitee
+        .accept_invitation(&again.id)
+        .await
+        .expect("accept the new one");
 }
 
 #[tokio::test]
@@ -259,9 +293,17 @@ async fn an_invitation_from_a_deleted_account_cannot_be_accepted() {
         "invitation_revoked",
         None,
     );
-    assert_api_error(invitee.history(&room, None, None, None).await, 403, "not_member", None);
+    assert_api_error(
+        invitee.history(&room, None, None, None).await,
+        403,
+        "not_member",
+        None,
+    );
     // A new invitation replaces the dead one.
-    let again = owner.invite(&room, &uid(&invitee)).await.expect("re-invite");
+    let again = owner
+        .invite(&room, &uid(&invitee))
+        .await
+        .expect("re-invite");
     assert_ne!(again.id, invitation);
     invitee.accept_invitation(&again.id).await.expect("accept");
 }
@@ -285,7 +327,12 @@ async fn the_inviter_revokes_their_invitation_and_the_invitee_is_told() {
     assert_eq!(listed[0]["id"], invitation.as_str());
     revoke(&inviter, &room, &invitation).await.expect("revoke");
     assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "revoked").await;
-    assert_api_error(revoke(&inviter, &room, &invitation).await, 404, "not_found", None);
+    assert_api_error(
+        revoke(&inviter, &room, &invitation).await,
+        404,
+        "not_found",
+        None,
+    );
     let listed: Value = owner
         .get(&format!("/api/v1/rooms/{room}/invitations"))
         .await
@@ -332,14 +379,37 @@ async fn room_admins_list_and_revoke_any_invitation_other_members_and_outsiders_
         sorted(vec![invitation.clone(), second.id.clone()])
     );
     assert_eq!(ids(member.get(&path).await.unwrap()), Vec::<String>::new());
-    assert_eq!(ids(inviter.get(&path).await.unwrap()), vec![invitation.clone()]);
+    assert_eq!(
+        ids(inviter.get(&path).await.unwrap()),
+        vec![invitation.clone()]
+    );
     assert_api_error(outsider.get::<Value>(&path).await, 403, "not_member", None);
 
     // Revoking: another member is refused, an outsider too, and nothing changes.
-    assert_api_error(revoke(&member, &room, &invitation).await, 403, "forbidden", None);
-    assert_api_error(revoke(&outsider, &room, &invitation).await, 403, "not_member", None);
-    assert_api_error(revoke(&inviter, &room, &second.id).await, 403, "forbidden", None);
-    assert_api_error(revoke(&admin, &room, UNKNOWN_ID).await, 404, "not_found", None);
+    assert_api_error(
+        revoke(&member, &room, &invitation).await,
+        403,
+        "forbidden",
+        None,
+    );
+    assert_api_error(
+        revoke(&outsider, &room, &invitation).await,
+        403,
+        "not_member",
+        None,
+    );
+    assert_api_error(
+        revoke(&inviter, &room, &second.id).await,
+        403,
+        "forbidden",
+        None,
+    );
+    assert_api_error(
+        revoke(&admin, &room, UNKNOWN_ID).await,
+        404,
+        "not_found",
+        None,
+    );
     let other_room = admin
         .create_room("elsewhere", Visibility::Private, None)
         .await
@@ -354,9 +424,13 @@ async fn room_admins_list_and_revoke_any_invitation_other_members_and_outsiders_
     assert_eq!(invitee.invitations().await.unwrap().len(), 1);
 
     // The admin revokes the member's invitation; the owner revokes their own.
-    revoke(&admin, &room, &invitation).await.expect("admin revokes");
+    revoke(&admin, &room, &invitation)
+        .await
+        .expect("admin revokes");
     assert_revoked(&invitee, &mut invitee_ws, &room, &invitation, "revoked").await;
-    revoke(&owner, &room, &second.id).await.expect("owner revokes");
+    revoke(&owner, &room, &second.id)
+        .await
+        .expect("owner revokes");
     assert_api_error(
         second_invitee.accept_invitation(&second.id).await,
         410,
@@ -551,14 +625,26 @@ async fn members_report_messages_once_and_moderators_see_and_resolve_the_reports
         vec![first_id.clone(), second_id.clone(), private_id.clone()],
         "admins see every room's reports"
     );
-    assert_api_error(resolve(&moderator, &private_id).await, 404, "not_found", None);
-    assert_api_error(resolve(&moderator, UNKNOWN_ID).await, 404, "not_found", None);
+    assert_api_error(
+        resolve(&moderator, &private_id).await,
+        404,
+        "not_found",
+        None,
+    );
+    assert_api_error(
+        resolve(&moderator, UNKNOWN_ID).await,
+        404,
+        "not_found",
+        None,
+    );
 
     // Paging.
     let page = reports(&admin, "?limit=2").await.unwrap();
     assert_eq!(report_ids(&page), vec![first_id.clone(), second_id.clone()]);
     let next = page["next"].as_str().expect("a next cursor").to_owned();
-    let rest = reports(&admin, &format!("?limit=2&after={next}")).await.unwrap();
+    let rest = reports(&admin, &format!("?limit=2&after={next}"))
+        .await
+        .unwrap();
     assert_eq!(report_ids(&rest), vec![private_id.clone()]);
     assert_eq!(rest["next"], Value::Null);
     assert_api_error(
@@ -578,7 +664,9 @@ async fn members_report_messages_once_and_moderators_see_and_resolve_the_reports
     let resolved = resolve(&moderator, &first_id).await.expect("resolve");
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["resolved_by"], uid(&moderator).as_str());
-    let again = resolve(&admin, &first_id).await.expect("resolving again is fine");
+    let again = resolve(&admin, &first_id)
+        .await
+        .expect("resolving again is fine");
     assert_eq!(again["resolved_by"], uid(&moderator).as_str());
     resolve(&admin, &private_id).await.expect("admin resolves");
     assert_eq!(
