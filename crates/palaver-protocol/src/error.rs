@@ -62,6 +62,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The call already has `rtc.max_participants` participants. HTTP 409.
     CallFull,
+    /// The invitation was revoked (by the inviter or a room owner or admin, or because
+    /// the inviter left, was kicked or banned, or their account was disabled or deleted).
+    /// HTTP 410.
+    InvitationRevoked,
 }
 
 impl ErrorCode {
@@ -86,6 +90,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::InvitationRevoked => 410,
         }
     }
 
@@ -114,6 +119,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::CallFull => "call_full",
+            ErrorCode::InvitationRevoked => "invitation_revoked",
         }
     }
 }
@@ -155,6 +161,7 @@ mod tests {
             ErrorCode::UsernameTaken,
             ErrorCode::UnknownType,
             ErrorCode::CallFull,
+            ErrorCode::InvitationRevoked,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A global role. `admin` may use `/api/v1/admin/*`; `moderator` is reserved for
-/// moderation features; everyone else is `user`.
+/// A global role. `admin` may use `/api/v1/admin/*`; `moderator` moderates public
+/// channels (deletes messages, kicks, bans; never the room's owner or an admin) and works
+/// through message reports; admins may do all a moderator may. Everyone else is `user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -199,7 +200,9 @@ pub struct Invitation {
     pub room_name: String,
     pub inviter: MessageSender,
     pub invitee_id: String,
-    /// `pending`, `accepted` or `declined`.
+    /// `pending`, `accepted`, `declined` or `revoked` (withdrawn by the inviter or a room
+    /// owner or admin, or ended by the inviter leaving, being kicked or banned, or their
+    /// account being disabled or deleted).
     pub status: String,
     /// RFC 3339 UTC.
     pub created_at: String,

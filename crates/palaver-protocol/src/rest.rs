@@ -327,6 +327,49 @@ pub struct InvitationList {
     pub invitations: Vec<Invitation>,
 }
 
+/// `POST /api/v1/rooms/{room_id}/messages/{message_id}/report`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportRequest {
+    /// Why the message is reported: 1–1000 characters after trimming.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1000))]
+    pub reason: String,
+}
+
+/// A member's report of a message, as the server's moderators and admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Report {
+    /// UUIDv7.
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub message_id: String,
+    /// The message's author.
+    pub author: crate::model::MessageSender,
+    /// The message's content when it was reported (it may be edited or deleted since).
+    pub content: String,
+    pub reporter: crate::model::MessageSender,
+    pub reason: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Who resolved it (a user id), once resolved.
+    pub resolved_by: Option<String>,
+    /// RFC 3339 UTC, once resolved.
+    pub resolved_at: Option<String>,
+}
+
+/// `GET /api/v1/moderation/reports`: one page, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportList {
+    pub reports: Vec<Report>,
+    /// The `after` cursor of the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
 /// `GET /api/v1/rooms/{room_id}/members`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -157,6 +157,18 @@ pub struct MemberLeft {
     pub reason: String,
 }
 
+/// `invitation.revoked` event data, sent to the invitee only: a pending invitation can no
+/// longer be accepted (accepting it answers `410 invitation_revoked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationRevoked {
+    /// The invitation's id.
+    pub id: String,
+    pub room_id: String,
+    /// `revoked` (by the inviter or a room owner or admin), or `inviter_left`,
+    /// `inviter_kicked`, `inviter_banned` (the inviter is no longer a member).
+    pub reason: String,
+}
+
 /// `member.updated` event data: a member's role changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberUpdated {
@@ -464,6 +476,9 @@ pub enum Event {
     /// The recipient was invited to a room (sent to the invitee only).
     #[serde(rename = "invitation.created")]
     InvitationCreated(crate::model::Invitation),
+    /// A pending invitation of the recipient was revoked (sent to the invitee only).
+    #[serde(rename = "invitation.revoked")]
+    InvitationRevoked(InvitationRevoked),
     /// A call rings the recipient (every connection of every user rung).
     #[serde(rename = "call.incoming")]
     CallIncoming(CallIncoming),

@@ -1,4 +1,5 @@
-//! `/api/v1/invitations/*` and `/api/v1/dms`.
+//! `/api/v1/invitations/*`, revoking `/api/v1/rooms/{room_id}/invitations/{invitation_id}`,
+//! and `/api/v1/dms`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept))
         .routes(routes!(decline))
         .routes(routes!(open_dm))
+        .routes(routes!(revoke_invitation))
 }
 
 /// # `GET /api/v1/invitations`
@@ -34,12 +36,14 @@ async fn list(State(state): State<AppState>, actor: Actor) -> AppResult<Json<Inv
 
 /// # `POST /api/v1/invitations/{invitation_id}/accept`
 /// → `200 Room`: the caller joins (`member.joined`); `404 not_found` unless it is the
-/// caller's pending invitation; `403 forbidden` if banned.
+/// caller's pending invitation; `410 invitation_revoked` if it was revoked (also when
+/// its inviter left, was kicked or banned); `403 forbidden` if banned.
 #[utoipa::path(post, path = "/invitations/{invitation_id}/accept", tag = "invitations",
     params(("invitation_id" = String, Path)),
     responses((status = 200, description = "joined", body = Room),
         (status = 403, description = "forbidden: banned", body = ErrorBody),
-        (status = 404, description = "not_found", body = ErrorBody)),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "invitation_revoked", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn accept(
     State(state): State<AppState>,
@@ -55,11 +59,13 @@ async fn accept(
 }
 
 /// # `POST /api/v1/invitations/{invitation_id}/decline`
-/// → `204`; `404 not_found` unless it is the caller's pending invitation.
+/// → `204`; `404 not_found` unless it is the caller's pending invitation;
+/// `410 invitation_revoked` if it was revoked.
 #[utoipa::path(post, path = "/invitations/{invitation_id}/decline", tag = "invitations",
     params(("invitation_id" = String, Path)),
     responses((status = 204, description = "declined"),
-        (status = 404, description = "not_found", body = ErrorBody)),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "invitation_revoked", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn decline(
     State(state): State<AppState>,
@@ -69,6 +75,31 @@ async fn decline(
     state
         .service
         .respond_invitation(&actor, &invitation_id, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # `DELETE /api/v1/rooms/{room_id}/invitations/{invitation_id}`
+/// → `204`: the pending invitation is revoked and the invitee gets `invitation.revoked`.
+/// The inviter and the room's owners and admins may. `403 not_member`; `403 forbidden`
+/// for someone else's invitation; `404 not_found` unless it is a pending invitation to
+/// this room.
+#[utoipa::path(delete, path = "/rooms/{room_id}/invitations/{invitation_id}",
+    tag = "invitations",
+    params(("room_id" = String, Path), ("invitation_id" = String, Path)),
+    responses((status = 204, description = "revoked"),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden or not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((room_id, invitation_id)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    state
+        .service
+        .revoke_invitation(&actor, &room_id, &invitation_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

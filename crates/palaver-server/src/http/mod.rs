@@ -12,6 +12,7 @@ pub mod extract;
 mod health;
 mod invitations;
 mod messages;
+mod moderation;
 mod rooms;
 mod rtc;
 mod users;
@@ -62,6 +63,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "api_keys", description = "API keys for bots and devices"),
         (name = "blocks", description = "Blocking other users"),
         (name = "admin", description = "Account administration (admins only)"),
+        (name = "moderation", description = "Message reports, for moderators and admins"),
         (name = "rooms", description = "Rooms, members and moderation"),
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
@@ -105,6 +107,7 @@ pub fn api(
         .merge(rooms::router())
         .merge(invitations::router())
         .merge(messages::router())
+        .merge(moderation::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use palaver_protocol::rest::{
-    CreateRoomRequest, MemberList, ReadRequest, ReadState, RoomList, SetMemberRoleRequest,
-    UpdateRoomRequest, UserRef,
+    CreateRoomRequest, InvitationList, MemberList, ReadRequest, ReadState, RoomList,
+    SetMemberRoleRequest, UpdateRoomRequest, UserRef,
 };
 use palaver_protocol::{ErrorBody, Invitation, Member, Room};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_role))
         .routes(routes!(ban, unban))
         .routes(routes!(transfer_ownership))
-        .routes(routes!(invite))
+        .routes(routes!(invite, list_room_invitations))
         .routes(routes!(read))
 }
 
@@ -288,6 +288,26 @@ async fn invite(
 ) -> AppResult<(StatusCode, Json<Invitation>)> {
     let invitation = state.service.invite(&actor, &room_id, &req.user_id).await?;
     Ok((StatusCode::CREATED, Json(invitation)))
+}
+
+/// # `GET /api/v1/rooms/{room_id}/invitations`
+/// → `200 {invitations: [Invitation]}`: the room's pending invitations, newest first —
+/// all of them for owners and admins, those the caller sent for other members.
+/// `403 not_member`; `404 not_found`.
+#[utoipa::path(get, path = "/rooms/{room_id}/invitations", tag = "invitations",
+    params(("room_id" = String, Path)),
+    responses((status = 200, description = "pending invitations", body = InvitationList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "not_member", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn list_room_invitations(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(room_id): Path<String>,
+) -> AppResult<Json<InvitationList>> {
+    let invitations = state.service.room_invitations(&actor, &room_id).await?;
+    Ok(Json(InvitationList { invitations }))
 }
 
 /// # `POST /api/v1/rooms/{room_id}/read`

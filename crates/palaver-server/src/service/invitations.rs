@@ -1,11 +1,15 @@
 //! Invitations to private rooms, and direct messages.
 //!
 //! Any member of a channel may invite; the invitee gets `invitation.created` on all their
-//! connections and joins by accepting. A user who blocked the inviter cannot be invited
+//! connections and joins by accepting. An invitation lasts as long as its inviter's
+//! membership: when the inviter leaves, is kicked or banned, their pending invitations to
+//! the room are revoked (`invitation.revoked` to each invitee); one whose inviter's account
+//! is disabled or deleted cannot be accepted either. The inviter and the room's owners and
+//! admins may revoke a pending invitation. A user who blocked the inviter cannot be invited
 //! by them, and a user who blocked someone cannot be sent a DM by them (nor can a DM be
 //! opened with them).
 
-use palaver_protocol::ws::Event;
+use palaver_protocol::ws::{Event, InvitationRevoked};
 use palaver_protocol::{
     ErrorCode, Invitation, MemberRole, MessageSender, Room, RoomKind, Visibility,
 };
@@ -16,6 +20,14 @@ use crate::auth::Actor;
 use crate::broker::Topic;
 use crate::error::{AppError, AppResult};
 use crate::store::{InvitationRow, NewRoom, UserRow};
+
+/// `410 invitation_revoked`.
+fn revoked() -> AppError {
+    AppError::new(
+        ErrorCode::InvitationRevoked,
+        "this invitation was revoked, or its inviter is no longer a member of the room",
+    )
+}
 
 fn invitation_to_wire(row: InvitationRow) -> Invitation {
     Invitation {
@@ -101,8 +113,10 @@ impl Service {
     /// pending invitations.
     ///
     /// # Errors
-    /// `404 not_found` unless it is a pending invitation addressed to the caller;
-    /// `403 forbidden` if the caller was banned meanwhile.
+    /// `404 not_found` unless it is an invitation addressed to the caller that is still
+    /// pending; `410 invitation_revoked` if it was revoked (by the inviter or a room owner
+    /// or admin, or because the inviter left, was kicked or banned, or their account was
+    /// disabled or deleted); `403 forbidden` if the caller was banned meanwhile.
     pub async fn respond_invitation(
         &self,
         actor: &Actor,
@@ -112,9 +126,15 @@ impl Service {
         let invitation = self
             .store
             .rooms
-            .pending_invitation(invitation_id, &actor.user_id)
+            .invitation(invitation_id)
             .await?
+            .filter(|i| i.invitee_id == actor.user_id)
             .ok_or_else(|| AppError::not_found("invitation"))?;
+        match invitation.status.as_str() {
+            "pending" => {}
+            "revoked" => return Err(revoked()),
+            _ => return Err(AppError::not_found("invitation")),
+        }
         if accept
             && self
                 .store
@@ -126,16 +146,24 @@ impl Service {
         }
         let username = self.live_user(&actor.user_id).await?.username;
         let _order = self.room_order(&invitation.room_id).await;
-        if !self
+        match self
             .store
             .rooms
             .respond_invitation(invitation_id, accept, &now_rfc3339())
             .await?
+            .as_deref()
         {
-            return Err(AppError::not_found("invitation"));
-        }
-        if !accept {
-            return Ok(None);
+            Some("accepted") => {}
+            Some("declined") => return Ok(None),
+            Some("revoked") => return Err(revoked()),
+            // Answered or revoked meanwhile.
+            _ => {
+                let now = self.store.rooms.invitation(invitation_id).await?;
+                return Err(match now.map(|i| i.status).as_deref() {
+                    Some("revoked") => revoked(),
+                    _ => AppError::not_found("invitation"),
+                });
+            }
         }
         self.announce_join(&invitation.room_id, &actor.user_id, username)
             .await;
@@ -143,12 +171,85 @@ impl Service {
         Ok(Some(room_to_wire(self.room(&invitation.room_id).await?)))
     }
 
-    /// The one DM room between the caller and `user_id`, created the first time (both
-    /// become members and their connections get `member.joined`).
+    /// The pending invitations to a room: all of them for its owners and admins, those
+    /// the caller sent for other members. Newest first.
     ///
     /// # Errors
-    /// `422 validation_failed` (`user_id`) for oneself; `404 not_found` for an unknown
-    /// user; `403 forbidden` if that user blocked the caller.
+    /// `403 not_member`; `404 not_found` for an unknown room.
+    pub async fn room_invitations(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> AppResult<Vec<Invitation>> {
+        let (_, me) = self.require_member(actor, room_id).await?;
+        let inviter = (!me.role.moderates()).then_some(actor.user_id.as_str());
+        let rows = self.store.rooms.room_invitations(room_id, inviter).await?;
+        Ok(rows.into_iter().map(invitation_to_wire).collect())
+    }
+
+    /// Revokes a pending invitation to a room: its inviter, or the room's owners and
+    /// admins, may. The invitee's connections get `invitation.revoked` (reason `revoked`);
+    /// accepting it afterwards answers `410 invitation_revoked`.
+    ///
+    /// # Errors
+    /// `403 not_member`; `404 not_found` for an unknown room, or an invitation that is not
+    /// a pending one of this room; `403 forbidden` for another member's invitation when the
+    /// caller is not an owner or admin.
+    pub async fn revoke_invitation(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        invitation_id: &str,
+    ) -> AppResult<()> {
+        let (_, me) = self.require_member(actor, room_id).await?;
+        let invitation = self
+            .store
+            .rooms
+            .invitation(invitation_id)
+            .await?
+            .filter(|i| i.room_id == room_id && i.status == "pending")
+            .ok_or_else(|| AppError::not_found("invitation"))?;
+        if invitation.inviter_id != actor.user_id && !me.role.moderates() {
+            return Err(forbidden(
+                "only the inviter or the room's owners and admins can revoke an invitation",
+            ));
+        }
+        if !self
+            .store
+            .rooms
+            .revoke_invitation(invitation_id, &now_rfc3339())
+            .await?
+        {
+            return Err(AppError::not_found("invitation"));
+        }
+        self.announce_revoked(room_id, invitation_id, &invitation.invitee_id, "revoked")
+            .await;
+        Ok(())
+    }
+
+    /// Tells the invitee's connections that an invitation was revoked.
+    pub(crate) async fn announce_revoked(
+        &self,
+        room_id: &str,
+        invitation_id: &str,
+        invitee_id: &str,
+        reason: &str,
+    ) {
+        let event = Event::InvitationRevoked(InvitationRevoked {
+            id: invitation_id.to_owned(),
+            room_id: room_id.to_owned(),
+            reason: reason.to_owned(),
+        });
+        self.publish_to(Topic::User(invitee_id.to_owned()), &event, None, None)
+            .await;
+    }
+
+    /// The one DM room between the caller and `user_id`, created the first time (both
+    /// become members and their connections get `member.joined`). If either side left it,
+    /// opening it again (by either side) reopens it: the departed side rejoins, with its
+    /// history, and the room's connections get `member.joined` as for a new DM. Answers
+    /// the room as the caller sees it (`my_role`, read marker, unread count).
+    ///
     pub async fn open_dm(&self, actor: &Actor, user_id: &str) -> AppResult<Room> {
         if user_id == actor.user_id {
             return Err(AppError::validation(
@@ -185,10 +286,13 @@ impl Service {
                 .await;
             self.announce_join(&row.id, &other.id, other.username.clone())
                 .await;
+        } else {
+            // A side that left comes back (both are owners of a DM); a no-op for members.
+            for user in [&me, &other] {
+                self.add_member(&row.id, &user.id, MemberRole::Owner)
+                    .await?;
+            }
         }
-        Ok(Room {
-            my_role: Some(MemberRole::Owner),
-            ..room_to_wire(row)
-        })
+        self.room_for_member(actor, &row.id).await
     }
 }

@@ -257,22 +257,35 @@ impl Service {
         Ok(message)
     }
 
-    /// The author, or a room owner or admin, deletes a message: it stays as a tombstone
-    /// with no content, reactions or edit history, and members get `message.deleted`.
-    /// Deleting a tombstone again is a no-op that succeeds.
+    /// The author, a room owner or admin, or (in a public channel, member or not) the
+    /// server's staff deletes a message: it stays as a tombstone with no content, reactions
+    /// or edit history, and members get `message.deleted`. Staff never delete an admin's
+    /// message, and a moderator never another moderator's. Deleting a tombstone again is a
+    /// no-op that succeeds.
     ///
     /// # Errors
-    /// `403 not_member`; `404 not_found`; `403 forbidden` for someone else's message when
-    /// the caller does not moderate the room.
+    /// `403 not_member` (unless staff in a public channel); `404 not_found`;
+    /// `403 forbidden` for someone else's message when the caller does not moderate the
+    /// room.
     pub async fn delete_message(
         &self,
         actor: &Actor,
         room_id: &str,
         message_id: &str,
     ) -> AppResult<Message> {
-        let (_, me) = self.require_member(actor, room_id).await?;
+        let (room, me) = self.moderation_scope(actor, room_id).await?;
         let message = self.message_in(room_id, message_id).await?;
-        if message.sender_id != actor.user_id && !me.role.moderates() {
+        let by_author = message.sender_id == actor.user_id && me.is_some();
+        let by_room = me.as_ref().is_some_and(|me| me.role.moderates());
+        // Staff delete any message in a public channel but an admin's (or, for a
+        // moderator, another moderator's).
+        let by_staff = !by_author
+            && !by_room
+            && super::members::staff_applies(actor, &room)
+            && message.sender_id != actor.user_id
+            && super::members::staff_outranks(actor, self.global_role(&message.sender_id).await?);
+        if !(by_author || by_room || by_staff) {
+            // (A non-member got here only as staff in a public channel.)
             return Err(forbidden(
                 "only the author or the room's owners and admins can delete a message",
             ));

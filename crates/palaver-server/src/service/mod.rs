@@ -14,6 +14,7 @@
 //! - [`invitations`]: invitations to private rooms, direct messages.
 //! - [`messages`]: send (durable, idempotent, published in seq order), history, edits,
 //!   deletes, reactions, read markers.
+//! - [`moderation`]: message reports for the server's moderators and admins.
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`calls`]: calls, WebRTC signal relay, call log entries, TURN credentials.
@@ -29,6 +30,7 @@ pub mod invitations;
 pub mod live;
 pub mod members;
 pub mod messages;
+pub mod moderation;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;

@@ -199,6 +199,9 @@ pub struct Departure {
     /// If the last owner left: the member who became owner (longest-standing admin, else
     /// longest-standing member).
     pub new_owner: Option<String>,
+    /// The pending invitations the user had sent to the room, now revoked: `(invitation
+    /// id, invitee id)`.
+    pub revoked_invitations: Vec<(String, String)>,
 }
 
 /// A stored invitation.
@@ -545,7 +548,8 @@ pub trait RoomStore: Send + Sync {
     async fn unban(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
 
     /// Records a pending invitation; if one is already pending for this room and
-    /// invitee, returns that one instead.
+    /// invitee, returns that one instead (unless its inviter is no longer a member or their
+    /// account is disabled: that one is revoked first).
     async fn create_invitation(
         &self,
         id: &str,
@@ -555,19 +559,34 @@ pub trait RoomStore: Send + Sync {
         at: &str,
     ) -> StoreResult<InvitationRow>;
 
-    /// The pending invitations of `invitee_id`, newest first.
+    /// The pending invitations of `invitee_id` whose inviter is still a member of the room
+    /// with an enabled account, newest first.
     async fn pending_invitations(&self, invitee_id: &str) -> StoreResult<Vec<InvitationRow>>;
 
-    /// Invitation `id` if it is addressed to `invitee_id` and pending.
-    async fn pending_invitation(
+    /// The pending invitations to `room_id` (only those sent by `inviter_id`, when given)
+    /// whose inviter is still a member with an enabled account, newest first.
+    async fn room_invitations(
         &self,
-        id: &str,
-        invitee_id: &str,
-    ) -> StoreResult<Option<InvitationRow>>;
+        room_id: &str,
+        inviter_id: Option<&str>,
+    ) -> StoreResult<Vec<InvitationRow>>;
+
+    /// Invitation `id` in any status, if it exists.
+    async fn invitation(&self, id: &str) -> StoreResult<Option<InvitationRow>>;
 
     /// Accepts (adding the invitee as a member) or declines a pending invitation,
-    /// atomically. Returns `false` if it was not pending.
-    async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool>;
+    /// atomically, and returns its new status: `accepted`, `declined`, or `revoked` when
+    /// accepting an invitation whose inviter is no longer a member of the room or whose
+    /// account is disabled (nothing else changes then). `None` if it was not pending.
+    async fn respond_invitation(
+        &self,
+        id: &str,
+        accept: bool,
+        at: &str,
+    ) -> StoreResult<Option<String>>;
+
+    /// Revokes invitation `id` if it is pending. Returns whether it did.
+    async fn revoke_invitation(&self, id: &str, at: &str) -> StoreResult<bool>;
 
     /// The users other than `user_id` who share at least one room with them.
     async fn co_members(&self, user_id: &str) -> StoreResult<Vec<String>>;
@@ -672,6 +691,68 @@ pub trait MessageStore: Send + Sync {
     async fn reactions(&self, message_ids: &[String]) -> StoreResult<Vec<ReactionRow>>;
 }
 
+/// A report of a message, with the room's name, the author and the reporter joined in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    /// Whether the room is a public channel (moderators see only those reports).
+    pub public_channel: bool,
+    pub message_id: String,
+    pub author_id: String,
+    pub author_username: String,
+    /// The message's content when reported.
+    pub content: String,
+    pub reporter_id: String,
+    pub reporter_username: String,
+    pub reason: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    pub created_at: String,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<String>,
+}
+
+/// A report to store.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub id: String,
+    pub room_id: String,
+    pub message_id: String,
+    pub reporter_id: String,
+    pub reason: String,
+    pub content: String,
+    pub created_at: String,
+}
+
+/// Reports of messages, for the server's moderators and admins.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Stores an open report and returns it.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with `"report"` if the reporter already reported the
+    /// message.
+    async fn create_report(&self, report: &NewReport) -> StoreResult<ReportRow>;
+
+    /// Reports with `status` (any, when `None`), only those of public channels when
+    /// `public_only`, with ids after `after`, oldest first, at most `limit`.
+    async fn reports(
+        &self,
+        status: Option<&str>,
+        public_only: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ReportRow>>;
+
+    /// Report `id`, if it exists.
+    async fn report(&self, id: &str) -> StoreResult<Option<ReportRow>>;
+
+    /// Marks report `id` resolved by `by` at `at`, if it is open. Returns whether it did.
+    async fn resolve_report(&self, id: &str, by: &str, at: &str) -> StoreResult<bool>;
+}
+
 /// Uploaded files' metadata (the bytes live in an `AttachmentStorage`).
 #[async_trait]
 pub trait AttachmentStore: Send + Sync {
@@ -708,4 +789,5 @@ pub struct Store {
     pub rooms: Arc<dyn RoomStore>,
     pub messages: Arc<dyn MessageStore>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub reports: Arc<dyn ReportStore>,
 }

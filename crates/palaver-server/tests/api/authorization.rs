@@ -12,6 +12,12 @@
 //!   everything, `403 forbidden` when joining a private room, and `404 not_found` for an
 //!   attachment posted in it.
 //!
+//! A second matrix covers the server's staff (global `moderator` and `admin`): in a public
+//! channel, member or not, they delete messages, kick, ban and unban, but never act on the
+//! room's owner or a global admin (a moderator never on another moderator), and get nothing
+//! else there; in private rooms and DMs they have only their room role; they list and
+//! resolve message reports (moderators only those of public channels).
+//!
 //! Two counts must be zero: actions whose outcome differs from the rules (a forbidden
 //! action that succeeds, an allowed one that fails, or a refusal with the wrong code), and
 //! events of the room that reach a non-member after their departure.
@@ -807,4 +813,646 @@ async fn matrix() {
         leaked.len(),
         leaked.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The server's staff: what a global moderator (and admin) may and may not do
+// ---------------------------------------------------------------------------------------
+
+/// One asserted cell of the staff matrix.
+struct StaffCell {
+    actor: &'static str,
+    room: &'static str,
+    action: String,
+    expect: Expect,
+    got: Result<(), Failure>,
+}
+
+/// Collects the cells and renders the table.
+#[derive(Default)]
+struct StaffMatrix {
+    cells: Vec<StaffCell>,
+}
+
+impl StaffMatrix {
+    fn check<T>(
+        &mut self,
+        actor: &'static str,
+        room: &'static str,
+        action: impl Into<String>,
+        expect: Expect,
+        result: Result<T, ClientError>,
+    ) {
+        self.cells.push(StaffCell {
+            actor,
+            room,
+            action: action.into(),
+            expect,
+            got: result.map(drop).map_err(failure),
+        });
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.cells
+            .iter()
+            .filter_map(|c| {
+                // Only WebSocket cells have no status; they name themselves "ws ...".
+                let ws = c.action.starts_with("ws ");
+                let action = if ws {
+                    Action::WsDeleteOthers
+                } else {
+                    Action::History
+                };
+                mismatch(action, c.expect, &c.got)
+                    .map(|p| format!("{} in {}: {}: {p}", c.actor, c.room, c.action))
+            })
+            .collect()
+    }
+
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for c in &self.cells {
+            let expect = match c.expect {
+                Expect::Allow => "allow".to_owned(),
+                Expect::Deny(status, code) => format!("{status} {code}"),
+            };
+            out.push_str(&format!(
+                "{:<10} {:<16} {:<44} {expect}\n",
+                c.actor, c.room, c.action
+            ));
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn staff_matrix_moderators_moderate_public_channels_only_and_never_the_owner_or_an_admin() {
+    tokio::time::timeout(TEST_BUDGET, staff_matrix())
+        .await
+        .unwrap_or_else(|_| panic!("the staff matrix did not finish within {TEST_BUDGET:?}"));
+}
+
+async fn staff_matrix() {
+    use crate::room_rules::{report, reports, resolve, set_global_role};
+    const ALLOW: Expect = Expect::Allow;
+    const FORBIDDEN: Expect = Expect::Deny(403, "forbidden");
+    const NOT_MEMBER: Expect = Expect::Deny(403, "not_member");
+    const NOT_FOUND: Expect = Expect::Deny(404, "not_found");
+
+    let server = TestServer::spawn().await;
+    let names: Vec<String> = [
+        "owner",
+        "radmin",
+        "member",
+        "gmod",
+        "gadmin",
+        "peer_mod",
+        "admin_mem",
+        "outsider",
+        "banv",
+        "member2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut it = users(&server, &names).await.into_iter();
+    let owner = it.next().unwrap();
+    let room_admin = it.next().unwrap();
+    let member = it.next().unwrap();
+    // A global moderator and a global admin, members of no room under test unless said.
+    let moderator = it.next().unwrap();
+    let admin = it.next().unwrap();
+    // Members of the public channel with a global role.
+    let peer_mod = it.next().unwrap();
+    let admin_member = it.next().unwrap();
+    let outsider = it.next().unwrap();
+    let ban_victim = it.next().unwrap();
+    let member2 = it.next().unwrap();
+    set_global_role(&server, &moderator, "moderator");
+    set_global_role(&server, &peer_mod, "moderator");
+    set_global_role(&server, &admin, "admin");
+    set_global_role(&server, &admin_member, "admin");
+
+    // The public channel: owner, a room admin, members (some with global roles), and a
+    // supply of fresh members to kick.
+    let public = owner
+        .create_room("staff public", Visibility::Public, None)
+        .await
+        .unwrap()
+        .id;
+    for c in [&room_admin, &member, &peer_mod, &admin_member, &member2] {
+        c.join_room(&public).await.unwrap();
+    }
+    owner
+        .set_member_role(&public, &uid(&room_admin), MemberRole::Admin)
+        .await
+        .unwrap();
+    let kickable = users(
+        &server,
+        &(0..4).map(|i| format!("kickv{i}")).collect::<Vec<_>>(),
+    )
+    .await;
+    for c in &kickable {
+        c.join_room(&public).await.unwrap();
+    }
+    let said = |c: &Client, text: &str| {
+        let c = c.clone();
+        let room = public.clone();
+        let text = text.to_owned();
+        async move { c.send_message(&room, &text, None).await.unwrap().id }
+    };
+
+    // A private room where the moderator is a plain member, one they are not in, and DMs.
+    let private = owner
+        .create_room("staff private", Visibility::Private, None)
+        .await
+        .unwrap()
+        .id;
+    add_member(&owner, &private, &member).await;
+    add_member(&owner, &private, &moderator).await;
+    add_member(&owner, &private, &member2).await;
+    let private_msg = member
+        .send_message(&private, "private", None)
+        .await
+        .unwrap();
+    let closed = owner
+        .create_room("staff closed", Visibility::Private, None)
+        .await
+        .unwrap()
+        .id;
+    add_member(&owner, &closed, &member).await;
+    let closed_msg = member.send_message(&closed, "closed", None).await.unwrap();
+    let own_dm = moderator.open_dm(&uid(&member)).await.unwrap().id;
+    let own_dm_msg = member.send_message(&own_dm, "dm", None).await.unwrap();
+    let other_dm = owner.open_dm(&uid(&member)).await.unwrap().id;
+    let other_dm_msg = member.send_message(&other_dm, "dm", None).await.unwrap();
+
+    let mut m = StaffMatrix::default();
+    let del = |c: &Client, room: &str, id: &str| {
+        let (c, room, id) = (c.clone(), room.to_owned(), id.to_owned());
+        async move { c.delete_message(&room, &id).await }
+    };
+
+    // --- Global moderator, not a member of the public channel.
+    let who = "moderator";
+    let room = "public channel";
+    m.check(
+        who,
+        room,
+        "delete a member's message",
+        ALLOW,
+        del(&moderator, &public, &said(&member, "m").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete a room admin's message",
+        ALLOW,
+        del(&moderator, &public, &said(&room_admin, "a").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete the owner's message",
+        ALLOW,
+        del(&moderator, &public, &said(&owner, "o").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete a global admin's message",
+        FORBIDDEN,
+        del(&moderator, &public, &said(&admin_member, "g").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete another moderator's message",
+        FORBIDDEN,
+        del(&moderator, &public, &said(&peer_mod, "p").await).await,
+    );
+    let mut mod_ws = moderator.connect().await.expect("connect");
+    let target = said(&member, "over ws").await;
+    m.check(
+        who,
+        room,
+        "ws delete a member's message",
+        ALLOW,
+        mod_ws.delete_message(&public, &target).await,
+    );
+    let target = said(&admin_member, "over ws").await;
+    m.check(
+        who,
+        room,
+        "ws delete a global admin's message",
+        FORBIDDEN,
+        mod_ws.delete_message(&public, &target).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a member",
+        ALLOW,
+        moderator.kick(&public, &uid(&kickable[0])).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick the room admin",
+        ALLOW,
+        moderator.kick(&public, &uid(&room_admin)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick the owner",
+        FORBIDDEN,
+        moderator.kick(&public, &uid(&owner)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a global admin",
+        FORBIDDEN,
+        moderator.kick(&public, &uid(&admin_member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick another moderator",
+        FORBIDDEN,
+        moderator.kick(&public, &uid(&peer_mod)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a non-member",
+        NOT_FOUND,
+        moderator.kick(&public, &uid(&outsider)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a member",
+        ALLOW,
+        moderator.ban(&public, &uid(&kickable[1])).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a non-member",
+        ALLOW,
+        moderator.ban(&public, &uid(&ban_victim)).await,
+    );
+    m.check(
+        who,
+        room,
+        "unban",
+        ALLOW,
+        moderator.unban(&public, &uid(&ban_victim)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban the owner",
+        FORBIDDEN,
+        moderator.ban(&public, &uid(&owner)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a global admin",
+        FORBIDDEN,
+        moderator.ban(&public, &uid(&admin_member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban another moderator",
+        FORBIDDEN,
+        moderator.ban(&public, &uid(&peer_mod)).await,
+    );
+    m.check(
+        who,
+        room,
+        "read history",
+        NOT_MEMBER,
+        moderator.history(&public, None, None, None).await,
+    );
+    m.check(
+        who,
+        room,
+        "send",
+        NOT_MEMBER,
+        moderator.send_message(&public, "hi", None).await,
+    );
+    m.check(
+        who,
+        room,
+        "update the room",
+        NOT_MEMBER,
+        moderator.update_room(&public, Some("mine"), None).await,
+    );
+    m.check(
+        who,
+        room,
+        "set a member's role",
+        NOT_MEMBER,
+        moderator
+            .set_member_role(&public, &uid(&member), MemberRole::Admin)
+            .await,
+    );
+    m.check(
+        who,
+        room,
+        "transfer ownership",
+        NOT_MEMBER,
+        moderator.transfer_ownership(&public, &uid(&member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete the room",
+        NOT_MEMBER,
+        moderator.delete_room(&public).await,
+    );
+
+    // --- Global admin, not a member: as a moderator, and also over moderators.
+    let who = "admin";
+    m.check(
+        who,
+        room,
+        "delete a moderator's message",
+        ALLOW,
+        del(&admin, &public, &said(&peer_mod, "p").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "delete another admin's message",
+        FORBIDDEN,
+        del(&admin, &public, &said(&admin_member, "g").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick the owner",
+        FORBIDDEN,
+        admin.kick(&public, &uid(&owner)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick another admin",
+        FORBIDDEN,
+        admin.kick(&public, &uid(&admin_member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a moderator",
+        ALLOW,
+        admin.kick(&public, &uid(&peer_mod)).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a member",
+        ALLOW,
+        admin.kick(&public, &uid(&kickable[2])).await,
+    );
+    m.check(
+        who,
+        room,
+        "update the room",
+        NOT_MEMBER,
+        admin.update_room(&public, Some("mine"), None).await,
+    );
+
+    // --- A plain user outside the channel: nothing (the control row).
+    let who = "outsider";
+    m.check(
+        who,
+        room,
+        "delete a member's message",
+        NOT_MEMBER,
+        del(&outsider, &public, &said(&member, "m").await).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a member",
+        NOT_MEMBER,
+        outsider.kick(&public, &uid(&kickable[3])).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a member",
+        NOT_MEMBER,
+        outsider.ban(&public, &uid(&kickable[3])).await,
+    );
+
+    // --- The moderator in private rooms and DMs: only their room role.
+    let who = "moderator";
+    let room = "private (member)";
+    m.check(
+        who,
+        room,
+        "delete a member's message",
+        FORBIDDEN,
+        moderator.delete_message(&private, &private_msg.id).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a member",
+        FORBIDDEN,
+        moderator.kick(&private, &uid(&member2)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a member",
+        FORBIDDEN,
+        moderator.ban(&private, &uid(&member2)).await,
+    );
+    m.check(
+        who,
+        room,
+        "unban",
+        FORBIDDEN,
+        moderator.unban(&private, &uid(&ban_victim)).await,
+    );
+    m.check(
+        who,
+        room,
+        "update the room",
+        FORBIDDEN,
+        moderator.update_room(&private, Some("mine"), None).await,
+    );
+    let room = "private (outside)";
+    m.check(
+        who,
+        room,
+        "delete a member's message",
+        NOT_MEMBER,
+        moderator.delete_message(&closed, &closed_msg.id).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick a member",
+        NOT_MEMBER,
+        moderator.kick(&closed, &uid(&member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "ban a member",
+        NOT_MEMBER,
+        moderator.ban(&closed, &uid(&member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "read history",
+        NOT_MEMBER,
+        moderator.history(&closed, None, None, None).await,
+    );
+    let room = "own DM";
+    // Both sides of a DM are its owners: either may delete the other's messages, as for
+    // everyone (the global role adds nothing).
+    m.check(
+        who,
+        room,
+        "delete the other's message",
+        ALLOW,
+        moderator.delete_message(&own_dm, &own_dm_msg.id).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick the other",
+        FORBIDDEN,
+        moderator.kick(&own_dm, &uid(&member)).await,
+    );
+    let room = "others' DM";
+    m.check(
+        who,
+        room,
+        "delete a message",
+        NOT_MEMBER,
+        moderator.delete_message(&other_dm, &other_dm_msg.id).await,
+    );
+    m.check(
+        who,
+        room,
+        "kick",
+        NOT_MEMBER,
+        moderator.kick(&other_dm, &uid(&member)).await,
+    );
+    m.check(
+        who,
+        room,
+        "read history",
+        NOT_MEMBER,
+        moderator.history(&other_dm, None, None, None).await,
+    );
+
+    // --- Reports: staff see them; moderators only public channels'.
+    let public_report = report(&member2, &public, &said(&member, "reported").await, "spam")
+        .await
+        .expect("report in the public channel");
+    let private_report = report(&member2, &private, &private_msg.id, "spam")
+        .await
+        .expect("report in the private room");
+    let id = |r: &Value| r["id"].as_str().unwrap().to_owned();
+    let room = "reports";
+    m.check(
+        "member",
+        room,
+        "list reports",
+        FORBIDDEN,
+        reports(&member, "").await,
+    );
+    m.check(
+        "member",
+        room,
+        "resolve a report",
+        FORBIDDEN,
+        resolve(&member, &id(&public_report)).await,
+    );
+    let listed = reports(&moderator, "").await;
+    let sees_private = listed
+        .as_ref()
+        .map(|l| l.to_string().contains(&id(&private_report)))
+        .unwrap_or(false);
+    m.check("moderator", room, "list reports", ALLOW, listed);
+    m.check(
+        "moderator",
+        room,
+        "resolve a public channel's report",
+        ALLOW,
+        resolve(&moderator, &id(&public_report)).await,
+    );
+    m.check(
+        "moderator",
+        room,
+        "resolve a private room's report",
+        NOT_FOUND,
+        resolve(&moderator, &id(&private_report)).await,
+    );
+    m.check(
+        "admin",
+        room,
+        "resolve a private room's report",
+        ALLOW,
+        resolve(&admin, &id(&private_report)).await,
+    );
+
+    let table = m.report();
+    println!("{table}");
+    let problems = m.problems();
+    assert!(
+        problems.is_empty(),
+        "{} of {} staff cells differ from the rules:\n{}\n\n{table}",
+        problems.len(),
+        m.cells.len(),
+        problems.join("\n")
+    );
+    assert!(!sees_private, "a moderator listed a private room's report");
+    // The refused actions changed nothing.
+    let members: Vec<String> = owner
+        .members(&public)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    for kept in [&owner, &admin_member, &member] {
+        assert!(members.contains(&uid(kept)), "{} was removed", uname(kept));
+    }
+    for gone in [
+        &room_admin,
+        &peer_mod,
+        &kickable[0],
+        &kickable[1],
+        &kickable[2],
+    ] {
+        assert!(
+            !members.contains(&uid(gone)),
+            "{} is still a member",
+            uname(gone)
+        );
+    }
+    assert!(
+        members.contains(&uid(&kickable[3])),
+        "the outsider kicked no one"
+    );
+    let kept = owner.history(&private, None, None, None).await.unwrap();
+    assert!(kept
+        .messages
+        .iter()
+        .any(|m| m.id == private_msg.id && m.deleted_at.is_none()));
 }

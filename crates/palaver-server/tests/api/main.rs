@@ -19,6 +19,7 @@ mod openapi;
 mod presence;
 mod restart;
 mod resume;
+mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
 #[cfg(feature = "turn-tests")]

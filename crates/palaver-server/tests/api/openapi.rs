@@ -46,6 +46,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{room_id}/bans/{user_id}"),
     ("post", "/api/v1/rooms/{room_id}/transfer-ownership"),
     ("post", "/api/v1/rooms/{room_id}/invitations"),
+    ("get", "/api/v1/rooms/{room_id}/invitations"),
+    (
+        "delete",
+        "/api/v1/rooms/{room_id}/invitations/{invitation_id}",
+    ),
     ("post", "/api/v1/rooms/{room_id}/read"),
     ("patch", "/api/v1/rooms/{room_id}/messages/{message_id}"),
     ("delete", "/api/v1/rooms/{room_id}/messages/{message_id}"),
@@ -58,6 +63,12 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
     ),
+    (
+        "post",
+        "/api/v1/rooms/{room_id}/messages/{message_id}/report",
+    ),
+    ("get", "/api/v1/moderation/reports"),
+    ("post", "/api/v1/moderation/reports/{report_id}/resolve"),
     ("get", "/api/v1/invitations"),
     ("post", "/api/v1/invitations/{invitation_id}/accept"),
     ("post", "/api/v1/invitations/{invitation_id}/decline"),
@@ -121,6 +132,7 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
             .replace("{room_id}", "00000000-0000-7000-8000-000000000000")
             .replace("{message_id}", "00000000-0000-7000-8000-000000000000")
             .replace("{invitation_id}", "x")
+            .replace("{report_id}", "x")
             .replace("{attachment_id}", "x")
             .replace("{emoji}", "%F0%9F%91%8D")
             .replace("{session_id}", "x")

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod messages;
+mod reports;
 mod rooms;
 mod users;
 mod writer;
@@ -70,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "call log",
         include_str!("../../../migrations/sqlite/0007_call_log.sql"),
+    ),
+    (
+        8,
+        "room rules",
+        include_str!("../../../migrations/sqlite/0008_room_rules.sql"),
     ),
 ];
 
@@ -162,7 +168,8 @@ impl SqliteStore {
             blocks: this.clone(),
             rooms: this.clone(),
             messages: this.clone(),
-            attachments: this,
+            attachments: this.clone(),
+            reports: this,
         }
     }
 }

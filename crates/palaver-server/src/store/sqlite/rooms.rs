@@ -24,6 +24,13 @@ const MEMBER_COLUMNS: &str =
 const INVITATION_COLUMNS: &str = "i.id, i.room_id, r.name AS room_name, i.inviter_id, \
      u.username AS inviter_username, i.invitee_id, i.status, i.created_at";
 
+/// Whether invitation `i`'s inviter may still bring people in: they are a member of the
+/// room (account deletion removes memberships) and their account is not disabled.
+const INVITER_VALID: &str = "EXISTS (SELECT 1 FROM room_members im
+         WHERE im.room_id = i.room_id AND im.user_id = i.inviter_id)
+     AND EXISTS (SELECT 1 FROM users iu
+         WHERE iu.id = i.inviter_id AND iu.disabled_at IS NULL AND iu.deleted_at IS NULL)";
+
 fn visibility_to_str(v: Visibility) -> &'static str {
     match v {
         Visibility::Public => "public",
@@ -389,6 +396,17 @@ impl RoomStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Their pending invitations to the room end with their membership.
+        let revoked_invitations: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE invitations SET status = 'revoked', responded_at = ?3
+             WHERE room_id = ?1 AND inviter_id = ?2 AND status = 'pending'
+             RETURNING id, invitee_id",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut new_owner = None;
         if role.as_deref() == Some("owner") {
             let owners: i64 = sqlx::query_scalar(
@@ -415,6 +433,7 @@ impl RoomStore for SqliteStore {
         Ok(Departure {
             removed: role.is_some(),
             new_owner,
+            revoked_invitations,
         })
     }
 
@@ -489,6 +508,16 @@ impl RoomStore for SqliteStore {
         at: &str,
     ) -> StoreResult<InvitationRow> {
         let mut tx = self.writer.begin().await?;
+        sqlx::query(&format!(
+            "UPDATE invitations AS i SET status = 'revoked', responded_at = ?3
+             WHERE i.room_id = ?1 AND i.invitee_id = ?2 AND i.status = 'pending'
+               AND NOT ({INVITER_VALID})"
+        ))
+        .bind(room_id)
+        .bind(invitee_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO invitations (id, room_id, inviter_id, invitee_id, status, created_at)
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5) ON CONFLICT DO NOTHING",
@@ -518,7 +547,7 @@ impl RoomStore for SqliteStore {
         let rows = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i
              JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
-             WHERE i.invitee_id = ?1 AND i.status = 'pending'
+             WHERE i.invitee_id = ?1 AND i.status = 'pending' AND {INVITER_VALID}
              ORDER BY i.created_at DESC, i.id DESC"
         ))
         .bind(invitee_id)
@@ -531,46 +560,91 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn pending_invitation(
+    async fn room_invitations(
         &self,
-        id: &str,
-        invitee_id: &str,
-    ) -> StoreResult<Option<InvitationRow>> {
+        room_id: &str,
+        inviter_id: Option<&str>,
+    ) -> StoreResult<Vec<InvitationRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i
+             JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
+             WHERE i.room_id = ?1 AND i.status = 'pending' AND {INVITER_VALID}
+               AND (?2 IS NULL OR i.inviter_id = ?2)
+             ORDER BY i.created_at DESC, i.id DESC"
+        ))
+        .bind(room_id)
+        .bind(inviter_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(invitation_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn invitation(&self, id: &str) -> StoreResult<Option<InvitationRow>> {
         let row = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i
              JOIN rooms r ON r.id = i.room_id JOIN users u ON u.id = i.inviter_id
-             WHERE i.id = ?1 AND i.invitee_id = ?2 AND i.status = 'pending'"
+             WHERE i.id = ?1"
         ))
         .bind(id)
-        .bind(invitee_id)
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.as_ref().map(invitation_from_row).transpose()?)
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn respond_invitation(&self, id: &str, accept: bool, at: &str) -> StoreResult<bool> {
+    async fn respond_invitation(
+        &self,
+        id: &str,
+        accept: bool,
+        at: &str,
+    ) -> StoreResult<Option<String>> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
-            "UPDATE invitations SET status = ?2, responded_at = ?3
-             WHERE id = ?1 AND status = 'pending' RETURNING room_id, invitee_id",
-        )
+        // Checked in the same transaction as the join: an inviter who leaves, is kicked or
+        // banned either did so before (the invitation is revoked) or after the invitee
+        // joined.
+        let row = sqlx::query(&format!(
+            "UPDATE invitations AS i
+             SET status = CASE WHEN NOT ?2 THEN 'declined'
+                               WHEN {INVITER_VALID} THEN 'accepted'
+                               ELSE 'revoked' END,
+                 responded_at = ?3
+             WHERE i.id = ?1 AND i.status = 'pending'
+             RETURNING room_id, invitee_id, status"
+        ))
         .bind(id)
-        .bind(if accept { "accepted" } else { "declined" })
+        .bind(accept)
         .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         };
-        if accept {
+        let status: String = row.try_get("status")?;
+        if status == "accepted" {
             let room_id: String = row.try_get("room_id")?;
             let invitee_id: String = row.try_get("invitee_id")?;
             insert_member(&mut tx, &room_id, &invitee_id, MemberRole::Member, at).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(status))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn revoke_invitation(&self, id: &str, at: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE invitations SET status = 'revoked', responded_at = ?2
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     #[tracing::instrument(skip_all, err)]
