@@ -397,15 +397,45 @@ impl Config {
     /// error, a malformed one is.
     ///
     /// # Errors
-    /// A malformed file, an unparseable environment value, or a flag of the wrong type,
+    /// A malformed file, a key in the file that Palaver does not know (the message names
+    /// it and the nearest valid key, e.g. `unknown key "prot" in palaver.toml; did you
+    /// mean "port"?`), an unparseable environment value, or a flag of the wrong type,
     /// with the offending key in the message.
     pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
-        Figment::from(Serialized::defaults(Config::default()))
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed("PALAVER_").split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        let in_file =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(file));
+        if let Some(key) = unknown_keys(&in_file).into_iter().next() {
+            return Err(Box::new(figment::Error::from(format!(
+                "unknown key {key:?} in {}{}",
+                file.display(),
+                suggestion(&key)
+            ))));
+        }
+        Ok(config)
+    }
+
+    /// `PALAVER_*` environment variables that name no configuration key, each as a
+    /// sentence naming the nearest valid key, for the server to log as warnings. They are
+    /// not refused, because other tools share the prefix (the web tests' `PALAVER_BIN`).
+    pub fn unknown_env_keys() -> Vec<String> {
+        let env = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Env::prefixed("PALAVER_").split("__"));
+        unknown_keys(&env)
+            .into_iter()
+            .map(|key| {
+                let var = format!("PALAVER_{}", key.replace('.', "__").to_uppercase());
+                format!(
+                    "ignoring {var}: no configuration key {key:?}{}",
+                    suggestion(&key)
+                )
+            })
+            .collect()
     }
 
     /// Where attachments are stored.
@@ -419,6 +449,51 @@ impl Config {
     /// The SQLite database file inside the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("palaver.db")
+    }
+}
+
+/// The dotted paths of the keys in `figment` that [`Config`] does not read.
+fn unknown_keys(figment: &Figment) -> Vec<String> {
+    let Ok(value) = figment.extract::<figment::value::Value>() else {
+        return Vec::new();
+    };
+    let mut unknown = Vec::new();
+    // The value already deserialized as a `Config` in `load`; only the ignored paths
+    // matter here.
+    let _ = serde_ignored::deserialize(&value, |path| unknown.push(path.to_string()))
+        .map(|_: Config| ());
+    unknown
+}
+
+/// `; did you mean "<key>"?` for the valid key nearest to `key` (Jaro–Winkler similarity
+/// of at least 0.8 over the dotted paths of every key), or nothing.
+fn suggestion(key: &str) -> String {
+    let mut known = Vec::new();
+    if let Ok(value) = serde_json::to_value(Config::default()) {
+        key_paths(&value, String::new(), &mut known);
+    }
+    let best = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((score, k)) if score >= 0.8 => format!("; did you mean {k:?}?"),
+        _ => String::new(),
+    }
+}
+
+/// Every key path under `value` (tables and their keys), dotted.
+fn key_paths(value: &serde_json::Value, prefix: String, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push(path.clone());
+            key_paths(v, path, out);
+        }
     }
 }
 
@@ -447,6 +522,58 @@ mod tests {
             assert_eq!(c.limits.message_max_chars, 10, "file beats default");
             assert_eq!(c.limits.username_max_chars, 20, "nested env key");
             assert_eq!(c.host, IpAddr::V4(Ipv4Addr::LOCALHOST), "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_the_nearest_valid_one() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("palaver.toml", "prot = 9001\n")?;
+            let e = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("\"prot\""), "{text}");
+            assert!(text.contains("did you mean \"port\""), "{text}");
+            jail.create_file("palaver.toml", "[limits]\nmessage_max_char = 9\n")?;
+            let text = Config::load(Path::new("palaver.toml"), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("\"limits.message_max_char\"")
+                    && text.contains("did you mean \"limits.message_max_chars\""),
+                "{text}"
+            );
+            jail.create_file(
+                "palaver.toml",
+                "[rate_limits.requests_per_ip]\nmax = 1\nwindow = 5\n",
+            )?;
+            let text = Config::load(Path::new("palaver.toml"), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("\"rate_limits.requests_per_ip.window\""),
+                "{text}"
+            );
+            jail.create_file(
+                "palaver.toml",
+                "port = 9001\n[limits]\nmessage_max_chars = 9\n",
+            )?;
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.port, 9001, "known keys still load");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_environment_keys_are_reported_not_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PALAVER_PROT", "9001");
+            jail.set_env("PALAVER_PORT", "9002");
+            let c = Config::load(Path::new("absent.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.port, 9002);
+            let warnings = Config::unknown_env_keys();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("PALAVER_PROT") && warnings[0].contains("\"port\""));
             Ok(())
         });
     }

@@ -71,7 +71,7 @@ pub struct AppState {
 /// # Errors
 /// The data directory, key or database cannot be opened.
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<Hub>)> {
-    std::fs::create_dir_all(&config.data_dir)
+    store::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key = auth::load_or_create_signing_key(config)?;
     let db = SqliteStore::open(&config.database_path()).await?;
@@ -118,6 +118,25 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_notifying(config, listener, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `serving` with the listener's address once everything is open and the
+/// server is about to accept its first connection (the binary prints "palaver listening
+/// on ..." there, so it never claims to listen and then fails on a bad data directory or
+/// a short JWT secret).
+///
+/// # Errors
+/// As [`run`]; `serving` is not called then.
+pub async fn run_notifying(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serving: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let local_addr = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     let (service, store, hub) = open(&config).await?;
     let app = http::router(AppState {
         service,
@@ -142,6 +161,7 @@ pub async fn run(
             tracing::debug!(error = %e, "setting TCP_NODELAY");
         }
     });
+    serving(local_addr);
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -67,14 +67,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 #[derive(Args, Clone)]
 struct ServeArgs {
-    /// Configuration file, read if it exists.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "palaver.toml",
-        global = true
-    )]
-    config: PathBuf,
+    /// Configuration file [default: palaver.toml, read if it exists]. A file named here
+    /// must exist.
+    #[arg(long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long, global = true)]
     host: Option<IpAddr>,
@@ -100,6 +96,7 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     return_large_allocations_to_the_os();
+    private_files_by_default();
     let cli = Cli::parse();
     let (args, admin) = match cli.command {
         Some(Command::Serve(args)) => (args, None),
@@ -112,8 +109,18 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         log: args.log_format.map(|format| LogOverrides { format }),
     };
-    let config = Config::load(&args.config, &overrides).context("loading configuration")?;
+    let file = match &args.config {
+        Some(path) if !path.is_file() => {
+            anyhow::bail!("configuration file {} does not exist", path.display())
+        }
+        Some(path) => path.clone(),
+        None => PathBuf::from("palaver.toml"),
+    };
+    let config = Config::load(&file, &overrides).context("loading configuration")?;
     init_tracing(&config.log.level, config.log.format);
+    for warning in Config::unknown_env_keys() {
+        tracing::warn!("{warning}");
+    }
     if let Some(action) = admin {
         return run_admin(&config, action).await;
     }
@@ -121,10 +128,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
-    let addr = listener.local_addr()?;
-    println!("palaver listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    palaver_server::run(config, listener, shutdown_signal()).await
+    let data_dir = config.data_dir.clone();
+    palaver_server::run_notifying(config, listener, shutdown_signal(), |addr| {
+        println!("palaver listening on http://{addr}");
+        tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
+    })
+    .await
 }
 
 /// Runs an `admin` action against the configured database (the server may be running:
@@ -222,6 +231,19 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+/// Every file and directory the server creates is its owner's only (umask 077): the data
+/// directory holds password hashes and every private message (ASVS 5.0 V13.3).
+#[cfg(unix)]
+fn private_files_by_default() {
+    // SAFETY: umask(2) cannot fail; it is set once at start, before any file is created.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+#[cfg(not(unix))]
+fn private_files_by_default() {}
 
 /// Makes glibc serve allocations of 4 MiB and more with their own `mmap` and give them
 /// back on free (mallopt(3), `M_MMAP_THRESHOLD`). Without it, glibc raises that threshold

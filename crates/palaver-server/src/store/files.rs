@@ -27,7 +27,7 @@ impl LocalFiles {
     /// # Errors
     /// The directory cannot be created.
     pub fn new(dir: PathBuf) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        crate::store::create_private_dir(&dir)?;
         Ok(LocalFiles { dir })
     }
 
@@ -49,7 +49,12 @@ impl FileStore for LocalFiles {
         use tokio::io::AsyncWriteExt as _;
         let path = self.path(key)?;
         let tmp = path.with_extension("part");
-        let mut file = tokio::fs::File::create(&tmp).await?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Attachments are private messages' files: owner-only (ASVS 5.0 V13.3).
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&tmp).await?;
         file.write_all(bytes).await?;
         file.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await

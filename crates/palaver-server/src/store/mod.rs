@@ -791,3 +791,35 @@ pub struct Store {
     pub attachments: Arc<dyn AttachmentStore>,
     pub reports: Arc<dyn ReportStore>,
 }
+
+/// Creates `dir` and any missing parents readable by the owner only (0700 on Unix), as the
+/// data directory holds password hashes and every private message (ASVS 5.0 V13.3). An
+/// existing directory keeps the permissions its operator gave it.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the empty file `path` readable by the owner only (0600 on Unix) unless it
+/// exists, so that SQLite, which gives its `-wal` and `-shm` files the database file's
+/// permissions, creates all three private.
+///
+/// # Errors
+/// The file cannot be created.
+pub fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -16,6 +16,7 @@ mod heartbeat;
 mod live;
 mod observability;
 mod openapi;
+mod operator;
 mod presence;
 mod restart;
 mod resume;

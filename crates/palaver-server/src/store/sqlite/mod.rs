@@ -123,6 +123,8 @@ impl SqliteStore {
     /// left at the last migration that succeeded).
     pub async fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         use anyhow::Context as _;
+        crate::store::create_private_file(path)
+            .with_context(|| format!("creating database {}", path.display()))?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
