@@ -17,6 +17,8 @@
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`calls`]: calls, WebRTC signal relay, call log entries, TURN credentials.
+//! - [`user_limits`]: per-account limits on live actions (messages, calls, typing,
+//!   presence, invitations, room creation).
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
@@ -32,6 +34,7 @@ pub mod messages;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;
+pub mod user_limits;
 pub mod validate;
 
 use std::hash::BuildHasher;
@@ -69,6 +72,8 @@ pub struct Service {
     /// When each (user, room) last had a `typing: true` relayed (the throttle).
     typing_last: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     pub(crate) rate: accounts::LoginLimiters,
+    /// Per-user limits on live actions (`[user_limits]`).
+    pub(crate) user_limits: user_limits::UserLimiters,
     /// Striped per-room ordering (see [`Service::room_order`] and [`Turn`]), so that the
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
@@ -101,6 +106,7 @@ impl Service {
             metrics,
             typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
+            user_limits: user_limits::UserLimiters::new(&config.user_limits),
             room_order: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),

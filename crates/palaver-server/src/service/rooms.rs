@@ -48,11 +48,14 @@ impl Service {
     /// Creates a room; the caller becomes its owner and first member.
     ///
     /// # Errors
-    /// `422 validation_failed` for `name` or `topic`.
+    /// `422 validation_failed` for `name` or `topic`; `429 rate_limited`
+    /// (`user_limits.room_creations`).
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id))]
     pub async fn create_room(&self, actor: &Actor, req: CreateRoomRequest) -> AppResult<Room> {
         let name = RoomName::parse(&req.name, &self.limits)?;
         let topic = parse_topic(req.topic.as_deref(), &self.limits)?;
+        self.user_limits
+            .hit(&actor.user_id, super::user_limits::Action::RoomCreation)?;
         let room = NewRoom {
             id: new_id(),
             name: name.into_inner(),

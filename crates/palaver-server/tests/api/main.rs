@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod abuse_limits;
 mod accounts;
 mod authorization;
 mod binary;
