@@ -12,7 +12,7 @@ use palaver_protocol::{ErrorBody, Invitation, Member, Room};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::AppState;
@@ -50,27 +50,57 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-/// # `GET /api/v1/rooms`
-/// → `200 {rooms: [Room]}`: the caller's rooms, each with `my_role`, `last_read_seq`,
-/// `unread_count` and `last_message`.
+/// # `GET /api/v1/rooms?limit=<1..100>&after=<cursor>`
+/// → `200 {rooms: [Room], next}`: a page (default 50) of the caller's rooms, oldest
+/// membership first, each with `my_role`, `last_read_seq`, `unread_count` and
+/// `last_message`; pass `next` as `after` for the following page (`null`: last page).
+/// `422 validation_failed` (`limit`, `after`).
 #[utoipa::path(get, path = "/rooms", tag = "rooms",
-    responses((status = 200, description = "the caller's rooms", body = RoomList),
-        (status = 401, description = "unauthorized", body = ErrorBody)),
+    params(("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    responses((status = 200, description = "a page of the caller's rooms", body = RoomList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 422, description = "validation_failed (limit, after)", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn list_mine(State(state): State<AppState>, actor: Actor) -> AppResult<Json<RoomList>> {
-    let rooms = state.service.my_rooms(&actor).await?;
-    Ok(Json(RoomList { rooms }))
+async fn list_mine(
+    State(state): State<AppState>,
+    actor: Actor,
+    query: Params,
+) -> AppResult<Json<RoomList>> {
+    let limit = query.int("limit")?;
+    Ok(Json(
+        state
+            .service
+            .my_rooms(&actor, query.get("after"), limit)
+            .await?,
+    ))
 }
 
-/// # `GET /api/v1/rooms/public`
-/// → `200 {rooms: [Room]}`: the public directory, newest first.
+/// # `GET /api/v1/rooms/public?q=<text>&limit=<1..100>&after=<cursor>`
+/// → `200 {rooms: [Room], next}`: a page (default 50) of the public directory, newest
+/// first, only names containing `q` (ASCII case-insensitive) when given; pass `next` as
+/// `after` (with the same `q`) for the following page (`null`: last page).
+/// `422 validation_failed` (`limit`, `after`, `q`).
 #[utoipa::path(get, path = "/rooms/public", tag = "rooms",
-    responses((status = 200, description = "the public directory", body = RoomList),
-        (status = 401, description = "unauthorized", body = ErrorBody)),
+    params(("q" = Option<String>, Query, description = "text the room name contains"),
+        ("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    responses((status = 200, description = "a page of the public directory", body = RoomList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 422, description = "validation_failed (limit, after, q)", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn directory(State(state): State<AppState>, _actor: Actor) -> AppResult<Json<RoomList>> {
-    let rooms = state.service.public_rooms().await?;
-    Ok(Json(RoomList { rooms }))
+async fn directory(
+    State(state): State<AppState>,
+    _actor: Actor,
+    query: Params,
+) -> AppResult<Json<RoomList>> {
+    let limit = query.int("limit")?;
+    Ok(Json(
+        state
+            .service
+            .public_rooms(query.get("q"), query.get("after"), limit)
+            .await?,
+    ))
 }
 
 /// # `GET /api/v1/rooms/{room_id}`

@@ -470,3 +470,128 @@ fn user_limits_load_from_the_config_file() {
         Ok(())
     });
 }
+
+/// `GET path` as `client`: the status and JSON body.
+async fn get_json(client: &Client, path: &str) -> (u16, Value) {
+    client.raw("GET", path, None).await.expect("GET")
+}
+
+/// Creates `n` public rooms named `<prefix> <i>` as `owner`.
+async fn create_rooms(owner: &Client, prefix: &str, n: usize) -> Vec<Room> {
+    let mut rooms = Vec::with_capacity(n);
+    for i in 0..n {
+        rooms.push(
+            owner
+                .create_room(&format!("{prefix} {i}"), Visibility::Public, None)
+                .await
+                .expect("create room"),
+        );
+    }
+    rooms
+}
+
+#[tokio::test]
+async fn the_directory_pages_past_spam_rooms_to_a_real_one() {
+    let server = server_with(|_| {}).await;
+    let alice = server.user("alice").await;
+    let spammer = server.user("spammer").await;
+    let real = alice
+        .create_room("Book Club", Visibility::Public, None)
+        .await
+        .unwrap();
+    create_rooms(&spammer, "buy now", 250).await;
+
+    // Default page: 50, newest first, with a cursor.
+    let (status, first) = get_json(&alice, "/api/v1/rooms/public").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["rooms"].as_array().unwrap().len(), 50);
+    assert_eq!(first["rooms"][0]["name"], "buy now 249", "newest first");
+    assert!(first["next"].is_string(), "{}", first["next"]);
+
+    // Following `next` reaches every room once, the real one last.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let page = alice
+            .public_rooms_page(None, after.as_deref(), Some(100))
+            .await
+            .unwrap();
+        assert!(page.rooms.len() <= 100);
+        seen.extend(page.rooms.into_iter().map(|r| r.id));
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert!(after.is_none(), "the pages end");
+    assert_eq!(seen.len(), 251, "every public room, once");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 251, "no room twice");
+    assert_eq!(
+        seen.last(),
+        Some(&real.id),
+        "the oldest room is on the last page"
+    );
+    assert_eq!(
+        alice.public_rooms().await.unwrap().len(),
+        251,
+        "the client follows pages"
+    );
+
+    // A name search finds it at once, case-insensitively.
+    let page = alice
+        .public_rooms_page(Some("book CLUB"), None, None)
+        .await
+        .unwrap();
+    let names: Vec<_> = page.rooms.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Book Club"]);
+    assert!(page.next.is_none());
+
+    for bad in [
+        "/api/v1/rooms/public?limit=0",
+        "/api/v1/rooms/public?limit=101",
+        "/api/v1/rooms/public?after=nonsense",
+    ] {
+        let (status, body) = get_json(&alice, bad).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "validation_failed", "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn my_room_list_is_paged_in_join_order() {
+    let server = server_with(|_| {}).await;
+    let alice = server.user("alice").await;
+    let created = create_rooms(&alice, "room", 120).await;
+    let (status, first) = get_json(&alice, "/api/v1/rooms").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["rooms"].as_array().unwrap().len(), 50, "default page");
+    assert!(first["next"].is_string());
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = alice
+            .my_rooms_page(after.as_deref(), Some(40))
+            .await
+            .unwrap();
+        assert!(page.rooms.len() <= 40);
+        seen.extend(page.rooms.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<_> = created.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(seen, expected, "every room once, in the order joined");
+    assert_eq!(
+        alice.my_rooms().await.unwrap().len(),
+        120,
+        "the client follows pages"
+    );
+    let (status, body) = get_json(&alice, "/api/v1/rooms?limit=101").await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("limit")),
+        "{body}"
+    );
+}
