@@ -39,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/rooms", tag = "rooms", request_body = CreateRoomRequest,
     responses((status = 201, description = "created; the caller is owner", body = Room),
         (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.room_creations); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn create(
     State(state): State<AppState>,
@@ -300,15 +301,17 @@ async fn transfer_ownership(
 }
 
 /// # `POST /api/v1/rooms/{room_id}/invitations`
-/// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`.
+/// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`. If one is
+/// already pending for them in this room, it is returned and nobody is notified again.
 /// `403 forbidden` if they blocked the caller or are banned; `409 conflict` if already a
-/// member.
+/// member; `429 rate_limited` (`user_limits.invitations`).
 #[utoipa::path(post, path = "/rooms/{room_id}/invitations", tag = "invitations",
     params(("room_id" = String, Path)), request_body = UserRef,
     responses((status = 201, description = "invited", body = Invitation),
         (status = 403, description = "forbidden or not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 409, description = "conflict: already a member", body = ErrorBody)),
+        (status = 409, description = "conflict: already a member", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.invitations); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn invite(
     State(state): State<AppState>,
