@@ -237,8 +237,8 @@ impl Default for RateLimits {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserLimits {
-    /// Messages sent and edited (WebSocket `message.send`/`message.edit` and the REST
-    /// routes), all rooms together. Default 60 per 10 s.
+    /// Messages sent and edited, and reactions added or removed (over the WebSocket and
+    /// REST), all rooms together. Default 60 per 10 s.
     pub messages: Rule,
     /// `call.start` requests (each may ring every member of a room). Default 10 per 60 s.
     pub call_starts: Rule,

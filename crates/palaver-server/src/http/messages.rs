@@ -165,7 +165,8 @@ async fn edits(
     responses((status = 200, description = "the message", body = Message),
         (status = 403, description = "not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn react(
     State(state): State<AppState>,
@@ -187,7 +188,8 @@ async fn react(
     responses((status = 200, description = "the message", body = Message),
         (status = 403, description = "not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn unreact(
     State(state): State<AppState>,

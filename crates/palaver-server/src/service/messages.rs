@@ -325,7 +325,8 @@ impl Service {
     ///
     /// # Errors
     /// `403 not_member` (and no event); `404 not_found`; `422 validation_failed`
-    /// (`emoji`: not exactly one emoji grapheme); `409 conflict` on a deleted message.
+    /// (`emoji`: not exactly one emoji grapheme); `409 conflict` on a deleted message;
+    /// `429 rate_limited` (`user_limits.messages`, which reactions share).
     pub async fn react(
         &self,
         actor: &Actor,
@@ -340,6 +341,7 @@ impl Service {
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
         }
+        self.user_limits.hit(&actor.user_id, Action::Message)?;
         let _order = self.room_order(room_id).await;
         let changed = if add {
             self.store

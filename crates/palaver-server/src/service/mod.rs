@@ -103,10 +103,10 @@ impl Service {
             calls: Default::default(),
             files,
             presence,
-            metrics,
+            metrics: Arc::clone(&metrics),
             typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
-            user_limits: user_limits::UserLimiters::new(&config.user_limits),
+            user_limits: user_limits::UserLimiters::new(&config.user_limits, Arc::clone(&metrics)),
             room_order: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),

@@ -8,21 +8,25 @@
 //! [`crate::ratelimit`], also behind the per-IP request and login limits): a burst of
 //! `max` passes, then about `max / window_secs` per second; memory per limiter is
 //! bounded by [`crate::ratelimit::DEFAULT_MAX_KEYS`]. A refused action counts nothing and
-//! is answered `rate_limited` with `retry_after_secs` ([`AppError::rate_limited`]).
+//! is answered `rate_limited` with `retry_after_secs`, and counted in
+//! `palaver_rate_limited_total{limit="user_<kind>"}` (e.g. `user_messages`).
 //!
 //! Concurrent sockets per user (`user_limits.sockets`) are a cap, not a rate, and are
 //! enforced by the gateway.
+
+use std::sync::Arc;
 
 use palaver_protocol::ErrorCode;
 
 use crate::config::UserLimits;
 use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 
 /// A kind of limited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// `message.send`, `message.edit` and their REST routes.
+    /// `message.send`, `message.edit`, `reaction.add`/`remove` and their REST routes.
     Message,
     /// `call.start`.
     CallStart,
@@ -48,10 +52,21 @@ impl Action {
             Action::RoomCreation => "rooms created",
         }
     }
+
+    /// The `limit` label of `palaver_rate_limited_total`: `user_` and the config key.
+    fn label(self) -> &'static str {
+        match self {
+            Action::Message => "user_messages",
+            Action::CallStart => "user_call_starts",
+            Action::Typing => "user_typing",
+            Action::Presence => "user_presence",
+            Action::Invitation => "user_invitations",
+            Action::RoomCreation => "user_room_creations",
+        }
+    }
 }
 
 /// The per-user limiters, one per [`Action`]; owned by the [`Service`](super::Service).
-#[derive(Debug)]
 pub struct UserLimiters {
     messages: RateLimiter,
     call_starts: RateLimiter,
@@ -59,11 +74,12 @@ pub struct UserLimiters {
     presence: RateLimiter,
     invitations: RateLimiter,
     room_creations: RateLimiter,
+    metrics: Arc<Metrics>,
 }
 
 impl UserLimiters {
-    /// Limiters enforcing `config`'s rules.
-    pub fn new(config: &UserLimits) -> Self {
+    /// Limiters enforcing `config`'s rules, counting refusals in `metrics`.
+    pub fn new(config: &UserLimits, metrics: Arc<Metrics>) -> Self {
         UserLimiters {
             messages: RateLimiter::new(config.messages),
             call_starts: RateLimiter::new(config.call_starts),
@@ -71,6 +87,7 @@ impl UserLimiters {
             presence: RateLimiter::new(config.presence),
             invitations: RateLimiter::new(config.invitations),
             room_creations: RateLimiter::new(config.room_creations),
+            metrics,
         }
     }
 
@@ -92,6 +109,10 @@ impl UserLimiters {
     /// at the limit; nothing is counted then.
     pub fn hit(&self, user_id: &str, action: Action) -> AppResult<()> {
         self.limiter(action).hit(user_id).map_err(|limited| {
+            self.metrics
+                .rate_limited
+                .get_or_create(&Metrics::label("limit", action.label()))
+                .inc();
             let secs = limited.retry_after.as_secs().max(1);
             AppError {
                 retry_after: Some(secs),
@@ -116,7 +137,8 @@ mod tests {
             max: 2,
             window_secs: 60,
         };
-        let limits = UserLimiters::new(&config);
+        let metrics = Arc::new(Metrics::default());
+        let limits = UserLimiters::new(&config, metrics.clone());
         assert!(limits.hit("alice", Action::Message).is_ok());
         assert!(limits.hit("alice", Action::Message).is_ok());
         let err = limits.hit("alice", Action::Message).unwrap_err();
@@ -124,6 +146,11 @@ mod tests {
         assert!((1..=60).contains(&err.retry_after.unwrap()));
         assert_eq!(err.detail().retry_after_secs, err.retry_after);
         assert!(limits.hit("bob", Action::Message).is_ok(), "per user");
+        let text = metrics.render();
+        assert!(
+            text.contains("palaver_rate_limited_total{limit=\"user_messages\"} 1"),
+            "{text}"
+        );
         for _ in 0..100 {
             assert!(limits.hit("alice", Action::Typing).is_ok(), "0 disables");
         }

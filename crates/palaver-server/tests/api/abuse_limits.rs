@@ -142,6 +142,9 @@ async fn messages_over_the_limit_are_refused_with_a_retry_time_and_the_socket_st
     // Edits share the budget.
     let edit = ws.edit_message(&room.id, &sent[0].id, "edited").await;
     assert_ws_rate_limited(edit, "an edit over the limit");
+    // So do reactions.
+    let reaction = ws.react(&room.id, &sent[0].id, "👍").await;
+    assert_ws_rate_limited(reaction, "a reaction over the limit");
     // The limit is the user's, on every socket and over REST.
     let mut other_tab = alice.connect().await.unwrap();
     assert_ws_rate_limited(
