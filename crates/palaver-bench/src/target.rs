@@ -77,7 +77,9 @@ pub struct Server {
 }
 
 /// The `palaver.toml` of a bench run: per-IP budgets lifted (every bench client comes
-/// from loopback), long-lived access tokens (runs outlast the default 15 minutes).
+/// from loopback), per-user limits off (bench users send thousands of messages a
+/// second and open many sockets), long-lived access tokens (runs outlast the default 15
+/// minutes).
 const PALAVER_CONFIG: &str = "shutdown_grace_secs = 5
 
 [auth]
@@ -90,6 +92,15 @@ window_secs = 60
 [rate_limits.registrations_per_ip]
 max = 0
 window_secs = 3600
+
+[user_limits]
+sockets = 0
+messages = { max = 0, window_secs = 1 }
+call_starts = { max = 0, window_secs = 1 }
+typing = { max = 0, window_secs = 1 }
+presence = { max = 0, window_secs = 1 }
+invitations = { max = 0, window_secs = 1 }
+room_creations = { max = 0, window_secs = 1 }
 ";
 
 impl Server {

@@ -396,14 +396,74 @@ impl Client {
         self.post("/api/v1/rooms", &body).await
     }
 
-    /// `GET /api/v1/rooms`: the caller's rooms.
+    /// `GET /api/v1/rooms`: all the caller's rooms (following every page).
     pub async fn my_rooms(&self) -> ClientResult<Vec<Room>> {
-        Ok(self.get::<RoomList>("/api/v1/rooms").await?.rooms)
+        self.all_pages("/api/v1/rooms", None).await
     }
 
-    /// `GET /api/v1/rooms/public`.
+    /// `GET /api/v1/rooms?after=&limit=`: one page of the caller's rooms; pass the
+    /// previous page's `next` as `after`.
+    pub async fn my_rooms_page(
+        &self,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> ClientResult<RoomList> {
+        self.rooms_page("/api/v1/rooms", None, after, limit).await
+    }
+
+    /// `GET /api/v1/rooms/public`: the whole public directory (following every page).
     pub async fn public_rooms(&self) -> ClientResult<Vec<Room>> {
-        Ok(self.get::<RoomList>("/api/v1/rooms/public").await?.rooms)
+        self.all_pages("/api/v1/rooms/public", None).await
+    }
+
+    /// `GET /api/v1/rooms/public?q=&after=&limit=`: one page of the public directory,
+    /// names containing `q` when given; pass the previous page's `next` as `after`.
+    pub async fn public_rooms_page(
+        &self,
+        q: Option<&str>,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> ClientResult<RoomList> {
+        self.rooms_page("/api/v1/rooms/public", q, after, limit)
+            .await
+    }
+
+    /// Every room of a paged room list at `path`, 100 a page.
+    async fn all_pages(&self, path: &str, q: Option<&str>) -> ClientResult<Vec<Room>> {
+        let mut rooms = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .rooms_page(path, q, after.as_deref(), Some(100))
+                .await?;
+            rooms.extend(page.rooms);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(rooms),
+            }
+        }
+    }
+
+    /// One page of a paged room list at `path`.
+    async fn rooms_page(
+        &self,
+        path: &str,
+        q: Option<&str>,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> ClientResult<RoomList> {
+        let mut query = Vec::new();
+        if let Some(q) = q {
+            query.push(("q", q.to_owned()));
+        }
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let req = self.http.get(format!("{}{path}", self.base)).query(&query);
+        decode(self.authorize(req).send().await?).await
     }
 
     /// `POST /api/v1/rooms/{room_id}/join`.

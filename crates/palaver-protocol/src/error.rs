@@ -132,6 +132,9 @@ impl std::fmt::Display for ErrorCode {
 
 /// The `error` object: a stable `code`, a human-readable `message`, and the offending
 /// input `field` when there is one (dotted path for nested fields, e.g. `"data.room_id"`).
+/// A `rate_limited` error also carries `retry_after_secs`, the whole seconds to wait
+/// before the same action can succeed (the `Retry-After` header over REST; over the
+/// WebSocket the connection stays open and other actions keep working).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
@@ -139,6 +142,9 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `rate_limited`: seconds (at least 1) until the refused action may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The REST error body: `{"error": {...}}`.
@@ -175,6 +181,7 @@ mod tests {
                 code: ErrorCode::Forbidden,
                 message: "no".into(),
                 field: None,
+                retry_after_secs: None,
             },
         };
         assert_eq!(

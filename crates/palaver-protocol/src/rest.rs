@@ -56,11 +56,15 @@ pub struct CreateRoomRequest {
     pub topic: Option<String>,
 }
 
-/// `GET /api/v1/rooms` and `GET /api/v1/rooms/public`.
+/// `GET /api/v1/rooms?limit=&after=` and `GET /api/v1/rooms/public?q=&limit=&after=`: a
+/// page of rooms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     pub rooms: Vec<Room>,
+    /// Pass as `after` for the next page (an opaque cursor); `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `POST /api/v1/rooms/{room_id}/messages` (the WebSocket `message.send` carries the same

@@ -535,6 +535,7 @@ mod tests {
                 code: ErrorCode::UnknownType,
                 message: "unknown".into(),
                 field: None,
+                retry_after_secs: None,
             },
         );
         let v = serde_json::to_value(&r).unwrap();

@@ -35,6 +35,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub rate_limits: RateLimits,
+    pub user_limits: UserLimits,
     pub cors: CorsConfig,
     pub attachments: AttachmentsConfig,
     pub rtc: RtcConfig,
@@ -61,6 +62,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
+            user_limits: UserLimits::default(),
             cors: CorsConfig::default(),
             attachments: AttachmentsConfig::default(),
             rtc: RtcConfig::default(),
@@ -238,6 +240,87 @@ impl Default for RateLimits {
                 max: 1200,
                 window_secs: 60,
             },
+        }
+    }
+}
+
+/// Per-account limits on live actions (`[user_limits]`), counted per user id across all
+/// of the user's connections, API keys and REST calls. Each is `{max, window_secs}`: at
+/// most `max` actions in any `window_secs` seconds (a sliding window, so a burst of `max`
+/// passes at once and then about `max / window_secs` per second); `max = 0` disables one.
+/// A refused action is answered `rate_limited` with `retry_after_secs` (REST: `429` and
+/// `Retry-After`); a WebSocket stays open. The defaults are far above what a person
+/// typing does; lift them for bots that post in bulk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserLimits {
+    /// Messages sent and edited, and reactions added or removed (over the WebSocket and
+    /// REST), all rooms together. Default 60 per 10 s.
+    pub messages: Rule,
+    /// `call.start` requests (each may ring every member of a room). Default 10 per 60 s.
+    pub call_starts: Rule,
+    /// Typing notices relayed (`active` true or false, all rooms together; the 2 s
+    /// per-room throttle of `active: true` comes first and is free). Default 30 per 10 s.
+    pub typing: Rule,
+    /// Presence changes (`presence.set`). Default 30 per 60 s.
+    pub presence: Rule,
+    /// Invitations sent (to anyone, any room). Default 60 per 10 minutes.
+    pub invitations: Rule,
+    /// Rooms created. Default 20 per hour.
+    pub room_creations: Rule,
+    /// Most WebSocket connections one user may hold open at once (all devices and API
+    /// keys together); one more is refused. Default 20; 0 disables the cap.
+    pub sockets: usize,
+}
+
+impl Default for UserLimits {
+    fn default() -> Self {
+        UserLimits {
+            messages: Rule {
+                max: 60,
+                window_secs: 10,
+            },
+            call_starts: Rule {
+                max: 10,
+                window_secs: 60,
+            },
+            typing: Rule {
+                max: 30,
+                window_secs: 10,
+            },
+            presence: Rule {
+                max: 30,
+                window_secs: 60,
+            },
+            invitations: Rule {
+                max: 60,
+                window_secs: 600,
+            },
+            room_creations: Rule {
+                max: 20,
+                window_secs: 3600,
+            },
+            sockets: 20,
+        }
+    }
+}
+
+impl UserLimits {
+    /// Every limit disabled (`max = 0`, no socket cap): for benchmarks and load tests
+    /// whose clients send far faster than people.
+    pub fn disabled() -> Self {
+        let off = Rule {
+            max: 0,
+            window_secs: 1,
+        };
+        UserLimits {
+            messages: off,
+            call_starts: off,
+            typing: off,
+            presence: off,
+            invitations: off,
+            room_creations: off,
+            sockets: 0,
         }
     }
 }

@@ -76,6 +76,7 @@ impl AppError {
             code: self.code,
             message: self.message.clone(),
             field: self.field.clone(),
+            retry_after_secs: self.retry_after,
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -99,6 +99,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Signalled whenever a connection unregisters (for shutdown's wait).
     unregistered: Notify,
+    /// Sockets each user holds or is opening (see [`Hub::reserve_socket`]).
+    socket_slots: Mutex<HashMap<String, usize>>,
     metrics: Arc<Metrics>,
 }
 
@@ -222,6 +224,26 @@ impl Hub {
         }
         add_rooms(ix, id, wanted);
         true
+    }
+
+    /// Reserves one of `user_id`'s `max` WebSocket slots (`user_limits.sockets`; 0 means
+    /// no cap), before the upgrade, so that any number of parallel upgrades cannot get
+    /// past the cap. The slot is held until the returned [`SocketSlot`] is dropped (when
+    /// the connection ends, or the upgrade never happens). `None` when all are taken.
+    pub fn reserve_socket(self: &Arc<Self>, user_id: &str, max: usize) -> Option<SocketSlot> {
+        let mut slots = self.socket_slots.lock().expect("hub slots lock poisoned");
+        let held = slots.entry(user_id.to_owned()).or_default();
+        if max > 0 && *held >= max {
+            if *held == 0 {
+                slots.remove(user_id);
+            }
+            return None;
+        }
+        *held += 1;
+        Some(SocketSlot {
+            hub: Arc::clone(self),
+            user_id: user_id.to_owned(),
+        })
     }
 
     /// Removes a connection from every index. Idempotent.
@@ -382,6 +404,28 @@ impl Hub {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.connection_count() == 0;
+            }
+        }
+    }
+}
+
+/// One of a user's WebSocket slots, released on drop (see [`Hub::reserve_socket`]).
+pub struct SocketSlot {
+    hub: Arc<Hub>,
+    user_id: String,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut slots = self
+            .hub
+            .socket_slots
+            .lock()
+            .expect("hub slots lock poisoned");
+        if let Some(held) = slots.get_mut(&self.user_id) {
+            *held -= 1;
+            if *held == 0 {
+                slots.remove(&self.user_id);
             }
         }
     }
@@ -661,6 +705,22 @@ mod tests {
         assert!(hub.set_rooms(bob.id, [], epoch));
         hub.deliver(&envelope("r2", "gone"));
         assert!(bob.queue.try_recv().is_err());
+    }
+
+    #[test]
+    fn socket_slots_cap_each_user_and_free_on_drop() {
+        let hub = Arc::new(Hub::new());
+        let a = hub.reserve_socket("alice", 2).expect("first");
+        let b = hub.reserve_socket("alice", 2).expect("second");
+        assert!(hub.reserve_socket("alice", 2).is_none(), "third refused");
+        let _bob = hub.reserve_socket("bob", 2).expect("others unaffected");
+        drop(a);
+        let _c = hub
+            .reserve_socket("alice", 2)
+            .expect("a freed slot is reusable");
+        drop(b);
+        let unlimited: Vec<_> = (0..100).map(|_| hub.reserve_socket("carol", 0)).collect();
+        assert!(unlimited.iter().all(Option::is_some), "0 means no cap");
     }
 
     #[test]

@@ -1853,34 +1853,74 @@ async function createRoom(e) {
   }
 }
 
-async function openDirectory() {
+let browseSearch = null; // debounce timer of the directory's search box
+let browseLoad = 0; // bumped per (re)load, so a stale page is not shown
+
+/** Opens the public directory: the newest rooms first, a page at a time. */
+function openDirectory() {
+  const dlg = $('#browse-dialog');
+  $('#browse-q').value = '';
+  openDialog(dlg);
+  loadDirectory();
+}
+
+/**
+ * Lists the directory (names containing the search box's text) from its first page; "Load
+ * more" appends the next page (`next` cursor), so every public room can be reached.
+ */
+async function loadDirectory() {
   const dlg = $('#browse-dialog');
   const list = $('#browse-list');
+  const q = $('#browse-q').value.trim();
+  const load = ++browseLoad;
+  dlg.querySelector('.form-error').textContent = '';
   list.replaceChildren(h('li', { class: 'muted' }, 'Loading…'));
-  openDialog(dlg);
-  try {
-    const { rooms } = await api('GET', '/rooms/public');
-    list.replaceChildren();
-    if (!rooms.length) list.append(h('li', { class: 'muted' }, 'No public rooms yet.'));
-    for (const r of rooms) {
-      const member = state.rooms.has(r.id);
-      list.append(h('li', { class: 'browse-item', 'data-testid': 'directory-room', 'data-room-name': r.name },
-        h('div', null,
-          h('strong', null, `# ${r.name}`),
-          h('span', { class: 'muted small' }, ` · ${r.member_count} member${r.member_count === 1 ? '' : 's'}`),
-          r.topic ? h('div', { class: 'muted small' }, r.topic) : null),
-        h('button', {
-          type: 'button',
-          class: member ? 'ghost small' : 'primary small',
-          'data-testid': member ? 'directory-open' : 'directory-join',
-          'aria-label': `${member ? 'Open' : 'Join'} ${r.name}`,
-          onclick: () => joinRoom(r.id),
-        }, member ? 'Open' : 'Join')));
+  let after = null;
+  let first = true;
+  const more = async () => {
+    const params = new URLSearchParams({ limit: '50' });
+    if (q) params.set('q', q);
+    if (after) params.set('after', after);
+    try {
+      const page = await api('GET', `/rooms/public?${params}`);
+      if (load !== browseLoad) return;
+      if (first) list.replaceChildren();
+      first = false;
+      list.querySelector('[data-testid="directory-more"]')?.closest('li')?.remove();
+      if (!page.rooms.length && !list.children.length) {
+        list.append(h('li', { class: 'muted' }, q ? 'No public room matches.' : 'No public rooms yet.'));
+      }
+      for (const r of page.rooms) list.append(directoryItem(r));
+      after = page.next;
+      if (after) {
+        list.append(h('li', null, h('button', {
+          type: 'button', class: 'ghost small block', 'data-testid': 'directory-more', onclick: more,
+        }, 'Load more')));
+      }
+    } catch (e) {
+      if (load !== browseLoad) return;
+      if (first) list.replaceChildren();
+      dlg.querySelector('.form-error').textContent = e.message;
     }
-  } catch (e) {
-    list.replaceChildren();
-    dlg.querySelector('.form-error').textContent = e.message;
-  }
+  };
+  await more();
+}
+
+/** One room of the directory, with Join (or Open, for a member). */
+function directoryItem(r) {
+  const member = state.rooms.has(r.id);
+  return h('li', { class: 'browse-item', 'data-testid': 'directory-room', 'data-room-name': r.name },
+    h('div', null,
+      h('strong', null, `# ${r.name}`),
+      h('span', { class: 'muted small' }, ` · ${r.member_count} member${r.member_count === 1 ? '' : 's'}`),
+      r.topic ? h('div', { class: 'muted small' }, r.topic) : null),
+    h('button', {
+      type: 'button',
+      class: member ? 'ghost small' : 'primary small',
+      'data-testid': member ? 'directory-open' : 'directory-join',
+      'aria-label': `${member ? 'Open' : 'Join'} ${r.name}`,
+      onclick: () => joinRoom(r.id),
+    }, member ? 'Open' : 'Join'));
 }
 
 async function joinRoom(roomId) {
@@ -2461,6 +2501,10 @@ function wire() {
   $('#empty-new-room').addEventListener('click', () => openDialog($('#new-room-dialog')));
   $('#new-room-form').addEventListener('submit', createRoom);
   $('#browse-btn').addEventListener('click', openDirectory);
+  $('#browse-q').addEventListener('input', () => {
+    clearTimeout(browseSearch);
+    browseSearch = setTimeout(loadDirectory, 250);
+  });
   $('#empty-browse').addEventListener('click', openDirectory);
   $('#new-dm-btn').addEventListener('click', () => openUserDialog('Start a direct message', startDm));
   $('#invite-btn').addEventListener('click', () => {

@@ -45,7 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// parameter `access_token=<token or API key>`); `403 forbidden` for a browser `Origin`
 /// that is neither this server nor in `cors.allowed_origins` (requests without `Origin`,
 /// such as bots, are allowed; `Origin: null` is not); `400 bad_request` if the request is
-/// not a WebSocket upgrade.
+/// not a WebSocket upgrade; `429 rate_limited` (with `Retry-After`) when the account
+/// already holds `user_limits.sockets` open WebSockets.
 #[utoipa::path(
     get,
     path = "/ws",
@@ -55,7 +56,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 101, description = "switching to the WebSocket protocol (frames: docs/protocol.md)"),
         (status = 400, description = "bad_request: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 403, description = "forbidden: Origin not allowed", body = ErrorBody)
+        (status = 403, description = "forbidden: Origin not allowed", body = ErrorBody),
+        (status = 429, description = "rate_limited: the account already holds `user_limits.sockets` WebSockets (see Retry-After)", body = ErrorBody)
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -71,6 +73,11 @@ async fn upgrade(
     let actor = state.service.authenticate(token).await?;
     check_origin(&headers, &state.cors.allowed_origins)?;
     let resume = parse_since(query.get("since"))?;
+    let max_sockets = state.service.user_limits.max_sockets();
+    let slot = state
+        .hub
+        .reserve_socket(&actor.user_id, max_sockets)
+        .ok_or_else(|| state.service.user_limits.too_many_sockets(max_sockets))?;
     let ws = ws.map_err(|_| {
         AppError::new(
             ErrorCode::BadRequest,
@@ -83,7 +90,7 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(state, actor, resume, socket)))
+        .on_upgrade(move |socket| session::run(state, actor, resume, socket, slot)))
 }
 
 /// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in

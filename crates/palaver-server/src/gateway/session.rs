@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::dispatch;
 use crate::auth::Actor;
 use crate::error::AppError;
-use crate::hub::{CloseReason, ConnId, Outbound};
+use crate::hub::{CloseReason, ConnId, Outbound, SocketSlot};
 use crate::AppState;
 
 /// How long the writer may take to send a close frame to a client before giving up.
@@ -45,6 +45,8 @@ pub async fn run(
     actor: Actor,
     resume: Vec<(String, Option<i64>)>,
     socket: WebSocket,
+    // Held until the connection ends: one of the user's `user_limits.sockets`.
+    _slot: SocketSlot,
 ) {
     let capacity = state.service.limits().ws_outbound_queue_frames;
     let max_bytes = state.service.limits().ws_outbound_queue_bytes;

@@ -63,7 +63,7 @@ async fn history(
     tag = "messages",
     request_body = SendMessageRequest,
     params(("room_id" = String, Path)),
-    responses((status = 201, description = "stored (durable) and delivered live", body = Message), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "not_member", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    responses((status = 201, description = "stored (durable) and delivered live", body = Message), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "not_member", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
 async fn send(
@@ -99,7 +99,8 @@ async fn send(
         (status = 403, description = "forbidden or not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "conflict: deleted", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn edit(
     State(state): State<AppState>,
@@ -164,7 +165,8 @@ async fn edits(
     responses((status = 200, description = "the message", body = Message),
         (status = 403, description = "not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn react(
     State(state): State<AppState>,
@@ -186,7 +188,8 @@ async fn react(
     responses((status = 200, description = "the message", body = Message),
         (status = 403, description = "not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.messages); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn unreact(
     State(state): State<AppState>,

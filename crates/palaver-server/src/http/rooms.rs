@@ -12,7 +12,7 @@ use palaver_protocol::{ErrorBody, Invitation, Member, Room};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::AppState;
@@ -39,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/rooms", tag = "rooms", request_body = CreateRoomRequest,
     responses((status = 201, description = "created; the caller is owner", body = Room),
         (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.room_creations); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn create(
     State(state): State<AppState>,
@@ -50,27 +51,57 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-/// # `GET /api/v1/rooms`
-/// → `200 {rooms: [Room]}`: the caller's rooms, each with `my_role`, `last_read_seq`,
-/// `unread_count` and `last_message`.
+/// # `GET /api/v1/rooms?limit=<1..100>&after=<cursor>`
+/// → `200 {rooms: [Room], next}`: a page (default 50) of the caller's rooms, oldest
+/// membership first, each with `my_role`, `last_read_seq`, `unread_count` and
+/// `last_message`; pass `next` as `after` for the following page (`null`: last page).
+/// `422 validation_failed` (`limit`, `after`).
 #[utoipa::path(get, path = "/rooms", tag = "rooms",
-    responses((status = 200, description = "the caller's rooms", body = RoomList),
-        (status = 401, description = "unauthorized", body = ErrorBody)),
+    params(("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    responses((status = 200, description = "a page of the caller's rooms", body = RoomList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 422, description = "validation_failed (limit, after)", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn list_mine(State(state): State<AppState>, actor: Actor) -> AppResult<Json<RoomList>> {
-    let rooms = state.service.my_rooms(&actor).await?;
-    Ok(Json(RoomList { rooms }))
+async fn list_mine(
+    State(state): State<AppState>,
+    actor: Actor,
+    query: Params,
+) -> AppResult<Json<RoomList>> {
+    let limit = query.int("limit")?;
+    Ok(Json(
+        state
+            .service
+            .my_rooms(&actor, query.get("after"), limit)
+            .await?,
+    ))
 }
 
-/// # `GET /api/v1/rooms/public`
-/// → `200 {rooms: [Room]}`: the public directory, newest first.
+/// # `GET /api/v1/rooms/public?q=<text>&limit=<1..100>&after=<cursor>`
+/// → `200 {rooms: [Room], next}`: a page (default 50) of the public directory, newest
+/// first, only names containing `q` (ASCII case-insensitive) when given; pass `next` as
+/// `after` (with the same `q`) for the following page (`null`: last page).
+/// `422 validation_failed` (`limit`, `after`, `q`).
 #[utoipa::path(get, path = "/rooms/public", tag = "rooms",
-    responses((status = 200, description = "the public directory", body = RoomList),
-        (status = 401, description = "unauthorized", body = ErrorBody)),
+    params(("q" = Option<String>, Query, description = "text the room name contains"),
+        ("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    responses((status = 200, description = "a page of the public directory", body = RoomList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 422, description = "validation_failed (limit, after, q)", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn directory(State(state): State<AppState>, _actor: Actor) -> AppResult<Json<RoomList>> {
-    let rooms = state.service.public_rooms().await?;
-    Ok(Json(RoomList { rooms }))
+async fn directory(
+    State(state): State<AppState>,
+    _actor: Actor,
+    query: Params,
+) -> AppResult<Json<RoomList>> {
+    let limit = query.int("limit")?;
+    Ok(Json(
+        state
+            .service
+            .public_rooms(query.get("q"), query.get("after"), limit)
+            .await?,
+    ))
 }
 
 /// # `GET /api/v1/rooms/{room_id}`
@@ -270,15 +301,17 @@ async fn transfer_ownership(
 }
 
 /// # `POST /api/v1/rooms/{room_id}/invitations`
-/// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`.
+/// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`. If one is
+/// already pending for them in this room, it is returned and nobody is notified again.
 /// `403 forbidden` if they blocked the caller or are banned; `409 conflict` if already a
-/// member.
+/// member; `429 rate_limited` (`user_limits.invitations`).
 #[utoipa::path(post, path = "/rooms/{room_id}/invitations", tag = "invitations",
     params(("room_id" = String, Path)), request_body = UserRef,
     responses((status = 201, description = "invited", body = Invitation),
         (status = 403, description = "forbidden or not_member", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 409, description = "conflict: already a member", body = ErrorBody)),
+        (status = 409, description = "conflict: already a member", body = ErrorBody),
+        (status = 429, description = "rate_limited (user_limits.invitations); Retry-After", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 async fn invite(
     State(state): State<AppState>,

@@ -348,7 +348,8 @@ impl Service {
     /// `422 validation_failed` (`room_id` and `user_id` both or neither, `invite` not
     /// other members, `user_id` oneself); `404 not_found`; `403 not_member`;
     /// `403 forbidden` (a DM whose other member blocked the caller); `409 conflict` (a
-    /// call is going on in the room, or this connection is in a call).
+    /// call is going on in the room, or this connection is in a call); `429 rate_limited`
+    /// (`user_limits.call_starts`, counting the calls this user started).
     pub async fn start_call(
         &self,
         actor: &Actor,
@@ -402,6 +403,8 @@ impl Service {
                 format!("call {existing} is going on in this room: join it with call.accept"),
             ));
         }
+        self.user_limits
+            .hit(&actor.user_id, super::user_limits::Action::CallStart)?;
         let now = now_rfc3339();
         let part = Part {
             id: new_id(),

@@ -50,13 +50,17 @@ impl Service {
     /// # Errors
     /// `403 not_member`; `403 forbidden` if the invitee blocked the caller, is banned, or
     /// the room is a DM; `404 not_found` for an unknown user; `409 conflict` if they are
-    /// already a member; `422 validation_failed` (`user_id`) for oneself.
+    /// already a member; `422 validation_failed` (`user_id`) for oneself; `429 rate_limited`
+    /// (`user_limits.invitations`). Inviting someone who already has a pending invitation
+    /// to the room returns that invitation and notifies no one again.
     pub async fn invite(
         &self,
         actor: &Actor,
         room_id: &str,
         user_id: &str,
     ) -> AppResult<Invitation> {
+        self.user_limits
+            .hit(&actor.user_id, super::user_limits::Action::Invitation)?;
         let (room, _) = self.require_member(actor, room_id).await?;
         if room.kind == RoomKind::Dm {
             return Err(forbidden("direct messages cannot have more members"));
@@ -77,12 +81,17 @@ impl Service {
                 "this user is already a member",
             ));
         }
+        let id = new_id();
         let row = self
             .store
             .rooms
-            .create_invitation(&new_id(), room_id, &actor.user_id, user_id, &now_rfc3339())
+            .create_invitation(&id, room_id, &actor.user_id, user_id, &now_rfc3339())
             .await?;
         let invitation = invitation_to_wire(row);
+        if invitation.id != id {
+            // Already pending: the invitee was told once, and is not told again.
+            return Ok(invitation);
+        }
         self.publish_to(
             Topic::User(user_id.to_owned()),
             &Event::InvitationCreated(invitation.clone()),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use palaver_protocol::ws::{Event, PresenceInfo, PresenceStatus, SetPresence, Typing};
 
+use super::user_limits::Action;
 use super::{now_rfc3339, Ephemeral, Service};
 use crate::auth::Actor;
 use crate::broker::Topic;
@@ -38,7 +39,7 @@ impl Service {
     ///
     /// # Errors
     /// `422 validation_failed`: `status` `offline` (use `invisible`), `status_text` over
-    /// 100 characters.
+    /// 100 characters; `429 rate_limited` (`user_limits.presence`).
     pub async fn set_presence(&self, actor: &Actor, req: SetPresence) -> AppResult<PresenceInfo> {
         if req.status == PresenceStatus::Offline {
             return Err(AppError::validation(
@@ -59,6 +60,7 @@ impl Service {
                 format!("status_text must be at most {STATUS_TEXT_MAX} characters"),
             ));
         }
+        self.user_limits.hit(&actor.user_id, Action::Presence)?;
         if let Some(info) = self.presence.set(&actor.user_id, req.status, text) {
             self.announce_presence(info).await;
         }
@@ -83,15 +85,19 @@ impl Service {
     }
 
     /// Relays a typing notice to the room's other members: `active: true` at most once per
-    /// 2 s per user and room, `active: false` always. Never stored.
+    /// 2 s per user and room (the others are dropped silently and succeed), `active:
+    /// false` always. Never stored. Every notice relayed counts against
+    /// `user_limits.typing`, so alternating `active` cannot relay more than that limit.
     ///
     /// # Errors
-    /// `403 not_member`; `404 not_found`.
+    /// `403 not_member`; `404 not_found`; `429 rate_limited` (`user_limits.typing`; the
+    /// notice is not relayed).
     pub async fn typing(&self, actor: &Actor, room_id: &str, active: bool) -> AppResult<()> {
         self.require_member(actor, room_id).await?;
         if active && !self.typing_allowed(&actor.user_id, room_id) {
             return Ok(());
         }
+        self.user_limits.hit(&actor.user_id, Action::Typing)?;
         if !active {
             // A stop ends the throttle window: the next start is news again.
             self.typing_last

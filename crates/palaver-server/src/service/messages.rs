@@ -10,6 +10,7 @@ use palaver_protocol::{
 };
 
 use super::rooms::forbidden;
+use super::user_limits::Action;
 use super::validate::{parse_client_id, parse_emoji, Content};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
@@ -42,7 +43,8 @@ impl Service {
     /// # Errors
     /// `422 validation_failed` (`content`, `client_id`, `reply_to` not in this room,
     /// `attachment_id` not the sender's), `404 not_found` (room), `403 not_member`,
-    /// `403 forbidden` (a DM whose other member blocked the sender).
+    /// `403 forbidden` (a DM whose other member blocked the sender), `429 rate_limited`
+    /// (`user_limits.messages`, with `retry_after`).
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id, room_id))]
     pub async fn send_message(
         &self,
@@ -88,6 +90,7 @@ impl Service {
             },
             None => None,
         };
+        self.user_limits.hit(&actor.user_id, Action::Message)?;
         let new = NewMessage {
             id: new_id(),
             room_id: room_id.to_owned(),
@@ -221,7 +224,7 @@ impl Service {
     /// # Errors
     /// `403 not_member`; `404 not_found` (room, or a message not in this room);
     /// `403 forbidden` for someone else's message; `409 conflict` for a deleted one;
-    /// `422 validation_failed` (`content`).
+    /// `422 validation_failed` (`content`); `429 rate_limited` (`user_limits.messages`).
     pub async fn edit_message(
         &self,
         actor: &Actor,
@@ -244,6 +247,7 @@ impl Service {
                 "call log entries cannot be edited",
             ));
         }
+        self.user_limits.hit(&actor.user_id, Action::Message)?;
         let _order = self.room_order(room_id).await;
         let row = self
             .store
@@ -334,7 +338,8 @@ impl Service {
     ///
     /// # Errors
     /// `403 not_member` (and no event); `404 not_found`; `422 validation_failed`
-    /// (`emoji`: not exactly one emoji grapheme); `409 conflict` on a deleted message.
+    /// (`emoji`: not exactly one emoji grapheme); `409 conflict` on a deleted message;
+    /// `429 rate_limited` (`user_limits.messages`, which reactions share).
     pub async fn react(
         &self,
         actor: &Actor,
@@ -349,6 +354,7 @@ impl Service {
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
         }
+        self.user_limits.hit(&actor.user_id, Action::Message)?;
         let _order = self.room_order(room_id).await;
         let changed = if add {
             self.store

@@ -18,6 +18,8 @@
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`calls`]: calls, WebRTC signal relay, call log entries, TURN credentials.
+//! - [`user_limits`]: per-account limits on live actions (messages, calls, typing,
+//!   presence, invitations, room creation).
 //! - [`validate`]: input newtypes.
 
 pub mod accounts;
@@ -34,6 +36,7 @@ pub mod moderation;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;
+pub mod user_limits;
 pub mod validate;
 
 use std::hash::BuildHasher;
@@ -71,6 +74,8 @@ pub struct Service {
     /// When each (user, room) last had a `typing: true` relayed (the throttle).
     typing_last: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     pub(crate) rate: accounts::LoginLimiters,
+    /// Per-user limits on live actions (`[user_limits]`).
+    pub(crate) user_limits: user_limits::UserLimiters,
     /// Striped per-room ordering (see [`Service::room_order`] and [`Turn`]), so that the
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
@@ -100,9 +105,10 @@ impl Service {
             calls: Default::default(),
             files,
             presence,
-            metrics,
+            metrics: Arc::clone(&metrics),
             typing_last: Default::default(),
             rate: accounts::LoginLimiters::new(&config.rate_limits),
+            user_limits: user_limits::UserLimiters::new(&config.user_limits, Arc::clone(&metrics)),
             room_order: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),

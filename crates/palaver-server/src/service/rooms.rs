@@ -1,7 +1,7 @@
 //! Rooms: create, list (with read state), the public directory, join, update, delete,
 //! and the membership check every room-scoped action starts with.
 
-use palaver_protocol::rest::{CreateRoomRequest, UpdateRoomRequest};
+use palaver_protocol::rest::{CreateRoomRequest, RoomList, UpdateRoomRequest};
 use palaver_protocol::ws::{Event, MemberJoined, Ready, RoomDeleted};
 use palaver_protocol::{ErrorCode, MemberRole, Room, RoomKind, Visibility};
 
@@ -12,8 +12,43 @@ use crate::broker::Membership;
 use crate::error::{AppError, AppResult};
 use crate::store::{MemberRoomRow, MemberRow, NewRoom, PageQuery, RoomRow};
 
-/// How many rooms the public directory lists.
-const DIRECTORY_LIMIT: i64 = 200;
+/// The page size of the directory and the room list when none is asked for.
+const ROOMS_PAGE_DEFAULT: i64 = 50;
+/// The largest page of the directory and the room list.
+pub const ROOMS_PAGE_MAX: i64 = 100;
+
+/// The page size asked for, or `422 validation_failed` (`limit`) outside
+/// `1..=ROOMS_PAGE_MAX`.
+fn rooms_page_limit(limit: Option<i64>) -> AppResult<i64> {
+    let limit = limit.unwrap_or(ROOMS_PAGE_DEFAULT);
+    if !(1..=ROOMS_PAGE_MAX).contains(&limit) {
+        return Err(AppError::validation(
+            "limit",
+            format!("limit must be between 1 and {ROOMS_PAGE_MAX}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A room list cursor: `"<timestamp>,<room id>"` of the last room of a page (opaque to
+/// clients).
+fn encode_cursor(at: &str, room_id: &str) -> String {
+    format!("{at},{room_id}")
+}
+
+/// The parts of a cursor made by [`encode_cursor`], or `422 validation_failed` (`after`).
+fn parse_cursor(after: Option<&str>) -> AppResult<Option<(&str, &str)>> {
+    let Some(after) = after else {
+        return Ok(None);
+    };
+    match after.split_once(',') {
+        Some((at, id)) if !at.is_empty() && !id.is_empty() => Ok(Some((at, id))),
+        _ => Err(AppError::validation(
+            "after",
+            "after must be the next cursor of a previous page",
+        )),
+    }
+}
 
 /// The wire form of a stored room (no member view).
 pub fn room_to_wire(row: RoomRow) -> Room {
@@ -48,11 +83,14 @@ impl Service {
     /// Creates a room; the caller becomes its owner and first member.
     ///
     /// # Errors
-    /// `422 validation_failed` for `name` or `topic`.
+    /// `422 validation_failed` for `name` or `topic`; `429 rate_limited`
+    /// (`user_limits.room_creations`).
     #[tracing::instrument(skip_all, fields(user_id = %actor.user_id))]
     pub async fn create_room(&self, actor: &Actor, req: CreateRoomRequest) -> AppResult<Room> {
         let name = RoomName::parse(&req.name, &self.limits)?;
         let topic = parse_topic(req.topic.as_deref(), &self.limits)?;
+        self.user_limits
+            .hit(&actor.user_id, super::user_limits::Action::RoomCreation)?;
         let room = NewRoom {
             id: new_id(),
             name: name.into_inner(),
@@ -92,10 +130,31 @@ impl Service {
         Ok(Ready { user, rooms })
     }
 
-    /// Rooms the caller is a member of, each with the caller's role, read marker, unread
-    /// count and the room's last message.
-    pub async fn my_rooms(&self, actor: &Actor) -> AppResult<Vec<Room>> {
-        let rows = self.store.rooms.rooms_for_user(&actor.user_id).await?;
+    /// A page of the rooms the caller is a member of, oldest membership first, each with
+    /// the caller's role, read marker, unread count and the room's last message. `limit`:
+    /// 1..=100, default 50; `after`: the `next` of the previous page.
+    ///
+    /// # Errors
+    /// `422 validation_failed` (`limit` out of range, `after` not a cursor).
+    pub async fn my_rooms(
+        &self,
+        actor: &Actor,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> AppResult<RoomList> {
+        let limit = rooms_page_limit(limit)?;
+        let mut rows = self
+            .store
+            .rooms
+            .rooms_for_user_page(&actor.user_id, parse_cursor(after)?, limit + 1)
+            .await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|row| encode_cursor(&row.joined_at, &row.room.id))
+        } else {
+            None
+        };
         let mut rooms = Vec::with_capacity(rows.len());
         for row in rows {
             let mut room = member_room_to_wire(row);
@@ -108,7 +167,7 @@ impl Service {
             room.last_message = self.messages_to_wire(last).await?.pop().map(Box::new);
             rooms.push(room);
         }
-        Ok(rooms)
+        Ok(RoomList { rooms, next })
     }
 
     /// One room as the calling member sees it.
@@ -128,10 +187,47 @@ impl Service {
         Ok(member_room_to_wire(row))
     }
 
-    /// The public directory, newest first.
-    pub async fn public_rooms(&self) -> AppResult<Vec<Room>> {
-        let rows = self.store.rooms.public_rooms(DIRECTORY_LIMIT).await?;
-        Ok(rows.into_iter().map(room_to_wire).collect())
+    /// A page of the public directory, newest first: every public room can be reached by
+    /// following `next`, and `q` narrows it to names containing `q` (ASCII
+    /// case-insensitive). `limit`: 1..=100, default 50; `after`: the `next` of the
+    /// previous page (with the same `q`).
+    ///
+    /// # Errors
+    /// `422 validation_failed` (`limit` out of range, `after` not a cursor, `q` longer
+    /// than a room name may be).
+    pub async fn public_rooms(
+        &self,
+        q: Option<&str>,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> AppResult<RoomList> {
+        let limit = rooms_page_limit(limit)?;
+        let q = q.map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.chars().count() > self.limits.room_name_max_chars) {
+            return Err(AppError::validation(
+                "q",
+                format!(
+                    "q must be at most {} characters",
+                    self.limits.room_name_max_chars
+                ),
+            ));
+        }
+        let mut rows = self
+            .store
+            .rooms
+            .public_rooms(q, parse_cursor(after)?, limit + 1)
+            .await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|row| encode_cursor(&row.created_at, &row.id))
+        } else {
+            None
+        };
+        Ok(RoomList {
+            rooms: rows.into_iter().map(room_to_wire).collect(),
+            next,
+        })
     }
 
     /// Joins a public room (joining one the caller is already in is a no-op that succeeds).

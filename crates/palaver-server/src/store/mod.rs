@@ -178,6 +178,8 @@ pub struct MemberRoomRow {
     pub last_read_seq: i64,
     /// Undeleted messages by others after `last_read_seq`.
     pub unread_count: i64,
+    /// When the user joined (RFC 3339); with the room id, the order of their room list.
+    pub joined_at: String,
 }
 
 /// A member of a room.
@@ -476,12 +478,28 @@ pub trait RoomStore: Send + Sync {
     /// Rooms `user_id` is a member of, with their membership, oldest membership first.
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>>;
 
+    /// A page of [`rooms_for_user`](Self::rooms_for_user): at most `limit`, after the
+    /// membership `after = (joined_at, room_id)` when given.
+    async fn rooms_for_user_page(
+        &self,
+        user_id: &str,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberRoomRow>>;
+
     /// `room_id` as `user_id` sees it, if they are a member.
     async fn member_room(&self, room_id: &str, user_id: &str)
         -> StoreResult<Option<MemberRoomRow>>;
 
-    /// Public rooms, newest first, at most `limit`.
-    async fn public_rooms(&self, limit: i64) -> StoreResult<Vec<RoomRow>>;
+    /// Public rooms, newest first (by `created_at`, then id), at most `limit`: those
+    /// whose name contains `name_contains` (ASCII case-insensitive) when given, and only
+    /// those after `after = (created_at, id)` in that order when given.
+    async fn public_rooms(
+        &self,
+        name_contains: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<RoomRow>>;
 
     /// Sets name and topic; returns the updated room, `None` if it does not exist.
     async fn update_room(

@@ -40,6 +40,9 @@ impl TestServer {
         // them back in `tweak`.
         config.rate_limits.registrations_per_ip.max = 100_000;
         config.rate_limits.requests_per_ip.max = 1_000_000;
+        // Many tests send, ring and create far faster than a person: the per-user limits
+        // are off here; tests of them (abuse_limits.rs) set small ones in `tweak`.
+        config.user_limits = palaver_server::config::UserLimits::disabled();
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

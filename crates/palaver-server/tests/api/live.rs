@@ -483,13 +483,15 @@ impl Drop for Palaver {
     }
 }
 
-/// A `palaver.toml` in `cwd` that lifts the per-IP budgets: every test client comes from
-/// 127.0.0.1 (as in `TestServer::spawn_with`).
+/// A `palaver.toml` in `cwd` that lifts the per-IP budgets (every test client comes from
+/// 127.0.0.1) and the per-user message and socket limits (the senders here are fast), as
+/// `TestServer::spawn_with` does.
 fn write_config(cwd: &Path) {
     std::fs::write(
         cwd.join("palaver.toml"),
         "[rate_limits.requests_per_ip]\nmax = 0\nwindow_secs = 60\n\n\
-         [rate_limits.registrations_per_ip]\nmax = 0\nwindow_secs = 3600\n",
+         [rate_limits.registrations_per_ip]\nmax = 0\nwindow_secs = 3600\n\n\
+         [user_limits]\nsockets = 0\nmessages = { max = 0, window_secs = 1 }\n",
     )
     .expect("write palaver.toml");
 }

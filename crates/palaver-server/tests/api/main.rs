@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod abuse_limits;
 mod accounts;
 mod auth_hardening;
 mod authorization;

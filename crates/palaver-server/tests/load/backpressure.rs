@@ -86,13 +86,14 @@ struct Server {
 
 impl Server {
     /// Writes a `palaver.toml` (per-IP budgets lifted: every client here is 127.0.0.1;
-    /// [`QUEUE_FRAMES`]) and starts `palaver serve --port 0 --data-dir state` in `cwd`.
+    /// per-user limits off; [`QUEUE_FRAMES`]) and starts `palaver serve --port 0 --data-dir state` in `cwd`.
     fn start(cwd: &Path) -> Server {
         std::fs::write(
             cwd.join("palaver.toml"),
             format!(
                 "[rate_limits.requests_per_ip]\nmax = 0\nwindow_secs = 60\n\n\
                  [rate_limits.registrations_per_ip]\nmax = 0\nwindow_secs = 3600\n\n\
+                 [user_limits]\nsockets = 0\nmessages = {{ max = 0, window_secs = 1 }}\n\n\
                  [limits]\nws_outbound_queue_frames = {QUEUE_FRAMES}\n"
             ),
         )

@@ -124,17 +124,34 @@ impl SqliteStore {
         user_id: &str,
         room_id: Option<&str>,
     ) -> StoreResult<Vec<MemberRoomRow>> {
+        self.member_rooms_page(user_id, room_id, None, -1).await
+    }
+
+    /// [`member_rooms`](Self::member_rooms) after `(joined_at, room_id)`, at most `limit`
+    /// (`-1`: all).
+    async fn member_rooms_page(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberRoomRow>> {
+        let (after_at, after_id) = after.unzip();
         let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq,
+            "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq, me.joined_at,
                     (SELECT COUNT(*) FROM messages x
                      WHERE x.room_id = r.id AND x.seq > me.last_read_seq
                        AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count
              FROM room_members me JOIN rooms r ON r.id = me.room_id
              WHERE me.user_id = ?1 AND (?2 IS NULL OR me.room_id = ?2)
-             ORDER BY me.joined_at, r.id"
+               AND (?3 IS NULL OR me.joined_at > ?3 OR (me.joined_at = ?3 AND r.id > ?4))
+             ORDER BY me.joined_at, r.id LIMIT ?5"
         ))
         .bind(user_id)
         .bind(room_id)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
@@ -144,6 +161,7 @@ impl SqliteStore {
                     role: role_of(row, "my_role")?,
                     last_read_seq: row.try_get("last_read_seq")?,
                     unread_count: row.try_get("unread_count")?,
+                    joined_at: row.try_get("joined_at")?,
                 })
             })
             .collect()
@@ -265,12 +283,33 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn public_rooms(&self, limit: i64) -> StoreResult<Vec<RoomRow>> {
+    async fn rooms_for_user_page(
+        &self,
+        user_id: &str,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberRoomRow>> {
+        self.member_rooms_page(user_id, None, after, limit).await
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn public_rooms(
+        &self,
+        name_contains: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<RoomRow>> {
+        let (after_at, after_id) = after.unzip();
         let rows = sqlx::query(&format!(
             "SELECT {ROOM_COLUMNS} FROM rooms r
              WHERE r.visibility = 'public' AND r.kind = 'channel'
-             ORDER BY r.created_at DESC, r.id DESC LIMIT ?1"
+               AND (?1 IS NULL OR instr(lower(r.name), lower(?1)) > 0)
+               AND (?2 IS NULL OR r.created_at < ?2 OR (r.created_at = ?2 AND r.id < ?3))
+             ORDER BY r.created_at DESC, r.id DESC LIMIT ?4"
         ))
+        .bind(name_contains)
+        .bind(after_at)
+        .bind(after_id)
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
