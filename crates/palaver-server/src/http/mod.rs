@@ -6,6 +6,7 @@
 //! [`AppError`](crate::error::AppError)s, rendered as `{"error": {"code", "message"}}`.
 
 mod admin;
+mod apidoc;
 mod attachments;
 mod auth;
 pub mod extract;
@@ -46,6 +47,7 @@ use crate::AppState;
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(messages::Emoji)),
     tags(
         (name = "auth", description = "Register, log in, refresh, log out"),
         (name = "users", description = "Profiles, password, account deletion, user search"),
@@ -105,6 +107,7 @@ pub fn api(
         .split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();
     doc.merge(health_doc);
+    apidoc::complete(&mut doc);
     (api, health, doc)
 }
 

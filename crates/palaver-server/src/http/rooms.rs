@@ -26,14 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(leave))
         .routes(routes!(members))
         .routes(routes!(kick))
-        .routes(routes!(set_role))
+        .routes(routes!(set_member_role))
         .routes(routes!(ban, unban))
         .routes(routes!(transfer_ownership))
         .routes(routes!(invite))
         .routes(routes!(read))
 }
 
-/// # `POST /api/v1/rooms`
+/// Create a room.
+///
+/// `POST /api/v1/rooms`:
 /// `{name, visibility: "public" | "private", topic?}` → `201 Room`; the caller becomes
 /// owner and first member. `422 validation_failed`.
 #[utoipa::path(post, path = "/rooms", tag = "rooms", request_body = CreateRoomRequest,
@@ -50,7 +52,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-/// # `GET /api/v1/rooms`
+/// List the caller's rooms.
+///
+/// `GET /api/v1/rooms`:
 /// → `200 {rooms: [Room]}`: the caller's rooms, each with `my_role`, `last_read_seq`,
 /// `unread_count` and `last_message`.
 #[utoipa::path(get, path = "/rooms", tag = "rooms",
@@ -62,7 +66,9 @@ async fn list_mine(State(state): State<AppState>, actor: Actor) -> AppResult<Jso
     Ok(Json(RoomList { rooms }))
 }
 
-/// # `GET /api/v1/rooms/public`
+/// List the public room directory.
+///
+/// `GET /api/v1/rooms/public`:
 /// → `200 {rooms: [Room]}`: the public directory, newest first.
 #[utoipa::path(get, path = "/rooms/public", tag = "rooms",
     responses((status = 200, description = "the public directory", body = RoomList),
@@ -73,7 +79,9 @@ async fn directory(State(state): State<AppState>, _actor: Actor) -> AppResult<Js
     Ok(Json(RoomList { rooms }))
 }
 
-/// # `GET /api/v1/rooms/{room_id}`
+/// Get a room.
+///
+/// `GET /api/v1/rooms/{room_id}`:
 /// → `200 Room` for a member; `403 not_member`; `404 not_found`.
 #[utoipa::path(get, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "the room", body = Room),
@@ -88,7 +96,9 @@ async fn get_room(
     Ok(Json(state.service.room_for_member(&actor, &room_id).await?))
 }
 
-/// # `PATCH /api/v1/rooms/{room_id}`
+/// Update a room.
+///
+/// `PATCH /api/v1/rooms/{room_id}`:
 /// `{name?, topic?}` (owners and admins) → `200 Room`, members get `room.updated`;
 /// `403 forbidden`; `422 validation_failed`.
 #[utoipa::path(patch, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
@@ -109,7 +119,9 @@ async fn update(
     ))
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}`
+/// Delete a room.
+///
+/// `DELETE /api/v1/rooms/{room_id}`:
 /// (owners) → `204`; members get `room.deleted` and nothing more from the room.
 #[utoipa::path(delete, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 204, description = "deleted"),
@@ -125,7 +137,9 @@ async fn delete_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/join`
+/// Join a public room.
+///
+/// `POST /api/v1/rooms/{room_id}/join`:
 /// → `200 Room`; `403 forbidden` (private room, DM, or banned); `404 not_found`.
 #[utoipa::path(post, path = "/rooms/{room_id}/join", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "joined", body = Room),
@@ -140,7 +154,9 @@ async fn join(
     Ok(Json(state.service.join_room(&actor, &room_id).await?))
 }
 
-/// # `POST /api/v1/rooms/{room_id}/leave`
+/// Leave a room.
+///
+/// `POST /api/v1/rooms/{room_id}/leave`:
 /// → `204`; the last owner leaving hands ownership on.
 #[utoipa::path(post, path = "/rooms/{room_id}/leave", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 204, description = "left"),
@@ -156,7 +172,9 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/rooms/{room_id}/members`
+/// List a room's members.
+///
+/// `GET /api/v1/rooms/{room_id}/members`:
 /// → `200 {members: [Member]}`, owners first.
 #[utoipa::path(get, path = "/rooms/{room_id}/members", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "the members", body = MemberList),
@@ -172,7 +190,9 @@ async fn members(
     Ok(Json(MemberList { members }))
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}/members/{user_id}`
+/// Kick a member.
+///
+/// `DELETE /api/v1/rooms/{room_id}/members/{user_id}`:
 /// Kick (owners and admins, on members of a lower role) → `204`.
 #[utoipa::path(delete, path = "/rooms/{room_id}/members/{user_id}", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -189,7 +209,9 @@ async fn kick(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `PUT /api/v1/rooms/{room_id}/members/{user_id}/role`
+/// Set a member's room role.
+///
+/// `PUT /api/v1/rooms/{room_id}/members/{user_id}/role`:
 /// `{role: "admin" | "member"}` (owners) → `200 Member`; members get `member.updated`.
 #[utoipa::path(put, path = "/rooms/{room_id}/members/{user_id}/role", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -199,7 +221,7 @@ async fn kick(
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn set_role(
+async fn set_member_role(
     State(state): State<AppState>,
     actor: Actor,
     Path((room_id, user_id)): Path<(String, String)>,
@@ -212,7 +234,9 @@ async fn set_role(
     Ok(Json(member))
 }
 
-/// # `PUT /api/v1/rooms/{room_id}/bans/{user_id}`
+/// Ban a user from a room.
+///
+/// `PUT /api/v1/rooms/{room_id}/bans/{user_id}`:
 /// Ban (owners and admins) → `204`: removed if a member, and cannot rejoin or accept
 /// invitations until unbanned.
 #[utoipa::path(put, path = "/rooms/{room_id}/bans/{user_id}", tag = "rooms",
@@ -230,7 +254,9 @@ async fn ban(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}/bans/{user_id}`
+/// Unban a user.
+///
+/// `DELETE /api/v1/rooms/{room_id}/bans/{user_id}`:
 /// Unban (owners and admins) → `204`; `404 not_found` if not banned.
 #[utoipa::path(delete, path = "/rooms/{room_id}/bans/{user_id}", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -247,7 +273,9 @@ async fn unban(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/transfer-ownership`
+/// Transfer a room's ownership.
+///
+/// `POST /api/v1/rooms/{room_id}/transfer-ownership`:
 /// `{user_id}` (the owner) → `204`: that member becomes owner, the caller an admin.
 #[utoipa::path(post, path = "/rooms/{room_id}/transfer-ownership", tag = "rooms",
     params(("room_id" = String, Path)), request_body = UserRef,
@@ -269,7 +297,9 @@ async fn transfer_ownership(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/invitations`
+/// Invite a user to a room.
+///
+/// `POST /api/v1/rooms/{room_id}/invitations`:
 /// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`.
 /// `403 forbidden` if they blocked the caller or are banned; `409 conflict` if already a
 /// member.
@@ -290,7 +320,9 @@ async fn invite(
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
-/// # `POST /api/v1/rooms/{room_id}/read`
+/// Move the caller's read marker.
+///
+/// `POST /api/v1/rooms/{room_id}/read`:
 /// `{seq}` → `200 {room_id, last_read_seq, unread_count}`; the marker only moves
 /// forward; members get `receipt.updated` when it moves.
 #[utoipa::path(post, path = "/rooms/{room_id}/read", tag = "messages",
