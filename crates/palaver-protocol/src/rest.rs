@@ -240,7 +240,7 @@ pub struct UpdateProfileRequest {
         feature = "openapi",
         schema(
             max_length = 500,
-            pattern = r"^\s*(https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
+            pattern = r"^\s*(https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
         )
     )]
     pub website: Option<Option<String>>,
@@ -254,7 +254,7 @@ pub struct UpdateProfileRequest {
         feature = "openapi",
         schema(
             max_length = 500,
-            pattern = r"^\s*(https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
+            pattern = r"^\s*(https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
         )
     )]
     pub avatar_url: Option<Option<String>>,

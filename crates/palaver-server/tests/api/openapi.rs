@@ -556,3 +556,127 @@ async fn schema_constraints_match_what_the_server_enforces() {
         n(limits.room_name_max_chars)
     );
 }
+
+/// The `{emoji}` parameter is an enum of every emoji the server accepts: a sample of its
+/// values is accepted, and what is not in it is refused.
+#[tokio::test]
+async fn the_emoji_parameter_lists_the_accepted_emoji() {
+    let server = TestServer::spawn().await;
+    let doc = document(&server).await;
+    let param = params_in(
+        &doc["paths"]["/api/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}"]["put"],
+        "path",
+    )
+    .into_iter()
+    .find(|p| p["name"] == "emoji")
+    .cloned()
+    .expect("emoji parameter");
+    let schema = resolve(&doc, param["schema"]["$ref"].as_str().expect("a $ref")).unwrap();
+    let all: Vec<&str> = schema["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(all.len() > 1000, "{} emoji", all.len());
+    assert!(all.contains(&"👍") && all.contains(&"👍🏽"));
+
+    let user = server.user("emoji").await;
+    let room = user
+        .create_room("emoji", palaver_protocol::Visibility::Public, None)
+        .await
+        .unwrap();
+    let message = user.send_message(&room.id, "hi", None).await.unwrap();
+    for emoji in all.iter().step_by(97) {
+        user.react(&room.id, &message.id, emoji)
+            .await
+            .unwrap_or_else(|e| panic!("{emoji:?} is documented but refused: {e}"));
+    }
+    for not_one in ["x", "👍👍", ":+1:"] {
+        assert!(!all.contains(&not_one));
+        crate::helpers::assert_api_error(
+            user.react(&room.id, &message.id, not_one).await,
+            422,
+            "validation_failed",
+            Some("emoji"),
+        );
+    }
+}
+
+/// A multipart body with one part `file` and `parts` after it (or before, with
+/// `file_first` false).
+fn form(parts: &[&str], file_first: bool) -> (String, Vec<u8>) {
+    let boundary = "palaver-test-boundary";
+    let file = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nhello\r\n"
+    );
+    let others: String = parts
+        .iter()
+        .map(|name| {
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\nx\r\n")
+        })
+        .collect();
+    let body = if file_first {
+        format!("{file}{others}--{boundary}--\r\n")
+    } else {
+        format!("{others}{file}--{boundary}--\r\n")
+    };
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+/// The upload form is exactly one part, `file` (`additionalProperties: false` in the
+/// document): another part, before or after it, is `422` naming it.
+#[tokio::test]
+async fn an_upload_with_another_part_is_refused_as_documented() {
+    let server = TestServer::spawn().await;
+    let doc = document(&server).await;
+    let form_schema = &doc["paths"]["/api/v1/attachments"]["post"]["requestBody"]["content"]
+        ["multipart/form-data"]["schema"];
+    let form_schema = match form_schema["$ref"].as_str() {
+        Some(r) => resolve(&doc, r).unwrap(),
+        None => form_schema,
+    };
+    assert_eq!(form_schema["additionalProperties"], false, "{form_schema}");
+    assert_eq!(form_schema["required"], serde_json::json!(["file"]));
+
+    let http = reqwest::Client::new();
+    let name = crate::helpers::unique_name("form");
+    let auth: Value = http
+        .post(format!("{}/api/v1/auth/register", server.base))
+        .json(&serde_json::json!({
+            "username": name, "email": format!("{name}@example.com"), "password": "vivid-otter-42"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = auth["access_token"].as_str().unwrap();
+    for (parts, file_first, status) in [
+        (&[][..], true, 201),
+        (&["note"][..], true, 422),
+        (&["note"][..], false, 422),
+        (&["file"][..], true, 422),
+    ] {
+        let (content_type, body) = form(parts, file_first);
+        let resp = http
+            .post(format!("{}/api/v1/attachments", server.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(got, status, "{parts:?} (file first: {file_first}): {body}");
+        if status == 422 {
+            assert_eq!(body["error"]["field"], parts[0], "{body}");
+        }
+    }
+}
