@@ -101,11 +101,11 @@ echo "== OpenAPI document: openapi-spec-validator $SPEC_VALIDATOR_VERSION"
 curl -fsS "$BASE/api/v1/openapi.json" -o "$WORK/openapi.json"
 "$VENV/bin/openapi-spec-validator" "$WORK/openapi.json"
 
-
 echo "== schemathesis $SCHEMATHESIS_VERSION: --checks all, $EXAMPLES examples per operation, seed $SEED, phases $PHASES"
 start=$(date +%s)
 status=0
-SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/.ci" \
+# From the temporary directory, where schemathesis keeps its cache of past failures.
+(cd "$WORK" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/.ci" \
   "$VENV/bin/schemathesis" --config-file "$ROOT/.ci/schemathesis.toml" \
   run "$BASE/api/v1/openapi.json" \
   --checks all \
@@ -116,7 +116,7 @@ SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/.ci" \
   --workers 1 \
   --request-timeout 30 \
   --no-color \
-  "$@" || status=$?
+  "$@") || status=$?
 echo "schemathesis finished in $(($(date +%s) - start)) s with status $status"
 if [ "$status" -ne 0 ]; then
   server_log

@@ -4,6 +4,10 @@
 //!
 //! Every handler is short: extract, call `service/`, wrap the result. Errors are
 //! [`AppError`](crate::error::AppError)s, rendered as `{"error": {"code", "message"}}`.
+//!
+//! A new route's `#[utoipa::path]` follows the conventions in [`apidoc`] (a plain summary
+//! line, a unique handler name, only the route's own responses, constraints in the
+//! schema); `tests/api/openapi.rs` and `.ci/schemathesis.sh` check them.
 
 mod admin;
 mod apidoc;
