@@ -9,9 +9,10 @@
 # line to reproduce it, are printed, and the server's log is printed on failure.
 #
 # Deterministic and bounded: a fixed seed and a fixed number of examples per operation.
-# Rerun alone with `bash .ci/schemathesis.sh` (PALAVER_FUZZ_EXAMPLES, PALAVER_FUZZ_SEED and
-# PALAVER_FUZZ_PHASES override the defaults, PALAVER_BIN skips the build; extra arguments go to `schemathesis run`,
-# e.g. `--include-path-regex /rooms`).
+# Rerun alone with `bash .ci/schemathesis.sh`. PALAVER_FUZZ_EXAMPLES, PALAVER_FUZZ_SEED and
+# PALAVER_FUZZ_PHASES override the defaults; PALAVER_BIN tests that binary instead of
+# building one; extra arguments go to `schemathesis run` (e.g. `--include-path-regex /rooms`
+# or `--max-failures 5`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -44,6 +45,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
         print(m["executable"])')
 fi
+[ -x "$BIN" ] || { echo "no palaver binary to test (got '$BIN')"; exit 1; }
 
 WORK=$(mktemp -d)
 SERVER_PID=
