@@ -14,10 +14,16 @@ use crate::model::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// 3–32 characters of `[a-z0-9_.-]`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 3, max_length = 32, pattern = "^[a-z0-9_.-]+$")
+    )]
     pub username: String,
     /// A valid address (RFC 5322 addr-spec); stored lower-cased.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
     /// 8–128 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -49,10 +55,20 @@ pub struct AuthResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
-    /// 1–100 characters after trimming.
+    /// 1–100 characters after trimming, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     pub visibility: Visibility,
+    /// At most 1000 characters after trimming.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub topic: Option<String>,
 }
 
@@ -73,10 +89,22 @@ pub struct RoomList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessageRequest {
     /// 1–4000 characters (configurable), not only whitespace.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub content: String,
     /// Idempotency key, 1–128 characters: a send repeated with the same `client_id` by
     /// the same sender in the same room returns the original message.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub client_id: Option<String>,
     /// The id of a message in the same room this one replies to.
     #[serde(default)]
@@ -142,12 +170,26 @@ pub struct UpdateProfileRequest {
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub display_name: Option<Option<String>>,
     /// At most 64 characters.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
     )]
     pub first_name: Option<Option<String>>,
     /// At most 64 characters.
@@ -156,12 +198,26 @@ pub struct UpdateProfileRequest {
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub last_name: Option<Option<String>>,
     /// At most 500 characters.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
     )]
     pub bio: Option<Option<String>>,
     /// At most 100 characters.
@@ -170,19 +226,40 @@ pub struct UpdateProfileRequest {
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 100,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub location: Option<Option<String>>,
-    /// An `http` or `https` URL, at most 500 characters.
+    /// An `http` or `https` URL, at most 500 characters; blank clears it.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^\s*(https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
+        )
+    )]
     pub website: Option<Option<String>>,
-    /// An `http` or `https` URL, at most 500 characters.
+    /// An `http` or `https` URL, at most 500 characters; blank clears it.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^\s*(https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?\s*)?$"
+        )
     )]
     pub avatar_url: Option<Option<String>>,
     /// A JSON object replacing the stored settings (at most 16 KiB serialized).
@@ -233,9 +310,18 @@ pub struct DeleteAccountRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateApiKeyRequest {
     /// 1–100 characters, for the owner's own reference.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// RFC 3339; the key stops working then. Must be in the future.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub expires_at: Option<String>,
 }
 
@@ -306,14 +392,24 @@ pub struct SetRoleRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateRoomRequest {
+    /// 1–100 characters after trimming, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
+    /// At most 1000 characters after trimming; blank or `null` clears it.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable, max_length = 1000))]
     pub topic: Option<Option<String>>,
 }
 
@@ -393,6 +489,11 @@ pub struct SetMemberRoleRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EditMessageRequest {
+    /// 1–4000 characters (configurable), not only whitespace.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub content: String,
 }
 
@@ -409,6 +510,7 @@ pub struct EditList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadRequest {
     /// The highest seq the caller has read; the marker only moves forward.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub seq: i64,
 }
 

@@ -39,7 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upgrade))
 }
 
-/// # `GET /api/v1/ws`
+/// Open the live WebSocket connection.
+///
+/// `GET /api/v1/ws`:
 /// Upgrades to a WebSocket after authenticating. `401 unauthorized` without a valid
 /// credential (`Authorization: Bearer <token or API key>`, `X-API-Key`, or the query
 /// parameter `access_token=<token or API key>`); `403 forbidden` for a browser `Origin`

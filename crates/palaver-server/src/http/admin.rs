@@ -14,23 +14,25 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(set_role))
-        .routes(routes!(disable))
-        .routes(routes!(enable))
+        .routes(routes!(list_accounts))
+        .routes(routes!(set_account_role))
+        .routes(routes!(disable_account))
+        .routes(routes!(enable_account))
 }
 
-/// # `GET /api/v1/admin/users?q=<prefix>&limit=<1..200>&after=<cursor>`
+/// List accounts (admins).
+///
+/// `GET /api/v1/admin/users?q=<prefix>&limit=<1..200>&after=<cursor>`:
 /// → `200 {users: [AdminUser], next}`; `403 forbidden` for non-admins.
 #[utoipa::path(
     get,
     path = "/admin/users",
     tag = "admin",
-    params(("q" = Option<String>, Query, description = "username prefix"), ("limit" = Option<i64>, Query, description = "page size"), ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    params(("q" = Option<String>, Query, description = "username prefix"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "page size, 1..=200, default 50"), ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
     responses((status = 200, description = "accounts, disabled ones included", body = AdminUserList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
-async fn list(
+async fn list_accounts(
     State(state): State<AppState>,
     actor: Actor,
     query: Params,
@@ -43,7 +45,9 @@ async fn list(
     ))
 }
 
-/// # `PUT /api/v1/admin/users/{user_id}/role`
+/// Set an account's role (admins).
+///
+/// `PUT /api/v1/admin/users/{user_id}/role`:
 /// `{role: "user" | "moderator" | "admin"}` → `200 AdminUser`; `403`; `404`;
 /// `409 conflict` (demoting oneself).
 #[utoipa::path(
@@ -55,7 +59,7 @@ async fn list(
     responses((status = 200, description = "role set", body = AdminUser), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "conflict: demoting oneself", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
-async fn set_role(
+async fn set_account_role(
     State(state): State<AppState>,
     actor: Actor,
     Path(user_id): Path<String>,
@@ -66,7 +70,9 @@ async fn set_role(
     ))
 }
 
-/// # `POST /api/v1/admin/users/{user_id}/disable`
+/// Disable an account (admins).
+///
+/// `POST /api/v1/admin/users/{user_id}/disable`:
 /// → `200 AdminUser`: sessions end, WebSockets close, logins answer
 /// `403 account_disabled`; `409 conflict` (oneself).
 #[utoipa::path(
@@ -77,7 +83,7 @@ async fn set_role(
     responses((status = 200, description = "disabled; sessions ended", body = AdminUser), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "conflict: disabling oneself", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
-async fn disable(
+async fn disable_account(
     State(state): State<AppState>,
     actor: Actor,
     Path(user_id): Path<String>,
@@ -87,7 +93,9 @@ async fn disable(
     ))
 }
 
-/// # `POST /api/v1/admin/users/{user_id}/enable`
+/// Enable an account (admins).
+///
+/// `POST /api/v1/admin/users/{user_id}/enable`:
 /// → `200 AdminUser`.
 #[utoipa::path(
     post,
@@ -97,7 +105,7 @@ async fn disable(
     responses((status = 200, description = "enabled", body = AdminUser), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
-async fn enable(
+async fn enable_account(
     State(state): State<AppState>,
     actor: Actor,
     Path(user_id): Path<String>,

@@ -25,17 +25,30 @@ pub fn router(max_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(download))
 }
 
+/// The upload form, for the OpenAPI document: one part named `file`.
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The file, at most `attachments.max_bytes`, of a type in `attachments.allowed_types`
+    /// (sniffed from the bytes; others are `415 unsupported_media_type`).
+    #[schema(value_type = String, format = Binary, min_length = 1)]
+    file: Vec<u8>,
+}
+
 fn too_large() -> AppError {
     AppError::new(ErrorCode::PayloadTooLarge, "the file is too large")
 }
 
-/// # `POST /api/v1/attachments`
+/// Upload an attachment.
+///
+/// `POST /api/v1/attachments`:
 /// `multipart/form-data` with one part named `file` → `201 Attachment`. The type is
 /// sniffed from the bytes. `413 payload_too_large` over `attachments.max_bytes` (nothing
 /// stored); `415 unsupported_media_type`; `422 validation_failed` (`file` missing or
-/// empty).
+/// empty, or a part with another name).
 #[utoipa::path(post, path = "/attachments", tag = "messages",
-    request_body(content_type = "multipart/form-data", description = "one part named `file`"),
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "one part named `file`"),
     responses((status = 201, description = "stored", body = Attachment),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
@@ -49,46 +62,49 @@ async fn upload(
     let mut multipart = multipart
         .map_err(|_| AppError::new(ErrorCode::BadRequest, "expected a multipart/form-data body"))?;
     let max = state.service.attachment_limit();
-    loop {
-        let field = multipart.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                AppError::new(ErrorCode::BadRequest, "malformed multipart body")
-            }
-        })?;
-        let Some(mut field) = field else {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            AppError::new(ErrorCode::BadRequest, "malformed multipart body")
+        }
+    };
+    // The whole form is read: a part other than the one `file` is refused, wherever it is.
+    let mut file: Option<(Option<String>, Vec<u8>)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        if field.name() != Some("file") || file.is_some() {
+            let name = field.name().unwrap_or_default().to_owned();
             return Err(AppError::validation(
-                "file",
-                "a part named `file` is required",
+                name,
+                "unexpected part: the form has one part, named `file`",
             ));
-        };
-        if field.name() != Some("file") {
-            continue;
         }
         let filename = field.file_name().map(str::to_owned);
         let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                AppError::new(ErrorCode::BadRequest, "malformed multipart body")
-            }
-        })? {
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
             if bytes.len() + chunk.len() > max {
                 return Err(too_large());
             }
             bytes.extend_from_slice(&chunk);
         }
-        let attachment = state
-            .service
-            .upload(&actor, filename.as_deref(), &bytes)
-            .await?;
-        return Ok((StatusCode::CREATED, Json(attachment)));
+        file = Some((filename, bytes));
     }
+    let Some((filename, bytes)) = file else {
+        return Err(AppError::validation(
+            "file",
+            "a part named `file` is required",
+        ));
+    };
+    let attachment = state
+        .service
+        .upload(&actor, filename.as_deref(), &bytes)
+        .await?;
+    Ok((StatusCode::CREATED, Json(attachment)))
 }
 
-/// # `GET /api/v1/attachments/{attachment_id}`
+/// Download an attachment.
+///
+/// `GET /api/v1/attachments/{attachment_id}`:
 /// → `200` the bytes, with the sniffed `Content-Type`, for the uploader and members of a
 /// room where it was posted; `404 not_found` for anyone else.
 #[utoipa::path(get, path = "/attachments/{attachment_id}", tag = "messages",

@@ -27,7 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
 }
 
-/// # `POST /api/v1/auth/register`
+/// Register an account.
+///
+/// `POST /api/v1/auth/register`:
 /// `{username, email, password}` → `201 {user, access_token, refresh_token, token_type,
 /// expires_in}`; `409 username_taken | email_taken`; `422 validation_failed`;
 /// `429 rate_limited`.
@@ -55,7 +57,9 @@ async fn register(
     Ok((StatusCode::CREATED, NO_STORE, Json(auth)))
 }
 
-/// # `POST /api/v1/auth/login`
+/// Log in.
+///
+/// `POST /api/v1/auth/login`:
 /// `{login, password}` (login = username or email) → `200` same shape as register;
 /// `401 invalid_credentials`; `403 account_disabled`; `429 rate_limited`.
 #[utoipa::path(
@@ -78,7 +82,9 @@ async fn login(
     Ok((NO_STORE, Json(auth)))
 }
 
-/// # `POST /api/v1/auth/refresh`
+/// Refresh the token pair.
+///
+/// `POST /api/v1/auth/refresh`:
 /// `{refresh_token}` → `200` a new pair (same shape as login); the presented token is
 /// spent. `401 unauthorized`; `401 refresh_token_reused` (the session is revoked);
 /// `409 refresh_conflict` (a concurrent refresh just spent it).
@@ -96,7 +102,9 @@ async fn refresh(
     Ok((NO_STORE, Json(state.service.refresh(req).await?)))
 }
 
-/// # `POST /api/v1/auth/logout`
+/// Log out.
+///
+/// `POST /api/v1/auth/logout`:
 /// → `204`: the current session ends (or, with an API key, the key is revoked); its
 /// WebSockets close with 4001.
 #[utoipa::path(

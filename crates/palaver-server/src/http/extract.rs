@@ -55,11 +55,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 
 /// Interprets an already-parsed JSON value as a `T` (for WebSocket request `data`);
 /// failures are `validation_failed` naming the field.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+///
+/// Every request body is a JSON object: anything else is refused naming `body` (serde
+/// would otherwise read an array as a struct's fields in order). A number with a zero
+/// fraction (`2.0`) is an integer, as in JSON Schema, so it fills an integer field.
+pub fn from_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, AppError> {
+    if !value.is_object() {
+        return Err(AppError::validation("body", "body: expected a JSON object"));
+    }
+    integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         shape_error(e.into_inner(), &path)
     })
+}
+
+/// Rewrites numbers like `2.0` (a zero fraction, within `i64`) as integers, in place.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                // The bounds are exact powers of two, so the comparison is exact.
+                if f.fract() == 0.0 && f >= -(2f64.powi(63)) && f < 2f64.powi(63) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 fn shape_error(e: serde_json::Error, path: &str) -> AppError {
@@ -212,5 +238,27 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("inner.n"));
         let e = parse_json::<Body>(b"[]").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn a_body_must_be_an_object() {
+        // serde alone reads `["x"]` as `Body { name: "x" }`.
+        for bad in [&br#"["x"]"#[..], b"[null, null]", b"\"x\"", b"5", b"null"] {
+            let e = parse_json::<Body>(bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                (ErrorCode::ValidationFailed, Some("body")),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn integral_floats_fill_integer_fields() {
+        let body: Body = parse_json(br#"{"name": "x", "inner": {"n": 7.0}}"#).unwrap();
+        assert_eq!(body.inner.unwrap().n, 7);
+        let e = parse_json::<Body>(br#"{"name": "x", "inner": {"n": 7.5}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inner.n"));
     }
 }

@@ -17,7 +17,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// # `GET /healthz`
+/// Liveness: does the database answer.
+///
+/// `GET /healthz`:
 /// → `200 {"status": "ok"}` when the database answers, else `503 {"status": "unavailable"}`.
 #[utoipa::path(
     get,
@@ -36,7 +38,9 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-/// # `GET /readyz`
+/// Readiness: can this node take traffic.
+///
+/// `GET /readyz`:
 /// → `200 {"status": "ready", "store": "ok", "broker": "ok"}` when this node can take
 /// traffic; `503` with the failing part `"unavailable"` otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "health",
@@ -59,7 +63,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     (status, Json(body))
 }
 
-/// # `GET /metrics`
+/// Prometheus metrics.
+///
+/// `GET /metrics`:
 /// → `200` Prometheus text exposition (see `metrics.rs` for the list).
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

@@ -16,25 +16,32 @@ use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
+        .routes(routes!(list_invitations))
         .routes(routes!(accept))
         .routes(routes!(decline))
         .routes(routes!(open_dm))
         .routes(routes!(revoke_invitation))
 }
 
-/// # `GET /api/v1/invitations`
+/// List the caller's pending invitations.
+///
+/// `GET /api/v1/invitations`:
 /// → `200 {invitations: [Invitation]}`: the caller's pending invitations.
 #[utoipa::path(get, path = "/invitations", tag = "invitations",
     responses((status = 200, description = "pending invitations", body = InvitationList),
         (status = 401, description = "unauthorized", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn list(State(state): State<AppState>, actor: Actor) -> AppResult<Json<InvitationList>> {
+async fn list_invitations(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> AppResult<Json<InvitationList>> {
     let invitations = state.service.invitations(&actor).await?;
     Ok(Json(InvitationList { invitations }))
 }
 
-/// # `POST /api/v1/invitations/{invitation_id}/accept`
+/// Accept an invitation.
+///
+/// `POST /api/v1/invitations/{invitation_id}/accept`:
 /// → `200 Room`: the caller joins (`member.joined`); `404 not_found` unless it is the
 /// caller's pending invitation; `410 invitation_revoked` if it was revoked (also when
 /// its inviter left, was kicked or banned); `403 forbidden` if banned.
@@ -58,7 +65,9 @@ async fn accept(
         .ok_or_else(|| crate::error::AppError::not_found("invitation"))
 }
 
-/// # `POST /api/v1/invitations/{invitation_id}/decline`
+/// Decline an invitation.
+///
+/// `POST /api/v1/invitations/{invitation_id}/decline`:
 /// → `204`; `404 not_found` unless it is the caller's pending invitation;
 /// `410 invitation_revoked` if it was revoked.
 #[utoipa::path(post, path = "/invitations/{invitation_id}/decline", tag = "invitations",
@@ -79,7 +88,9 @@ async fn decline(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}/invitations/{invitation_id}`
+/// Revoke an invitation.
+///
+/// `DELETE /api/v1/rooms/{room_id}/invitations/{invitation_id}`:
 /// → `204`: the pending invitation is revoked and the invitee gets `invitation.revoked`.
 /// The inviter and the room's owners and admins may. `403 not_member`; `403 forbidden`
 /// for someone else's invitation; `404 not_found` unless it is a pending invitation to
@@ -104,7 +115,9 @@ async fn revoke_invitation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/dms`
+/// Open a direct message room.
+///
+/// `POST /api/v1/dms`:
 /// `{user_id}` → `200 Room`: the one DM room between the caller and that user, created
 /// the first time. `403 forbidden` if they blocked the caller; `404 not_found`;
 /// `422 validation_failed` for oneself.

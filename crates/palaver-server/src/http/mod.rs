@@ -4,8 +4,13 @@
 //!
 //! Every handler is short: extract, call `service/`, wrap the result. Errors are
 //! [`AppError`](crate::error::AppError)s, rendered as `{"error": {"code", "message"}}`.
+//!
+//! A new route's `#[utoipa::path]` follows the conventions in [`apidoc`] (a plain summary
+//! line, a unique handler name, only the route's own responses, constraints in the
+//! schema); `tests/api/openapi.rs` and `.ci/schemathesis.sh` check them.
 
 mod admin;
+mod apidoc;
 mod attachments;
 mod auth;
 pub mod extract;
@@ -56,6 +61,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(messages::Emoji)),
     tags(
         (name = "auth", description = "Register, log in, refresh, log out"),
         (name = "users", description = "Profiles, password, account deletion, user search"),
@@ -117,6 +123,7 @@ pub fn api(
         .split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();
     doc.merge(health_doc);
+    apidoc::complete(&mut doc);
     (api, health, doc)
 }
 

@@ -21,7 +21,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve_report))
 }
 
-/// # `POST /api/v1/rooms/{room_id}/messages/{message_id}/report`
+/// Report a message.
+///
+/// `POST /api/v1/rooms/{room_id}/messages/{message_id}/report`:
 /// `{reason}` → `201 Report`: reports a message to the server's moderators and admins
 /// (once per message). `403 not_member`; `404 not_found` (also for a deleted message);
 /// `409 conflict` if already reported by the caller; `422 validation_failed` (`reason`:
@@ -49,13 +51,15 @@ async fn report_message(
     Ok((StatusCode::CREATED, Json(report)))
 }
 
-/// # `GET /api/v1/moderation/reports?status=<open|resolved|all>&limit=<1..100>&after=<cursor>`
+/// List message reports (staff).
+///
+/// `GET /api/v1/moderation/reports?status=<open|resolved|all>&limit=<1..100>&after=<cursor>`:
 /// → `200 {reports: [Report], next}`, oldest first: every room's for admins, public
 /// channels' for moderators. `403 forbidden` for users; `422 validation_failed`.
 #[utoipa::path(get, path = "/moderation/reports", tag = "moderation",
     params(
-        ("status" = Option<String>, Query, description = "open (default), resolved or all"),
-        ("limit" = Option<i64>, Query, description = "page size, 1 to 100 (default 50)"),
+        ("status" = Option<String>, Query, pattern = "^(open|resolved|all)$", description = "open (default), resolved or all"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "page size, 1 to 100 (default 50)"),
         ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
     responses((status = 200, description = "one page of reports", body = ReportList),
         (status = 401, description = "unauthorized", body = ErrorBody),
@@ -76,7 +80,9 @@ async fn list_reports(
     ))
 }
 
-/// # `POST /api/v1/moderation/reports/{report_id}/resolve`
+/// Resolve a report (staff).
+///
+/// `POST /api/v1/moderation/reports/{report_id}/resolve`:
 /// → `200 Report` with `status: resolved` (again for a resolved one). `403 forbidden` for
 /// users; `404 not_found` (also a moderator's for a report outside public channels).
 #[utoipa::path(post, path = "/moderation/reports/{report_id}/resolve", tag = "moderation",

@@ -26,14 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(leave))
         .routes(routes!(members))
         .routes(routes!(kick))
-        .routes(routes!(set_role))
+        .routes(routes!(set_member_role))
         .routes(routes!(ban, unban))
         .routes(routes!(transfer_ownership))
         .routes(routes!(invite, list_room_invitations))
         .routes(routes!(read))
 }
 
-/// # `POST /api/v1/rooms`
+/// Create a room.
+///
+/// `POST /api/v1/rooms`:
 /// `{name, visibility: "public" | "private", topic?}` → `201 Room`; the caller becomes
 /// owner and first member. `422 validation_failed`.
 #[utoipa::path(post, path = "/rooms", tag = "rooms", request_body = CreateRoomRequest,
@@ -51,14 +53,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-/// # `GET /api/v1/rooms?limit=<1..100>&after=<cursor>`
+/// List the caller's rooms.
+///
+/// `GET /api/v1/rooms?limit=<1..100>&after=<cursor>`:
 /// → `200 {rooms: [Room], next}`: a page (default 50) of the caller's rooms, oldest
 /// membership first, each with `my_role`, `last_read_seq`, `unread_count` and
 /// `last_message`; pass `next` as `after` for the following page (`null`: last page).
 /// `422 validation_failed` (`limit`, `after`).
 #[utoipa::path(get, path = "/rooms", tag = "rooms",
-    params(("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
-        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, pattern = "^[^,]+,.+$", description = "the next cursor of the previous page")),
     responses((status = 200, description = "a page of the caller's rooms", body = RoomList),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 422, description = "validation_failed (limit, after)", body = ErrorBody)),
@@ -77,15 +81,17 @@ async fn list_mine(
     ))
 }
 
-/// # `GET /api/v1/rooms/public?q=<text>&limit=<1..100>&after=<cursor>`
+/// List the public room directory.
+///
+/// `GET /api/v1/rooms/public?q=<text>&limit=<1..100>&after=<cursor>`:
 /// → `200 {rooms: [Room], next}`: a page (default 50) of the public directory, newest
 /// first, only names containing `q` (ASCII case-insensitive) when given; pass `next` as
 /// `after` (with the same `q`) for the following page (`null`: last page).
 /// `422 validation_failed` (`limit`, `after`, `q`).
 #[utoipa::path(get, path = "/rooms/public", tag = "rooms",
-    params(("q" = Option<String>, Query, description = "text the room name contains"),
-        ("limit" = Option<i64>, Query, description = "page size, 1..=100, default 50"),
-        ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    params(("q" = Option<String>, Query, max_length = 100, description = "text the room name contains (at most room_name_max_chars, 100 by default)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "page size, 1..=100, default 50"),
+        ("after" = Option<String>, Query, pattern = "^[^,]+,.+$", description = "the next cursor of the previous page")),
     responses((status = 200, description = "a page of the public directory", body = RoomList),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 422, description = "validation_failed (limit, after, q)", body = ErrorBody)),
@@ -104,7 +110,9 @@ async fn directory(
     ))
 }
 
-/// # `GET /api/v1/rooms/{room_id}`
+/// Get a room.
+///
+/// `GET /api/v1/rooms/{room_id}`:
 /// → `200 Room` for a member; `403 not_member`; `404 not_found`.
 #[utoipa::path(get, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "the room", body = Room),
@@ -119,7 +127,9 @@ async fn get_room(
     Ok(Json(state.service.room_for_member(&actor, &room_id).await?))
 }
 
-/// # `PATCH /api/v1/rooms/{room_id}`
+/// Update a room.
+///
+/// `PATCH /api/v1/rooms/{room_id}`:
 /// `{name?, topic?}` (owners and admins) → `200 Room`, members get `room.updated`;
 /// `403 forbidden`; `422 validation_failed`.
 #[utoipa::path(patch, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
@@ -140,7 +150,9 @@ async fn update(
     ))
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}`
+/// Delete a room.
+///
+/// `DELETE /api/v1/rooms/{room_id}`:
 /// (owners) → `204`; members get `room.deleted` and nothing more from the room.
 #[utoipa::path(delete, path = "/rooms/{room_id}", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 204, description = "deleted"),
@@ -156,7 +168,9 @@ async fn delete_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/join`
+/// Join a public room.
+///
+/// `POST /api/v1/rooms/{room_id}/join`:
 /// → `200 Room`; `403 forbidden` (private room, DM, or banned); `404 not_found`.
 #[utoipa::path(post, path = "/rooms/{room_id}/join", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "joined", body = Room),
@@ -171,7 +185,9 @@ async fn join(
     Ok(Json(state.service.join_room(&actor, &room_id).await?))
 }
 
-/// # `POST /api/v1/rooms/{room_id}/leave`
+/// Leave a room.
+///
+/// `POST /api/v1/rooms/{room_id}/leave`:
 /// → `204`; the last owner leaving hands ownership on.
 #[utoipa::path(post, path = "/rooms/{room_id}/leave", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 204, description = "left"),
@@ -187,7 +203,9 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/rooms/{room_id}/members`
+/// List a room's members.
+///
+/// `GET /api/v1/rooms/{room_id}/members`:
 /// → `200 {members: [Member]}`, owners first.
 #[utoipa::path(get, path = "/rooms/{room_id}/members", tag = "rooms", params(("room_id" = String, Path)),
     responses((status = 200, description = "the members", body = MemberList),
@@ -203,7 +221,9 @@ async fn members(
     Ok(Json(MemberList { members }))
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}/members/{user_id}`
+/// Kick a member.
+///
+/// `DELETE /api/v1/rooms/{room_id}/members/{user_id}`:
 /// Kick (owners and admins, on members of a lower role) → `204`.
 #[utoipa::path(delete, path = "/rooms/{room_id}/members/{user_id}", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -220,7 +240,9 @@ async fn kick(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `PUT /api/v1/rooms/{room_id}/members/{user_id}/role`
+/// Set a member's room role.
+///
+/// `PUT /api/v1/rooms/{room_id}/members/{user_id}/role`:
 /// `{role: "admin" | "member"}` (owners) → `200 Member`; members get `member.updated`.
 #[utoipa::path(put, path = "/rooms/{room_id}/members/{user_id}/role", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -230,7 +252,7 @@ async fn kick(
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-async fn set_role(
+async fn set_member_role(
     State(state): State<AppState>,
     actor: Actor,
     Path((room_id, user_id)): Path<(String, String)>,
@@ -243,7 +265,9 @@ async fn set_role(
     Ok(Json(member))
 }
 
-/// # `PUT /api/v1/rooms/{room_id}/bans/{user_id}`
+/// Ban a user from a room.
+///
+/// `PUT /api/v1/rooms/{room_id}/bans/{user_id}`:
 /// Ban (owners and admins) → `204`: removed if a member, and cannot rejoin or accept
 /// invitations until unbanned.
 #[utoipa::path(put, path = "/rooms/{room_id}/bans/{user_id}", tag = "rooms",
@@ -261,7 +285,9 @@ async fn ban(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `DELETE /api/v1/rooms/{room_id}/bans/{user_id}`
+/// Unban a user.
+///
+/// `DELETE /api/v1/rooms/{room_id}/bans/{user_id}`:
 /// Unban (owners and admins) → `204`; `404 not_found` if not banned.
 #[utoipa::path(delete, path = "/rooms/{room_id}/bans/{user_id}", tag = "rooms",
     params(("room_id" = String, Path), ("user_id" = String, Path)),
@@ -278,7 +304,9 @@ async fn unban(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/transfer-ownership`
+/// Transfer a room's ownership.
+///
+/// `POST /api/v1/rooms/{room_id}/transfer-ownership`:
 /// `{user_id}` (the owner) → `204`: that member becomes owner, the caller an admin.
 #[utoipa::path(post, path = "/rooms/{room_id}/transfer-ownership", tag = "rooms",
     params(("room_id" = String, Path)), request_body = UserRef,
@@ -300,7 +328,9 @@ async fn transfer_ownership(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /api/v1/rooms/{room_id}/invitations`
+/// Invite a user to a room.
+///
+/// `POST /api/v1/rooms/{room_id}/invitations`:
 /// `{user_id}` → `201 Invitation`; the invitee gets `invitation.created`. If one is
 /// already pending for them in this room, it is returned and nobody is notified again.
 /// `403 forbidden` if they blocked the caller or are banned; `409 conflict` if already a
@@ -323,7 +353,9 @@ async fn invite(
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
-/// # `GET /api/v1/rooms/{room_id}/invitations`
+/// List a room's pending invitations.
+///
+/// `GET /api/v1/rooms/{room_id}/invitations`:
 /// → `200 {invitations: [Invitation]}`: the room's pending invitations, newest first —
 /// all of them for owners and admins, those the caller sent for other members.
 /// `403 not_member`; `404 not_found`.
@@ -343,7 +375,9 @@ async fn list_room_invitations(
     Ok(Json(InvitationList { invitations }))
 }
 
-/// # `POST /api/v1/rooms/{room_id}/read`
+/// Move the caller's read marker.
+///
+/// `POST /api/v1/rooms/{room_id}/read`:
 /// `{seq}` → `200 {room_id, last_read_seq, unread_count}`; the marker only moves
 /// forward; members get `receipt.updated` when it moves.
 #[utoipa::path(post, path = "/rooms/{room_id}/read", tag = "messages",

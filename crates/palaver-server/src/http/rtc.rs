@@ -16,7 +16,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ice_servers))
 }
 
-/// # `GET /api/v1/rtc/ice-servers`
+/// Get ICE servers for WebRTC calls.
+///
+/// `GET /api/v1/rtc/ice-servers`:
 /// → `200 {ice_servers: [{urls, username?, credential?}], ttl_secs}`, to pass as
 /// `iceServers` to `RTCPeerConnection`: the configured STUN URLs, and the TURN URLs with
 /// credentials valid `ttl_secs` in the shared-secret scheme of coturn's `use-auth-secret`

@@ -33,7 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(presence))
 }
 
-/// # `GET /api/v1/users/me`
+/// Get the caller's profile.
+///
+/// `GET /api/v1/users/me`:
 /// → `200 User`; `401 unauthorized`.
 #[utoipa::path(
     get,
@@ -46,7 +48,9 @@ async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<User>
     Ok(Json(state.service.me(&actor).await?))
 }
 
-/// # `PATCH /api/v1/users/me`
+/// Update the caller's profile.
+///
+/// `PATCH /api/v1/users/me`:
 /// `{display_name?, first_name?, last_name?, bio?, location?, website?, avatar_url?,
 /// settings?}` (absent = unchanged, `null` = cleared) → `200 User`;
 /// `422 validation_failed`.
@@ -66,7 +70,9 @@ async fn update_me(
     Ok(Json(state.service.update_profile(&actor, req).await?))
 }
 
-/// # `DELETE /api/v1/users/me`
+/// Delete the caller's account.
+///
+/// `DELETE /api/v1/users/me`:
 /// `{password}` → `204`: the account is deleted; `401 invalid_credentials`.
 #[utoipa::path(
     delete,
@@ -85,7 +91,9 @@ async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `PUT /api/v1/users/me/password`
+/// Change the caller's password.
+///
+/// `PUT /api/v1/users/me/password`:
 /// `{current_password, new_password}` → `204`; every other session ends.
 /// `401 invalid_credentials`; `422 validation_failed` (`new_password`).
 #[utoipa::path(
@@ -105,7 +113,9 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/users/me/sessions`
+/// List the caller's sessions.
+///
+/// `GET /api/v1/users/me/sessions`:
 /// → `200 {sessions: [SessionInfo]}`, newest first.
 #[utoipa::path(
     get,
@@ -119,7 +129,9 @@ async fn sessions(State(state): State<AppState>, actor: Actor) -> AppResult<Json
     Ok(Json(SessionList { sessions }))
 }
 
-/// # `DELETE /api/v1/users/me/sessions/{session_id}`
+/// End a session.
+///
+/// `DELETE /api/v1/users/me/sessions/{session_id}`:
 /// → `204`; `404 not_found` (not one of the caller's live sessions).
 #[utoipa::path(
     delete,
@@ -138,7 +150,9 @@ async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/users/me/api-keys`
+/// List the caller's API keys.
+///
+/// `GET /api/v1/users/me/api-keys`:
 /// → `200 {api_keys: [ApiKeyInfo]}` (never the secrets).
 #[utoipa::path(
     get,
@@ -152,15 +166,18 @@ async fn api_keys(State(state): State<AppState>, actor: Actor) -> AppResult<Json
     Ok(Json(ApiKeyList { api_keys }))
 }
 
-/// # `POST /api/v1/users/me/api-keys`
+/// Create an API key.
+///
+/// `POST /api/v1/users/me/api-keys`:
 /// `{name, expires_at?}` → `201 {id, name, prefix, created_at, expires_at, last_used_at,
-/// key}`: the key, shown this once. `422 validation_failed`.
+/// key}`: the key, shown this once. `409 conflict` past 50 live keys;
+/// `422 validation_failed`.
 #[utoipa::path(
     post,
     path = "/users/me/api-keys",
     tag = "api_keys",
     request_body = CreateApiKeyRequest,
-    responses((status = 201, description = "the key, shown this once", body = CreatedApiKey), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
+    responses((status = 201, description = "the key, shown this once", body = CreatedApiKey), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 409, description = "conflict: the caller already has 50 live keys", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
 async fn create_api_key(
@@ -176,7 +193,9 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, super::auth::NO_STORE, Json(key)))
 }
 
-/// # `DELETE /api/v1/users/me/api-keys/{key_id}`
+/// Revoke an API key.
+///
+/// `DELETE /api/v1/users/me/api-keys/{key_id}`:
 /// → `204`: the key stops working at once, open WebSockets included; `404 not_found`.
 #[utoipa::path(
     delete,
@@ -195,7 +214,9 @@ async fn revoke_api_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/users/me/blocks`
+/// List blocked users.
+///
+/// `GET /api/v1/users/me/blocks`:
 /// → `200 {blocked: [PublicUser]}`.
 #[utoipa::path(
     get,
@@ -209,7 +230,9 @@ async fn blocks(State(state): State<AppState>, actor: Actor) -> AppResult<Json<B
     Ok(Json(BlockList { blocked }))
 }
 
-/// # `PUT /api/v1/users/me/blocks/{user_id}`
+/// Block a user.
+///
+/// `PUT /api/v1/users/me/blocks/{user_id}`:
 /// → `200 PublicUser` (the blocked user; idempotent); `404 not_found`;
 /// `422 validation_failed` (oneself).
 #[utoipa::path(
@@ -228,7 +251,9 @@ async fn block(
     Ok(Json(state.service.block(&actor, &user_id).await?))
 }
 
-/// # `DELETE /api/v1/users/me/blocks/{user_id}`
+/// Unblock a user.
+///
+/// `DELETE /api/v1/users/me/blocks/{user_id}`:
 /// → `204`; `404 not_found` (no such block).
 #[utoipa::path(
     delete,
@@ -247,7 +272,9 @@ async fn unblock(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `GET /api/v1/users/{user_id}`
+/// Get a public profile.
+///
+/// `GET /api/v1/users/{user_id}`:
 /// → `200 PublicUser`; `404 not_found`.
 #[utoipa::path(
     get,
@@ -265,13 +292,15 @@ async fn profile(
     Ok(Json(state.service.public_profile(&user_id).await?))
 }
 
-/// # `GET /api/v1/users?q=<prefix>&limit=<1..100>&after=<cursor>`
+/// Search users by username prefix.
+///
+/// `GET /api/v1/users?q=<prefix>&limit=<1..100>&after=<cursor>`:
 /// → `200 {users: [PublicUser], next}`: active users whose username starts with `q`.
 #[utoipa::path(
     get,
     path = "/users",
     tag = "users",
-    params(("q" = Option<String>, Query, description = "username prefix"), ("limit" = Option<i64>, Query, description = "page size"), ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
+    params(("q" = Option<String>, Query, description = "username prefix"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "page size, 1..=100, default 20"), ("after" = Option<String>, Query, description = "the next cursor of the previous page")),
     responses((status = 200, description = "users whose username starts with q", body = UserList), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -286,7 +315,9 @@ async fn search(
     Ok(Json(state.service.search_users(q, after, limit).await?))
 }
 
-/// # `GET /api/v1/users/{user_id}/presence`
+/// Get a user's presence.
+///
+/// `GET /api/v1/users/{user_id}/presence`:
 /// → `200 {user_id, status, status_text, last_seen}` for users who share a room with the
 /// caller (and the caller themself); `404 not_found` for anyone else.
 #[utoipa::path(
