@@ -40,6 +40,17 @@ const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padS
 // ---------------------------------------------------------------------------------------
 // The server
 
+// The server's environment: ours, without this runner's own PALAVER_BIN (the server
+// warns about PALAVER_* variables that name no configuration key), and without the
+// per-account message limit, because the history test seeds 120 messages over REST in
+// a second, far faster than a person types (the limits have tests of their own).
+function serverEnv() {
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
+  delete env.PALAVER_BIN;
+  env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
+  return env;
+}
+
 class Server {
   constructor(bin, dataDir) {
     this.bin = bin;
@@ -68,7 +79,7 @@ class Server {
     return new Promise((resolve, reject) => {
       const proc = spawn(this.bin, ['serve', '--port', String(port), '--data-dir', this.dataDir], {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+        env: serverEnv(),
       });
       const out = fs.createWriteStream(this.logFile, { flags: 'a' });
       let buf = '';
