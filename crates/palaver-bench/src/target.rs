@@ -77,7 +77,10 @@ pub struct Server {
 }
 
 /// The `palaver.toml` of a bench run: per-IP budgets lifted (every bench client comes
-/// from loopback), long-lived access tokens (runs outlast the default 15 minutes).
+/// from loopback), long-lived access tokens (runs outlast the default 15 minutes). This is
+/// the one place every scenario's server is configured: per-user limits on live actions
+/// (`[user_limits]`, e.g. `[user_limits.messages] max = 0`), once the server has them,
+/// are lifted here too, since bench clients send far faster than people.
 const PALAVER_CONFIG: &str = "shutdown_grace_secs = 5
 
 [auth]
