@@ -81,6 +81,15 @@ enum Command {
         #[command(flatten)]
         args: scenarios::reconnect::ReconnectArgs,
     },
+    /// Closed-loop senders and readers in one room, then a client that never reads:
+    /// delivered msg/s and latency with and without it, when the server drops it (4008),
+    /// server memory (Palaver only).
+    SlowConsumer {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: scenarios::slow_consumer::SlowConsumerArgs,
+    },
     /// Draws the capacity and latency chart (SVG) from a `capacity` result.
     Chart {
         /// A JSON document written by `capacity --out`.
@@ -172,6 +181,13 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await
             }
+            Command::SlowConsumer { common, args } => {
+                each_target("slow-consumer", &common, &args, |s| {
+                    let args = args.clone();
+                    async move { Ok(json!(scenarios::slow_consumer::run(&s, &args).await?)) }
+                })
+                .await
+            }
             Command::Chart { input, out } => chart::capacity_chart(&input, &out),
             Command::BaselineServer { port } => baseline::serve(port).await,
             Command::Worker {
@@ -201,6 +217,13 @@ where
         if matches!(scenario, "history" | "reconnect") && kind != Kind::Palaver {
             eprintln!(
                 "{scenario}: {} has no history to page or resume from; skipped",
+                kind.name()
+            );
+            continue;
+        }
+        if scenario == "slow-consumer" && kind != Kind::Palaver {
+            eprintln!(
+                "{scenario}: {} has no bounded per-connection queue to test; skipped",
                 kind.name()
             );
             continue;
@@ -250,6 +273,11 @@ fn summary(result: &Value) -> String {
         ("p99 ms", "/p99_ms"),
         ("caught up s", "/caught_up_secs"),
         ("lost", "/lost"),
+        ("alone msg/s", "/without_slow_client/delivered_per_sec"),
+        ("alone p99 ms", "/without_slow_client/latency/p99_ms"),
+        ("with slow msg/s", "/with_slow_client/delivered_per_sec"),
+        ("with slow p99 ms", "/with_slow_client/latency/p99_ms"),
+        ("slow dropped after s", "/slow_client/dropped_after_secs"),
     ] {
         if let Some(v) = result.pointer(path).and_then(f) {
             parts.push(format!("{label} {v}"));

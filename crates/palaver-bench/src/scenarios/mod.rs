@@ -8,6 +8,7 @@ pub mod history;
 pub mod idle;
 pub mod reconnect;
 pub mod rooms;
+pub mod slow_consumer;
 
 use serde::{Deserialize, Serialize};
 
