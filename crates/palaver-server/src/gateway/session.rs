@@ -1,6 +1,6 @@
 //! One upgraded WebSocket connection: reader loop, writer task, hub registration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -277,12 +277,25 @@ impl Heard {
     }
 }
 
+/// Most seqs a [`Cursor`] remembers above its contiguous range.
+const MAX_AHEAD: usize = 4096;
+
 /// What a connection has sent of one room's history.
-#[derive(Debug, Clone, Copy)]
+///
+/// Changes reach a connection in seq order from one node, but not necessarily when
+/// several nodes publish (seq 5 may arrive before seq 4): the cursor records exactly
+/// which seqs went out, so a replay leaves out only those and sends a lower seq that is
+/// still on its way, instead of assuming everything below the highest was sent.
+#[derive(Debug, Clone)]
 struct Cursor {
-    /// The connection has sent every change with a seq in `(contiguous_from, sent_max]`.
+    /// The connection has sent every change with a seq in
+    /// `(contiguous_from, contiguous_to]`.
     contiguous_from: i64,
-    sent_max: i64,
+    contiguous_to: i64,
+    /// Seqs above `contiguous_to + 1` that went out before a lower one. At most
+    /// [`MAX_AHEAD`]: past that the lowest are forgotten, so a later replay may send them
+    /// again (a repeat, which clients drop by `(room_id, seq)`; never a loss).
+    ahead: BTreeSet<i64>,
     /// Live change frames with a seq at or below this were replayed already: dropped.
     floor: i64,
 }
@@ -292,8 +305,54 @@ impl Cursor {
     fn live_after(seq: i64) -> Self {
         Cursor {
             contiguous_from: seq,
-            sent_max: seq,
+            contiguous_to: seq,
+            ahead: BTreeSet::new(),
             floor: 0,
+        }
+    }
+
+    /// Records that the change with `seq` went out.
+    fn sent(&mut self, seq: i64) {
+        if seq <= self.contiguous_to {
+            return;
+        }
+        if seq == self.contiguous_to + 1 {
+            self.contiguous_to = seq;
+            self.absorb();
+        } else {
+            self.ahead.insert(seq);
+            if self.ahead.len() > MAX_AHEAD {
+                self.ahead.pop_first();
+            }
+        }
+    }
+
+    /// Whether the change with `seq` went out on this connection.
+    fn was_sent(&self, seq: i64) -> bool {
+        (seq > self.contiguous_from && seq <= self.contiguous_to) || self.ahead.contains(&seq)
+    }
+
+    /// Records a replay of every change in `(since, up_to]` (the ones [`was_sent`] left
+    /// out went out now): live frames up to `up_to` are covered from here on.
+    ///
+    /// [`was_sent`]: Cursor::was_sent
+    fn replayed(&mut self, since: i64, up_to: i64) {
+        self.contiguous_from = if since <= self.contiguous_to {
+            self.contiguous_from.min(since)
+        } else {
+            since
+        };
+        self.contiguous_to = self.contiguous_to.max(up_to);
+        let to = self.contiguous_to;
+        self.ahead.retain(|&seq| seq > to);
+        self.absorb();
+        self.floor = self.floor.max(up_to);
+    }
+
+    /// Moves `contiguous_to` over the seqs in `ahead` that now follow it.
+    fn absorb(&mut self) {
+        while self.ahead.remove(&(self.contiguous_to + 1)) {
+            self.contiguous_to += 1;
         }
     }
 }
@@ -432,7 +491,7 @@ impl Writer {
                     if seq <= cursor.floor {
                         return Ok(());
                     }
-                    cursor.sent_max = cursor.sent_max.max(seq);
+                    cursor.sent(seq);
                 }
                 self.sink.feed(Message::Text(frame)).await
             }
@@ -450,21 +509,15 @@ impl Writer {
     ) -> Result<(), axum::Error> {
         let mut reached = serde_json::Map::new();
         for (room_id, since) in rooms {
-            let cursor = self.cursors.get(&room_id).copied();
-            // Changes in (max(contiguous_from, since), sent_max] went out on this
-            // connection already (in order, before this replay).
-            let skip = match (cursor, since) {
-                (Some(c), Some(since)) if c.sent_max > since => {
-                    Some((c.contiguous_from.max(since), c.sent_max))
-                }
-                _ => None,
-            };
+            // Changes that went out on this connection already are left out.
+            let cursor = self.cursors.get(&room_id).cloned();
+            let skip = move |seq: i64| cursor.as_ref().is_some_and(|c| c.was_sent(seq));
             let mut from = since;
             let up_to = loop {
                 let page = match self
                     .state
                     .service
-                    .replay(&self.actor, &room_id, from, skip)
+                    .replay(&self.actor, &room_id, from, &skip)
                     .await
                 {
                     Ok(page) => page,
@@ -496,14 +549,15 @@ impl Writer {
             let Some(up_to) = up_to else {
                 continue;
             };
-            let since = since.unwrap_or(0);
+            // Without a `since` the replay began at the latest page, whose start is not
+            // known here: claim nothing below `up_to` as sent (a later replay may repeat
+            // some of it, but cannot skip any).
+            let since = since.unwrap_or(up_to);
             let cursor = self
                 .cursors
                 .entry(room_id.clone())
                 .or_insert_with(|| Cursor::live_after(up_to));
-            cursor.contiguous_from = cursor.contiguous_from.min(since);
-            cursor.sent_max = cursor.sent_max.max(up_to);
-            cursor.floor = cursor.floor.max(up_to);
+            cursor.replayed(since, up_to);
             reached.insert(room_id, serde_json::Value::from(up_to));
         }
         if let Some(id) = reply_id {
@@ -513,5 +567,74 @@ impl Writer {
                 .await?;
         }
         self.sink.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    /// The seqs in `(since, up_to]` a replay sends with `cursor` (what `sync` does).
+    fn replay(cursor: &Cursor, since: i64, up_to: i64) -> Vec<i64> {
+        (since + 1..=up_to)
+            .filter(|s| !cursor.was_sent(*s))
+            .collect()
+    }
+
+    #[test]
+    fn a_seq_that_arrives_after_a_higher_one_is_neither_lost_nor_repeated() {
+        // The connection went live after seq 3; seq 5 arrives live before seq 4 (two
+        // nodes published them), then the client asks for a replay from 3.
+        let mut cursor = Cursor::live_after(3);
+        cursor.sent(5);
+        let mut delivered = vec![5];
+        delivered.extend(replay(&cursor, 3, 5));
+        cursor.replayed(3, 5);
+        // The late live 4 is dropped only if the replay covered it.
+        let late_live = 4;
+        if late_live > cursor.floor {
+            cursor.sent(late_live);
+            delivered.push(late_live);
+        }
+        delivered.sort_unstable();
+        assert_eq!(delivered, vec![4, 5], "every change exactly once");
+    }
+
+    #[test]
+    fn in_order_arrival_keeps_one_contiguous_range() {
+        let mut cursor = Cursor::live_after(10);
+        for seq in 11..=20 {
+            cursor.sent(seq);
+        }
+        assert_eq!((cursor.contiguous_from, cursor.contiguous_to), (10, 20));
+        assert!(cursor.ahead.is_empty());
+        assert_eq!(replay(&cursor, 5, 22), vec![6, 7, 8, 9, 10, 21, 22]);
+        cursor.sent(23);
+        cursor.sent(22);
+        cursor.sent(21);
+        assert_eq!(
+            cursor.contiguous_to, 23,
+            "gaps close as the lower seqs arrive"
+        );
+        assert!(cursor.ahead.is_empty());
+    }
+
+    #[test]
+    fn a_replay_joins_what_was_sent_and_what_it_sent() {
+        let mut cursor = Cursor::live_after(10);
+        cursor.sent(12);
+        assert_eq!(replay(&cursor, 8, 13), vec![9, 10, 11, 13]);
+        cursor.replayed(8, 13);
+        assert_eq!((cursor.contiguous_from, cursor.contiguous_to), (8, 13));
+        assert_eq!(cursor.floor, 13);
+        assert!(replay(&cursor, 8, 13).is_empty(), "nothing twice");
+    }
+
+    #[test]
+    fn a_replay_from_the_latest_page_claims_nothing_below_where_it_reached() {
+        // `since` unknown: `sync` records the replay as `(up_to, up_to]`.
+        let mut cursor = Cursor::live_after(50);
+        cursor.replayed(50, 50);
+        assert_eq!(replay(&cursor, 40, 50), (41..=50).collect::<Vec<_>>());
     }
 }

@@ -551,7 +551,7 @@ impl Service {
     /// `message.created`, one created before and changed since as `message.updated` or
     /// `message.deleted`, each with its current state (reactions included) and the seq of
     /// its latest change. With `since = None`, starts from the room's latest page of
-    /// messages. Rows whose latest change is in `skip` were already sent on this
+    /// messages. Rows whose latest change's seq `skip` accepts were already sent on this
     /// connection and are left out.
     ///
     /// # Errors
@@ -561,7 +561,7 @@ impl Service {
         actor: &Actor,
         room_id: &str,
         since: Option<i64>,
-        skip: Option<(i64, i64)>,
+        skip: &(dyn Fn(i64) -> bool + Sync),
     ) -> AppResult<ReplayPage> {
         self.require_member(actor, room_id).await?;
         let since = match since {
@@ -583,10 +583,7 @@ impl Service {
             .await?;
         let complete = (rows.len() as i64) < REPLAY_PAGE;
         let reach = rows.last().map(|r| r.updated_seq).unwrap_or(since);
-        let rows: Vec<MessageRow> = rows
-            .into_iter()
-            .filter(|r| !skip.is_some_and(|(lo, hi)| r.updated_seq > lo && r.updated_seq <= hi))
-            .collect();
+        let rows: Vec<MessageRow> = rows.into_iter().filter(|r| !skip(r.updated_seq)).collect();
         let seqs: Vec<i64> = rows.iter().map(|r| r.updated_seq).collect();
         let mut frames = Vec::with_capacity(rows.len());
         for (message, seq) in self.messages_to_wire(rows).await?.into_iter().zip(seqs) {
