@@ -419,7 +419,9 @@ impl Service {
         })
     }
 
-    /// In a DM, refuses a sender whom the other member has blocked.
+    /// In a DM, refuses a sender whom the other person of the pair has blocked, whether
+    /// or not they are still a member (someone who left a DM and then blocked the other
+    /// must not find their messages waiting when they reopen it).
     pub(super) async fn check_dm_not_blocked(
         &self,
         actor: &Actor,
@@ -428,10 +430,25 @@ impl Service {
         if room.kind != RoomKind::Dm {
             return Ok(());
         }
-        for member in self.store.rooms.members(&room.id).await? {
-            if member.user_id != actor.user_id
-                && self.is_blocked(&member.user_id, &actor.user_id).await?
-            {
+        let others: Vec<String> = match room.dm_pair() {
+            Some((a, b)) => [a, b]
+                .into_iter()
+                .filter(|id| *id != actor.user_id)
+                .map(str::to_owned)
+                .collect(),
+            // A DM without its pair (not made by `open_dm`): its other members.
+            None => self
+                .store
+                .rooms
+                .members(&room.id)
+                .await?
+                .into_iter()
+                .map(|m| m.user_id)
+                .filter(|id| *id != actor.user_id)
+                .collect(),
+        };
+        for other in others {
+            if self.is_blocked(&other, &actor.user_id).await? {
                 return Err(forbidden("this user does not accept messages from you"));
             }
         }

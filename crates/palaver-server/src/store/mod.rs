@@ -168,6 +168,16 @@ pub struct RoomRow {
     pub created_at: String,
     pub last_seq: i64,
     pub member_count: i64,
+    /// For a DM, the pair it belongs to: `<user_id>:<user_id>`, whoever of the two is a
+    /// member right now; `None` for a channel.
+    pub dm_key: Option<String>,
+}
+
+impl RoomRow {
+    /// For a DM, the user ids of its two people (members or not); `None` for a channel.
+    pub fn dm_pair(&self) -> Option<(&str, &str)> {
+        self.dm_key.as_deref()?.split_once(':')
+    }
 }
 
 /// A room as one member sees it: the room plus their membership.

@@ -132,6 +132,22 @@ async fn a_dm_left_by_someone_who_then_blocks_stays_closed_to_the_blocked_side()
     alice.block(&uid(&bob)).await.unwrap();
     assert_api_error(bob.open_dm(&uid(&alice)).await, 403, "forbidden", None);
     assert_eq!(member_ids(&bob, &dm.id).await, vec![uid(&bob)]);
+    // Nor can bob leave messages in the half-left DM for alice to find on reopening.
+    assert_api_error(
+        bob.send_message(&dm.id, "are you there?", None).await,
+        403,
+        "forbidden",
+        None,
+    );
+    let mut ws = bob.connect().await.unwrap();
+    match ws.send_message(&dm.id, "hello?", None).await {
+        Err(palaver_client::ClientError::Rejected(detail)) => {
+            assert_eq!(detail.code.as_str(), "forbidden", "{detail:?}")
+        }
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+    let history = bob.history(&dm.id, None, None, None).await.unwrap();
+    assert!(history.messages.is_empty(), "nothing stored: {history:?}");
 }
 
 // ---------------------------------------------------------------------------------------

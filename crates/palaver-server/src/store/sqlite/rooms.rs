@@ -13,7 +13,7 @@ use crate::store::{
 
 /// Columns of a room row plus its member count, for `SELECT ... FROM rooms r`.
 const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.visibility, r.kind, r.created_by, \
-     r.created_at, r.last_seq, \
+     r.created_at, r.last_seq, r.dm_key, \
      (SELECT COUNT(*) FROM room_members m WHERE m.room_id = r.id) AS member_count";
 
 /// Columns of a member row, for `FROM room_members m JOIN users u ON u.id = m.user_id`.
@@ -62,6 +62,7 @@ fn room_from_row(row: &SqliteRow) -> Result<RoomRow, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         last_seq: row.try_get("last_seq")?,
         member_count: row.try_get("member_count")?,
+        dm_key: row.try_get("dm_key")?,
     })
 }
 
@@ -213,6 +214,7 @@ impl RoomStore for SqliteStore {
             created_at: room.created_at.clone(),
             last_seq: 0,
             member_count: 1,
+            dm_key: None,
         })
     }
 
