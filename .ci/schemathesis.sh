@@ -25,6 +25,12 @@ PHASES=${PALAVER_FUZZ_PHASES:-examples,coverage,fuzzing,stateful}
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/palaver-ci/target}"
 
+# curl reaches the server below; install it from Debian's archive if this machine lacks it.
+if ! command -v curl >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl ||
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl; }
+fi
+
 # A virtualenv of its own, so these pins never meet the other Python tools' dependencies.
 VENV="${PALAVER_CI_VENV:-$HOME/.cache/palaver-ci/venv-schemathesis}"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -215,6 +215,12 @@ async fn read_loop(
             // requests faster than it reads the replies fills it: stop reading until
             // there is room (TCP then pushes back on the client), and close a client
             // that reads nothing for a whole pong timeout as a slow consumer.
+            // Usually there is room: no timer then.
+            let frame = match replies.try_send(frame) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Closed(_)) => return None,
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            };
             match tokio::time::timeout(reply_stall, replies.send(frame)).await {
                 Ok(Ok(())) => {}
                 // The writer is gone: the connection is closing.

@@ -632,7 +632,8 @@ async fn sockets_over_the_per_user_cap_are_refused_before_the_upgrade_even_in_pa
     let first = open.pop().unwrap().unwrap();
     first.close().await.unwrap();
     let mut reopened = None;
-    for _ in 0..100 {
+    // The server frees the slot once it notices the close: wait for that, generously.
+    for _ in 0..600 {
         if let Ok(socket) = alice.connect().await {
             reopened = Some(socket);
             break;
