@@ -1,9 +1,10 @@
 //! This node's live connections, indexed by room and by user, and local fan-out.
 //!
-//! Each WebSocket connection registers a [`Connection`]: a bounded outbound queue of
-//! serialized frames (drained by the connection's writer task) and a close signal. The
-//! hub never awaits: delivery is `try_send` of the same bytes to each queue. A queue that
-//! is full means the client is not reading; that connection is closed with
+//! Each live connection (`crate::live::connection`) registers with its wire format and
+//! an [`Outbox`]: a bounded outbound queue of encoded frames and a close signal. The hub
+//! never awaits: delivery encodes each typed event once per wire format among its
+//! recipients ([`Encoded`]) and pushes the same bytes to each queue. A queue that is full
+//! means the client is not reading; that connection is closed with
 //! [`SLOW_CONSUMER`](palaver_protocol::ws::close_code::SLOW_CONSUMER) so it never slows
 //! the others, and it resumes after reconnecting.
 //!
@@ -12,50 +13,19 @@
 //! lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
-use palaver_protocol::ws::close_code;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::Notify;
 
 use crate::broker::{DisconnectTarget, Envelope, Membership, Topic};
+use crate::live::queue::{Outbound, Outbox, Pushed};
+use crate::live::wire::{Encoded, Wire};
 use crate::metrics::Metrics;
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
-
-/// One item of a connection's outbound queue.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// A frame to write. `change` is `(room_id, seq)` for a change to a room's history, so
-    /// a connection that replayed the room up to some seq can drop what it already sent.
-    Frame {
-        frame: Utf8Bytes,
-        change: Option<(Arc<str>, i64)>,
-        /// Bytes this frame counts in the connection's queued-bytes budget (released by
-        /// the writer when it is written or dropped); 0 for replies.
-        counted: usize,
-    },
-    /// A `sync` request, handled by the writer in queue order: replay each room's history
-    /// after the given seq, then answer `reply_id`.
-    Sync {
-        rooms: Vec<(String, Option<i64>)>,
-        reply_id: Option<serde_json::Value>,
-    },
-}
-
-impl Outbound {
-    /// A plain frame (a reply or a non-history event).
-    pub fn frame(frame: Utf8Bytes) -> Self {
-        Outbound::Frame {
-            frame,
-            change: None,
-            counted: 0,
-        }
-    }
-}
 
 /// Why the server closes a connection: a WebSocket close code and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,17 +39,14 @@ struct Connection {
     user_id: String,
     /// The credential it was opened with (`Credential::hub_key`).
     credential: String,
+    /// The format its frames are encoded in.
+    wire: Wire,
     rooms: HashSet<String>,
     /// Bumped whenever a membership change of this connection's user (a join, a leave, a
     /// kick, a ban) is delivered, so that [`Hub::set_rooms`] can tell whether a snapshot
     /// of the user's rooms taken meanwhile is already stale.
     membership_epoch: u64,
-    queue: mpsc::Sender<Outbound>,
-    /// Bytes of queued hub frames not yet written (shared with the writer).
-    queued_bytes: Arc<AtomicUsize>,
-    /// The most bytes that may wait in the queue.
-    max_bytes: usize,
-    close: watch::Sender<Option<CloseReason>>,
+    outbox: Arc<Outbox>,
 }
 
 #[derive(Default)]
@@ -104,18 +71,11 @@ pub struct Hub {
     metrics: Arc<Metrics>,
 }
 
-/// The receiving ends a connection's tasks hold after [`Hub::register`].
+/// What a connection holds after [`Hub::register`].
 pub struct Registration {
     pub id: ConnId,
-    /// Frames to write, in order.
-    pub queue: mpsc::Receiver<Outbound>,
-    /// Becomes `Some` when the connection must be closed.
-    pub close: watch::Receiver<Option<CloseReason>>,
-    /// A sender on the same queue, for the connection's own replies.
-    pub sender: mpsc::Sender<Outbound>,
-    /// Bytes of queued hub frames not yet written: the writer subtracts each frame's
-    /// `counted` when it writes or drops it.
-    pub queued_bytes: Arc<AtomicUsize>,
+    /// Its outbound queue and close signal, shared with the hub.
+    pub outbox: Arc<Outbox>,
 }
 
 impl Hub {
@@ -132,24 +92,24 @@ impl Hub {
         }
     }
 
-    /// Registers a connection of `user_id` that is a member of `rooms`, with an outbound
-    /// queue of at most `capacity` frames and `max_bytes` bytes. From this moment the connection receives the events of
-    /// those rooms, and of any room the user joins.
+    /// Registers a connection of `user_id`, opened with `credential`, that is a member of
+    /// `rooms` and reads `wire`, with an outbound queue of at most `max_frames` frames and
+    /// `max_bytes` bytes. From this moment the connection receives the events of those
+    /// rooms, of any room the user joins, and the closes aimed at its user or credential.
     pub fn register(
         &self,
         user_id: &str,
         credential: &str,
         rooms: impl IntoIterator<Item = String>,
-        capacity: usize,
+        wire: Wire,
+        max_frames: usize,
         max_bytes: usize,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let (queue_tx, queue_rx) = mpsc::channel(capacity.max(1));
-        let (close_tx, close_rx) = watch::channel(None);
+        let outbox = Arc::new(Outbox::new(max_frames, max_bytes));
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         if let Some(reason) = ix.closing {
-            close_tx.send_replace(Some(reason));
+            outbox.close(reason);
         }
         ix.by_user.entry(user_id.to_owned()).or_default().insert(id);
         ix.by_credential
@@ -161,23 +121,15 @@ impl Hub {
             Connection {
                 user_id: user_id.to_owned(),
                 credential: credential.to_owned(),
+                wire,
                 rooms: HashSet::new(),
                 membership_epoch: 0,
-                queue: queue_tx.clone(),
-                queued_bytes: queued_bytes.clone(),
-                max_bytes,
-                close: close_tx,
+                outbox: Arc::clone(&outbox),
             },
         );
         add_rooms(&mut ix, id, rooms);
         self.count_connections(ix.conns.len());
-        Registration {
-            id,
-            queue: queue_rx,
-            close: close_rx,
-            sender: queue_tx,
-            queued_bytes,
-        }
+        Registration { id, outbox }
     }
 
     /// Adds rooms to a registered connection (rooms it is already in are skipped).
@@ -273,29 +225,27 @@ impl Hub {
     }
 
     fn deliver_inner(&self, envelope: &Envelope) {
+        let encoded = Encoded::new(&envelope.event, envelope.seq);
         let room_id = match &envelope.topic {
             Topic::Connection(id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
-                let one = HashSet::from([*id]);
-                send_to(
-                    &ix,
-                    &one,
-                    &Outbound::frame(envelope.frame.clone()),
-                    envelope,
-                    &self.metrics,
-                );
+                let one = [*id];
+                send_to(&ix, one.iter(), &encoded, None, envelope, &self.metrics);
                 return;
             }
             Topic::User(user_id) => {
                 let ix = self.indexes.read().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_user.get(user_id) {
-                    send_to(
-                        &ix,
-                        ids,
-                        &Outbound::frame(envelope.frame.clone()),
-                        envelope,
-                        &self.metrics,
-                    );
+                    send_to(&ix, ids.iter(), &encoded, None, envelope, &self.metrics);
+                }
+                return;
+            }
+            Topic::Users(users) => {
+                let ix = self.indexes.read().expect("hub lock poisoned");
+                for user_id in users.iter() {
+                    if let Some(ids) = ix.by_user.get(user_id) {
+                        send_to(&ix, ids.iter(), &encoded, None, envelope, &self.metrics);
+                    }
                 }
                 return;
             }
@@ -312,16 +262,19 @@ impl Hub {
             }
         }
         {
-            let item = Outbound::Frame {
-                counted: 0,
-                frame: envelope.frame.clone(),
-                change: envelope
-                    .seq
-                    .map(|seq| (Arc::<str>::from(room_id.as_str()), seq)),
-            };
+            let change = envelope
+                .seq
+                .map(|seq| (Arc::<str>::from(room_id.as_str()), seq));
             let ix = self.indexes.read().expect("hub lock poisoned");
             if let Some(members) = ix.by_room.get(room_id) {
-                send_to(&ix, members, &item, envelope, &self.metrics);
+                send_to(
+                    &ix,
+                    members.iter(),
+                    &encoded,
+                    change,
+                    envelope,
+                    &self.metrics,
+                );
             }
         }
         match &envelope.membership {
@@ -361,7 +314,7 @@ impl Hub {
     pub fn close(&self, id: ConnId, reason: CloseReason) {
         let ix = self.indexes.read().expect("hub lock poisoned");
         if let Some(conn) = ix.conns.get(&id) {
-            conn.close.send_replace(Some(reason));
+            conn.outbox.close(reason);
         }
     }
 
@@ -374,7 +327,7 @@ impl Hub {
         };
         for id in ids.into_iter().flatten() {
             if let Some(conn) = ix.conns.get(id) {
-                conn.close.send_replace(Some(reason));
+                conn.outbox.close(reason);
             }
         }
     }
@@ -384,7 +337,7 @@ impl Hub {
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         ix.closing = Some(reason);
         for conn in ix.conns.values() {
-            conn.close.send_replace(Some(reason));
+            conn.outbox.close(reason);
         }
     }
 
@@ -440,13 +393,14 @@ fn user_conns(ix: &Indexes, user_id: &str) -> Vec<ConnId> {
         .unwrap_or_default()
 }
 
-/// Queues `item` to each connection in `ids` (but `envelope.skip_user`'s); closes those
-/// whose queue is full. Ephemeral items are dropped, not queued, for a connection whose
-/// queue is at least half full, so they are the first thing lost under pressure.
-fn send_to(
+/// Queues the event to each connection in `ids` (but `envelope.skip_user`'s and
+/// `skip_conn`), in its wire format: see [`Outbox::push`] for what happens to one that is
+/// full (closed as a slow consumer) or, for ephemeral events, half full (left out).
+fn send_to<'i>(
     ix: &Indexes,
-    ids: &HashSet<ConnId>,
-    item: &Outbound,
+    ids: impl Iterator<Item = &'i ConnId>,
+    encoded: &Encoded<'_>,
+    change: Option<(Arc<str>, i64)>,
     envelope: &Envelope,
     metrics: &Metrics,
 ) {
@@ -459,48 +413,22 @@ fn send_to(
         {
             continue;
         }
-        let len = envelope.frame.len();
-        let queued = conn.queued_bytes.load(Ordering::Relaxed);
-        if envelope.ephemeral
-            && (conn.queue.capacity() * 2 < conn.queue.max_capacity()
-                || (queued + len) * 2 > conn.max_bytes)
-        {
-            metrics.queue_drops.inc();
-            continue;
-        }
-        let sent = if queued + len > conn.max_bytes {
-            Err(mpsc::error::TrySendError::Full(()))
-        } else {
-            let mut item = item.clone();
-            if let Outbound::Frame { counted, .. } = &mut item {
-                *counted = len;
-            }
-            conn.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            conn.queue.try_send(item).map_err(|e| {
-                conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
-                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
-                }
-            })
+        let item = Outbound {
+            frame: encoded.frame(conn.wire),
+            change: change.clone(),
         };
-        if sent.is_ok() {
-            metrics.messages_out.inc();
-        }
-        if let Err(mpsc::error::TrySendError::Full(_)) = sent {
-            let first_time = conn.close.send_if_modified(|close| {
-                close.is_none() && {
-                    *close = Some(CloseReason {
-                        code: close_code::SLOW_CONSUMER,
-                        reason: "slow consumer: outbound queue full",
-                    });
-                    true
-                }
-            });
-            if first_time {
+        match conn.outbox.push(item, envelope.ephemeral) {
+            Pushed::Queued => {
+                metrics.messages_out.inc();
+            }
+            Pushed::Dropped => {
+                metrics.queue_drops.inc();
+            }
+            Pushed::Full => {
                 metrics.slow_consumer_disconnects.inc();
                 tracing::info!(conn = id, user_id = %conn.user_id, "slow consumer disconnected");
             }
+            Pushed::Closing => {}
         }
     }
 }
@@ -528,126 +456,165 @@ fn remove_from(index: &mut HashMap<String, HashSet<ConnId>>, key: &str, id: Conn
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palaver_protocol::ws::{close_code, Event, RoomDeleted};
 
-    /// The text of a queued frame.
+    /// The marker of a queued test frame (see [`envelope`]).
     fn text(item: Outbound) -> String {
-        match item {
-            Outbound::Frame { frame, .. } => frame.as_str().to_owned(),
-            Outbound::Sync { .. } => panic!("unexpected sync"),
-        }
+        let value: serde_json::Value = serde_json::from_str(item.frame.as_str()).unwrap();
+        value["data"]["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A test event for `room` whose frame carries `text` as its marker.
+    fn event(text: &str) -> Event {
+        Event::RoomDeleted(RoomDeleted {
+            room_id: text.to_owned(),
+        })
     }
 
     fn envelope(room: &str, text: &str) -> Envelope {
-        Envelope {
-            topic: Topic::Room(room.into()),
-            frame: Utf8Bytes::from(text.to_owned()),
-            seq: None,
-            membership: None,
-            ephemeral: false,
-            skip_user: None,
-            skip_conn: None,
-        }
+        Envelope::room(room, event(text))
     }
 
     #[test]
     fn delivers_only_to_connections_in_the_room() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", "session:alice", ["r1".to_string()], 8, 1 << 20);
-        let mut b = hub.register("bob", "session:bob", ["r2".to_string()], 8, 1 << 20);
+        let a = hub.register(
+            "alice",
+            "session:alice",
+            ["r1".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
+        let b = hub.register(
+            "bob",
+            "session:bob",
+            ["r2".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
         hub.deliver(&envelope("r1", "hello"));
-        assert_eq!(text(a.queue.try_recv().unwrap()), "hello");
-        assert!(b.queue.try_recv().is_err(), "bob is not in r1");
+        assert_eq!(text(a.outbox.pop().unwrap()), "hello");
+        assert!(b.outbox.pop().is_none(), "bob is not in r1");
     }
 
     #[test]
     fn join_adds_every_connection_of_the_user_before_delivery() {
         let hub = Hub::new();
-        let mut tab1 = hub.register("bob", "session:bob", [], 8, 1 << 20);
-        let mut tab2 = hub.register("bob", "session:bob", [], 8, 1 << 20);
+        let tab1 = hub.register("bob", "session:bob", [], Wire::Native, 8, 1 << 20);
+        let tab2 = hub.register("bob", "session:bob", [], Wire::Native, 8, 1 << 20);
         let mut env = envelope("r1", "joined");
         env.membership = Some(Membership::Joined {
             user_id: "bob".into(),
         });
         hub.deliver(&env);
-        for tab in [&mut tab1, &mut tab2] {
-            assert_eq!(text(tab.queue.try_recv().unwrap()), "joined");
+        for tab in [&tab1, &tab2] {
+            assert_eq!(text(tab.outbox.pop().unwrap()), "joined");
         }
     }
 
     #[test]
     fn a_leaver_gets_the_left_event_and_nothing_after() {
         let hub = Hub::new();
-        let mut bob = hub.register("bob", "session:bob", ["r".to_string()], 8, 1 << 20);
-        let mut alice = hub.register("alice", "session:alice", ["r".to_string()], 8, 1 << 20);
+        let bob = hub.register(
+            "bob",
+            "session:bob",
+            ["r".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
+        let alice = hub.register(
+            "alice",
+            "session:alice",
+            ["r".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
         let mut env = envelope("r", "left");
         env.membership = Some(Membership::Left {
             user_id: "bob".into(),
         });
         hub.deliver(&env);
         hub.deliver(&envelope("r", "after"));
-        assert_eq!(text(bob.queue.try_recv().unwrap()), "left");
+        assert_eq!(text(bob.outbox.pop().unwrap()), "left");
         assert!(
-            bob.queue.try_recv().is_err(),
+            bob.outbox.pop().is_none(),
             "bob receives nothing after leaving"
         );
-        assert_eq!(text(alice.queue.try_recv().unwrap()), "left");
-        assert_eq!(text(alice.queue.try_recv().unwrap()), "after");
+        assert_eq!(text(alice.outbox.pop().unwrap()), "left");
+        assert_eq!(text(alice.outbox.pop().unwrap()), "after");
     }
 
     #[test]
     fn user_topic_reaches_every_connection_of_that_user_only() {
         let hub = Hub::new();
-        let mut a1 = hub.register("alice", "session:a1", [], 8, 1 << 20);
-        let mut a2 = hub.register("alice", "session:a2", [], 8, 1 << 20);
-        let mut bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
-        hub.deliver(&Envelope {
-            topic: Topic::User("alice".into()),
-            frame: Utf8Bytes::from_static("invited"),
-            seq: None,
-            membership: None,
-            ephemeral: false,
-            skip_user: None,
-            skip_conn: None,
-        });
-        assert_eq!(text(a1.queue.try_recv().unwrap()), "invited");
-        assert_eq!(text(a2.queue.try_recv().unwrap()), "invited");
-        assert!(bob.queue.try_recv().is_err());
+        let a1 = hub.register("alice", "session:a1", [], Wire::Native, 8, 1 << 20);
+        let a2 = hub.register("alice", "session:a2", [], Wire::Native, 8, 1 << 20);
+        let bob = hub.register("bob", "session:bob", [], Wire::Native, 8, 1 << 20);
+        hub.deliver(&Envelope::user("alice", event("invited")));
+        assert_eq!(text(a1.outbox.pop().unwrap()), "invited");
+        assert_eq!(text(a2.outbox.pop().unwrap()), "invited");
+        assert!(bob.outbox.pop().is_none());
     }
 
     #[test]
     fn closing_a_room_stops_its_delivery() {
         let hub = Hub::new();
-        let mut a = hub.register("alice", "session:a", ["r".to_string()], 8, 1 << 20);
+        let a = hub.register(
+            "alice",
+            "session:a",
+            ["r".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
         let mut env = envelope("r", "deleted");
         env.membership = Some(Membership::Closed);
         hub.deliver(&env);
         hub.deliver(&envelope("r", "ghost"));
-        assert_eq!(text(a.queue.try_recv().unwrap()), "deleted");
-        assert!(a.queue.try_recv().is_err());
+        assert_eq!(text(a.outbox.pop().unwrap()), "deleted");
+        assert!(a.outbox.pop().is_none());
     }
 
     #[test]
     fn full_queue_closes_that_connection_only() {
         let hub = Hub::new();
-        let slow = hub.register("slow", "session:slow", ["r".to_string()], 2, 1 << 20);
-        let mut fast = hub.register("fast", "session:fast", ["r".to_string()], 64, 1 << 20);
+        let slow = hub.register(
+            "slow",
+            "session:slow",
+            ["r".to_string()],
+            Wire::Native,
+            2,
+            1 << 20,
+        );
+        let fast = hub.register(
+            "fast",
+            "session:fast",
+            ["r".to_string()],
+            Wire::Native,
+            64,
+            1 << 20,
+        );
         for i in 0..5 {
             hub.deliver(&envelope("r", &format!("m{i}")));
-            let _ = fast.queue.try_recv();
+            let _ = fast.outbox.pop();
         }
         assert_eq!(
-            slow.close.borrow().map(|r| r.code),
+            slow.outbox.closing().map(|r| r.code),
             Some(close_code::SLOW_CONSUMER)
         );
-        assert!(fast.close.borrow().is_none());
+        assert!(fast.outbox.closing().is_none());
     }
 
     #[test]
     fn disconnect_closes_only_the_named_credential_or_user() {
         let hub = Hub::new();
-        let phone = hub.register("alice", "session:phone", [], 8, 1 << 20);
-        let laptop = hub.register("alice", "session:laptop", [], 8, 1 << 20);
-        let bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
+        let phone = hub.register("alice", "session:phone", [], Wire::Native, 8, 1 << 20);
+        let laptop = hub.register("alice", "session:laptop", [], Wire::Native, 8, 1 << 20);
+        let bob = hub.register("bob", "session:bob", [], Wire::Native, 8, 1 << 20);
         let reason = CloseReason {
             code: 4001,
             reason: "session ended",
@@ -656,33 +623,41 @@ mod tests {
             &DisconnectTarget::Credential("session:phone".into()),
             reason,
         );
-        assert_eq!(*phone.close.borrow(), Some(reason));
-        assert!(laptop.close.borrow().is_none());
+        assert_eq!(phone.outbox.closing(), Some(reason));
+        assert!(laptop.outbox.closing().is_none());
         hub.disconnect(&DisconnectTarget::User("alice".into()), reason);
-        assert_eq!(*laptop.close.borrow(), Some(reason));
-        assert!(bob.close.borrow().is_none());
+        assert_eq!(laptop.outbox.closing(), Some(reason));
+        assert!(bob.outbox.closing().is_none());
     }
 
     #[test]
     fn the_byte_budget_closes_a_connection_before_its_frame_budget_does() {
         let hub = Hub::new();
-        // Room for 1000 frames but only 10 bytes.
-        let slow = hub.register("slow", "session:slow", ["r".to_string()], 1000, 10);
+        let len = Wire::Native.event(&event("12345678"), None).len();
+        // Room for 1000 frames but only one and a half frames' bytes.
+        let slow = hub.register(
+            "slow",
+            "session:slow",
+            ["r".to_string()],
+            Wire::Native,
+            1000,
+            len * 3 / 2,
+        );
         hub.deliver(&envelope("r", "12345678"));
-        assert!(slow.close.borrow().is_none(), "8 bytes fit");
+        assert!(slow.outbox.closing().is_none(), "one frame fits");
         hub.deliver(&envelope("r", "12345678"));
         assert_eq!(
-            slow.close.borrow().map(|r| r.code),
+            slow.outbox.closing().map(|r| r.code),
             Some(close_code::SLOW_CONSUMER),
-            "16 bytes do not"
+            "two do not"
         );
-        assert_eq!(slow.queued_bytes.load(Ordering::Relaxed), 8);
+        assert_eq!(slow.outbox.queued_bytes(), len);
     }
 
     #[test]
     fn a_stale_room_snapshot_is_refused_and_a_fresh_one_replaces_the_set() {
         let hub = Hub::new();
-        let mut bob = hub.register("bob", "session:bob", [], 8, 1 << 20);
+        let bob = hub.register("bob", "session:bob", [], Wire::Native, 8, 1 << 20);
         let epoch = hub.membership_epoch(bob.id).unwrap();
         // Bob is kicked from r1 after his snapshot (which still lists r1) was read.
         let mut left = envelope("r1", "left");
@@ -698,13 +673,13 @@ mod tests {
         assert!(hub.set_rooms(bob.id, ["r2".to_string()], epoch));
         hub.deliver(&envelope("r1", "secret"));
         hub.deliver(&envelope("r2", "hello"));
-        assert_eq!(text(bob.queue.try_recv().unwrap()), "hello");
-        assert!(bob.queue.try_recv().is_err(), "nothing of r1");
+        assert_eq!(text(bob.outbox.pop().unwrap()), "hello");
+        assert!(bob.outbox.pop().is_none(), "nothing of r1");
         // Replacing drops rooms no longer in the set.
         let epoch = hub.membership_epoch(bob.id).unwrap();
         assert!(hub.set_rooms(bob.id, [], epoch));
         hub.deliver(&envelope("r2", "gone"));
-        assert!(bob.queue.try_recv().is_err());
+        assert!(bob.outbox.pop().is_none());
     }
 
     #[test]
@@ -726,7 +701,14 @@ mod tests {
     #[test]
     fn unregister_removes_from_indexes() {
         let hub = Hub::new();
-        let a = hub.register("alice", "session:alice", ["r1".to_string()], 8, 1 << 20);
+        let a = hub.register(
+            "alice",
+            "session:alice",
+            ["r1".to_string()],
+            Wire::Native,
+            8,
+            1 << 20,
+        );
         hub.unregister(a.id);
         assert_eq!(hub.connection_count(), 0);
         hub.deliver(&envelope("r1", "x")); // must not panic or deliver

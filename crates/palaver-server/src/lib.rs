@@ -2,16 +2,20 @@
 //!
 //! # Layout — follow one message from the socket to every recipient
 //!
-//! 1. [`gateway`] — a WebSocket frame `message.send` is parsed and dispatched
-//!    (`gateway/dispatch.rs`); REST requests enter through [`http`] instead
+//! 1. [`gateway`] — a WebSocket frame `message.send` is parsed once into a typed
+//!    request (`gateway/native/codec.rs`); REST requests enter through [`http`] instead
 //!    (`http/messages.rs`). Both authenticate with [`auth`].
-//! 2. [`service`] — `service/messages.rs` validates ([`service::validate`]), checks
+//! 2. [`live`] — the connection core (`live/connection.rs`), shared by every wire
+//!    protocol, runs the request (`live/request.rs`) against the service.
+//! 3. [`service`] — `service/messages.rs` validates ([`service::validate`]), checks
 //!    membership, and calls the store.
-//! 3. [`store`] — `store/sqlite/messages.rs` commits the message under the room's next
-//!    `seq`, idempotently on `client_id`.
-//! 4. [`broker`] — the service publishes the serialized `message.created` event once.
-//! 5. [`hub`] — each node's hub queues the same bytes to every local connection in the
-//!    room; each connection's writer task (`gateway/session.rs`) sends them.
+//! 4. [`store`] — `store/sqlite/writer.rs` commits the message under the room's next
+//!    `seq` in a group commit, idempotently on `client_id`; only then is the sender
+//!    answered.
+//! 5. [`broker`] — the service publishes the typed `message.created` event once.
+//! 6. [`hub`] — each node's hub encodes it once per wire format (`live/wire.rs`) and
+//!    queues the same bytes to every local connection in the room (`live/queue.rs`); each
+//!    connection's task (`live/connection.rs`) writes them out, several per flush.
 //!
 //! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
 //! [`error`] maps failures to stable codes. [`run`] wires it all together.
@@ -23,6 +27,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod hub;
+pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod presence;

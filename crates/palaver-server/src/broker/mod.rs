@@ -9,10 +9,12 @@ mod memory;
 
 pub use memory::MemoryBroker;
 
-use async_trait::async_trait;
-use axum::extract::ws::Utf8Bytes;
+use std::sync::Arc;
 
-use crate::hub::CloseReason;
+use async_trait::async_trait;
+use palaver_protocol::ws::Event;
+
+use crate::hub::{CloseReason, ConnId};
 
 /// A change to a room's membership that hubs apply along with delivering the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,19 +36,24 @@ pub enum Topic {
     Room(String),
     /// Every connection of one user (e.g. an invitation).
     User(String),
+    /// Every connection of each of these users, each connection once (presence: one
+    /// envelope, encoded once, for everyone who shares a room with its subject).
+    Users(Arc<[String]>),
     /// One connection (a call participant: `rtc.signal` and call events). Connection ids
     /// are per node; calls are held by the node their participants are connected to.
     Connection(crate::hub::ConnId),
 }
 
-/// One event for one topic, serialized once: every recipient gets the same bytes.
+/// One typed event for one topic. Hubs encode it once per wire format, and every
+/// recipient of that format gets the same bytes.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub topic: Topic,
-    /// The JSON text of a server event (`{"type", "data"}`, plus `"seq"` for changes).
-    pub frame: Utf8Bytes,
+    /// The event, shared (never copied) by every hop between the service and the hubs.
+    pub event: Arc<Event>,
     /// For a change to the room's history: its seq (connections resuming from a seq drop
-    /// live frames they already replayed).
+    /// live frames they already replayed). On the native wire it is the frame's top-level
+    /// `"seq"`.
     pub seq: Option<i64>,
     /// A membership change to apply (for room topics), if any.
     pub membership: Option<Membership>,
@@ -57,7 +64,63 @@ pub struct Envelope {
     pub skip_user: Option<String>,
     /// A connection that does not receive this (the one that answered a call, for
     /// `call.answered_elsewhere`).
-    pub skip_conn: Option<crate::hub::ConnId>,
+    pub skip_conn: Option<ConnId>,
+}
+
+impl Envelope {
+    /// `event` for `topic`: not a change, no membership change, not ephemeral, skipping
+    /// no one.
+    pub fn new(topic: Topic, event: Event) -> Self {
+        Envelope {
+            topic,
+            event: Arc::new(event),
+            seq: None,
+            membership: None,
+            ephemeral: false,
+            skip_user: None,
+            skip_conn: None,
+        }
+    }
+
+    /// `event` for every member of `room_id`.
+    pub fn room(room_id: &str, event: Event) -> Self {
+        Envelope::new(Topic::Room(room_id.to_owned()), event)
+    }
+
+    /// `event` for every connection of `user_id`.
+    pub fn user(user_id: &str, event: Event) -> Self {
+        Envelope::new(Topic::User(user_id.to_owned()), event)
+    }
+
+    /// A change to the room's history with `seq`.
+    pub fn change(mut self, seq: i64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// Applies `membership` along with delivery.
+    pub fn membership(mut self, membership: Membership) -> Self {
+        self.membership = Some(membership);
+        self
+    }
+
+    /// Marks the event ephemeral (typing, presence).
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
+        self
+    }
+
+    /// Leaves out `user_id`'s connections.
+    pub fn skip_user(mut self, user_id: &str) -> Self {
+        self.skip_user = Some(user_id.to_owned());
+        self
+    }
+
+    /// Leaves out connection `conn`.
+    pub fn skip_conn(mut self, conn: Option<ConnId>) -> Self {
+        self.skip_conn = conn;
+        self
+    }
 }
 
 /// Which connections a [`Broker::disconnect`] closes.

@@ -16,7 +16,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use palaver_protocol::rest::{IceServer, IceServers};
@@ -145,8 +144,8 @@ struct Outbox {
 enum Effect {
     Publish {
         topic: Topic,
-        /// The serialized event.
-        frame: Utf8Bytes,
+        /// The event (shared by every participant it goes to).
+        event: Arc<Event>,
         /// A connection of the topic that skips the event.
         skip_conn: Option<ConnId>,
     },
@@ -159,14 +158,11 @@ enum Effect {
 
 impl Outbox {
     fn publish(&mut self, topic: Topic, event: &Event, skip_conn: Option<ConnId>) {
-        match super::encode_event(event, None) {
-            Ok(text) => self.items.push(Effect::Publish {
-                topic,
-                frame: text.into(),
-                skip_conn,
-            }),
-            Err(e) => tracing::error!(error = %e, "serializing a call event"),
-        }
+        self.items.push(Effect::Publish {
+            topic,
+            event: Arc::new(event.clone()),
+            skip_conn,
+        });
     }
 
     fn send_conn(&mut self, conn: ConnId, event: &Event) {
@@ -177,17 +173,13 @@ impl Outbox {
         self.publish(Topic::User(user_id.to_owned()), event, skip_conn);
     }
 
-    /// `event` to every participant of `call` (serialized once).
+    /// `event` to every participant of `call` (one shared event).
     fn send_participants(&mut self, call: &Call, event: &Event) {
-        let Ok(text) = super::encode_event(event, None) else {
-            tracing::error!("serializing a call event");
-            return;
-        };
-        let frame = Utf8Bytes::from(text);
+        let event = Arc::new(event.clone());
         for part in &call.participants {
             self.items.push(Effect::Publish {
                 topic: Topic::Connection(part.conn),
-                frame: frame.clone(),
+                event: Arc::clone(&event),
                 skip_conn: None,
             });
         }
@@ -811,21 +803,19 @@ impl Service {
             match effect {
                 Effect::Publish {
                     topic,
-                    frame,
+                    event,
                     skip_conn,
                 } => {
                     let envelope = Envelope {
                         topic,
-                        frame,
+                        event,
                         seq: None,
                         membership: None,
                         ephemeral: false,
                         skip_user: None,
                         skip_conn,
                     };
-                    if let Err(e) = self.broker.publish(envelope).await {
-                        tracing::error!(error = %e, "publishing a call event");
-                    }
+                    self.publish(envelope).await;
                 }
                 Effect::Log {
                     room_id,

@@ -17,7 +17,7 @@ use palaver_protocol::{
 use super::rooms::{forbidden, room_to_wire};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
-use crate::broker::Topic;
+use crate::broker::Envelope;
 use crate::error::{AppError, AppResult};
 use crate::store::{InvitationRow, NewRoom, UserRow};
 
@@ -92,12 +92,10 @@ impl Service {
             // Already pending: the invitee was told once, and is not told again.
             return Ok(invitation);
         }
-        self.publish_to(
-            Topic::User(user_id.to_owned()),
-            &Event::InvitationCreated(invitation.clone()),
-            None,
-            None,
-        )
+        self.publish(Envelope::user(
+            user_id,
+            Event::InvitationCreated(invitation.clone()),
+        ))
         .await;
         Ok(invitation)
     }
@@ -249,8 +247,7 @@ impl Service {
             room_id: room_id.to_owned(),
             reason: reason.to_owned(),
         });
-        self.publish_to(Topic::User(invitee_id.to_owned()), &event, None, None)
-            .await;
+        self.publish(Envelope::user(invitee_id, event)).await;
     }
 
     /// The one DM room between the caller and `user_id`, created the first time (both

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use palaver_protocol::ws::{Event, PresenceInfo, PresenceStatus, SetPresence, Typing};
 
 use super::user_limits::Action;
-use super::{now_rfc3339, Ephemeral, Service};
+use super::{now_rfc3339, Service};
 use crate::auth::Actor;
-use crate::broker::Topic;
+use crate::broker::{Envelope, Topic};
 use crate::error::{AppError, AppResult};
 
 /// How long a `typing: true` holds without another.
@@ -111,10 +111,10 @@ impl Service {
             user_id: Some(actor.user_id.clone()),
             expires_in_ms: Some(TYPING_EXPIRES.as_millis() as u64),
         });
-        self.publish_ephemeral(
-            Topic::Room(room_id.to_owned()),
-            &event,
-            Some(actor.user_id.clone()),
+        self.publish(
+            Envelope::room(room_id, event)
+                .ephemeral()
+                .skip_user(&actor.user_id),
         )
         .await;
         Ok(())
@@ -148,16 +148,12 @@ impl Service {
                 return;
             }
         };
-        let event = Event::PresenceUpdated(info);
-        for user in recipients {
-            self.publish_ephemeral(Topic::User(user), &event, None)
-                .await;
+        if recipients.is_empty() {
+            return;
         }
-    }
-
-    /// Publishes an ephemeral event (dropped first under backpressure).
-    async fn publish_ephemeral(&self, topic: Topic, event: &Event, skip_user: Option<String>) {
-        self.publish_envelope(topic, event, None, None, Ephemeral::Yes { skip_user })
+        // One envelope for every recipient: encoded once per wire format, not per user.
+        let topic = Topic::Users(recipients.into());
+        self.publish(Envelope::new(topic, Event::PresenceUpdated(info)).ephemeral())
             .await;
     }
 }

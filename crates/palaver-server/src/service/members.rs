@@ -17,7 +17,7 @@ use palaver_protocol::{ErrorCode, Member, MemberRole, Role, RoomKind, Visibility
 use super::rooms::forbidden;
 use super::{now_rfc3339, Service};
 use crate::auth::Actor;
-use crate::broker::Membership;
+use crate::broker::{Envelope, Membership};
 use crate::error::{AppError, AppResult};
 use crate::store::{MemberRow, RoomRow};
 
@@ -199,7 +199,8 @@ impl Service {
             let membership = Membership::Left {
                 user_id: user_id.to_owned(),
             };
-            self.publish(room_id, &event, Some(membership)).await;
+            self.publish(Envelope::room(room_id, event).membership(membership))
+                .await;
         }
         if let Some(owner) = departure.new_owner {
             self.announce_role(room_id, &owner, MemberRole::Owner).await;
@@ -223,7 +224,7 @@ impl Service {
             user_id: user_id.to_owned(),
             role,
         });
-        self.publish(room_id, &event, None).await;
+        self.publish(Envelope::room(room_id, event)).await;
     }
 
     async fn target_member(&self, room_id: &str, user_id: &str) -> AppResult<MemberRow> {

@@ -14,7 +14,7 @@ use super::user_limits::Action;
 use super::validate::{parse_client_id, parse_emoji, Content};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
-use crate::broker::Topic;
+use crate::broker::Envelope;
 use crate::error::{AppError, AppResult};
 use crate::store::{MessageRow, NewMessage, PageQuery, RoomRow};
 
@@ -156,13 +156,10 @@ impl Service {
             metrics.messages_in.inc();
             let message = new_message_to_wire(row, attachment);
             turn.wait().await;
-            super::publish_with(
+            let event = Event::MessageCreated(message.clone());
+            super::publish(
                 &*broker,
-                Topic::Room(message.room_id.clone()),
-                &Event::MessageCreated(message.clone()),
-                Some(message.seq),
-                None,
-                super::Ephemeral::No,
+                Envelope::room(&message.room_id, event).change(message.seq),
             )
             .await;
             drop(turn);
@@ -256,7 +253,7 @@ impl Service {
             .await?;
         let seq = row.updated_seq;
         let message = self.message_to_wire(row).await?;
-        self.publish_change(room_id, seq, &Event::MessageUpdated(message.clone()))
+        self.publish(Envelope::room(room_id, Event::MessageUpdated(message.clone())).change(seq))
             .await;
         Ok(message)
     }
@@ -305,7 +302,7 @@ impl Service {
             .await?;
         let seq = row.updated_seq;
         let tombstone = self.message_to_wire(row).await?;
-        self.publish_change(room_id, seq, &Event::MessageDeleted(tombstone.clone()))
+        self.publish(Envelope::room(room_id, Event::MessageDeleted(tombstone.clone())).change(seq))
             .await;
         Ok(tombstone)
     }
@@ -380,7 +377,8 @@ impl Service {
             } else {
                 Event::ReactionRemoved(change)
             };
-            self.publish_change(room_id, seq, &event).await;
+            self.publish(Envelope::room(room_id, event).change(seq))
+                .await;
         }
         self.message_to_wire(message).await
     }
@@ -410,7 +408,7 @@ impl Service {
                 user_id: actor.user_id.clone(),
                 seq: marker,
             });
-            self.publish(room_id, &event, None).await;
+            self.publish(Envelope::room(room_id, event)).await;
         }
         Ok(ReadState {
             room_id: room_id.to_owned(),
@@ -547,11 +545,11 @@ fn row_to_wire(
     }
 }
 
-/// One page of a room's replay: change frames in seq order, and how far they reach.
+/// One page of a room's replay: change events in seq order, and how far they reach.
 pub struct ReplayPage {
-    /// `(seq, frame)`: each a `message.created`, `message.updated` or `message.deleted`
-    /// frame with its top-level `seq`.
-    pub frames: Vec<(i64, String)>,
+    /// `(seq, event)`: each a `message.created`, `message.updated` or `message.deleted`
+    /// with the seq of the change (the native wire's top-level `seq`).
+    pub changes: Vec<(i64, Event)>,
     /// The seq up to which the page reflects every change (when `complete`).
     pub up_to: i64,
     /// Whether this page reached the end of the room's history (else ask again from the
@@ -563,7 +561,7 @@ pub struct ReplayPage {
 pub const REPLAY_PAGE: i64 = 500;
 
 impl Service {
-    /// The changes of a room after seq `since` as change frames, for resuming (see
+    /// The changes of a room after seq `since` as change events, for resuming (see
     /// `docs/protocol.md`, "Resume"): a message created after `since` comes as
     /// `message.created`, one created before and changed since as `message.updated` or
     /// `message.deleted`, each with its current state (reactions included) and the seq of
@@ -602,7 +600,7 @@ impl Service {
         let reach = rows.last().map(|r| r.updated_seq).unwrap_or(since);
         let rows: Vec<MessageRow> = rows.into_iter().filter(|r| !skip(r.updated_seq)).collect();
         let seqs: Vec<i64> = rows.iter().map(|r| r.updated_seq).collect();
-        let mut frames = Vec::with_capacity(rows.len());
+        let mut changes = Vec::with_capacity(rows.len());
         for (message, seq) in self.messages_to_wire(rows).await?.into_iter().zip(seqs) {
             let event = if message.seq > since {
                 Event::MessageCreated(message)
@@ -611,11 +609,10 @@ impl Service {
             } else {
                 Event::MessageUpdated(message)
             };
-            let text = super::encode_event(&event, Some(seq)).map_err(AppError::internal)?;
-            frames.push((seq, text));
+            changes.push((seq, event));
         }
         Ok(ReplayPage {
-            frames,
+            changes,
             up_to: if complete { last_seq.max(since) } else { reach },
             complete,
         })

@@ -42,11 +42,8 @@ pub mod validate;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
-use palaver_protocol::ws::Event;
-
 use crate::auth::tokens::TokenIssuer;
-use crate::broker::{Broker, Envelope, Membership, Topic};
+use crate::broker::{Broker, Envelope};
 use crate::config::{AttachmentsConfig, AuthConfig, Config, Limits, RtcConfig};
 use crate::error::AppResult;
 use crate::metrics::Metrics;
@@ -175,79 +172,17 @@ impl Service {
         ))
     }
 
-    /// Serializes `event` once and publishes it to `room_id`'s members. A broker failure
-    /// is logged, not returned: the change is already committed, and clients that miss the
-    /// live event catch up from history.
-    async fn publish(&self, room_id: &str, event: &Event, membership: Option<Membership>) {
-        self.publish_to(Topic::Room(room_id.to_owned()), event, None, membership)
-            .await;
-    }
-
-    /// Publishes a change to a room's history (a message created, edited, deleted or
-    /// reacted to), whose frame carries the change's `seq` at the top level:
-    /// `{"type", "data", "seq"}`. Clients resume from the highest `seq` they saw.
-    async fn publish_change(&self, room_id: &str, seq: i64, event: &Event) {
-        self.publish_to(Topic::Room(room_id.to_owned()), event, Some(seq), None)
-            .await;
-    }
-
-    /// Serializes `event` once (with a top-level `seq` when given) and publishes it to
-    /// `topic`.
-    async fn publish_to(
-        &self,
-        topic: Topic,
-        event: &Event,
-        seq: Option<i64>,
-        membership: Option<Membership>,
-    ) {
-        self.publish_envelope(topic, event, seq, membership, Ephemeral::No)
-            .await;
-    }
-
-    /// Serializes `event` once and hands the envelope to the broker. A broker failure is
-    /// logged, not returned: the change is already committed.
-    async fn publish_envelope(
-        &self,
-        topic: Topic,
-        event: &Event,
-        seq: Option<i64>,
-        membership: Option<Membership>,
-        ephemeral: Ephemeral,
-    ) {
-        publish_with(&*self.broker, topic, event, seq, membership, ephemeral).await;
+    /// Publishes `envelope` (see [`publish`]).
+    pub(crate) async fn publish(&self, envelope: Envelope) {
+        publish(&*self.broker, envelope).await;
     }
 }
 
-/// Serializes `event` once and hands the envelope to `broker`. A broker failure is logged,
-/// not returned: the change is already committed.
-async fn publish_with(
-    broker: &dyn Broker,
-    topic: Topic,
-    event: &Event,
-    seq: Option<i64>,
-    membership: Option<Membership>,
-    ephemeral: Ephemeral,
-) {
-    let frame = match encode_event(event, seq) {
-        Ok(text) => Utf8Bytes::from(text),
-        Err(e) => {
-            tracing::error!(error = %e, "serializing event");
-            return;
-        }
-    };
-    let (ephemeral, skip_user) = match ephemeral {
-        Ephemeral::No => (false, None),
-        Ephemeral::Yes { skip_user } => (true, skip_user),
-    };
-    let envelope = Envelope {
-        topic,
-        frame,
-        seq,
-        membership,
-        ephemeral,
-        skip_user,
-        skip_conn: None,
-    };
+/// The one publish path: hands `envelope`, a typed event, to `broker` for every node's
+/// hub, which encodes it once per wire format. A broker failure is logged, not returned:
+/// the change is already committed, and clients that miss the live event catch up from
+/// history.
+pub(crate) async fn publish(broker: &dyn Broker, envelope: Envelope) {
     if let Err(e) = broker.publish(envelope).await {
         tracing::error!(error = %e, "publishing event");
     }
@@ -278,24 +213,6 @@ impl Turn {
             let _ = previous.await;
         }
     }
-}
-
-/// Whether an event is ephemeral (typing, presence), and whose connections skip it.
-enum Ephemeral {
-    No,
-    Yes { skip_user: Option<String> },
-}
-
-/// `event` as JSON text, `{"type", "data"}`, with `"seq": seq` added at the top level when
-/// given.
-pub fn encode_event(event: &Event, seq: Option<i64>) -> serde_json::Result<String> {
-    let mut text = serde_json::to_string(event)?;
-    if let Some(seq) = seq {
-        // The text is one JSON object we just wrote: append the member before its `}`.
-        text.pop();
-        text.push_str(&format!(",\"seq\":{seq}}}"));
-    }
-    Ok(text)
 }
 
 /// The current time, and `now ± secs`, as RFC 3339 strings (see [`rfc3339`]).
@@ -344,21 +261,6 @@ mod tests {
     fn rfc3339_has_millis_and_z() {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_789).unwrap();
         assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
-    }
-
-    #[test]
-    fn change_frames_carry_a_top_level_seq() {
-        let event = Event::RoomDeleted(palaver_protocol::ws::RoomDeleted {
-            room_id: "r".into(),
-        });
-        let with: serde_json::Value =
-            serde_json::from_str(&encode_event(&event, Some(42)).unwrap()).unwrap();
-        assert_eq!(with["seq"], 42);
-        assert_eq!(with["type"], "room.deleted");
-        assert_eq!(with["data"]["room_id"], "r");
-        let without: serde_json::Value =
-            serde_json::from_str(&encode_event(&event, None).unwrap()).unwrap();
-        assert!(without.get("seq").is_none());
     }
 
     #[test]

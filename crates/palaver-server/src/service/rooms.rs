@@ -8,7 +8,7 @@ use palaver_protocol::{ErrorCode, MemberRole, Room, RoomKind, Visibility};
 use super::validate::{parse_topic, RoomName};
 use super::{new_id, now_rfc3339, Service};
 use crate::auth::Actor;
-use crate::broker::Membership;
+use crate::broker::{Envelope, Membership};
 use crate::error::{AppError, AppResult};
 use crate::store::{MemberRoomRow, MemberRow, NewRoom, PageQuery, RoomRow};
 
@@ -290,7 +290,7 @@ impl Service {
             .await?
             .ok_or_else(|| AppError::not_found("room"))?;
         let room = room_to_wire(row);
-        self.publish(room_id, &Event::RoomUpdated(room.clone()), None)
+        self.publish(Envelope::room(room_id, Event::RoomUpdated(room.clone())))
             .await;
         Ok(room)
     }
@@ -309,7 +309,7 @@ impl Service {
         let event = Event::RoomDeleted(RoomDeleted {
             room_id: room_id.to_owned(),
         });
-        self.publish(room_id, &event, Some(Membership::Closed))
+        self.publish(Envelope::room(room_id, event).membership(Membership::Closed))
             .await;
         // Not under the room's order: the call registry queues call log entries in it.
         drop(order);
@@ -380,7 +380,8 @@ impl Service {
         let membership = Membership::Joined {
             user_id: user_id.to_owned(),
         };
-        self.publish(room_id, &event, Some(membership)).await;
+        self.publish(Envelope::room(room_id, event).membership(membership))
+            .await;
     }
 }
 

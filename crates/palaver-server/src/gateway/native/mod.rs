@@ -1,0 +1,193 @@
+//! The WebSocket gateway at `GET /api/v1/ws` (RFC 6455).
+//!
+//! 1. [`upgrade`]: authenticates *before* the upgrade (a bearer header, or an
+//!    `access_token` query parameter because browsers cannot set headers on a WebSocket);
+//!    a missing or bad token is a plain `401 unauthorized` response.
+//! 2. [`codec`]: each client text frame is parsed once into a typed request;
+//!    [`socket`] carries frames between the WebSocket and the connection core
+//!    ([`crate::live::connection`]), which runs everything else.
+//!
+//! Frames and codes are documented in `docs/protocol.md`.
+
+pub mod codec;
+pub mod socket;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use palaver_protocol::{ErrorBody, ErrorCode};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::presented_credential;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::Params;
+use crate::AppState;
+
+/// Read buffer per connection, bytes. tungstenite's default (128 KiB) would make every
+/// idle connection cost that much.
+const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes buffered before tungstenite writes to the socket; the writer also flushes after
+/// each batch.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+/// Open the live WebSocket connection.
+///
+/// `GET /api/v1/ws`:
+/// Upgrades to a WebSocket after authenticating. `401 unauthorized` without a valid
+/// credential (`Authorization: Bearer <token or API key>`, `X-API-Key`, or the query
+/// parameter `access_token=<token or API key>`); `403 forbidden` for a browser `Origin`
+/// that is neither this server nor in `cors.allowed_origins` (requests without `Origin`,
+/// such as bots, are allowed; `Origin: null` is not); `400 bad_request` if the request is
+/// not a WebSocket upgrade; `429 rate_limited` (with `Retry-After`) when the account
+/// already holds `user_limits.sockets` open WebSockets.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "websocket",
+    params(("access_token" = Option<String>, Query, description = "an access token or API key, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol (frames: docs/protocol.md)"),
+        (status = 400, description = "bad_request: not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: Origin not allowed", body = ErrorBody),
+        (status = 429, description = "rate_limited: the account already holds `user_limits.sockets` WebSockets (see Retry-After)", body = ErrorBody)
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Params,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> AppResult<Response> {
+    let token = presented_credential(&headers)
+        .or(query.get("access_token"))
+        .ok_or_else(|| AppError::unauthorized("missing access token or API key"))?;
+    let actor = state.service.authenticate(token).await?;
+    check_origin(&headers, &state.cors.allowed_origins)?;
+    let resume = parse_since(query.get("since"))?;
+    let max_sockets = state.service.user_limits.max_sockets();
+    let slot = state
+        .hub
+        .reserve_socket(&actor.user_id, max_sockets)
+        .ok_or_else(|| state.service.user_limits.too_many_sockets(max_sockets))?;
+    let ws = ws.map_err(|_| {
+        AppError::new(
+            ErrorCode::BadRequest,
+            "expected a WebSocket upgrade request",
+        )
+    })?;
+    let max = state.service.limits().ws_frame_max_bytes;
+    Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |ws| {
+            crate::live::connection::run(state, actor, resume, socket::NativeSocket::new(ws), slot)
+        }))
+}
+
+/// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in
+/// `<room_id>:`, means "from the latest page").
+///
+/// # Errors
+/// `422 validation_failed` (`since`) for anything else.
+fn parse_since(raw: Option<&str>) -> AppResult<Vec<(String, Option<i64>)>> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let bad = || AppError::validation("since", "since must be room_id:seq pairs joined by commas");
+    raw.split(',')
+        .map(|pair| {
+            let (room, seq) = pair.split_once(':').ok_or_else(bad)?;
+            if room.is_empty() || room.len() > 64 {
+                return Err(bad());
+            }
+            let seq = if seq.is_empty() {
+                None
+            } else {
+                Some(seq.parse::<i64>().map_err(|_| bad())?)
+            };
+            Ok((room.to_owned(), seq))
+        })
+        .collect()
+}
+
+/// Cross-site WebSocket hijacking defence (OWASP ASVS 5.0 V4.4): a browser always sends
+/// `Origin`; it must be this server's own origin or an allowed one. Non-browser clients
+/// send none and are allowed.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> AppResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("null").trim_end_matches('/');
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let same_origin = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
+    });
+    let listed = allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if origin != "null" && (same_origin || listed) {
+        Ok(())
+    } else {
+        tracing::warn!(%origin, "WebSocket refused: Origin not allowed");
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            "this Origin may not open a WebSocket here",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("chat.example.com:8080"),
+        );
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_static(o));
+        }
+        h
+    }
+
+    #[test]
+    fn since_parses_room_seq_pairs() {
+        assert_eq!(parse_since(None).unwrap(), vec![]);
+        assert_eq!(
+            parse_since(Some("a:3,b:")).unwrap(),
+            vec![("a".to_string(), Some(3)), ("b".to_string(), None)]
+        );
+        for bad in ["a", "a:x", ":3", "a:1,,b:2"] {
+            assert!(parse_since(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_rules() {
+        let allowed = vec!["https://app.example.org".to_string()];
+        assert!(
+            check_origin(&headers(None), &allowed).is_ok(),
+            "no Origin: a bot"
+        );
+        assert!(check_origin(&headers(Some("http://chat.example.com:8080")), &allowed).is_ok());
+        assert!(check_origin(&headers(Some("https://app.example.org")), &allowed).is_ok());
+        assert!(check_origin(&headers(Some("https://evil.example")), &allowed).is_err());
+        assert!(check_origin(&headers(Some("null")), &allowed).is_err());
+        assert!(check_origin(&headers(Some("http://chat.example.com")), &[]).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! Requests, typed: what a client of any wire protocol can ask of its live connection, and
+//! what it gets back. Each gateway parses its wire's frames into a [`Request`] once, at the
+//! edge; [`execute`] runs it against the service; the gateway encodes the [`Response`]
+//! (see [`Wire::reply`](super::wire::Wire::reply)). `sync` is the exception: it replays
+//! history into the connection itself, so the connection core handles it
+//! ([`super::connection`]).
+
+use std::collections::BTreeMap;
+
+use palaver_protocol::rest::ReadState;
+use palaver_protocol::ws::{
+    CallJoined, PresenceInfo, ReactionChange, SendMessage, SendSignal, SetPresence, StartCall,
+};
+use palaver_protocol::{Message, Room};
+use serde::Serialize;
+
+use crate::auth::Actor;
+use crate::error::AppResult;
+use crate::hub::ConnId;
+use crate::service::messages::SendOptions;
+use crate::service::Service;
+
+/// One client request (the native protocol's names in `docs/protocol.md` are given for
+/// each variant).
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `message.send`.
+    SendMessage(SendMessage),
+    /// `message.edit`.
+    EditMessage {
+        room_id: String,
+        message_id: String,
+        content: String,
+    },
+    /// `message.delete`.
+    DeleteMessage { room_id: String, message_id: String },
+    /// `reaction.add` (`add`) and `reaction.remove`.
+    React { change: ReactionChange, add: bool },
+    /// `read`: move the read marker to `seq`.
+    MarkRead { room_id: String, seq: i64 },
+    /// `room.join`.
+    JoinRoom { room_id: String },
+    /// `room.leave`.
+    LeaveRoom { room_id: String },
+    /// `presence.set`.
+    SetPresence(SetPresence),
+    /// `typing`.
+    Typing { room_id: String, active: bool },
+    /// `call.start`.
+    StartCall(StartCall),
+    /// `call.accept`.
+    AcceptCall { call_id: String },
+    /// `call.decline`.
+    DeclineCall { call_id: String },
+    /// `call.leave`.
+    LeaveCall { call_id: String },
+    /// `call.end`.
+    EndCall { call_id: String },
+    /// `rtc.signal`: an SDP description or ICE candidate for another participant.
+    Signal(SendSignal),
+    /// `sync`: per room, replay every change after the given seq (`None`: from the latest
+    /// page), then continue live. Handled by the connection core.
+    Sync {
+        rooms: BTreeMap<String, Option<i64>>,
+    },
+    /// `ping`: answered with an empty reply.
+    Ping,
+}
+
+/// What a request answers on success.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// A message as stored (sent, edited, deleted as a tombstone, reacted to).
+    Message(Box<Message>),
+    /// The caller's read state after `read`.
+    Read(ReadState),
+    /// The room joined.
+    Room(Box<Room>),
+    /// The caller's presence after `presence.set`.
+    Presence(PresenceInfo),
+    /// The call joined (`call.start`, `call.accept`).
+    Call(Box<CallJoined>),
+    /// `sync`: the seq each room is now complete up to.
+    Synced { rooms: BTreeMap<String, i64> },
+    /// Done, nothing to say (`{}` on the native wire).
+    Empty {},
+}
+
+/// Runs `request` for `actor` on connection `conn`.
+///
+/// # Errors
+/// Whatever the service method answers (each documented in `docs/protocol.md`).
+/// [`Request::Sync`] is not run here: it answers `500 internal` (the connection core
+/// handles it before calling this).
+pub async fn execute(
+    service: &Service,
+    actor: &Actor,
+    conn: ConnId,
+    request: Request,
+) -> AppResult<Response> {
+    Ok(match request {
+        Request::SendMessage(req) => {
+            let options = SendOptions {
+                client_id: req.client_id.as_deref(),
+                reply_to: req.reply_to.as_deref(),
+                attachment_id: req.attachment_id.as_deref(),
+            };
+            let message = service
+                .send_message(actor, &req.room_id, &req.content, options)
+                .await?;
+            Response::Message(Box::new(message))
+        }
+        Request::EditMessage {
+            room_id,
+            message_id,
+            content,
+        } => Response::Message(Box::new(
+            service
+                .edit_message(actor, &room_id, &message_id, &content)
+                .await?,
+        )),
+        Request::DeleteMessage {
+            room_id,
+            message_id,
+        } => Response::Message(Box::new(
+            service.delete_message(actor, &room_id, &message_id).await?,
+        )),
+        Request::React { change, add } => Response::Message(Box::new(
+            service
+                .react(
+                    actor,
+                    &change.room_id,
+                    &change.message_id,
+                    &change.emoji,
+                    add,
+                )
+                .await?,
+        )),
+        Request::MarkRead { room_id, seq } => {
+            Response::Read(service.mark_read(actor, &room_id, seq).await?)
+        }
+        Request::JoinRoom { room_id } => {
+            Response::Room(Box::new(service.join_room(actor, &room_id).await?))
+        }
+        Request::LeaveRoom { room_id } => {
+            service.leave_room(actor, &room_id).await?;
+            Response::Empty {}
+        }
+        Request::SetPresence(req) => Response::Presence(service.set_presence(actor, req).await?),
+        Request::Typing { room_id, active } => {
+            service.typing(actor, &room_id, active).await?;
+            Response::Empty {}
+        }
+        Request::StartCall(req) => {
+            Response::Call(Box::new(service.start_call(actor, conn, req).await?))
+        }
+        Request::AcceptCall { call_id } => {
+            Response::Call(Box::new(service.accept_call(actor, conn, &call_id).await?))
+        }
+        Request::DeclineCall { call_id } => {
+            service.decline_call(actor, conn, &call_id).await?;
+            Response::Empty {}
+        }
+        Request::LeaveCall { call_id } => {
+            service.leave_call(conn, &call_id).await?;
+            Response::Empty {}
+        }
+        Request::EndCall { call_id } => {
+            service.end_call(actor, conn, &call_id).await?;
+            Response::Empty {}
+        }
+        Request::Signal(req) => {
+            service.relay_signal(actor, conn, req).await?;
+            Response::Empty {}
+        }
+        Request::Ping => Response::Empty {},
+        Request::Sync { .. } => {
+            return Err(crate::error::AppError::internal(
+                "sync is handled by the connection core",
+            ))
+        }
+    })
+}
