@@ -29,7 +29,6 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::future::{Fuse, FusedFuture as _, FutureExt as _};
 use palaver_protocol::ws::{close_code, Event, Ready, RequestId};
 use palaver_protocol::ErrorCode;
 use tokio::time::Instant;
@@ -215,6 +214,10 @@ async fn register_rooms(
     Err(later)
 }
 
+/// A request being run: its id and, once done, its outcome.
+type Running<'a> =
+    std::pin::Pin<Box<dyn Future<Output = (Option<RequestId>, AppResult<Response>)> + Send + 'a>>;
+
 /// How [`Core::serve`] ended.
 enum Ending {
     /// Send this close (a plain close for `None`), then clean up.
@@ -260,13 +263,11 @@ impl<T: Transport> Core<'_, T> {
         let mut batch = VecDeque::new();
 
         // The request being run, at most one: no further request is read until it is
-        // answered, so requests run (and their effects publish) in arrival order.
+        // answered, so requests run (and their effects publish) in arrival order. Boxed,
+        // so that an idle connection does not carry the largest request's state.
         let service = &*self.state.service;
         let (actor, conn) = (self.actor, self.conn);
-        let start = |id: Option<RequestId>, request: Request| async move {
-            (id, execute(service, actor, conn, request).await)
-        };
-        let mut running = pin!(Fuse::terminated());
+        let mut running: Option<Running<'_>> = None;
 
         loop {
             // Whatever the hub queued goes out first, in one flush.
@@ -288,12 +289,13 @@ impl<T: Transport> Core<'_, T> {
             tokio::select! {
                 biased;
                 () = self.outbox.changed() => {}
-                (id, outcome) = &mut running, if !running.is_terminated() => {
+                (id, outcome) = async { running.as_mut().expect("checked").await }, if running.is_some() => {
+                    running = None;
                     if let Err(ending) = self.answer(id, outcome).await {
                         return ending;
                     }
                 }
-                inbound = self.transport.recv(), if running.is_terminated() => {
+                inbound = self.transport.recv(), if running.is_none() => {
                     heard = Instant::now();
                     match inbound {
                         Inbound::Request { id, request: Ok(Request::Sync { rooms }) } => {
@@ -302,7 +304,9 @@ impl<T: Transport> Core<'_, T> {
                             }
                         }
                         Inbound::Request { id, request: Ok(request) } => {
-                            running.set(start(id, request).fuse());
+                            running = Some(Box::pin(async move {
+                                (id, execute(service, actor, conn, request).await)
+                            }));
                         }
                         Inbound::Request { id, request: Err(e) } => {
                             if let Err(ending) = self.answer(id, Err(e)).await {

@@ -19,3 +19,6 @@ pub mod cursor;
 pub mod queue;
 pub mod request;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;
