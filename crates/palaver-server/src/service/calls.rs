@@ -374,9 +374,6 @@ pub(crate) async fn expire_ringing(service: Weak<Service>) {
         let Some(service) = service.upgrade() else {
             return;
         };
-        if service.calls.is_empty() {
-            continue;
-        }
         for batch in service.calls.expire_ringing(&moment()) {
             service.apply(batch).await;
         }

@@ -194,18 +194,18 @@ impl Out {
         });
     }
 
-    fn to_conn(&mut self, conn: ConnId, event: &Arc<Event>) {
+    fn send_conn(&mut self, conn: ConnId, event: &Arc<Event>) {
         self.publish(Target::Connection(conn), event, None);
     }
 
-    fn to_user(&mut self, user_id: &str, event: &Arc<Event>, skip_conn: Option<ConnId>) {
+    fn send_user(&mut self, user_id: &str, event: &Arc<Event>, skip_conn: Option<ConnId>) {
         self.publish(Target::User(user_id.to_owned()), event, skip_conn);
     }
 
     /// `event` to each of `parts`, in join order.
-    fn to_parts(&mut self, parts: &[Part], event: &Arc<Event>) {
+    fn send_parts(&mut self, parts: &[Part], event: &Arc<Event>) {
         for part in parts {
-            self.to_conn(part.conn, event);
+            self.send_conn(part.conn, event);
         }
     }
 }
@@ -245,7 +245,7 @@ impl Call {
             kind: call.kind,
         }));
         for user_id in &call.ringing {
-            out.to_user(user_id, &incoming, None);
+            out.send_user(user_id, &incoming, None);
         }
         let reply = CallJoined {
             call: call.info(),
@@ -288,12 +288,12 @@ impl Call {
             call_id: self.id.clone(),
             participant: part.to_wire(),
         }));
-        out.to_parts(&self.participants, &joined);
+        out.send_parts(&self.participants, &joined);
         if self.ringing.remove(&part.user_id) {
             let elsewhere = Arc::new(Event::CallAnsweredElsewhere(CallRef {
                 call_id: self.id.clone(),
             }));
-            out.to_user(&part.user_id, &elsewhere, Some(part.conn));
+            out.send_user(&part.user_id, &elsewhere, Some(part.conn));
         }
         // Answered once another user joins (not the caller on a second device).
         let answers = self.answered.is_none() && part.user_id != self.caller.id;
@@ -335,8 +335,8 @@ impl Call {
             call_id: self.id.clone(),
             user_id: user_id.to_owned(),
         }));
-        out.to_parts(&self.participants, &declined);
-        out.to_user(user_id, &declined, Some(conn));
+        out.send_parts(&self.participants, &declined);
+        out.send_user(user_id, &declined, Some(conn));
         if self.answered.is_none() && self.ringing.is_empty() && self.declined == self.rung {
             self.finish(EndReason::Declined, now, &mut out);
         }
@@ -409,7 +409,7 @@ impl Call {
         }
         if self.ringing.remove(user_id) {
             let ended = Arc::new(self.ended_event("removed", None));
-            out.to_user(user_id, &ended, None);
+            out.send_user(user_id, &ended, None);
         }
         while !self.over {
             let Some(index) = self.participants.iter().position(|p| p.user_id == user_id) else {
@@ -433,7 +433,7 @@ impl Call {
             call_id: self.id.clone(),
         }));
         for user_id in std::mem::take(&mut self.ringing) {
-            out.to_user(&user_id, &missed, None);
+            out.send_user(&user_id, &missed, None);
         }
         if self.answered.is_none() {
             self.finish(EndReason::Missed, now, &mut out);
@@ -473,7 +473,7 @@ impl Call {
             candidate: signal.candidate,
         }));
         let mut out = Out::default();
-        out.to_conn(to.conn, &event);
+        out.send_conn(to.conn, &event);
         Ok(out.0)
     }
 
@@ -568,7 +568,7 @@ impl Call {
         let part = self.participants.remove(index);
         if reason == LeaveReason::Removed {
             let ended = Arc::new(self.ended_event("removed", None));
-            out.to_conn(part.conn, &ended);
+            out.send_conn(part.conn, &ended);
         }
         if self.participants.is_empty() {
             let reason = if self.answered.is_some() {
@@ -585,7 +585,7 @@ impl Call {
             user_id: part.user_id.clone(),
             reason: reason.as_str().to_owned(),
         }));
-        out.to_parts(&self.participants, &left);
+        out.send_parts(&self.participants, &left);
         if self.host == part.id {
             let next = &self.participants[0];
             self.host = next.id.clone();
@@ -594,7 +594,7 @@ impl Call {
                 host: next.id.clone(),
                 user_id: next.user_id.clone(),
             }));
-            out.to_parts(&self.participants, &changed);
+            out.send_parts(&self.participants, &changed);
         }
     }
 
@@ -608,9 +608,9 @@ impl Call {
             .as_ref()
             .map(|(_, at)| now.at.saturating_duration_since(*at).as_secs());
         let ended = Arc::new(self.ended_event(reason.as_str(), duration_secs));
-        out.to_parts(&std::mem::take(&mut self.participants), &ended);
+        out.send_parts(&std::mem::take(&mut self.participants), &ended);
         for user_id in std::mem::take(&mut self.ringing) {
-            out.to_user(&user_id, &ended, None);
+            out.send_user(&user_id, &ended, None);
         }
         let closing = if self.answered.is_some() {
             CallLogEvent::Ended

@@ -710,6 +710,99 @@ mod tests {
         let _ = start(&registry, &clock, "c2", "r2", joiner("bob", B), &[]);
     }
 
+    /// Checks that the index and the calls agree: every indexed connection is a
+    /// participant of its call and every participant is indexed; every room maps to a
+    /// live call in that room; every call is live and indexed by its room.
+    fn assert_consistent(registry: &Registry) {
+        let index = registry.lock_index();
+        for (conn, call_id) in &index.by_conn {
+            let slot = index
+                .calls
+                .get(call_id)
+                .expect("an indexed connection's call");
+            let cell = lock(&slot.0);
+            assert!(cell.call.conns().contains(conn), "{conn} in {call_id}");
+        }
+        for (call_id, slot) in &index.calls {
+            let cell = lock(&slot.0);
+            assert!(!cell.call.is_over(), "{call_id} is over but indexed");
+            assert_eq!(index.by_room.get(cell.call.room_id()), Some(call_id));
+            for conn in cell.call.conns() {
+                assert_eq!(index.by_conn.get(&conn), Some(call_id), "conn {conn}");
+            }
+        }
+        assert_eq!(index.by_room.len(), index.calls.len());
+    }
+
+    /// Threads starting, joining, leaving and closing calls in a few rooms at once leave
+    /// the index consistent, and empty once every connection has gone.
+    #[test]
+    fn concurrent_changes_keep_the_index_consistent() {
+        const THREADS: u64 = 4;
+        const CONNS_PER_THREAD: u64 = 5;
+        let registry = Arc::new(Registry::default());
+        let clock = Arc::new(Clock::new());
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let registry = Arc::clone(&registry);
+                let clock = Arc::clone(&clock);
+                std::thread::spawn(move || {
+                    // A small linear congruential generator: varied, and the same every run.
+                    let mut seed = t + 1;
+                    let mut next = move |n: u64| {
+                        seed = seed
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        (seed >> 33) % n
+                    };
+                    let user = format!("u{t}");
+                    for i in 0..2_000 {
+                        let conn = t * 100 + next(CONNS_PER_THREAD);
+                        let room = format!("r{}", next(3));
+                        let now = clock.at(1);
+                        match next(4) {
+                            0 => {
+                                let new = new_call(
+                                    &format!("c-{t}-{i}"),
+                                    &room,
+                                    joiner(&user, conn),
+                                    &["someone"],
+                                );
+                                let _ = registry.start::<CallError>(new, &now, || Ok(()));
+                            }
+                            1 => {
+                                let call_id = registry.lock_index().by_room.get(&room).cloned();
+                                if let Some(call_id) = call_id {
+                                    let _ = registry.accept(&call_id, joiner(&user, conn), 3, &now);
+                                }
+                            }
+                            2 => {
+                                let _ = registry.disconnect(conn, &now);
+                            }
+                            _ => {
+                                let _ = registry.close_room(&room, &now);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic");
+        }
+        assert_consistent(&registry);
+
+        for t in 0..THREADS {
+            for c in 0..CONNS_PER_THREAD {
+                let _ = registry.disconnect(t * 100 + c, &clock.at(2));
+            }
+        }
+        assert!(registry.is_empty());
+        let index = registry.lock_index();
+        assert!(index.by_room.is_empty() && index.by_conn.is_empty());
+        assert!(index.deadlines.is_empty());
+    }
+
     /// The order of one call's batches holds however their tasks are scheduled; other
     /// calls' batches do not wait for it.
     #[tokio::test]
