@@ -7,7 +7,7 @@
 //!    touching the registry;
 //! 2. makes the change in the registry, which looks the call up again (it may have
 //!    changed meanwhile) and returns the effects as a [`Batch`];
-//! 3. carries the effects out with [`Service::apply`], the one place where signaling
+//! 3. carries the effects out with `Service::apply`, the one place where signaling
 //!    effects become broker envelopes and call log messages, in the call's order.
 //!
 //! No lock is held across an `.await`: the registry locks each call only while changing
