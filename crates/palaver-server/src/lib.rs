@@ -17,6 +17,13 @@
 //!    queues the same bytes to every local connection in the room (`live/queue.rs`); each
 //!    connection's task (`live/connection.rs`) writes them out, several per flush.
 //!
+//! Calls take a side road at step 2: `service/calls.rs` checks membership and blocks
+//! against the store, then [`signaling`] runs the call state machine (plain synchronous
+//! code, one lock per call) and hands back typed effects: events for a connection or a
+//! user, which go out through [`broker`] and [`hub`] as in steps 4 and 5, and call log
+//! entries, stored like messages. [`signaling`] also checks `rtc.signal` and issues TURN
+//! credentials.
+//!
 //! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
 //! [`error`] maps failures to stable codes. [`run`] wires it all together.
 
@@ -33,6 +40,7 @@ pub mod net;
 pub mod presence;
 pub mod ratelimit;
 pub mod service;
+pub mod signaling;
 pub mod store;
 
 use std::future::Future;

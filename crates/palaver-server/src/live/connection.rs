@@ -119,7 +119,9 @@ pub async fn run<T: Transport>(
     let conn = registration.id;
     tracing::debug!(conn, user_id = %actor.user_id, "connection open");
 
-    let ready = match register_rooms(&state, &actor, conn).await {
+    // Boxed, here and for replays: rare steps whose state an idle connection should not
+    // carry for its whole life.
+    let ready = match Box::pin(register_rooms(&state, &actor, conn)).await {
         Ok(ready) => ready,
         Err(reason) => {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, transport.close(Some(reason))).await;
@@ -144,7 +146,7 @@ pub async fn run<T: Transport>(
         return;
     }
 
-    state.service.connection_opened(&actor).await;
+    Box::pin(state.service.connection_opened(&actor)).await;
     let mut core = Core {
         state: &state,
         actor: &actor,
@@ -159,8 +161,8 @@ pub async fn run<T: Transport>(
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.transport.close(reason)).await;
     }
     state.hub.unregister(conn);
-    state.service.connection_left_calls(conn).await;
-    state.service.connection_closed(&actor).await;
+    Box::pin(state.service.connection_left_calls(conn)).await;
+    Box::pin(state.service.connection_closed(&actor)).await;
     tracing::debug!(conn, "connection closed");
 }
 
@@ -250,7 +252,7 @@ impl<T: Transport> Core<'_, T> {
     /// Replays `resume`, then serves the connection until it must end.
     async fn serve(&mut self, resume: Vec<(String, Option<i64>)>) -> Ending {
         if !resume.is_empty() {
-            if let Err(ending) = self.sync(resume, None).await {
+            if let Err(ending) = Box::pin(self.sync(resume, None)).await {
                 return ending;
             }
         }
@@ -299,7 +301,7 @@ impl<T: Transport> Core<'_, T> {
                     heard = Instant::now();
                     match inbound {
                         Inbound::Request { id, request: Ok(Request::Sync { rooms }) } => {
-                            if let Err(ending) = self.sync(rooms.into_iter().collect(), id).await {
+                            if let Err(ending) = Box::pin(self.sync(rooms.into_iter().collect(), id)).await {
                                 return ending;
                             }
                         }

@@ -17,7 +17,8 @@
 //! - [`moderation`]: message reports for the server's moderators and admins.
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
-//! - [`calls`]: calls, WebRTC signal relay, call log entries, TURN credentials.
+//! - [`calls`]: calls and WebRTC signal relay: the store checks, then
+//!   [`crate::signaling`], then publishing its effects and storing call log entries.
 //! - [`user_limits`]: per-account limits on live actions (messages, calls, typing,
 //!   presence, invitations, room creation).
 //! - [`validate`]: input newtypes.
@@ -63,8 +64,8 @@ pub struct Service {
     pub(crate) auth: AuthConfig,
     pub(crate) attachments: AttachmentsConfig,
     pub(crate) rtc: RtcConfig,
-    /// This node's calls (see [`calls`]).
-    pub(crate) calls: tokio::sync::Mutex<calls::CallRegistry>,
+    /// This node's calls, each behind its own lock (see [`crate::signaling::registry`]).
+    pub(crate) calls: crate::signaling::Registry,
     pub(crate) files: Arc<dyn FileStore>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) metrics: Arc<Metrics>,

@@ -1,0 +1,230 @@
+//! Calls: the WebRTC signaling core (see `docs/protocol.md`, "Calls"). No store, no
+//! broker, no JSON text: the service checks membership and blocks against the store, calls
+//! in here, and carries out the [`Effect`]s that come back.
+//!
+//! - [`call`]: one call as a state machine, in plain synchronous code. A [`Call`] is
+//!   started, accepted, declined, left, ended, handed to the next host, timed out; every
+//!   change returns the effects to carry out (typed events for a [`Target`], call log
+//!   entries) or a [`CallError`], and changes nothing when it fails.
+//! - [`registry`]: this node's calls, each behind its own lock, indexed by id, room and
+//!   participant connection. No lock is held across an `.await`; each change's effects
+//!   come back as a [`Batch`] holding its place in the call's order, so that every
+//!   participant sees the changes of a call in the same order.
+//! - [`relay`]: the shape and size rules of `rtc.signal`.
+//! - [`turn`]: ICE servers and time-limited TURN credentials (coturn's `use-auth-secret`,
+//!   the TURN REST API).
+//!
+//! Participants are connections ([`ConnId`]), not users: a user with two devices takes a
+//! call on one of them. Calls live in the memory of the node their participants are
+//! connected to.
+
+pub mod call;
+pub mod registry;
+pub mod relay;
+pub mod turn;
+
+use std::sync::Arc;
+
+use palaver_protocol::ws::Event;
+use palaver_protocol::{CallLog, ErrorCode, MessageSender};
+
+use crate::error::AppError;
+use crate::hub::ConnId;
+
+pub use call::{Call, EndBy, Joiner, LeaveReason, Moment, NewCall};
+pub use registry::{Batch, Registry};
+
+/// Who receives a published event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One connection: a participant (call events, `rtc.signal`).
+    Connection(ConnId),
+    /// Every connection of one user: ringing and its end (`call.incoming`,
+    /// `call.missed`, ...).
+    User(String),
+    /// Every connection of every member of a room. Not produced by the call state machine
+    /// today; part of the vocabulary so that the service maps every target in one place.
+    Room(String),
+}
+
+/// Something a change to a call does outside the call, in the order given.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Publish `event` to `target`. The effects of one change that send the same event to
+    /// several targets share one [`Arc`].
+    Publish {
+        target: Target,
+        event: Arc<Event>,
+        /// A connection of the target that does not receive the event (the connection
+        /// that answered, for `call.answered_elsewhere`; the one that declined, for its
+        /// user's `call.declined`).
+        skip_conn: Option<ConnId>,
+    },
+    /// Store a call log message in the call's room.
+    Log(LogEntry),
+}
+
+/// A call log message to store: `message_type: "call"`, sent by the call's starter (see
+/// `docs/protocol.md`, "Call log").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub room_id: String,
+    /// The user who started the call.
+    pub caller: MessageSender,
+    pub log: CallLog,
+}
+
+impl LogEntry {
+    /// The message's `content`: a short English line for clients that do not render
+    /// `call` themselves, e.g. `Video call ended after 2:05` (minutes and seconds).
+    pub fn content(&self) -> String {
+        use palaver_protocol::{CallKind, CallLogEvent};
+        let kind = match self.log.kind {
+            CallKind::Audio => "Audio call",
+            CallKind::Video => "Video call",
+        };
+        match self.log.event {
+            CallLogEvent::Started => format!("{kind} started"),
+            CallLogEvent::Answered => format!("{kind} answered"),
+            CallLogEvent::Missed => format!("Missed {}", kind.to_lowercase()),
+            CallLogEvent::Declined => format!("{kind} declined"),
+            CallLogEvent::Ended => {
+                let secs = self.log.duration_secs.unwrap_or(0);
+                format!("{kind} ended after {}:{:02}", secs / 60, secs % 60)
+            }
+        }
+    }
+}
+
+/// Why a call request was refused. Converts into the [`AppError`] the client gets (codes
+/// and messages as in `docs/protocol.md`, "Call requests").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// `404 not_found`: no such call, it is over, or this connection is not one of its
+    /// participants (a call the caller may not see is invisible).
+    #[error("call not found")]
+    NotFound,
+    /// `404 not_found` with `field: "to"`: the signal's `to` is not a participant.
+    #[error("participant not found")]
+    NoSuchParticipant,
+    /// `409 conflict`: this connection is already in call `call_id`.
+    #[error("this connection is already in call {call_id}")]
+    ConnectionBusy { call_id: String },
+    /// `409 conflict`: call `call_id` is going on in the room.
+    #[error("call {call_id} is going on in this room: join it with call.accept")]
+    RoomBusy { call_id: String },
+    /// `409 call_full`: the call has `max` participants.
+    #[error("the call already has {max} participants")]
+    Full { max: usize },
+    /// `409 conflict`: `call.decline` by a user who is not being rung.
+    #[error("you are not being rung for this call")]
+    NotRinging,
+    /// `call.end` by a connection that is not the host. The service then asks the store
+    /// whether the user moderates the room; if not, it is `403 forbidden`.
+    #[error("only the host or a room owner or admin can end the call")]
+    NotHost,
+    /// `422 validation_failed` naming `field`.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl From<CallError> for AppError {
+    fn from(e: CallError) -> Self {
+        let message = e.to_string();
+        match e {
+            CallError::NotFound => AppError::not_found("call"),
+            CallError::NoSuchParticipant => AppError {
+                field: Some("to".into()),
+                ..AppError::not_found("participant")
+            },
+            CallError::ConnectionBusy { .. } | CallError::RoomBusy { .. } => {
+                AppError::new(ErrorCode::Conflict, message)
+            }
+            CallError::NotRinging => AppError::new(ErrorCode::Conflict, message),
+            CallError::Full { .. } => AppError::new(ErrorCode::CallFull, message),
+            CallError::NotHost => AppError::new(ErrorCode::Forbidden, message),
+            CallError::Invalid { field, message } => AppError::validation(field, message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palaver_protocol::{CallKind, CallLogEvent};
+
+    #[test]
+    fn call_log_content_names_the_kind_and_duration() {
+        let entry = LogEntry {
+            room_id: "r".into(),
+            caller: MessageSender {
+                id: "u".into(),
+                username: "alice".into(),
+            },
+            log: CallLog {
+                call_id: "c".into(),
+                kind: CallKind::Video,
+                event: CallLogEvent::Ended,
+                duration_secs: Some(125),
+            },
+        };
+        assert_eq!(entry.content(), "Video call ended after 2:05");
+        let mut missed = entry.clone();
+        missed.log.event = CallLogEvent::Missed;
+        missed.log.duration_secs = None;
+        assert_eq!(missed.content(), "Missed video call");
+        let mut started = entry;
+        started.log.kind = CallKind::Audio;
+        started.log.event = CallLogEvent::Started;
+        assert_eq!(started.content(), "Audio call started");
+    }
+
+    #[test]
+    fn call_errors_map_to_the_documented_codes() {
+        let cases = [
+            (CallError::NotFound, ErrorCode::NotFound, None),
+            (
+                CallError::NoSuchParticipant,
+                ErrorCode::NotFound,
+                Some("to"),
+            ),
+            (
+                CallError::ConnectionBusy {
+                    call_id: "c1".into(),
+                },
+                ErrorCode::Conflict,
+                None,
+            ),
+            (
+                CallError::RoomBusy {
+                    call_id: "c2".into(),
+                },
+                ErrorCode::Conflict,
+                None,
+            ),
+            (CallError::Full { max: 2 }, ErrorCode::CallFull, None),
+            (CallError::NotRinging, ErrorCode::Conflict, None),
+            (CallError::NotHost, ErrorCode::Forbidden, None),
+            (
+                CallError::Invalid {
+                    field: "to",
+                    message: "to must be another participant".into(),
+                },
+                ErrorCode::ValidationFailed,
+                Some("to"),
+            ),
+        ];
+        for (error, code, field) in cases {
+            let app = AppError::from(error.clone());
+            assert_eq!(app.code, code, "{error:?}");
+            assert_eq!(app.field.as_deref(), field, "{error:?}");
+        }
+        let busy = AppError::from(CallError::RoomBusy {
+            call_id: "c2".into(),
+        });
+        assert!(busy.message.contains("c2"), "names the call: {busy:?}");
+    }
+}
