@@ -313,6 +313,13 @@ where
     let mut provenance = provenance::provenance(&pin::current());
     provenance["server_cpus_allowed"] = json!(server_cpus);
     provenance["generator_cpus_allowed"] = json!(proc::cpus_allowed_list(std::process::id()));
+    provenance["binaries"] = json!({
+        "palaver_bench": provenance::binary(&std::env::current_exe().unwrap_or_default()),
+        "palaver": common
+            .targets
+            .contains(&Kind::Palaver)
+            .then(|| provenance::binary(&common.programs.palaver_bin)),
+    });
     provenance["palaver_env"] = json!(common
         .programs
         .palaver_env

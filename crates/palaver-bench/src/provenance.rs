@@ -47,6 +47,24 @@ fn git() -> Value {
     }
 }
 
+/// A program's canonical path, size and modification time (seconds since the Unix
+/// epoch), to tell which build ran; `{"error"}` if it cannot be read.
+pub fn binary(path: &std::path::Path) -> Value {
+    let meta = std::fs::canonicalize(path).and_then(|p| Ok((std::fs::metadata(&p)?, p)));
+    match meta {
+        Ok((m, p)) => json!({
+            "path": p.display().to_string(),
+            "bytes": m.len(),
+            "modified_unix": m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+        }),
+        Err(e) => json!({ "path": path.display().to_string(), "error": e.to_string() }),
+    }
+}
+
 /// `argv` as one line a POSIX shell reads back into the same words.
 pub fn shell_line(argv: &[String]) -> String {
     argv.iter()

@@ -216,6 +216,12 @@ pub async fn climb(
         for k in 0..args.repeats {
             let result = super::measure(server, &plan, rate).await?;
             let passed = passes(&result);
+            if result.sent_per_sec == 0.0 {
+                eprintln!(
+                    "  warning: no message was sent inside the {} s window at {:.2} msg/s per sender; lengthen --duration-secs",
+                    args.fanout.duration_secs, step_args.rate
+                );
+            }
             eprintln!(
                 "  {:>9} offered {:>8.1}/s #{}: sent {:>8.0}/s, {:>10.0} deliveries/s, ratio {:.4}, p99 {:.1} ms, dropped {} -> {}",
                 server.kind.name(),
