@@ -422,7 +422,11 @@ async fn storm(
     len: Duration,
     go: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<(Logins, Reconnects)> {
-    let _ = go.await;
+    if go.await.is_err() {
+        // The load never started (it failed connecting): no storm.
+        drop(commands);
+        return Ok((Logins::default(), Reconnects::default()));
+    }
     let start = Instant::now();
     let end = tokio::time::Instant::from_std(start + len);
     let mut logins = Logins {
