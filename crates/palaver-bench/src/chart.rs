@@ -1,6 +1,6 @@
-//! The capacity chart: for each target, delivery p99 latency (ms, log scale) against
-//! offered messages/s at each step of a `capacity` run, with the 100 ms pass line. Plain
-//! SVG text: one chart, no plotting dependency.
+//! The capacity chart: for each target, delivery p99 latency (ms, log scale; the median
+//! of a step's repeats) against offered messages/s at each step of a `capacity` run, with
+//! the 100 ms pass line. Plain SVG text: one chart, no plotting dependency.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -33,8 +33,11 @@ pub fn capacity_chart(input: &Path, out: &Path) -> anyhow::Result<()> {
             .map(|s| {
                 (
                     s["offered_per_sec"].as_f64().unwrap_or(0.0),
-                    s["result"]["latency"]["p99_ms"]
+                    // The median of the repeats; a step of an older document (one
+                    // measurement) has its `result` instead.
+                    s["median"]["p99_ms"]
                         .as_f64()
+                        .or_else(|| s["result"]["latency"]["p99_ms"].as_f64())
                         .unwrap_or(0.0)
                         .max(0.1),
                     s["passed"].as_bool().unwrap_or(false),
@@ -60,7 +63,11 @@ pub fn capacity_chart(input: &Path, out: &Path) -> anyhow::Result<()> {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
     )?;
     writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#)?;
-    let machine = &doc["machine"];
+    // Provenance holds the machine; older documents have it at the top.
+    let machine = match &doc["provenance"]["machine"] {
+        Value::Null => &doc["machine"],
+        m => m,
+    };
     writeln!(
         svg,
         r#"<text x="{LEFT}" y="22" font-size="14">fanout capacity: p99 delivery latency vs offered messages/s ({} members, {} CPUs)</text>"#,

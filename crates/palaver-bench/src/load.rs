@@ -6,6 +6,11 @@
 //! Timeline: `start` → warm-up (sends, not measured) → window (measured: only messages
 //! whose send time falls in it count) → drain (no sends; late deliveries of the window's
 //! messages still arrive and count, with their latency).
+//!
+//! Open-loop senders are staggered: of `P` senders at one period each, sender `k` first
+//! sends `k/P` of a period after `start` ([`phase`]), so the room gets evenly spaced
+//! messages rather than `P` at once, and a low total rate still puts messages in a short
+//! window.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -263,9 +268,29 @@ async fn run_shard(
     }
     let _ = connected.send(());
     let start = go.await;
+    let senders = plan.conns.iter().filter(|c| c.sends).count();
+    let ranks: Vec<usize> = plan
+        .conns
+        .iter()
+        .scan(0usize, |k, c| {
+            let rank = *k;
+            *k += usize::from(c.sends);
+            Some(rank)
+        })
+        .collect();
     let tasks: Vec<_> = sockets
         .into_iter()
-        .map(|(i, ws)| tokio::spawn(drive(plan.clone(), room_sizes.clone(), i, ws, start)))
+        .map(|(i, ws)| {
+            let offset = phase(ranks[i], senders);
+            tokio::spawn(drive(
+                plan.clone(),
+                room_sizes.clone(),
+                i,
+                ws,
+                start,
+                offset,
+            ))
+        })
         .collect();
     let mut tally = Tally {
         connect_failures: failures,
@@ -303,13 +328,25 @@ struct ConnTally {
     ack_latency: Latency,
 }
 
-/// Runs one connection from `start` to the end of the drain.
+/// The fraction of a period by which sender number `rank` of `senders` is delayed:
+/// `rank / senders`, in `[0, 1)`.
+pub fn phase(rank: usize, senders: usize) -> f64 {
+    if senders == 0 {
+        0.0
+    } else {
+        (rank % senders) as f64 / senders as f64
+    }
+}
+
+/// Runs one connection from `start` to the end of the drain; an open-loop sender first
+/// sends `offset` of a period after `start`.
 async fn drive(
     plan: Arc<Plan>,
     room_sizes: Arc<Vec<u64>>,
     i: usize,
     mut ws: target::Ws,
     start: u64,
+    offset: f64,
 ) -> ConnTally {
     let c = &plan.conns[i];
     let room = &plan.rooms[c.room];
@@ -325,7 +362,12 @@ async fn drive(
         Pace::Rate(r) if r > 0.0 => Duration::from_secs_f64(1.0 / r),
         _ => Duration::from_secs(3600),
     };
-    let delay = Duration::from_micros(start.saturating_sub(target::now_us()));
+    let delay = Duration::from_micros(start.saturating_sub(target::now_us()))
+        + period.mul_f64(if matches!(plan.pace, Pace::Rate(_)) {
+            offset
+        } else {
+            0.0
+        });
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let sending = |now: u64| c.sends && now >= start && now < window_end;
@@ -408,7 +450,7 @@ async fn drive(
                 }
             }
             _ = tick.tick(), if window == 0 && c.sends && !done_sending => {
-                // The first tick is at `start`.
+                // The first tick is at `start` plus the sender's phase.
                 if target::now_us() >= window_end {
                     done_sending = true;
                     continue;
@@ -455,4 +497,17 @@ async fn send_one(
 fn finish(mut t: ConnTally, room_sizes: &[u64], room: usize) -> ConnTally {
     t.expected = t.sent * room_sizes[room];
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_are_spread_evenly_over_one_period() {
+        let phases: Vec<f64> = (0..4).map(|k| phase(k, 4)).collect();
+        assert_eq!(phases, [0.0, 0.25, 0.5, 0.75]);
+        assert_eq!(phase(0, 1), 0.0);
+        assert_eq!(phase(0, 0), 0.0);
+    }
 }

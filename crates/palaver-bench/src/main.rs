@@ -10,11 +10,22 @@
 //! Each scenario starts each target server itself (Palaver with a fresh data directory),
 //! prepares accounts and rooms, runs, and prints one JSON document on stdout (also
 //! written to `--out`) and a one-line summary per target on stderr. See `BENCHMARKS.md`.
+//!
+//! By default the server under test runs on one CPU and the generator on the others
+//! ([`pin`]); every document records its provenance ([`provenance`]): commit, command
+//! line, machine, pinning.
+//!
+//! Layout: `target` (the servers and their wire protocols), `load` (the shared load
+//! engine and its worker processes), `scenarios/*` (one module per scenario), `setup`
+//! (accounts and rooms), `stats` (histograms), `proc` (CPU and memory from `/proc`),
+//! `pin`, `provenance`, `baseline` (the bare-broadcast server), `chart`.
 
 mod baseline;
 mod chart;
 mod load;
+mod pin;
 mod proc;
+mod provenance;
 mod scenarios;
 mod setup;
 mod stats;
@@ -90,6 +101,14 @@ enum Command {
         #[command(flatten)]
         args: scenarios::slow_consumer::SlowConsumerArgs,
     },
+    /// One room under a steady fan-out load, measured quiet and then during a storm of
+    /// logins and reconnects-with-resume (Palaver only).
+    Storm {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: scenarios::storm::StormArgs,
+    },
     /// Draws the capacity and latency chart (SVG) from a `capacity` result.
     Chart {
         /// A JSON document written by `capacity --out`.
@@ -130,10 +149,42 @@ struct Common {
     /// Also write the JSON document here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Pin the server under test to one CPU and the generator (this process and its
+    /// workers) to the others (the default; needs 2 CPUs, else runs unpinned with a
+    /// warning).
+    #[arg(long, overrides_with = "no_pin")]
+    pin: bool,
+    /// Run server and generator unpinned, sharing every CPU.
+    #[arg(long, overrides_with = "pin")]
+    no_pin: bool,
+}
+
+impl Command {
+    /// The options of a scenario command (`None` for the helpers: chart, baseline-server,
+    /// worker).
+    fn common(&self) -> Option<&Common> {
+        match self {
+            Command::Fanout { common, .. }
+            | Command::Capacity { common, .. }
+            | Command::Rooms { common, .. }
+            | Command::Idle { common, .. }
+            | Command::History { common, .. }
+            | Command::Reconnect { common, .. }
+            | Command::SlowConsumer { common, .. }
+            | Command::Storm { common, .. } => Some(common),
+            Command::Chart { .. } | Command::BaselineServer { .. } | Command::Worker { .. } => None,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Before the runtime starts its threads, so they inherit the generator's CPUs. The
+    // helper processes (baseline server, workers) inherit their mask from whoever
+    // started them.
+    if let Some(common) = cli.command.common() {
+        pin::apply(common.pin || !common.no_pin);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -188,6 +239,14 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await
             }
+            Command::Storm { mut common, args } => {
+                common.programs.palaver_env = scenarios::storm::palaver_env();
+                each_target("storm", &common, &args, |s| {
+                    let args = args.clone();
+                    async move { Ok(json!(scenarios::storm::run(&s, &args).await?)) }
+                })
+                .await
+            }
             Command::Chart { input, out } => chart::capacity_chart(&input, &out),
             Command::BaselineServer { port } => baseline::serve(port).await,
             Command::Worker {
@@ -213,7 +272,15 @@ where
     Fut: std::future::Future<Output = anyhow::Result<Value>>,
 {
     let mut results = serde_json::Map::new();
+    let mut server_cpus = serde_json::Map::new();
     for &kind in &common.targets {
+        if scenario == "storm" && kind != Kind::Palaver {
+            eprintln!(
+                "{scenario}: {} has no accounts to log in or history to resume from; skipped",
+                kind.name()
+            );
+            continue;
+        }
         if matches!(scenario, "history" | "reconnect") && kind != Kind::Palaver {
             eprintln!(
                 "{scenario}: {} has no history to page or resume from; skipped",
@@ -232,15 +299,36 @@ where
         let server = Server::start(kind, &common.programs)
             .await
             .with_context(|| format!("starting {}", kind.name()))?;
+        // What the kernel says the server may run on: the pinning, checked.
+        server_cpus.insert(
+            kind.name().to_owned(),
+            json!(proc::cpus_allowed_list(server.pid)),
+        );
         let result = run(server)
             .await
             .with_context(|| format!("{scenario} on {}", kind.name()))?;
         eprintln!("{scenario} {}: {}", kind.name(), summary(&result));
         results.insert(kind.name().to_owned(), result);
     }
+    let mut provenance = provenance::provenance(&pin::current());
+    provenance["server_cpus_allowed"] = json!(server_cpus);
+    provenance["generator_cpus_allowed"] = json!(proc::cpus_allowed_list(std::process::id()));
+    provenance["binaries"] = json!({
+        "palaver_bench": provenance::binary(&std::env::current_exe().unwrap_or_default()),
+        "palaver": common
+            .targets
+            .contains(&Kind::Palaver)
+            .then(|| provenance::binary(&common.programs.palaver_bin)),
+    });
+    provenance["palaver_env"] = json!(common
+        .programs
+        .palaver_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>());
     let document = json!({
         "scenario": scenario,
-        "machine": machine(),
+        "provenance": provenance,
         "params": args,
         "results": results,
     });
@@ -278,44 +366,20 @@ fn summary(result: &Value) -> String {
         ("with slow msg/s", "/with_slow_client/delivered_per_sec"),
         ("with slow p99 ms", "/with_slow_client/latency/p99_ms"),
         ("slow dropped after s", "/slow_client/dropped_after_secs"),
+        ("rate msg/s", "/rate_per_sec"),
+        ("quiet p99 ms", "/quiet/latency/p99_ms"),
+        ("storm p99 ms", "/storm/latency/p99_ms"),
+        ("p99 storm/quiet", "/p99_ratio"),
+        ("logins/s", "/logins/achieved_per_sec"),
+        ("login errors", "/logins/errors"),
+        ("reconnects/s", "/reconnects/achieved_per_sec"),
+        ("reconnect errors", "/reconnects/errors"),
+        ("lost", "/reconnects/lost"),
+        ("duplicated", "/reconnects/duplicated"),
     ] {
         if let Some(v) = result.pointer(path).and_then(f) {
             parts.push(format!("{label} {v}"));
         }
     }
     parts.join(", ")
-}
-
-/// The machine a result was measured on.
-fn machine() -> Value {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let mem_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    json!({
-        "cpus": cpus,
-        "cpu_model": model,
-        "memory_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
-        "kernel": kernel,
-        "open_files_limit": proc::open_files_limit(),
-    })
 }

@@ -26,6 +26,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status_field(pid, "VmRSS:")
 }
 
+/// The CPUs the process may run on (`Cpus_allowed_list`, e.g. `"0"` or `"0-1"`), as the
+/// kernel reports it; `None` if it is gone.
+pub fn cpus_allowed_list(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_owned())
+}
+
 fn status_field(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status

@@ -78,5 +78,10 @@ pub fn member_of(c: &Client) -> Member {
     Member {
         token: c.token.clone().unwrap_or_default(),
         user_id: c.user.as_ref().map(|u| u.id.clone()).unwrap_or_default(),
+        login: c
+            .user
+            .as_ref()
+            .map(|u| u.username.clone())
+            .unwrap_or_default(),
     }
 }

@@ -32,7 +32,19 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Which server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Palaver,
@@ -41,12 +53,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every target, in the default order.
+    pub const ALL: [Kind; 3] = [Kind::Palaver, Kind::Baseline, Kind::Socketio];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Palaver => "palaver",
             Kind::Baseline => "baseline",
             Kind::Socketio => "socketio",
         }
+    }
+
+    /// The target named `name` (`palaver`, `baseline`, `socketio`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -62,6 +82,10 @@ pub struct Programs {
     /// Node.js.
     #[arg(long, default_value = "node")]
     pub node: PathBuf,
+    /// Extra environment for Palaver (`PALAVER_*` configuration), set by scenarios that
+    /// need a limit lifted beyond the bench's `palaver.toml`; recorded in the JSON.
+    #[arg(skip)]
+    pub palaver_env: Vec<(String, String)>,
 }
 
 /// A server under test, running as a child process (killed when dropped).
@@ -179,7 +203,8 @@ async fn spawn(
             let mut c = tokio::process::Command::new(bin);
             c.args(["serve", "--port", &port.to_string(), "--data-dir", "."])
                 .current_dir(dir)
-                .env("RUST_LOG", "warn");
+                .env("RUST_LOG", "warn")
+                .envs(programs.palaver_env.iter().map(|(k, v)| (k, v)));
             c
         }
         Kind::Baseline => {
@@ -194,6 +219,7 @@ async fn spawn(
             c
         }
     };
+    crate::pin::pin_server(&mut command);
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -226,6 +252,9 @@ pub struct Member {
     pub token: String,
     /// Palaver user id (empty for the peers).
     pub user_id: String,
+    /// Palaver username, to log in with (empty for the peers).
+    #[serde(default)]
+    pub login: String,
 }
 
 /// The current wall-clock time in microseconds since the Unix epoch.

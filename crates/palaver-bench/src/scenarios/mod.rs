@@ -9,6 +9,7 @@ pub mod idle;
 pub mod reconnect;
 pub mod rooms;
 pub mod slow_consumer;
+pub mod storm;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,12 +54,24 @@ pub async fn measure(
     plan: &Plan,
     offered_per_sec: f64,
 ) -> anyhow::Result<LoadResult> {
+    measure_with(server, plan, offered_per_sec, || {}).await
+}
+
+/// [`measure`], calling `on_start` at the instant the load starts (the start of its
+/// warm-up), once every connection is open.
+pub async fn measure_with(
+    server: &Server,
+    plan: &Plan,
+    offered_per_sec: f64,
+    on_start: impl FnOnce(),
+) -> anyhow::Result<LoadResult> {
     let pid = server.pid;
     let mut cpu_start = None;
     let mut peak = None;
     let tally: Tally = load::run(plan, || {
         cpu_start = proc::cpu_seconds(pid);
         peak = Some(proc::PeakRss::start(pid));
+        on_start();
     })
     .await?;
     let cpu = proc::cpu_seconds(pid).unwrap_or(0.0) - cpu_start.unwrap_or(0.0);

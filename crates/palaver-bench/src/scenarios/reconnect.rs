@@ -138,20 +138,25 @@ struct Control {
     stop: bool,
 }
 
-/// The seqs one client received, in a bitset (bit `s` for seq `s`).
+/// The seqs one client received, in a bitset (bit `s` for seq `s`). Shared with `storm`.
 #[derive(Debug, Default)]
-struct Seen {
+pub(super) struct Seen {
     bits: Vec<u64>,
-    highest: i64,
+    /// The highest seq received (0: none).
+    pub(super) highest: i64,
     /// When `highest` was received.
     highest_at: Option<Instant>,
-    received: u64,
-    duplicated: u64,
-    out_of_order: u64,
+    /// Seqs received, copies included.
+    pub(super) received: u64,
+    /// Seqs received more than once (each extra copy counts).
+    pub(super) duplicated: u64,
+    /// Seqs received after a higher one.
+    pub(super) out_of_order: u64,
 }
 
 impl Seen {
-    fn record(&mut self, seq: i64, at: Instant) {
+    /// Records seq `seq`, received at `at`.
+    pub(super) fn record(&mut self, seq: i64, at: Instant) {
         self.received += 1;
         if seq <= 0 {
             return;
@@ -175,7 +180,12 @@ impl Seen {
 
     /// Seqs in `1..=upto` never received.
     fn missing(&self, upto: i64) -> u64 {
-        (1..=upto)
+        self.missing_after(0, upto)
+    }
+
+    /// Seqs in `after + 1..=upto` never received.
+    pub(super) fn missing_after(&self, after: i64, upto: i64) -> u64 {
+        (after.max(0) + 1..=upto)
             .filter(|&s| {
                 let word = (s / 64) as usize;
                 self.bits.get(word).is_none_or(|w| w & (1 << (s % 64)) == 0)
@@ -633,5 +643,9 @@ mod tests {
         assert_eq!(seen.missing(5), 0);
         assert_eq!(seen.missing(200), 193);
         assert_eq!(Seen::default().missing(3), 3);
+        // From seq 4 on: {4, 5, 70, 130} seen.
+        assert_eq!(seen.missing_after(3, 130), 123);
+        assert_eq!(seen.missing_after(69, 70), 0);
+        assert_eq!(seen.missing_after(130, 130), 0);
     }
 }
