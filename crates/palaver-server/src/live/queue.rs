@@ -8,9 +8,9 @@
 //! delays the others. Ephemeral frames (typing, presence) are dropped instead once the
 //! queue is half full, so they are the first thing lost under pressure.
 //!
-//! It allocates nothing while idle: the queue's buffer is handed to the connection whole
-//! with each batch (one lock per batch, not per frame) and a new one starts with the next
-//! push. One waiter (the connection's task) is woken by [`Notify`]'s stored permit, so no
+//! It allocates nothing until the first frame, and nothing per frame or per batch after:
+//! the queue's buffer is handed to the connection whole with each batch (one lock per
+//! batch, not per frame) in exchange for the connection's emptied one. One waiter (the connection's task) is woken by [`Notify`]'s stored permit, so no
 //! wake-up is lost between a check and the wait.
 
 use std::collections::VecDeque;
@@ -133,12 +133,14 @@ impl Outbox {
         self.lock().close
     }
 
-    /// Moves every queued frame into `batch` (which must be empty; its old buffer is
-    /// dropped), and returns the close asked for, if any. The frames keep counting toward
-    /// the bounds until [`Outbox::release`].
+    /// Moves every queued frame into `batch` (which must be empty), and returns the close
+    /// asked for, if any. The two buffers trade places, so a busy connection allocates
+    /// nothing per batch. The frames keep counting toward the bounds until
+    /// [`Outbox::release`].
     pub fn take(&self, batch: &mut VecDeque<Outbound>) -> Option<CloseReason> {
+        debug_assert!(batch.is_empty());
         let mut state = self.lock();
-        *batch = std::mem::take(&mut state.items);
+        std::mem::swap(&mut state.items, batch);
         state.close
     }
 

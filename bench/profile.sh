@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Profiles the Palaver server during one palaver-bench scenario and draws a flame graph.
+#
+#   bench/profile.sh <name> <seconds> <palaver-bench arguments...>
+#   bench/profile.sh fanout 10 fanout --targets palaver --rate 6 --duration-secs 30
+#
+# Starts the scenario (release binaries in $T, default target/release), waits until the
+# Palaver server it starts has its clients connected (the bench's "registered" line, then
+# WAIT seconds, default 12), samples the server with perf at 499 Hz with DWARF call graphs
+# (release builds have no frame pointers) for <seconds>, and writes
+# bench/results/flame-<name>.svg (inferno: `cargo install inferno`) and the folded stacks
+# next to it. Needs perf (Debian: linux-perf) and perf_event_paranoid <= 2 or root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=$1 secs=$2
+shift 2
+T=${T:-target/release}
+WAIT=${WAIT:-12}
+log=$(mktemp)
+"$T/palaver-bench" "$@" --palaver-bin "$T/palaver" --out "bench/results/profile-$name.json" >"$log" 2>&1 &
+bench=$!
+until grep -q "registered" "$log"; do
+  kill -0 "$bench" 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 1
+done
+sleep "$WAIT"
+pid=$(pgrep -n -f "$T/palaver serve")
+perf record -F 499 -g --call-graph dwarf,16384 -p "$pid" -o "/tmp/perf-$name.data" -- sleep "$secs"
+wait "$bench" || true
+grep -E "^(fanout|rooms|storm|capacity) " "$log" || tail -5 "$log"
+perf script -i "/tmp/perf-$name.data" 2>/dev/null | inferno-collapse-perf >"bench/results/flame-$name.folded"
+inferno-flamegraph --title "palaver: $name ($*)" <"bench/results/flame-$name.folded" >"bench/results/flame-$name.svg"
+echo "bench/results/flame-$name.svg"
