@@ -34,6 +34,7 @@ use sqlx::sqlite::{
 };
 
 use super::{Database, Store};
+pub use writer::WriterStats;
 
 /// The migrations, in order: `(version, description, sql)`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -157,6 +158,12 @@ impl SqliteStore {
             reader,
             group_commit,
         })
+    }
+
+    /// What the message writer (group commit) did since the store opened: commits and
+    /// messages, whose ratio is the mean batch size.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.group_commit.stats()
     }
 
     /// All the stores, backed by this database.

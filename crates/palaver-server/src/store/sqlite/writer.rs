@@ -17,6 +17,9 @@
 //! (disk full, I/O) rolls back the whole batch and every message in it gets
 //! [`StoreError::Unavailable`]; clients retry with the same `client_id`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row as _;
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +46,27 @@ enum Job {
 #[derive(Clone, Debug)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// What the group-commit writer did since the store opened (for benchmarks and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed: one fsync each.
+    pub commits: u64,
+    /// Messages answered by those commits: stored, resolved to the row a retried
+    /// `client_id` stored before, or failed alone (no room, no sender).
+    pub messages: u64,
+    /// Batches rolled back whole (every message in them answered `Unavailable`).
+    pub failed_batches: u64,
+}
+
+/// The shared counters behind [`WriterStats`].
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    messages: AtomicU64,
+    failed_batches: AtomicU64,
 }
 
 impl std::fmt::Debug for Job {
@@ -59,8 +83,18 @@ impl GroupCommit {
     /// writes take turns with it between batches).
     pub(super) fn start(pool: SqlitePool) -> GroupCommit {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue));
-        GroupCommit { jobs }
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(pool, queue, counters.clone()));
+        GroupCommit { jobs, counters }
+    }
+
+    /// What the writer did so far.
+    pub(super) fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            messages: self.counters.messages.load(Ordering::Relaxed),
+            failed_batches: self.counters.failed_batches.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues `message` and returns at once (or when the queue has room); the receiver
@@ -95,7 +129,7 @@ fn closing() -> StoreError {
 }
 
 /// The task: batch, commit, answer; until closed.
-async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         let mut close = None;
@@ -113,7 +147,7 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
             }
         }
         if !batch.is_empty() {
-            commit(&pool, &mut batch).await;
+            commit(&pool, &mut batch, &counters).await;
         }
         if let Some(done) = close {
             queue.close();
@@ -134,15 +168,22 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Inserts `batch` in one transaction and answers each message; empties `batch`.
-async fn commit(pool: &SqlitePool, batch: &mut Vec<(NewMessage, oneshot::Sender<Inserted>)>) {
+async fn commit(
+    pool: &SqlitePool,
+    batch: &mut Vec<(NewMessage, oneshot::Sender<Inserted>)>,
+    counters: &Counters,
+) {
     let size = batch.len();
     match insert_all(pool, batch).await {
         Ok(results) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.messages.fetch_add(size as u64, Ordering::Relaxed);
             for ((_, reply), result) in batch.drain(..).zip(results) {
                 let _ = reply.send(result);
             }
         }
         Err(e) => {
+            counters.failed_batches.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, size, "group commit failed; the batch is rolled back");
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(StoreError::Unavailable(format!(
