@@ -6,7 +6,9 @@
 //! messages the way a client of the `rooms` bench scenario does: queue one message, wait
 //! until it is committed (a durable ack), queue the next. Prints acknowledged messages per
 //! second, the number of commits (one fsync each) and the mean batch size, and the ack
-//! latency percentiles.
+//! latency percentiles. The defaults mirror the `rooms` scenario of palaver-bench: 200
+//! rooms of 5 members, each member keeping 4 sends in flight (4,000 senders here), 64 B
+//! of content.
 //!
 //! ```text
 //! cargo run -p palaver-server --example writer_bench -- --messages 100000 --tasks 1000
@@ -32,17 +34,18 @@ struct Args {
     /// Messages sent in all.
     #[arg(long, default_value_t = 100_000)]
     messages: usize,
-    /// Concurrent senders, each waiting for its previous message's ack.
-    #[arg(long, default_value_t = 1_000)]
+    /// Concurrent senders, each waiting for its previous message's ack (messages in
+    /// flight).
+    #[arg(long, default_value_t = 4_000)]
     tasks: usize,
     /// Rooms the senders spread over (sender `t` writes to room `t % rooms`).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 200)]
     rooms: usize,
     /// Sender accounts (sender `t` is user `t % users`).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 1_000)]
     users: usize,
     /// Bytes of content per message.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 64)]
     size: usize,
     /// Directory for the database (default: a fresh temporary directory, removed after).
     #[arg(long)]
@@ -71,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let extra = args.messages % args.tasks;
     let content: Arc<str> = "x".repeat(args.size).into();
     let before = db.writer_stats();
+    let cpu_before = thread_cpu();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.tasks);
     for t in 0..args.tasks {
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     let after = db.writer_stats();
+    let cpu_after = thread_cpu();
     db.store().database.close().await;
 
     let commits = after.commits - before.commits;
@@ -156,7 +161,62 @@ async fn main() -> anyhow::Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         pct(1.0).as_secs_f64() * 1e3,
     );
+    // CPU per thread kind, which a busy machine distorts less than wall-clock time: the
+    // writer's share bounds its throughput on one core whatever else runs.
+    let mut by_name = std::collections::BTreeMap::<String, f64>::new();
+    for (tid, (name, seconds)) in &cpu_after {
+        let earlier = cpu_before.get(tid).map_or(0.0, |(_, s)| *s);
+        let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        *by_name.entry(name.to_owned()).or_default() += seconds - earlier;
+    }
+    let total: f64 = by_name.values().sum();
+    println!(
+        "  CPU: {:.1} µs per message in all; {}",
+        total * 1e6 / args.messages as f64,
+        by_name
+            .iter()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(name, s)| format!("{name} {:.1} µs", s * 1e6 / args.messages as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
+}
+
+/// CPU seconds (user + system) of each thread of this process, by thread id, with its
+/// name; empty where `/proc` is not there.
+fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
+    let mut threads = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(utime), Some(stime)) = (
+            fields.get(11).and_then(|f| f.parse::<f64>().ok()),
+            fields.get(12).and_then(|f| f.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        threads.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_owned(), (utime + stime) / ticks),
+        );
+    }
+    threads
 }
 
 /// The senders and the rooms.
