@@ -33,11 +33,12 @@
 //! write lock, so the two take turns; they must never fail instead of waiting:
 //!
 //! - Both connections have the same pragmas: WAL (persistent in the file; checked here),
-//!   `synchronous = FULL` (a commit is on disk when it returns), `foreign_keys = ON` and
-//!   the same busy timeout ([`super::BUSY_TIMEOUT`]). Only the writer's page cache and
-//!   its autocheckpoint threshold are larger (`CACHE_KIB`, `WAL_AUTOCHECKPOINT`): sizes,
-//!   not semantics. Whichever connection commits past its threshold checkpoints; a
-//!   checkpoint never takes the write lock, so it holds up neither writer.
+//!   `synchronous = FULL` (a commit is on disk when it returns), `foreign_keys = ON`, the
+//!   same busy timeout ([`super::BUSY_TIMEOUT`]) and autocheckpoint threshold
+//!   ([`super::WAL_AUTOCHECKPOINT`]): whichever commits past it checkpoints, which does
+//!   not take the write lock and so holds up neither writer. Only the message writer's
+//!   page cache is larger (`CACHE_KIB`) and its temporary files are in memory: sizes and
+//!   places, not semantics.
 //! - A batch opens with `BEGIN IMMEDIATE`, taking the write lock before it reads anything,
 //!   so a lock held by the other connection is waited for by the busy handler. Only after
 //!   the whole timeout does the batch fail (`Unavailable`, and clients retry).
@@ -72,8 +73,9 @@ const QUEUE: usize = 2 * MAX_BATCH;
 /// The most messages committed in one transaction. Large, because a batch's cost is
 /// mostly the index pages it dirties (three indexes lead with `room_id`: at least three
 /// 4 KiB pages per room in the batch, written to the WAL at commit), so the more
-/// messages per room a batch holds, the fewer bytes each message costs. A batch of this
-/// size takes tens of milliseconds, which is how long other writes may wait for the lock.
+/// messages per room a batch holds, the fewer bytes each message costs. A full batch
+/// takes up to about 100 ms on a busy 2-core machine: how long another write may wait
+/// for the lock, well within the busy timeout.
 const MAX_BATCH: usize = 4096;
 /// Prepared statements the writer keeps: begin, commit, rollback, insert, look-up.
 const STATEMENT_CACHE: usize = 8;
@@ -81,11 +83,6 @@ const STATEMENT_CACHE: usize = 8;
 /// for every page a full batch dirties, so none spills to the WAL before COMMIT and the
 /// index pages the next batch needs are still there (SQLite's default is 2 MiB).
 const CACHE_KIB: i64 = 32 * 1024;
-/// WAL pages after which a commit on this connection checkpoints (SQLite's default is
-/// 1,000, which a large batch alone exceeds, making every commit also copy its pages into
-/// the database file and fsync it). 8,192 pages is 32 MiB of WAL between checkpoints; a
-/// page changed by many batches is copied once per checkpoint, not once per batch.
-const WAL_AUTOCHECKPOINT: i64 = 8192;
 /// What the WAL file is cut back to after a checkpoint resets it, in bytes.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -263,12 +260,19 @@ impl Writer {
             mode.eq_ignore_ascii_case("wal"),
             "the database is in journal mode {mode}, not WAL"
         );
+        // The first three as on sqlx's connections; the rest are sizes, not semantics.
+        // `temp_store = MEMORY` keeps each INSERT's statement journal (the undo log that
+        // lets a constraint failure roll back only that statement) in memory: by default
+        // it moves to a temporary file once it outgrows 64 KiB, and every page the batch
+        // then touches costs a write system call.
         conn.execute_batch(&format!(
             "PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -{CACHE_KIB};
-             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};
-             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+             PRAGMA wal_autocheckpoint = {};
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};
+             PRAGMA temp_store = MEMORY;",
+            super::WAL_AUTOCHECKPOINT
         ))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let select_existing = format!(
