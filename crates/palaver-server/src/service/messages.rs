@@ -136,11 +136,7 @@ impl Service {
     ) -> AppResult<impl std::future::Future<Output = AppResult<Stored>> + Send + 'static> {
         let started = std::time::Instant::now();
         let room_id = new.room_id.clone();
-        let (pending, mut turn) = self
-            .queue_in_order(&room_id, async {
-                Ok(self.store.messages.queue_message(new).await?)
-            })
-            .await?;
+        let (pending, mut turn) = self.queue_in_order(&room_id, new).await?;
         let broker = self.broker.clone();
         let metrics = self.metrics.clone();
         Ok(async move {

@@ -141,8 +141,10 @@ impl Service {
     }
 
     /// Exclusive access to `room_id`'s writes, to hold from a write's commit to its
-    /// publication: waits until every earlier write of the room has been published (sends
-    /// still in a group commit included), and keeps later ones out until dropped.
+    /// publication (edits, deletions, reactions, membership changes): waits until every
+    /// earlier write of the room has been published (sends still in a group commit
+    /// included), and keeps later ones out until dropped. Sends do not take it: see
+    /// [`Service::queue_in_order`].
     pub(crate) async fn room_order(&self, room_id: &str) -> RoomOrder<'_> {
         let mut tail = self.order_stripe(room_id).lock().await;
         if let Some(previous) = tail.take() {
@@ -152,20 +154,30 @@ impl Service {
         tail
     }
 
-    /// Runs `queue` (which queues a write for the group commit) under `room_id`'s order,
-    /// and returns its result with the write's [`Turn`] to publish: writes queued one
-    /// after the other in a room publish in that order, without any of them holding the
-    /// room while its commit is on disk.
-    pub(crate) async fn queue_in_order<T, F>(&self, room_id: &str, queue: F) -> AppResult<(T, Turn)>
-    where
-        F: std::future::Future<Output = AppResult<T>>,
-    {
-        let mut tail = self.order_stripe(room_id).lock().await;
-        let queued = queue.await?;
+    /// Queues `new` for the group commit under `room_id`'s order, and returns the pending
+    /// commit with the write's [`Turn`] to publish: writes queued one after the other in
+    /// a room publish in that order, without any of them holding the room while its
+    /// commit is on disk. The queue's place is reserved first (waiting, if the queue is
+    /// full, without any lock), so the stripe's lock is held only while the message is
+    /// queued and the turn swapped, never across an `.await`.
+    ///
+    /// # Errors
+    /// `503 unavailable` when the store is closing.
+    pub(crate) async fn queue_in_order(
+        &self,
+        room_id: &str,
+        new: crate::store::NewMessage,
+    ) -> AppResult<(crate::store::PendingMessage, Turn)> {
+        let slot = self.store.messages.reserve_message().await?;
         let (done, next) = tokio::sync::oneshot::channel();
+        // Waits while an edit or membership change of the room holds it; once taken, it
+        // is held for two steps that never wait.
+        let mut tail = self.order_stripe(room_id).lock().await;
+        let pending = slot.queue(new);
         let previous = tail.replace(next);
+        drop(tail);
         Ok((
-            queued,
+            pending,
             Turn {
                 previous,
                 _done: done,
@@ -197,9 +209,9 @@ type OrderStripe = tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>
 pub(crate) type RoomOrder<'a> =
     tokio::sync::MutexGuard<'a, Option<tokio::sync::oneshot::Receiver<()>>>;
 
-/// A queued write's place in its room's publication order (see
-/// [`Service::queue_in_order`]). [`Turn::wait`] returns once every write queued before it
-/// has published (or given up); dropping the turn lets the next one go.
+/// A queued send's place in its room's publication order (see
+/// [`Service::queue_in_order`]). [`Turn::wait`] returns once every write queued before it has
+/// published (or given up); dropping the turn lets the next one go.
 #[derive(Debug)]
 pub(crate) struct Turn {
     previous: Option<tokio::sync::oneshot::Receiver<()>>,

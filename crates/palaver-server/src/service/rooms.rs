@@ -327,15 +327,15 @@ impl Service {
         actor: &Actor,
         room_id: &str,
     ) -> AppResult<(RoomRow, MemberRow)> {
-        let room = self.room(room_id).await?;
-        let member = self
+        let (room, member) = self
             .store
             .rooms
-            .member(room_id, &actor.user_id)
+            .room_and_member(room_id, &actor.user_id)
             .await?
-            .ok_or_else(|| {
-                AppError::new(ErrorCode::NotMember, "you are not a member of this room")
-            })?;
+            .ok_or_else(|| AppError::not_found("room"))?;
+        let member = member.ok_or_else(|| {
+            AppError::new(ErrorCode::NotMember, "you are not a member of this room")
+        })?;
         Ok((room, member))
     }
 

@@ -63,6 +63,28 @@ impl PendingMessage {
     }
 }
 
+/// A reserved place in the message queue (see [`MessageStore::reserve_message`]).
+pub struct MessageSlot(Box<dyn FnOnce(NewMessage) -> PendingMessage + Send>);
+
+impl MessageSlot {
+    /// A slot that queues with `queue` (which must not block).
+    pub fn new(queue: impl FnOnce(NewMessage) -> PendingMessage + Send + 'static) -> Self {
+        MessageSlot(Box::new(queue))
+    }
+
+    /// Queues `message` in this place, at once; the result is as for
+    /// [`MessageStore::queue_message`].
+    pub fn queue(self, message: NewMessage) -> PendingMessage {
+        (self.0)(message)
+    }
+}
+
+impl std::fmt::Debug for MessageSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageSlot")
+    }
+}
+
 /// A stored user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -526,6 +548,14 @@ pub trait RoomStore: Send + Sync {
     /// `user_id`'s membership of `room_id`, if any.
     async fn member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRow>>;
 
+    /// The room with this id, if any, with `user_id`'s membership of it, if any: one read
+    /// for the check every room-scoped request makes.
+    async fn room_and_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(RoomRow, Option<MemberRow>)>>;
+
     /// Whether `user_id` is a member of `room_id`.
     async fn is_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
         Ok(self.member(room_id, user_id).await?.is_some())
@@ -651,6 +681,14 @@ pub trait MessageStore: Send + Sync {
     /// from `committed`: [`StoreError::NotFound`] if the room or the sender does not
     /// exist, [`StoreError::Unavailable`] if the commit failed (nothing of it is stored).
     async fn queue_message(&self, message: NewMessage) -> StoreResult<PendingMessage>;
+
+    /// Reserves a place in the queue of [`MessageStore::queue_message`], waiting while it
+    /// is full; [`MessageSlot::queue`] then queues without waiting, so a caller can fix
+    /// the order of its messages under a lock that is never held across an `.await`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the store is closing.
+    async fn reserve_message(&self) -> StoreResult<MessageSlot>;
 
     /// One page of a room's history in ascending seq order, and whether more exist in the
     /// paging direction (older, unless only `after` is given: then newer).

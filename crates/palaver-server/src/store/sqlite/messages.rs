@@ -119,6 +119,10 @@ impl MessageStore for SqliteStore {
         Ok(PendingMessage::new(self.group_commit.queue(message).await?))
     }
 
+    async fn reserve_message(&self) -> StoreResult<crate::store::MessageSlot> {
+        self.group_commit.reserve().await
+    }
+
     #[tracing::instrument(skip_all, fields(room_id), err)]
     async fn messages_page(
         &self,

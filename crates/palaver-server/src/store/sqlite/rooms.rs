@@ -376,6 +376,33 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn room_and_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(RoomRow, Option<MemberRow>)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS}, {MEMBER_COLUMNS} FROM rooms r
+             LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2
+             LEFT JOIN users u ON u.id = m.user_id
+             WHERE r.id = ?1"
+        ))
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let room = room_from_row(&row)?;
+        let member = match row.try_get::<Option<String>, _>("user_id")? {
+            Some(_) => Some(member_from_row(&row)?),
+            None => None,
+        };
+        Ok(Some((room, member)))
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn members(&self, room_id: &str) -> StoreResult<Vec<MemberRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {MEMBER_COLUMNS} FROM room_members m JOIN users u ON u.id = m.user_id

@@ -206,6 +206,25 @@ impl GroupCommit {
         Ok(committed)
     }
 
+    /// Reserves a place in the queue (waiting while it is full); queuing into it never
+    /// waits.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] once the store is closing.
+    pub(super) async fn reserve(&self) -> StoreResult<crate::store::MessageSlot> {
+        let permit = self
+            .jobs
+            .clone()
+            .reserve_owned()
+            .await
+            .map_err(|_| closing())?;
+        Ok(crate::store::MessageSlot::new(move |message| {
+            let (reply, committed) = oneshot::channel();
+            permit.send(Job::Insert(Box::new(message), reply));
+            crate::store::PendingMessage::new(committed)
+        }))
+    }
+
     /// Commits everything queued so far, then stops the thread and closes its connection;
     /// returns once it is closed. Later sends fail with [`StoreError::Unavailable`].
     pub(super) async fn close(&self) {
