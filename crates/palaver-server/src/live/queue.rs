@@ -10,14 +10,15 @@
 //!
 //! It allocates nothing until the first frame, and nothing per frame or per batch after:
 //! the queue's buffer is handed to the connection whole with each batch (one lock per
-//! batch, not per frame) in exchange for the connection's emptied one. One waiter (the connection's task) is woken by [`Notify`]'s stored permit, so no
-//! wake-up is lost between a check and the wait.
+//! batch, not per frame) in exchange for the connection's emptied one. One waiter (the connection's task) is woken through an [`AtomicWaker`]; a flag under
+//! the lock says whether anything happened since its last [`Outbox::take`], so no wake-up
+//! is lost between a check and the wait, and a frame already taken wakes nobody again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use futures_util::task::AtomicWaker;
 use palaver_protocol::ws::close_code;
-use tokio::sync::Notify;
 
 use crate::hub::CloseReason;
 use crate::live::wire::Frame;
@@ -52,13 +53,15 @@ struct State {
     frames: usize,
     bytes: usize,
     close: Option<CloseReason>,
+    /// Something was pushed or a close asked for since the last take.
+    signaled: bool,
 }
 
 /// The outbound queue and close signal of one connection (shared by the hub, which
 /// pushes, and the connection's task, which takes batches).
 pub struct Outbox {
     state: Mutex<State>,
-    ready: Notify,
+    waker: AtomicWaker,
     max_frames: usize,
     max_bytes: usize,
 }
@@ -69,7 +72,7 @@ impl Outbox {
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
         Outbox {
             state: Mutex::default(),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
             max_frames: max_frames.max(1),
             max_bytes: max_bytes.max(1),
         }
@@ -100,17 +103,18 @@ impl Outbox {
                 code: close_code::SLOW_CONSUMER,
                 reason: "slow consumer: outbound queue full",
             });
+            state.signaled = true;
             drop(state);
-            self.ready.notify_one();
+            self.waker.wake();
             return Pushed::Full;
         }
         state.frames += 1;
         state.bytes += len;
-        let was_empty = state.items.is_empty();
         state.items.push_back(item);
+        let wake = !std::mem::replace(&mut state.signaled, true);
         drop(state);
-        if was_empty {
-            self.ready.notify_one();
+        if wake {
+            self.waker.wake();
         }
         Pushed::Queued
     }
@@ -123,8 +127,9 @@ impl Outbox {
             return false;
         }
         state.close = Some(reason);
+        state.signaled = true;
         drop(state);
-        self.ready.notify_one();
+        self.waker.wake();
         true
     }
 
@@ -141,6 +146,7 @@ impl Outbox {
         debug_assert!(batch.is_empty());
         let mut state = self.lock();
         std::mem::swap(&mut state.items, batch);
+        state.signaled = false;
         state.close
     }
 
@@ -155,17 +161,28 @@ impl Outbox {
     /// Waits until something was pushed or a close was asked for since the last
     /// [`Outbox::take`] (returns at once if that happened before this call).
     pub async fn changed(&self) {
-        self.ready.notified().await;
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.lock().signaled {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
     }
 
-    /// Waits until a close is asked for, and returns it.
+    /// Waits until a close is asked for, and returns it. (The outbox has one waker: call
+    /// this and [`Outbox::changed`] from the connection's own task only.)
     pub async fn closed(&self) -> CloseReason {
-        loop {
-            if let Some(reason) = self.closing() {
-                return reason;
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            match self.lock().close {
+                Some(reason) => std::task::Poll::Ready(reason),
+                None => std::task::Poll::Pending,
             }
-            self.ready.notified().await;
-        }
+        })
+        .await
     }
 
     /// Takes the first queued frame and frees its bounds at once (tests read queues one
