@@ -14,7 +14,7 @@ use crate::store::{
 };
 
 /// Columns of a message row with its sender's username, for `FROM messages m`.
-pub(super) const MESSAGE_COLUMNS: &str =
+const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
      m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, m.call_log, \
      m.edited_at, m.deleted_at, m.updated_seq";
@@ -29,7 +29,11 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
         content: row.try_get("content")?,
         client_id: row.try_get("client_id")?,
         created_at: row.try_get("created_at")?,
-        message_type: message_type_from_str(row.try_get("message_type")?),
+        message_type: match row.try_get::<String, _>("message_type")?.as_str() {
+            "attachment" => MessageType::Attachment,
+            "call" => MessageType::Call,
+            _ => MessageType::Text,
+        },
         reply_to: row.try_get("reply_to")?,
         attachment_id: row.try_get("attachment_id")?,
         call: call_log_from_column(row.try_get("call_log")?),
@@ -70,17 +74,8 @@ pub(super) fn message_type_str(t: MessageType) -> &'static str {
     }
 }
 
-/// The `message_type` column read back (the schema's CHECK allows only these values).
-pub(super) fn message_type_from_str(column: &str) -> MessageType {
-    match column {
-        "attachment" => MessageType::Attachment,
-        "call" => MessageType::Call,
-        _ => MessageType::Text,
-    }
-}
-
 /// The `call_log` column (JSON) of a call message; `None` for other messages.
-pub(super) fn call_log_from_column(raw: Option<String>) -> Option<CallLog> {
+fn call_log_from_column(raw: Option<String>) -> Option<CallLog> {
     let raw = raw?;
     match serde_json::from_str(&raw) {
         Ok(log) => Some(log),
@@ -94,6 +89,23 @@ pub(super) fn call_log_from_column(raw: Option<String>) -> Option<CallLog> {
 /// The `call_log` column for `call`: JSON, or NULL.
 pub(super) fn call_log_column(call: Option<&CallLog>) -> Option<String> {
     call.and_then(|c| serde_json::to_string(c).ok())
+}
+
+/// The message that `m`'s sender already stored in `m`'s room under `m.client_id`.
+pub(super) async fn message_by_client_id(
+    conn: &mut sqlx::SqliteConnection,
+    m: &NewMessage,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+         WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
+    ))
+    .bind(&m.room_id)
+    .bind(&m.sender_id)
+    .bind(&m.client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(message_from_row).transpose()
 }
 
 /// Reads one message of a room inside a transaction.
@@ -170,7 +182,7 @@ impl MessageStore for SqliteStore {
         content: &str,
         at: &str,
     ) -> StoreResult<MessageRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let current = message_in(&mut tx, room_id, message_id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -211,7 +223,7 @@ impl MessageStore for SqliteStore {
         message_id: &str,
         at: &str,
     ) -> StoreResult<MessageRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE messages SET content = '', deleted_at = COALESCE(deleted_at, ?3)
              WHERE room_id = ?1 AND id = ?2",
@@ -267,7 +279,7 @@ impl MessageStore for SqliteStore {
         emoji: &str,
         at: &str,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
@@ -295,7 +307,7 @@ impl MessageStore for SqliteStore {
         user_id: &str,
         emoji: &str,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3",
         )

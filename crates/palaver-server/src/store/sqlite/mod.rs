@@ -1,16 +1,13 @@
 //! The embedded SQLite store.
 //!
 //! One database file in WAL mode with `synchronous = FULL`, so a commit that returned is
-//! on disk (a send is acknowledged only after that). Reads use a pool of read-only
-//! connections and never wait for writes (WAL readers see the last committed snapshot).
+//! on disk (a send is acknowledged only after that). Writes go through a pool of exactly
+//! one connection, which serialises them the way SQLite does anyway and makes the
+//! seq counter trivially gap-free; reads use a separate pool and never wait for writes
+//! (WAL readers see the last committed snapshot).
 //!
-//! Two connections write, taking turns on SQLite's single write lock:
-//! - New messages, the most frequent write, are stored by the group-commit writer (see
-//!   [`writer`]): a thread with its own connection, many messages per transaction and
-//!   fsync.
-//! - Every other write goes through sqlx's writer pool of exactly one connection, its
-//!   transactions opened with `BEGIN IMMEDIATE` ([`SqliteStore::begin_write`]) so that
-//!   they wait for the message writer rather than fail (see [`writer`] for why).
+//! New messages, the most frequent write, are stored by a group-commit task (see
+//! [`writer`]): many per transaction and fsync.
 //!
 //! Migrations are embedded in the binary (`migrations/sqlite/*.sql`) and applied at open
 //! through sqlx's migrator, which records them in `_sqlx_migrations`.
@@ -37,16 +34,6 @@ use sqlx::sqlite::{
 };
 
 use super::{Database, Store};
-pub use writer::WriterStats;
-
-/// How long a connection waits for SQLite's write lock (held by the other writing
-/// connection, or a checkpoint) before its statement fails with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// WAL pages after which a commit checkpoints, on both writing connections (SQLite's
-/// default is 1,000, which one large batch of messages exceeds, making every commit also
-/// copy its pages into the database file and fsync it). 8,192 pages is 32 MiB of WAL
-/// between checkpoints; a page changed by many batches is copied once per checkpoint.
-const WAL_AUTOCHECKPOINT: u32 = 8192;
 
 /// The migrations, in order: `(version, description, sql)`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -120,11 +107,11 @@ impl<'s> MigrationSource<'s> for Embedded {
 /// A handle on the SQLite database: the writer and reader pools.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Exactly one connection: every write but new messages goes through it.
+    /// Exactly one connection: every write goes through it.
     writer: SqlitePool,
     /// Read-only connections for queries.
     reader: SqlitePool,
-    /// The thread that stores new messages, many per transaction.
+    /// The task that stores new messages, many per transaction.
     group_commit: writer::GroupCommit,
 }
 
@@ -144,16 +131,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let writer_options = options
-            .clone()
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT.to_string());
+            .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(writer_options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening database {}", path.display()))?;
         Migrator::new(Embedded)
@@ -167,31 +151,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening database {} for reading", path.display()))?;
-        let group_commit = writer::GroupCommit::start(path, BUSY_TIMEOUT)
-            .await
-            .context("starting the message writer")?;
+        let group_commit = writer::GroupCommit::start(writer.clone());
         Ok(SqliteStore {
             writer,
             reader,
             group_commit,
         })
-    }
-
-    /// What the message writer (group commit) did since the store opened: commits and
-    /// messages, whose ratio is the mean batch size.
-    pub fn writer_stats(&self) -> WriterStats {
-        self.group_commit.stats()
-    }
-
-    /// Begins a transaction on the writer pool with `BEGIN IMMEDIATE`: it takes SQLite's
-    /// write lock before reading, waiting (up to the busy timeout) while the message
-    /// writer commits a batch. A deferred `BEGIN` that read first would fail with
-    /// `SQLITE_BUSY` at its first write whenever a batch committed in between.
-    ///
-    /// # Errors
-    /// The lock was not had within the busy timeout, or the connection failed.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// All the stores, backed by this database.
@@ -217,9 +182,8 @@ impl Database for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await.is_ok()
     }
 
-    /// Commits the messages still queued and closes the message writer's connection, then
-    /// closes both pools, waiting for in-flight queries; the WAL is checkpointed when the
-    /// last connection closes.
+    /// Commits the messages still queued, then closes both pools, waiting for in-flight
+    /// queries; the WAL is checkpointed when the last connection closes.
     async fn close(&self) {
         self.group_commit.close().await;
         self.reader.close().await;

@@ -44,7 +44,7 @@ fn report_from_row(row: &SqliteRow) -> Result<ReportRow, sqlx::Error> {
 impl ReportStore for SqliteStore {
     #[tracing::instrument(skip_all, err)]
     async fn create_report(&self, report: &NewReport) -> StoreResult<ReportRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO message_reports
                  (id, room_id, message_id, reporter_id, reason, content, created_at)

@@ -193,7 +193,7 @@ async fn insert_member(
 impl RoomStore for SqliteStore {
     #[tracing::instrument(skip_all, err)]
     async fn create_room(&self, room: &NewRoom) -> StoreResult<RoomRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         self.insert_room(&mut tx, room, None).await?;
         insert_member(
             &mut tx,
@@ -225,7 +225,7 @@ impl RoomStore for SqliteStore {
         other: &str,
         dm_key: &str,
     ) -> StoreResult<(RoomRow, bool)> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let existing: Option<String> = sqlx::query_scalar("SELECT id FROM rooms WHERE dm_key = ?1")
             .bind(dm_key)
             .fetch_optional(&mut *tx)
@@ -326,7 +326,7 @@ impl RoomStore for SqliteStore {
         topic: Option<&str>,
         at: &str,
     ) -> StoreResult<Option<RoomRow>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done =
             sqlx::query("UPDATE rooms SET name = ?2, topic = ?3, updated_at = ?4 WHERE id = ?1")
                 .bind(room_id)
@@ -351,7 +351,7 @@ impl RoomStore for SqliteStore {
 
     #[tracing::instrument(skip_all, err)]
     async fn delete_room(&self, room_id: &str) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         // Reactions and edits cascade from messages; messages, members, bans and
         // invitations cascade from the room.
         let done = sqlx::query("DELETE FROM rooms WHERE id = ?1")
@@ -444,7 +444,7 @@ impl RoomStore for SqliteStore {
         ban_by: Option<&str>,
         at: &str,
     ) -> StoreResult<Departure> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let role: Option<String> = sqlx::query_scalar(
             "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
         )
@@ -524,7 +524,7 @@ impl RoomStore for SqliteStore {
 
     #[tracing::instrument(skip_all, err)]
     async fn transfer_ownership(&self, room_id: &str, from: &str, to: &str) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE room_members SET role = 'owner' WHERE room_id = ?1 AND user_id = ?2",
         )
@@ -575,7 +575,7 @@ impl RoomStore for SqliteStore {
         invitee_id: &str,
         at: &str,
     ) -> StoreResult<InvitationRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
             "UPDATE invitations AS i SET status = 'revoked', responded_at = ?3
              WHERE i.room_id = ?1 AND i.invitee_id = ?2 AND i.status = 'pending'
@@ -670,7 +670,7 @@ impl RoomStore for SqliteStore {
         accept: bool,
         at: &str,
     ) -> StoreResult<Option<String>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         // Checked in the same transaction as the join: an inviter who leaves, is kicked or
         // banned either did so before (the invitation is revoked) or after the invitee
         // joined.
@@ -747,7 +747,7 @@ impl RoomStore for SqliteStore {
         user_id: &str,
         seq: i64,
     ) -> StoreResult<Option<(i64, i64)>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let marker: Option<i64> = sqlx::query_scalar(
             "UPDATE room_members
              SET last_read_seq = MAX(last_read_seq,

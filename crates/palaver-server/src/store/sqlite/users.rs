@@ -176,7 +176,7 @@ impl UserStore for SqliteStore {
 
     #[tracing::instrument(skip_all, err)]
     async fn set_disabled(&self, id: &str, disabled_at: Option<&str>) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let done =
             sqlx::query("UPDATE users SET disabled_at = ?2 WHERE id = ?1 AND deleted_at IS NULL")
                 .bind(id)
@@ -199,7 +199,7 @@ impl UserStore for SqliteStore {
 
     #[tracing::instrument(skip_all, err)]
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE users SET username = ?2, email = ?1 || '@deleted.invalid', password_hash = '',
                  display_name = NULL, first_name = NULL, last_name = NULL, bio = NULL,
@@ -288,7 +288,7 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<Rotation> {
         // One writer connection: this transaction cannot interleave with another rotation,
         // so of two concurrent refreshes with the same token exactly one rotates.
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.writer.begin().await?;
         let rotated = sqlx::query(
             "UPDATE sessions SET previous_token_hash = refresh_token_hash,
                  refresh_token_hash = ?2, rotated_at = ?3, last_used_at = ?3, expires_at = ?4
