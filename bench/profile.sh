@@ -28,6 +28,6 @@ pid=$(pgrep -n -f "$T/palaver serve")
 perf record -F 499 -g --call-graph dwarf,16384 -p "$pid" -o "/tmp/perf-$name.data" -- sleep "$secs"
 wait "$bench" || true
 grep -E "^(fanout|rooms|storm|capacity) " "$log" || tail -5 "$log"
-perf script -i "/tmp/perf-$name.data" 2>/dev/null | inferno-collapse-perf >"bench/results/flame-$name.folded"
-inferno-flamegraph --title "palaver: $name ($*)" <"bench/results/flame-$name.folded" >"bench/results/flame-$name.svg"
+perf script -i "/tmp/perf-$name.data" 2>/dev/null | inferno-collapse-perf >"/tmp/flame-$name.folded"
+inferno-flamegraph --title "palaver: $name ($*)" <"/tmp/flame-$name.folded" >"bench/results/flame-$name.svg"
 echo "bench/results/flame-$name.svg"
