@@ -8,8 +8,8 @@
 # Palaver server it starts has its clients connected (the bench's "registered" line, then
 # WAIT seconds, default 12), samples the server with perf at 499 Hz with DWARF call graphs
 # (release builds have no frame pointers) for <seconds>, and writes
-# bench/results/flame-<name>.svg (inferno: `cargo install inferno`) (the folded stacks go to /tmp)
-# next to it. Needs perf (Debian: linux-perf) and perf_event_paranoid <= 2 or root.
+# bench/results/flame-<name>.svg (inferno: `cargo install inferno`; the folded stacks go
+# to /tmp). Needs perf (Debian: linux-perf) and perf_event_paranoid <= 2 or root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 secs=$2
