@@ -661,21 +661,7 @@ mod tests {
     const C: ConnId = 4;
     const D: ConnId = 5;
 
-    /// A clock for the tests: `secs` after a fixed start.
-    struct Clock(Instant);
-
-    impl Clock {
-        fn new() -> Clock {
-            Clock(Instant::now())
-        }
-
-        fn at(&self, secs: u64) -> Moment {
-            Moment {
-                at: self.0 + Duration::from_secs(secs),
-                rfc3339: format!("2026-11-21T12:00:{secs:02}.000Z"),
-            }
-        }
-    }
+    use crate::signaling::test_clock::Clock;
 
     fn joiner(user: &str, conn: ConnId) -> Joiner {
         Joiner {

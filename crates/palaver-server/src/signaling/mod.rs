@@ -34,6 +34,29 @@ use crate::hub::ConnId;
 pub use call::{Call, EndBy, Joiner, LeaveReason, Moment, NewCall};
 pub use registry::{Batch, Registry};
 
+/// A clock for the signaling tests: [`Moment`]s `secs` after a fixed start.
+#[cfg(test)]
+pub(crate) mod test_clock {
+    use std::time::{Duration, Instant};
+
+    use super::Moment;
+
+    pub(crate) struct Clock(Instant);
+
+    impl Clock {
+        pub(crate) fn new() -> Clock {
+            Clock(Instant::now())
+        }
+
+        pub(crate) fn at(&self, secs: u64) -> Moment {
+            Moment {
+                at: self.0 + Duration::from_secs(secs),
+                rfc3339: format!("2026-11-21T12:00:{secs:02}.000Z"),
+            }
+        }
+    }
+}
+
 /// Who receives a published event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
