@@ -86,6 +86,10 @@ pub struct Tally {
     pub latency: Vec<(u64, u64)>,
     /// Send-to-acknowledgement latency, as `(µs, count)` pairs.
     pub ack_latency: Vec<(u64, u64)>,
+    /// CPU seconds the generator's processes (this one and its workers) used from the
+    /// start of the load to the end of the drain.
+    #[serde(default)]
+    pub generator_cpu_seconds: f64,
 }
 
 impl Tally {
@@ -98,6 +102,7 @@ impl Tally {
         self.expected += other.expected;
         self.delivered += other.delivered;
         self.dropped += other.dropped;
+        self.generator_cpu_seconds += other.generator_cpu_seconds;
         let mut l = Latency::from_pairs(&self.latency);
         l.merge(&Latency::from_pairs(&other.latency));
         self.latency = l.to_pairs();
@@ -268,6 +273,7 @@ async fn run_shard(
     }
     let _ = connected.send(());
     let start = go.await;
+    let cpu_start = crate::proc::cpu_seconds(std::process::id());
     let senders = plan.conns.iter().filter(|c| c.sends).count();
     let ranks: Vec<usize> = plan
         .conns
@@ -312,6 +318,9 @@ async fn run_shard(
     }
     tally.latency = latency.to_pairs();
     tally.ack_latency = ack_latency.to_pairs();
+    if let (Some(start), Some(end)) = (cpu_start, crate::proc::cpu_seconds(std::process::id())) {
+        tally.generator_cpu_seconds = end - start;
+    }
     Ok(tally)
 }
 

@@ -355,6 +355,7 @@ fn summary(result: &Value) -> String {
         ("p50 ms", "/latency/p50_ms"),
         ("p99 ms", "/latency/p99_ms"),
         ("cpu cores", "/server_cpu_cores"),
+        ("generator cores", "/generator_cpu_cores"),
         ("peak rss MiB", "/server_peak_rss_mib"),
         ("KiB/conn", "/rss_per_connection_kib"),
         ("p50 ms", "/p50_ms"),

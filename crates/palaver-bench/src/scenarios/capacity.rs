@@ -118,6 +118,9 @@ pub struct Medians {
     pub p99_ms: f64,
     pub dropped: f64,
     pub server_cpu_cores: f64,
+    /// See [`crate::scenarios::LoadResult::generator_cpu_cores`].
+    #[serde(default)]
+    pub generator_cpu_cores: f64,
 }
 
 /// One measurement of a step.
@@ -187,6 +190,7 @@ pub fn medians(repeats: &[LoadResult]) -> Medians {
         p99_ms: m(|r| r.latency.p99_ms),
         dropped: m(|r| r.dropped as f64),
         server_cpu_cores: m(|r| r.server_cpu_cores),
+        generator_cpu_cores: m(|r| r.generator_cpu_cores),
     }
 }
 
@@ -223,7 +227,7 @@ pub async fn climb(
                 );
             }
             eprintln!(
-                "  {:>9} offered {:>8.1}/s #{}: sent {:>8.0}/s, {:>10.0} deliveries/s, ratio {:.4}, p99 {:.1} ms, dropped {} -> {}",
+                "  {:>9} offered {:>8.1}/s #{}: sent {:>8.0}/s, {:>10.0} deliveries/s, ratio {:.4}, p99 {:.1} ms, dropped {}, cores server {:.2} generator {:.2} -> {}",
                 server.kind.name(),
                 rate,
                 k + 1,
@@ -232,6 +236,8 @@ pub async fn climb(
                 result.delivery_ratio,
                 result.latency.p99_ms,
                 result.dropped,
+                result.server_cpu_cores,
+                result.generator_cpu_cores,
                 if passed { "pass" } else { "fail" }
             );
             repeats.push(Repeat { passed, result });

@@ -40,6 +40,10 @@ pub struct LoadResult {
     /// and the average number of cores that is.
     pub server_cpu_seconds: f64,
     pub server_cpu_cores: f64,
+    /// The same for the generator (the bench and its worker processes): near 1.0 on its
+    /// one pinned core means the generator, not the server, may be the limit.
+    #[serde(default)]
+    pub generator_cpu_cores: f64,
     /// The server's peak resident memory during the load, MiB.
     pub server_peak_rss_mib: f64,
     pub connections: u64,
@@ -92,6 +96,7 @@ pub async fn measure_with(
         ack_latency: Latency::from_pairs(&tally.ack_latency).summary(),
         server_cpu_seconds: cpu,
         server_cpu_cores: cpu / total_secs,
+        generator_cpu_cores: tally.generator_cpu_seconds / total_secs,
         server_peak_rss_mib: peak.map_or(0, |p| p.peak_kib()) as f64 / 1024.0,
         connections: tally.connected,
         connect_failures: tally.connect_failures,

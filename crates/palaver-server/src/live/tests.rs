@@ -130,6 +130,7 @@ async fn stored_elsewhere(state: &AppState, actor: &Actor, room_id: &str, n: usi
             reply_to: None,
             attachment_id: None,
             call: None,
+            member_only: false,
         })
         .await
         .unwrap();

@@ -323,6 +323,7 @@ impl Service {
             reply_to: None,
             attachment_id: None,
             call: Some(entry.log),
+            member_only: false,
         };
         match self.queue_message(new, None).await {
             Ok(stored) => {

@@ -60,8 +60,46 @@ impl Service {
         } else {
             Content::parse(content, &self.limits)?.into_inner()
         };
+        let new = |content: String, member_only: bool| NewMessage {
+            id: new_id(),
+            room_id: room_id.to_owned(),
+            sender_id: actor.user_id.clone(),
+            content,
+            client_id: client_id.clone(),
+            created_at: now_rfc3339(),
+            message_type: if options.attachment_id.is_some() {
+                MessageType::Attachment
+            } else {
+                MessageType::Text
+            },
+            reply_to: options.reply_to.map(str::to_owned),
+            attachment_id: options.attachment_id.map(str::to_owned),
+            call: None,
+            member_only,
+        };
+        // The fast path, for a plain message to a room known not to be a DM: the
+        // membership check is part of the insert (the store refuses the message if the
+        // sender is not a member when its batch commits), which saves the read. Anything
+        // it refuses takes the careful path below, which says why.
+        let mut counted = None;
+        if options.reply_to.is_none()
+            && options.attachment_id.is_none()
+            && self.is_known_group_room(room_id)
+        {
+            let hit = self.user_limits.hit(&actor.user_id, Action::Message);
+            if hit.is_ok() {
+                match self.store_message(new(content.clone(), true), None).await {
+                    Err(e) if e.code == ErrorCode::NotFound => {}
+                    done => return done,
+                }
+            }
+            counted = Some(hit);
+        }
         let (room, _) = self.require_member(actor, room_id).await?;
         self.check_dm_not_blocked(actor, &room).await?;
+        if room.kind != RoomKind::Dm {
+            self.remember_group_room(room_id);
+        }
         if let Some(reply_to) = options.reply_to {
             if self
                 .store
@@ -90,23 +128,24 @@ impl Service {
             },
             None => None,
         };
-        self.user_limits.hit(&actor.user_id, Action::Message)?;
-        let new = NewMessage {
-            id: new_id(),
-            room_id: room_id.to_owned(),
-            sender_id: actor.user_id.clone(),
-            content,
-            client_id,
-            created_at: now_rfc3339(),
-            message_type: if options.attachment_id.is_some() {
-                MessageType::Attachment
-            } else {
-                MessageType::Text
-            },
-            reply_to: options.reply_to.map(str::to_owned),
-            attachment_id: options.attachment_id.map(str::to_owned),
-            call: None,
-        };
+        // Counted once: the fast path may have counted this send already.
+        match counted {
+            Some(hit) => hit?,
+            None => self.user_limits.hit(&actor.user_id, Action::Message)?,
+        }
+        self.store_message(new(content, false), attachment).await
+    }
+
+    /// Stores `new` (see [`Service::queue_message`]) and answers with the message, the
+    /// one stored the first time for a repeated `client_id`.
+    ///
+    /// # Errors
+    /// As [`Service::queue_message`] and its future.
+    async fn store_message(
+        &self,
+        new: NewMessage,
+        attachment: Option<Attachment>,
+    ) -> AppResult<Message> {
         // Queued under the room's order, committed with whatever else is queued (group
         // commit), published in queue order = seq order. The rest runs in its own task so
         // that a caller who goes away (an HTTP client hanging up) cannot stop a committed

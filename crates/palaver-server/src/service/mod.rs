@@ -52,6 +52,9 @@ use crate::presence::Presence;
 use crate::store::files::FileStore;
 use crate::store::Store;
 
+/// The most rooms [`Service::remember_group_room`] keeps (about 100 bytes each).
+const GROUP_ROOMS_KEPT: usize = 100_000;
+
 /// Number of stripes in [`Service::room_order`].
 const ROOM_LOCK_STRIPES: usize = 64;
 
@@ -78,6 +81,9 @@ pub struct Service {
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
     hasher: std::collections::hash_map::RandomState,
+    /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
+    /// [`Service::is_known_group_room`]).
+    group_rooms: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Service {
@@ -111,6 +117,28 @@ impl Service {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             hasher: Default::default(),
+            group_rooms: Default::default(),
+        }
+    }
+
+    /// Whether `room_id` was seen to be a group room (a channel or a private room, not a
+    /// DM). A room's kind never changes, so the answer never goes stale; a room deleted
+    /// since is refused by the insert itself. Sends to such a room may take the fast path
+    /// (membership checked inside the insert, [`crate::store::NewMessage::member_only`]).
+    pub(crate) fn is_known_group_room(&self, room_id: &str) -> bool {
+        self.group_rooms
+            .lock()
+            .is_ok_and(|rooms| rooms.contains(room_id))
+    }
+
+    /// Remembers that `room_id` is a group room (see [`Service::is_known_group_room`]);
+    /// the set is emptied when it reaches [`GROUP_ROOMS_KEPT`] rooms.
+    pub(crate) fn remember_group_room(&self, room_id: &str) {
+        if let Ok(mut rooms) = self.group_rooms.lock() {
+            if rooms.len() >= GROUP_ROOMS_KEPT {
+                rooms.clear();
+            }
+            rooms.insert(room_id.to_owned());
         }
     }
 

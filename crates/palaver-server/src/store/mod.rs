@@ -327,6 +327,13 @@ pub struct NewMessage {
     pub attachment_id: Option<String>,
     /// For `call` messages: the call log entry.
     pub call: Option<CallLog>,
+    /// Store the message only if, when its batch commits, `sender_id` is a member of the
+    /// room and the room is not a DM; otherwise it fails with [`StoreError::NotFound`] and
+    /// nothing is stored (a repeated `client_id` fails too, rather than answer with the
+    /// first message). The send path's authorization checked inside the insert, which
+    /// saves a read per send and cannot go stale between check and insert. `false`: the
+    /// caller checked (a DM, a reply, an attachment, a call log entry).
+    pub member_only: bool,
 }
 
 /// Which page of a room's history to read. Seqs are exclusive bounds.

@@ -7,15 +7,19 @@
 //! whatever arrived while the previous commit was on disk forms the next batch, so an idle
 //! server commits each message at once and a busy one commits many per fsync.
 //!
-//! Each message is one statement, `INSERT … RETURNING`, whose seq is the room's counter
-//! plus one; the `messages_take_seq` trigger (migration 0006) advances the counter in the
-//! same statement. The queue is first in, first out, and the task is the only one that
-//! inserts messages, so within a room, seq order is queue order.
+//! A batch is inserted in a few multi-row statements (chunks of 1, 2, 4 … 512 rows, see
+//! `chunk_sql`), each a single round trip to sqlx's worker thread, which assign each row
+//! its room's next seq in queue order; the `messages_take_seq` trigger (migration 0006)
+//! moves the room's counter with them. The queue is first in, first out, and the task is
+//! the only one that inserts messages, so within a room, seq order is queue order. A
+//! message may carry its own authorization (`NewMessage::member_only`): the sender must
+//! be a member when the batch commits, checked by the insert itself.
 //!
-//! A statement that fails on a constraint (the room or the sender is gone) fails only its
-//! own message: SQLite rolls back that statement, not the transaction. Any other failure
-//! (disk full, I/O) rolls back the whole batch and every message in it gets
-//! [`StoreError::Unavailable`]; clients retry with the same `client_id`.
+//! A message that fails on a constraint (the room or the sender is gone) fails alone: its
+//! chunk is retried row by row, and SQLite rolls back the failed statement, not the
+//! transaction. Any other failure (disk full, I/O) rolls back the whole batch and every
+//! message in it gets [`StoreError::Unavailable`]; clients retry with the same
+//! `client_id`.
 
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row as _;
@@ -173,83 +177,252 @@ async fn commit(pool: &SqlitePool, batch: &mut Vec<(NewMessage, oneshot::Sender<
 }
 
 /// The statements of one batch; `Err` means nothing of the batch was committed.
+///
+/// The batch goes in as few statements as it can: chunks of a power-of-two size (so that
+/// at most [`CHUNK_SIZES`] statements are ever prepared), each one multi-row `INSERT …
+/// SELECT` that assigns the seqs itself (see [`chunk_sql`]). A chunk that fails on a
+/// constraint is retried row by row, so that only the bad message fails. A `client_id`
+/// repeated inside the batch is answered after its first occurrence is stored.
 async fn insert_all(
     pool: &SqlitePool,
     batch: &[(NewMessage, oneshot::Sender<Inserted>)],
 ) -> Result<Vec<Inserted>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (m, _) in batch {
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                                   message_type, reply_to, attachment_id, call_log, updated_seq)
-             VALUES (?1, ?2, (SELECT last_seq + 1 FROM rooms WHERE id = ?2), ?3, ?4, ?5, ?6,
-                     ?7, ?8, ?9, ?10, (SELECT last_seq + 1 FROM rooms WHERE id = ?2))
-             ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL
-             DO NOTHING
-             RETURNING seq, (SELECT username FROM users WHERE id = sender_id) AS username",
-        )
-        .bind(&m.id)
-        .bind(&m.room_id)
-        .bind(&m.sender_id)
-        .bind(&m.content)
-        .bind(&m.client_id)
-        .bind(&m.created_at)
-        .bind(message_type_str(m.message_type))
-        .bind(&m.reply_to)
-        .bind(&m.attachment_id)
-        .bind(call_log_column(m.call.as_ref()))
-        .fetch_optional(&mut *tx)
-        .await;
-        let result = match inserted {
-            Ok(Some(row)) => Ok((
-                MessageRow {
-                    id: m.id.clone(),
-                    room_id: m.room_id.clone(),
-                    seq: row.try_get("seq")?,
-                    sender_id: m.sender_id.clone(),
-                    sender_username: row.try_get("username")?,
-                    content: m.content.clone(),
-                    client_id: m.client_id.clone(),
-                    created_at: m.created_at.clone(),
-                    message_type: m.message_type,
-                    reply_to: m.reply_to.clone(),
-                    attachment_id: m.attachment_id.clone(),
-                    call: m.call.clone(),
-                    edited_at: None,
-                    deleted_at: None,
-                    updated_seq: row.try_get("seq")?,
-                },
-                true,
-            )),
-            // The idempotency index matched: the message stored the first time.
-            Ok(None) => match super::messages::message_by_client_id(&mut tx, m).await? {
-                Some(existing) => Ok((existing, false)),
-                None => Err(StoreError::NotFound),
-            },
-            // No room (its seq is NULL), no sender, or a value the schema refuses: this
-            // message only.
-            Err(sqlx::Error::Database(db))
-                if db.is_foreign_key_violation()
-                    || matches!(
-                        db.kind(),
-                        sqlx::error::ErrorKind::NotNullViolation
-                            | sqlx::error::ErrorKind::CheckViolation
-                    ) =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Err(e) => return Err(e),
-        };
-        results.push(result);
+    let mut results: Vec<Option<Inserted>> = batch.iter().map(|_| None).collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut firsts, mut repeats) = (Vec::with_capacity(batch.len()), Vec::new());
+    for (i, (m, _)) in batch.iter().enumerate() {
+        let key = m.client_id.as_ref().map(|c| (&m.room_id, &m.sender_id, c));
+        if key.is_some_and(|key| !seen.insert(key)) {
+            repeats.push(i);
+        } else {
+            firsts.push(i);
+        }
+    }
+    let mut rest = &firsts[..];
+    while !rest.is_empty() {
+        let size = chunk_size(rest.len());
+        let (chunk, tail) = rest.split_at(size);
+        insert_chunk(&mut tx, batch, chunk, &mut results).await?;
+        rest = tail;
+    }
+    for i in repeats {
+        results[i] = Some(insert_one(&mut tx, &batch[i].0).await?);
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
+        .collect())
+}
+
+/// The largest chunk: 512 rows × 11 parameters stays far below SQLite's limit (32,766).
+const MAX_CHUNK: usize = 512;
+/// Chunk sizes are the powers of two up to [`MAX_CHUNK`]: 1, 2, 4, … 512.
+const CHUNK_SIZES: usize = MAX_CHUNK.trailing_zeros() as usize + 1;
+
+/// The largest power of two that is at most `left` and [`MAX_CHUNK`] (`left` ≥ 1).
+fn chunk_size(left: usize) -> usize {
+    let fits = left.clamp(1, MAX_CHUNK);
+    1 << (usize::BITS - 1 - fits.leading_zeros())
+}
+
+/// The statement that inserts `rows` messages (a power of two up to [`MAX_CHUNK`]).
+///
+/// SQLite evaluates an `INSERT … SELECT` into a table with a trigger in full before it
+/// inserts a row, so a per-row `last_seq + 1` would give every row of a room the same
+/// seq. Here each row's seq is the room's `last_seq` plus its rank among the rows of the
+/// same room that pass the filters (`ROW_NUMBER() OVER (PARTITION BY room)` in queue
+/// order), so seqs stay gap-free; rows are inserted in queue order and the
+/// `messages_take_seq` trigger leaves `last_seq` at each room's highest. The filters drop
+/// a row whose room is gone, whose `client_id` is already stored, or whose sender must
+/// be a member and is not ([`NewMessage::member_only`]); such rows return nothing.
+fn chunk_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..CHUNK_SIZES)
+            .map(|k| {
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; 1 << k].join(", ");
+                format!(
+                    "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id,
+                                           created_at, message_type, reply_to,
+                                           attachment_id, call_log, updated_seq)
+                     SELECT id, room_id, seq, sender_id, content, client_id, created_at,
+                            message_type, reply_to, attachment_id, call_log, seq
+                     FROM (SELECT v.column1 AS id, v.column2 AS room_id,
+                                  v.column3 AS sender_id, v.column4 AS content,
+                                  v.column5 AS client_id, v.column6 AS created_at,
+                                  v.column7 AS message_type, v.column8 AS reply_to,
+                                  v.column9 AS attachment_id, v.column10 AS call_log,
+                                  v.column12 AS n,
+                                  r.last_seq + ROW_NUMBER()
+                                      OVER (PARTITION BY v.column2 ORDER BY v.column12)
+                                      AS seq
+                           FROM (VALUES {values}) AS v JOIN rooms r ON r.id = v.column2
+                           WHERE (v.column11 = 0
+                                  OR (r.kind <> 'dm' AND EXISTS (
+                                      SELECT 1 FROM room_members m
+                                      WHERE m.room_id = v.column2
+                                        AND m.user_id = v.column3)))
+                             AND (v.column5 IS NULL OR NOT EXISTS (
+                                  SELECT 1 FROM messages x
+                                  WHERE x.room_id = v.column2 AND x.sender_id = v.column3
+                                    AND x.client_id = v.column5)))
+                     ORDER BY n
+                     RETURNING id, seq,
+                               (SELECT username FROM users WHERE id = sender_id) AS username"
+                )
+            })
+            .collect()
+    });
+    &all[rows.trailing_zeros() as usize]
+}
+
+/// Inserts the messages `chunk` (indexes into `batch`) with one statement, or row by row
+/// if that statement fails on a constraint, and sets their `results`.
+async fn insert_chunk(
+    tx: &mut sqlx::SqliteConnection,
+    batch: &[(NewMessage, oneshot::Sender<Inserted>)],
+    chunk: &[usize],
+    results: &mut [Option<Inserted>],
+) -> Result<(), sqlx::Error> {
+    let mut query = sqlx::query(chunk_sql(chunk.len()));
+    for (n, &i) in chunk.iter().enumerate() {
+        let m = &batch[i].0;
+        query = query
+            .bind(&m.id)
+            .bind(&m.room_id)
+            .bind(&m.sender_id)
+            .bind(&m.content)
+            .bind(&m.client_id)
+            .bind(&m.created_at)
+            .bind(message_type_str(m.message_type))
+            .bind(&m.reply_to)
+            .bind(&m.attachment_id)
+            .bind(call_log_column(m.call.as_ref()))
+            .bind(m.member_only)
+            .bind(n as i64);
+    }
+    let rows = match query.fetch_all(&mut *tx).await {
+        Ok(rows) => rows,
+        // SQLite rolled back this statement only: retry its rows one by one, so that
+        // only the bad one fails (a uniqueness clash is answered there too).
+        Err(sqlx::Error::Database(db))
+            if is_row_error(&*db) || db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+        {
+            for &i in chunk {
+                results[i] = Some(insert_one(tx, &batch[i].0).await?);
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        stored.insert(id, (row.try_get("seq")?, row.try_get("username")?));
+    }
+    for &i in chunk {
+        let m = &batch[i].0;
+        results[i] = Some(match stored.remove(&m.id) {
+            Some((seq, username)) => Ok((new_row(m, seq, username), true)),
+            None if m.member_only => Err(StoreError::NotFound),
+            None => existing(tx, m).await?,
+        });
+    }
+    Ok(())
+}
+
+/// Inserts one message with its own statement.
+async fn insert_one(
+    tx: &mut sqlx::SqliteConnection,
+    m: &NewMessage,
+) -> Result<Inserted, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
+                               message_type, reply_to, attachment_id, call_log, updated_seq)
+         SELECT ?1, ?2, (SELECT last_seq + 1 FROM rooms WHERE id = ?2), ?3, ?4, ?5, ?6,
+                ?7, ?8, ?9, ?10, (SELECT last_seq + 1 FROM rooms WHERE id = ?2)
+         WHERE ?11 = 0 OR EXISTS (SELECT 1 FROM room_members m JOIN rooms r ON r.id = m.room_id
+                                  WHERE m.room_id = ?2 AND m.user_id = ?3
+                                    AND r.kind <> 'dm')
+         ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL
+         DO NOTHING
+         RETURNING seq, (SELECT username FROM users WHERE id = sender_id) AS username",
+    )
+    .bind(&m.id)
+    .bind(&m.room_id)
+    .bind(&m.sender_id)
+    .bind(&m.content)
+    .bind(&m.client_id)
+    .bind(&m.created_at)
+    .bind(message_type_str(m.message_type))
+    .bind(&m.reply_to)
+    .bind(&m.attachment_id)
+    .bind(call_log_column(m.call.as_ref()))
+    .bind(m.member_only)
+    .fetch_optional(&mut *tx)
+    .await;
+    Ok(match inserted {
+        Ok(Some(row)) => Ok((
+            new_row(m, row.try_get("seq")?, row.try_get("username")?),
+            true,
+        )),
+        Ok(None) if m.member_only => Err(StoreError::NotFound),
+        // The idempotency index matched: the message stored the first time.
+        Ok(None) => existing(tx, m).await?,
+        // No room (its seq is NULL), no sender, or a value the schema refuses: this
+        // message only.
+        Err(sqlx::Error::Database(db)) if is_row_error(&*db) => Err(StoreError::NotFound),
+        Err(e) => return Err(e),
+    })
+}
+
+/// A failure of one row (a missing room or sender, a value the schema refuses), after
+/// which SQLite has rolled back the statement, not the transaction.
+fn is_row_error(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.is_foreign_key_violation()
+        || matches!(
+            db.kind(),
+            sqlx::error::ErrorKind::NotNullViolation | sqlx::error::ErrorKind::CheckViolation
+        )
+}
+
+/// The message stored the first time under `m`'s `client_id`, or `NotFound`.
+async fn existing(
+    tx: &mut sqlx::SqliteConnection,
+    m: &NewMessage,
+) -> Result<Inserted, sqlx::Error> {
+    Ok(match super::messages::message_by_client_id(tx, m).await? {
+        Some(row) => Ok((row, false)),
+        None => Err(StoreError::NotFound),
+    })
+}
+
+/// The row of `m`, just stored with `seq`.
+fn new_row(m: &NewMessage, seq: i64, sender_username: String) -> MessageRow {
+    MessageRow {
+        id: m.id.clone(),
+        room_id: m.room_id.clone(),
+        seq,
+        sender_id: m.sender_id.clone(),
+        sender_username,
+        content: m.content.clone(),
+        client_id: m.client_id.clone(),
+        created_at: m.created_at.clone(),
+        message_type: m.message_type,
+        reply_to: m.reply_to.clone(),
+        attachment_id: m.attachment_id.clone(),
+        call: m.call.clone(),
+        edited_at: None,
+        deleted_at: None,
+        updated_seq: seq,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use palaver_protocol::{MessageType, Role, RoomKind, Visibility};
+    use palaver_protocol::{MemberRole, MessageType, Role, RoomKind, Visibility};
 
     use super::super::SqliteStore;
     use crate::store::{NewMessage, NewRoom, PendingMessage, StoreError, UserRow};
@@ -266,7 +439,107 @@ mod tests {
             reply_to: None,
             attachment_id: None,
             call: None,
+            member_only: false,
         }
+    }
+
+    async fn add_user(store: &crate::store::Store, id: &str, username: &str) {
+        store
+            .users
+            .create_user(&UserRow {
+                id: id.into(),
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                password_hash: "x".into(),
+                role: Role::User,
+                profile: Default::default(),
+                settings: "{}".into(),
+                created_at: "2026-11-21T10:00:00.000Z".into(),
+                disabled_at: None,
+                deleted_at: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn add_room(store: &crate::store::Store, id: &str, kind: RoomKind) {
+        store
+            .rooms
+            .create_room(&NewRoom {
+                id: id.into(),
+                name: id.into(),
+                topic: None,
+                visibility: Visibility::Public,
+                kind,
+                created_by: "u1".into(),
+                created_at: "2026-11-21T10:00:00.000Z".into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The send fast path's authorization inside the insert: in one batch, a member's
+    /// messages are stored, a non-member's and those to a DM fail alone with `NotFound`
+    /// and store nothing, and the member's seqs have no gap where the refused ones were.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn member_only_messages_of_non_members_fail_alone_and_leave_no_seq_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(&dir.path().join("palaver.db"))
+            .await
+            .unwrap();
+        let store = db.store();
+        add_user(&store, "u1", "alice").await;
+        add_user(&store, "u2", "bob").await;
+        add_room(&store, "r1", RoomKind::Channel).await;
+        add_room(&store, "dm", RoomKind::Dm).await;
+        for room in ["r1", "dm"] {
+            store
+                .rooms
+                .add_member(room, "u1", MemberRole::Member, "2026-11-21T10:00:00.000Z")
+                .await
+                .unwrap();
+        }
+        let mut pending = Vec::new();
+        for n in 0..40 {
+            let (room, sender) = match n % 4 {
+                1 => ("r1", "u2"),
+                3 if n % 8 == 3 => ("dm", "u1"),
+                _ => ("r1", "u1"),
+            };
+            let mut m = message(room, sender, n, Some(&format!("c{n}")));
+            m.member_only = true;
+            pending.push((room, sender, store.messages.queue_message(m).await.unwrap()));
+        }
+        let mut next_seq = 1;
+        for (room, sender, p) in pending {
+            let result = p.committed().await;
+            if room == "r1" && sender == "u1" {
+                let (row, created) = result.unwrap();
+                assert!(created);
+                assert_eq!(row.seq, next_seq, "a member's message after refused ones");
+                next_seq += 1;
+            } else {
+                assert!(
+                    matches!(result, Err(StoreError::NotFound)),
+                    "{sender} in {room}: {result:?}"
+                );
+            }
+        }
+        let r1 = store.rooms.room_by_id("r1").await.unwrap().unwrap();
+        assert_eq!(r1.last_seq, next_seq - 1);
+        let dm = store.rooms.room_by_id("dm").await.unwrap().unwrap();
+        assert_eq!(dm.last_seq, 0, "nothing was stored in the DM");
+        // Without `member_only` the caller has checked: the DM message is stored.
+        let m = message("dm", "u1", 99, None);
+        let (row, _) = store
+            .messages
+            .queue_message(m)
+            .await
+            .unwrap()
+            .committed()
+            .await
+            .unwrap();
+        assert_eq!(row.seq, 1);
     }
 
     /// Many messages queued at once land in few transactions, yet each room's seqs are
@@ -279,36 +552,9 @@ mod tests {
             .await
             .unwrap();
         let store = db.store();
-        store
-            .users
-            .create_user(&UserRow {
-                id: "u1".into(),
-                username: "alice".into(),
-                email: "alice@example.com".into(),
-                password_hash: "x".into(),
-                role: Role::User,
-                profile: Default::default(),
-                settings: "{}".into(),
-                created_at: "2026-11-21T10:00:00.000Z".into(),
-                disabled_at: None,
-                deleted_at: None,
-            })
-            .await
-            .unwrap();
+        add_user(&store, "u1", "alice").await;
         for room in ["r1", "r2"] {
-            store
-                .rooms
-                .create_room(&NewRoom {
-                    id: room.into(),
-                    name: room.into(),
-                    topic: None,
-                    visibility: Visibility::Public,
-                    kind: RoomKind::Channel,
-                    created_by: "u1".into(),
-                    created_at: "2026-11-21T10:00:00.000Z".into(),
-                })
-                .await
-                .unwrap();
+            add_room(&store, room, RoomKind::Channel).await;
         }
         // Queue everything before awaiting any commit: one or a few batches.
         let mut pending: Vec<(&str, usize, PendingMessage)> = Vec::new();
