@@ -45,6 +45,13 @@ impl ReportStore for PostgresStore {
     #[tracing::instrument(skip_all, err)]
     async fn create_report(&self, report: &NewReport) -> StoreResult<ReportRow> {
         let mut tx = self.pool.begin().await?;
+        // The room's row first (the deadlock rule): the insert's foreign-key checks would
+        // lock the message before the room, the reverse of `delete_room`'s cascade. A key
+        // share lock: it does not wait for, nor hold up, the room's seqs.
+        sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR KEY SHARE")
+            .bind(&report.room_id)
+            .execute(&mut *tx)
+            .await?;
         let inserted = sqlx::query(
             "INSERT INTO message_reports
                  (id, room_id, message_id, reporter_id, reason, content, created_at)
