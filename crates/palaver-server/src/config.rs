@@ -3,10 +3,11 @@
 //!
 //! Environment variables map onto the TOML keys; nested tables use a double underscore:
 //! `PALAVER_PORT=9000`, `PALAVER_DATA_DIR=/var/lib/palaver`,
+//! `PALAVER_DATABASE_URL=postgres://palaver@db/palaver`,
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
-//! Secrets (`auth.jwt_secret`) are wrapped in [`Secret`] so they never appear in logs or
-//! `Debug` output.
+//! Secrets (`auth.jwt_secret`, `database_url`, which may hold a password) are wrapped in
+//! [`Secret`] so they never appear in logs or `Debug` output.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -26,8 +27,15 @@ pub struct Config {
     pub host: IpAddr,
     /// TCP port; `0` binds a free port (the bound address is printed). Default `8080`.
     pub port: u16,
-    /// Where the SQLite database and the generated signing key live. Default `./data`.
+    /// Where the SQLite database and the generated signing key live (and attachments,
+    /// unless `attachments.dir` or `attachments.s3` says otherwise). Default `./data`.
     pub data_dir: PathBuf,
+    /// The database: unset (the default) for the SQLite file `<data_dir>/palaver.db`, or
+    /// a PostgreSQL URL, `postgres://user:password@host:5432/database` (or
+    /// `postgresql://...`; libpq's query parameters such as `?sslmode=require` apply).
+    /// The PostgreSQL database must exist; Palaver creates its tables. Any other scheme
+    /// stops the server at startup. See [`Config::database`].
+    pub database_url: Option<Secret>,
     /// On SIGTERM/Ctrl-C, how long to wait for WebSockets to take their close frame and
     /// in-flight requests to finish before closing the store and exiting. Seconds;
     /// default 10.
@@ -58,6 +66,7 @@ impl Default for Config {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             data_dir: PathBuf::from("./data"),
+            database_url: None,
             shutdown_grace_secs: 10,
             auth: AuthConfig::default(),
             limits: Limits::default(),
@@ -465,6 +474,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<LogOverrides>,
 }
 
@@ -533,6 +544,41 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("palaver.db")
     }
+
+    /// Which database `database_url` names: the SQLite file in the data directory when
+    /// it is unset, PostgreSQL for a `postgres://` or `postgresql://` URL.
+    ///
+    /// # Errors
+    /// Any other value (the message names its scheme, never the URL, which may hold a
+    /// password).
+    pub fn database(&self) -> anyhow::Result<DatabaseLocation<'_>> {
+        let Some(url) = &self.database_url else {
+            return Ok(DatabaseLocation::Sqlite(self.database_path()));
+        };
+        let url = url.expose();
+        match url.split_once("://") {
+            Some(("postgres" | "postgresql", _)) => Ok(DatabaseLocation::Postgres(url)),
+            Some((scheme, _)) if !scheme.is_empty() && !scheme.contains(['@', '/', ' ']) => {
+                anyhow::bail!(
+                    "database_url: unsupported scheme {scheme:?}: use a postgres:// or \
+                     postgresql:// URL for PostgreSQL, or leave it unset for SQLite in data_dir"
+                )
+            }
+            _ => anyhow::bail!(
+                "database_url is not a URL: use postgres://user:password@host:port/database \
+                 for PostgreSQL, or leave it unset for SQLite in data_dir"
+            ),
+        }
+    }
+}
+
+/// Where the data lives, from [`Config::database`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation<'a> {
+    /// The SQLite file at this path.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database at this URL (may hold a password: do not log it).
+    Postgres(&'a str),
 }
 
 /// The dotted paths of the keys in `figment` that [`Config`] does not read.
@@ -705,6 +751,62 @@ mod tests {
             c.trusted_proxies.is_empty(),
             "no proxy is trusted by default"
         );
+    }
+
+    #[test]
+    fn the_database_is_sqlite_unless_a_postgres_url_is_given() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.database().unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("./data/palaver.db"))
+        );
+        for url in [
+            "postgres://palaver:hunter2@db:5432/palaver",
+            "postgresql://localhost/palaver?sslmode=require",
+        ] {
+            c.database_url = Some(Secret::new(url));
+            assert_eq!(c.database().unwrap(), DatabaseLocation::Postgres(url));
+        }
+        for (url, says) in [
+            (
+                "mysql://root:hunter2@db/palaver",
+                "unsupported scheme \"mysql\"",
+            ),
+            (
+                "sqlite://./data/palaver.db",
+                "unsupported scheme \"sqlite\"",
+            ),
+            ("db.example.com:hunter2", "not a URL"),
+            ("", "not a URL"),
+        ] {
+            c.database_url = Some(Secret::new(url));
+            let e = c.database().unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "the error shows the password: {e}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PALAVER_DATABASE_URL", "postgres://from-env/palaver");
+            let c = Config::load(Path::new("absent.toml"), &Overrides::default()).unwrap();
+            assert_eq!(
+                c.database().unwrap(),
+                DatabaseLocation::Postgres("postgres://from-env/palaver")
+            );
+            assert!(
+                !format!("{c:?}").contains("from-env"),
+                "the URL is a secret"
+            );
+            let flags = Overrides {
+                database_url: Some(Secret::new("postgres://from-flag/palaver")),
+                ..Overrides::default()
+            };
+            let c = Config::load(Path::new("absent.toml"), &flags).unwrap();
+            assert_eq!(
+                c.database().unwrap(),
+                DatabaseLocation::Postgres("postgres://from-flag/palaver"),
+                "flag beats env"
+            );
+            Ok(())
+        });
     }
 
     #[test]

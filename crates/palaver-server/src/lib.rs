@@ -62,6 +62,7 @@ use crate::presence::MemoryPresence;
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
 use crate::store::files::{FileStore, LocalFiles, S3Files};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -79,16 +80,24 @@ pub struct AppState {
 }
 
 /// Opens everything a node needs: the data directory, the signing key, the database
-/// (applying migrations), the hub, the broker and the service over them.
+/// (SQLite in the data directory, or PostgreSQL when `database_url` names it; applying
+/// migrations), the hub, the broker and the service over them.
 ///
 /// # Errors
-/// The data directory, key or database cannot be opened.
+/// The data directory, key or database cannot be opened, or `database_url` is neither
+/// unset nor a PostgreSQL URL.
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<Hub>)> {
+    let database = config.database()?;
     store::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key = auth::load_or_create_signing_key(config)?;
-    let db = SqliteStore::open(&config.database_path()).await?;
-    let store = db.store();
+    let store = match database {
+        config::DatabaseLocation::Sqlite(path) => SqliteStore::open(&path).await?.store(),
+        config::DatabaseLocation::Postgres(url) => PostgresStore::connect(url)
+            .await
+            .context("opening the PostgreSQL database of database_url")?
+            .store(),
+    };
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::with_metrics(metrics.clone()));
     let broker = Arc::new(MemoryBroker::new(hub.clone()));

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use palaver_protocol::rest::RegisterRequest;
 use palaver_protocol::Role;
-use palaver_server::config::{Config, LogFormat, LogOverrides, Overrides};
+use palaver_server::config::{Config, LogFormat, LogOverrides, Overrides, Secret};
 
 /// Palaver: a self-hosted real-time chat and WebRTC signaling server.
 #[derive(Parser)]
@@ -80,6 +80,11 @@ struct ServeArgs {
     /// Directory for the database and the generated signing key [default: ./data].
     #[arg(long, value_name = "PATH", global = true)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL database, postgres://user:password@host:port/database [default: the
+    /// SQLite file in the data directory]. Prefer PALAVER_DATABASE_URL for a URL with a
+    /// password: command lines are visible to other users.
+    #[arg(long, value_name = "URL", global = true)]
+    database_url: Option<String>,
     /// Log format: text (default) or json.
     #[arg(long, value_name = "FORMAT", global = true, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -107,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         data_dir: args.data_dir,
+        database_url: args.database_url.map(Secret::new),
         log: args.log_format.map(|format| LogOverrides { format }),
     };
     let file = match &args.config {
@@ -137,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Runs an `admin` action against the configured database (the server may be running:
-/// SQLite serialises the writes).
+/// the database serialises the writes).
 async fn run_admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
     let (service, store, _hub) = palaver_server::open(config).await?;
     let result = match action {

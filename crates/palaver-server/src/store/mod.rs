@@ -4,6 +4,8 @@
 //!   [`MessageStore`]: the traits, each
 //!   written in create-read-update-delete order with every method documented.
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, a reader pool).
+//! - [`postgres`]: the same on PostgreSQL (one pool; seqs under the room's row lock), for
+//!   deployments with several nodes.
 //! - Rows ([`UserRow`], [`RoomRow`], [`MessageRow`]) are storage shapes; the service layer
 //!   turns them into wire types from `palaver-protocol`.
 //!
@@ -11,7 +13,10 @@
 //! enforces (uniqueness, seq allocation, idempotency); the rules of who may do what live
 //! in `service/`.
 
+#[cfg(test)]
+mod conformance;
 pub mod files;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -125,7 +125,20 @@ pub(crate) fn palaver(
     stdin: Option<&str>,
 ) -> std::process::Output {
     use std::io::{Read as _, Write as _};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_palaver"));
+    // `palaver admin` on the data directory of an in-process test server (one that exists
+    // and holds no SQLite file of a `palaver serve` child) acts on that server's database.
+    if args.first() == Some(&"admin") {
+        let data_dir = args
+            .windows(2)
+            .find(|w| w[0] == "--data-dir")
+            .map(|w| cwd.join(w[1]))
+            .filter(|d| d.is_dir() && !d.join("palaver.db").exists());
+        if let Some((url, _)) = data_dir.and_then(|d| crate::helpers::test_database_url(&d)) {
+            command.env("PALAVER_DATABASE_URL", url);
+        }
+    }
+    let mut child = command
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_LOG")

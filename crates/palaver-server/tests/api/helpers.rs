@@ -1,11 +1,15 @@
 //! The test harness: [`TestServer::spawn`] boots Palaver in-process on 127.0.0.1:0 with
 //! a temporary data directory; typed helpers make registered users.
+//!
+//! The servers use the SQLite file in their data directory, or, with
+//! `PALAVER_TEST_BACKEND=postgres`, a fresh PostgreSQL database per data directory (see
+//! [`test_database_url`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use palaver_client::{Client, ClientError};
-use palaver_server::config::Config;
+use palaver_server::config::{Config, Secret};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,6 +23,9 @@ pub struct TestServer {
     pub data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<anyhow::Result<()>>,
+    /// With the PostgreSQL backend: its database, dropped with the server unless the
+    /// server was stopped (its data directory may then serve a restart).
+    database: Option<DatabaseGuard>,
 }
 
 impl TestServer {
@@ -43,6 +50,10 @@ impl TestServer {
         // Many tests send, ring and create far faster than a person: the per-user limits
         // are off here; tests of them (abuse_limits.rs) set small ones in `tweak`.
         config.user_limits = palaver_server::config::UserLimits::disabled();
+        let database = test_database_url(data_dir.path()).map(|(url, name)| {
+            config.database_url = Some(Secret::new(url));
+            DatabaseGuard { name }
+        });
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -58,6 +69,7 @@ impl TestServer {
             data_dir,
             shutdown: Some(tx),
             handle,
+            database,
         };
         server.wait_healthy().await;
         server
@@ -86,6 +98,10 @@ impl TestServer {
             .expect("server stops in time")
             .expect("server task did not panic")
             .expect("server exits cleanly");
+        if let Some(mut database) = self.database.take() {
+            // Kept: the data directory names it, for a restart on it.
+            database.name.clear();
+        }
         self.data_dir
     }
 
@@ -103,6 +119,92 @@ impl TestServer {
             .await
             .expect("register");
         client
+    }
+}
+
+/// The server that `PALAVER_TEST_BACKEND=postgres` uses, unless
+/// `PALAVER_TEST_POSTGRES_URL` names another (its role must be allowed to create databases).
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The file in a data directory that names its test database.
+const DATABASE_MARKER: &str = "test-database";
+
+/// With `PALAVER_TEST_BACKEND=postgres`: the URL and name of the PostgreSQL database of
+/// the test server on `data_dir`, created on first use (`palaver_api_<UUIDv7>`) and named
+/// in `<data_dir>/test-database`, so that a restart on the same directory, or the
+/// `palaver admin` command run on it, finds the same data. `None` with the SQLite
+/// backend (`PALAVER_TEST_BACKEND` unset or `sqlite`). Blocks while it creates the
+/// database.
+///
+/// # Panics
+/// Another backend name, or no PostgreSQL server to create the database on.
+pub fn test_database_url(data_dir: &std::path::Path) -> Option<(String, String)> {
+    match std::env::var("PALAVER_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("sqlite") | Ok("") => return None,
+        Ok("postgres") => {}
+        Ok(other) => panic!("PALAVER_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let marker = data_dir.join(DATABASE_MARKER);
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = format!("palaver_api_{}", uuid::Uuid::now_v7().simple());
+            on_postgres(&admin_url, format!("CREATE DATABASE {name}"));
+            std::fs::write(&marker, &name).expect("write the test database's name");
+            name
+        }
+    };
+    let mut url = url::Url::parse(&admin_url).expect("PALAVER_TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some((url.into(), name))
+}
+
+/// Runs `sql` on the server at `admin_url`, on a thread of its own (callers may be sync or
+/// inside a runtime).
+fn on_postgres(admin_url: &str, sql: String) {
+    let admin_url = admin_url.to_owned();
+    let outcome = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            use sqlx::Connection as _;
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+            sqlx::query(&sql).execute(&mut admin).await?;
+            admin.close().await
+        })
+    })
+    .join()
+    .expect("the PostgreSQL thread did not panic");
+    if let Err(e) = outcome {
+        panic!(
+            "PALAVER_TEST_BACKEND=postgres needs a PostgreSQL server at \
+             PALAVER_TEST_POSTGRES_URL (default {DEFAULT_POSTGRES_URL}): {e}"
+        );
+    }
+}
+
+/// A test server's PostgreSQL database, dropped (with its connections) when this is,
+/// unless its name was cleared.
+struct DatabaseGuard {
+    name: String,
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
+        let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = &self.name;
+        on_postgres(
+            &admin_url,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
     }
 }
 

@@ -1,0 +1,2444 @@
+//! The store conformance suite: one set of tests, each an `async fn(Store)` that knows
+//! nothing of the database under it, run against every implementation by
+//! [`conformance!`]: `store::conformance::on_sqlite::<test>` and
+//! `store::conformance::on_postgres::<test>`.
+//!
+//! - SQLite: a fresh file in a temporary directory per test.
+//! - PostgreSQL: a fresh database per test, `palaver_test_<UUIDv7>`, created through
+//!   `PALAVER_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`; its
+//!   role must be allowed to create databases). After the test, passed or failed (a
+//!   panic is caught, the database dropped, and the panic resumed), it is dropped with
+//!   `DROP DATABASE ... WITH (FORCE)`. A run killed half-way may leave one behind; the
+//!   random names keep such leftovers harmless (`palaver_test_%` finds them). Without a
+//!   server the tests fail, saying so: they are never skipped.
+//!
+//! Times are RFC 3339 strings from [`at`]; what the tests assert is what the trait docs in
+//! `store/mod.rs` promise, which both backends must keep alike.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageType, Role, RoomKind, Visibility};
+
+use super::{
+    ApiKeyRow, AttachmentRow, MemberRole, MessageRow, NewMessage, NewReport, NewRoom, NewSession,
+    PageQuery, PendingMessage, Profile, Rotation, Store, StoreError, StoreResult, UserRow,
+};
+
+/// How long one test may take before it fails.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The server the PostgreSQL variants use, unless `PALAVER_TEST_POSTGRES_URL` names one.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A store under test and what to clean up after it.
+pub(super) struct Backend {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// The SQLite file's directory, removed when dropped.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    /// The test's database, dropped through `admin_url`.
+    Postgres { admin_url: String, database: String },
+}
+
+/// A fresh SQLite store.
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = super::sqlite::SqliteStore::open(&dir.path().join("palaver.db"))
+        .await
+        .expect("the SQLite store opens");
+    Backend {
+        store: db.store(),
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// `url` with its password, if any, masked, for messages.
+fn masked(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// A fresh PostgreSQL store, on a database of its own.
+pub(super) async fn postgres() -> Backend {
+    use sqlx::Connection as _;
+    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let parsed = url::Url::parse(&admin_url).expect("PALAVER_TEST_POSTGRES_URL is a URL");
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the PostgreSQL conformance tests need a PostgreSQL server at {} (set \
+                 PALAVER_TEST_POSTGRES_URL to one whose role may create databases): {e}",
+                masked(&parsed)
+            )
+        });
+    let database = format!("palaver_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating the test database {database}: {e}"));
+    let _ = admin.close().await;
+    let mut url = parsed;
+    url.set_path(&format!("/{database}"));
+    let db = super::postgres::PostgresStore::connect(url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("the PostgreSQL store opens on {database}: {e:#}"));
+    Backend {
+        store: db.store(),
+        cleanup: Cleanup::Postgres {
+            admin_url,
+            database,
+        },
+    }
+}
+
+/// Runs `test` on `backend`, then closes the store and removes its data, whether the test
+/// passed or not; a failure is then re-raised.
+pub(super) async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let outcome = AssertUnwindSafe(tokio::time::timeout(
+        TEST_TIMEOUT,
+        test(backend.store.clone()),
+    ))
+    .catch_unwind()
+    .await;
+    backend.store.database.close().await;
+    if let Cleanup::Postgres {
+        admin_url,
+        database,
+    } = &backend.cleanup
+    {
+        use sqlx::Connection as _;
+        let dropped = async {
+            let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+            admin.close().await
+        }
+        .await;
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {database}: {e}");
+        }
+    }
+    drop(backend);
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("the test took longer than {TEST_TIMEOUT:?}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Declares each test once per backend.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run(super::sqlite().await, super::$test).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run(super::postgres().await, super::$test).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    the_database_answers_a_ping,
+    usernames_and_emails_are_unique_and_logins_find_live_accounts,
+    search_pages_by_username_and_hides_deleted_and_disabled_accounts,
+    profiles_roles_and_passwords_change_only_live_accounts,
+    deleting_an_account_scrubs_it_and_ends_its_sessions_keys_memberships_and_blocks,
+    sessions_list_newest_first_and_end_by_revocation_expiry_or_disabling,
+    refresh_rotation_tells_a_concurrent_refresh_from_a_replay,
+    concurrent_refreshes_with_one_token_rotate_once,
+    api_keys_authenticate_until_revoked_or_expired,
+    blocks_are_idempotent_and_listed_most_recent_first,
+    a_room_starts_with_its_creator_as_owner_and_lists_for_its_members,
+    opening_a_dm_twice_returns_the_same_room,
+    leaving_hands_ownership_over_and_revokes_the_leavers_invitations,
+    roles_change_and_ownership_transfers_only_between_members,
+    invitations_are_pending_once_and_die_with_their_inviter,
+    the_public_directory_pages_newest_first_and_filters_by_name,
+    deleting_a_room_removes_everything_in_it,
+    read_markers_move_forward_only_and_count_unread_messages_of_others,
+    a_batch_keeps_queue_order_per_room_and_fails_only_the_bad_message,
+    member_only_messages_of_non_members_fail_alone_and_leave_no_seq_gap,
+    a_retried_client_id_returns_the_first_message,
+    messages_with_an_unknown_sender_or_attachment_fail_alone,
+    edits_keep_earlier_versions_and_take_the_next_seq,
+    deleting_a_message_leaves_a_tombstone_without_reactions_or_edits,
+    reactions_take_a_seq_only_when_they_change_something,
+    history_pages_in_both_directions,
+    changes_replay_in_seq_order_from_one_snapshot,
+    concurrent_changes_to_one_room_take_distinct_gap_free_seqs,
+    closing_commits_what_is_queued_then_refuses,
+    reports_are_one_per_reporter_and_resolved_once,
+    attachments_download_for_uploader_and_members_of_rooms_where_posted,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// `2026-11-21T10:00:00.000Z` plus `secs` seconds.
+fn at(secs: u32) -> String {
+    format!(
+        "2026-11-21T{:02}:{:02}:{:02}.000Z",
+        10 + secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn user_row(id: &str, username: &str) -> UserRow {
+    UserRow {
+        id: id.into(),
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: Role::User,
+        profile: Profile::default(),
+        settings: "{}".into(),
+        created_at: at(0),
+        disabled_at: None,
+        deleted_at: None,
+    }
+}
+
+pub(super) async fn add_user(store: &Store, id: &str, username: &str) -> UserRow {
+    let user = user_row(id, username);
+    store.users.create_user(&user).await.expect("create_user");
+    user
+}
+
+fn new_room(id: &str, created_by: &str, visibility: Visibility, created_at: &str) -> NewRoom {
+    NewRoom {
+        id: id.into(),
+        name: format!("room {id}"),
+        topic: None,
+        visibility,
+        kind: RoomKind::Channel,
+        created_by: created_by.into(),
+        created_at: created_at.into(),
+    }
+}
+
+pub(super) async fn add_room(store: &Store, id: &str, created_by: &str) {
+    store
+        .rooms
+        .create_room(&new_room(id, created_by, Visibility::Public, &at(0)))
+        .await
+        .expect("create_room");
+}
+
+async fn join(store: &Store, room: &str, user: &str, secs: u32) {
+    assert!(store
+        .rooms
+        .add_member(room, user, MemberRole::Member, &at(secs))
+        .await
+        .expect("add_member"));
+}
+
+pub(super) fn message(
+    room_id: &str,
+    sender_id: &str,
+    content: &str,
+    client_id: Option<&str>,
+) -> NewMessage {
+    NewMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        room_id: room_id.into(),
+        sender_id: sender_id.into(),
+        content: content.into(),
+        client_id: client_id.map(str::to_owned),
+        created_at: at(1),
+        message_type: MessageType::Text,
+        reply_to: None,
+        attachment_id: None,
+        call: None,
+        member_only: false,
+    }
+}
+
+/// Queues `m` and waits for its commit.
+pub(super) async fn send(store: &Store, m: NewMessage) -> StoreResult<(MessageRow, bool)> {
+    store.messages.queue_message(m).await?.committed().await
+}
+
+/// Sends a text message that must be stored; returns it.
+async fn post(store: &Store, room: &str, sender: &str, content: &str) -> MessageRow {
+    let (row, created) = send(store, message(room, sender, content, None))
+        .await
+        .expect("the message is stored");
+    assert!(created);
+    row
+}
+
+pub(super) async fn last_seq(store: &Store, room: &str) -> i64 {
+    store
+        .rooms
+        .room_by_id(room)
+        .await
+        .unwrap()
+        .expect("the room exists")
+        .last_seq
+}
+
+fn session(id: &str, user_id: &str, hash: &[u8], created_at: &str, ip: &str) -> NewSession {
+    NewSession {
+        id: id.into(),
+        user_id: user_id.into(),
+        refresh_token_hash: hash.to_vec(),
+        device_name: Some("laptop".into()),
+        ip: Some(ip.into()),
+        created_at: created_at.into(),
+        expires_at: "2026-12-21T10:00:00.000Z".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Database
+
+async fn the_database_answers_a_ping(store: Store) {
+    assert!(store.database.ping().await);
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+async fn usernames_and_emails_are_unique_and_logins_find_live_accounts(store: Store) {
+    let alice = add_user(&store, "u1", "alice").await;
+    let mut again = user_row("u2", "alice");
+    again.email = "other@example.com".into();
+    assert!(matches!(
+        store.users.create_user(&again).await,
+        Err(StoreError::Conflict("username"))
+    ));
+    let same_email = user_row("u2", "alice2");
+    let same_email = UserRow {
+        email: alice.email.clone(),
+        ..same_email
+    };
+    assert!(matches!(
+        store.users.create_user(&same_email).await,
+        Err(StoreError::Conflict("email"))
+    ));
+    assert_eq!(
+        store.users.user_by_id("u1").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.users.user_by_id("u2").await.unwrap(), None);
+    for login in ["alice", "alice@example.com"] {
+        let found = store.users.user_by_login(login).await.unwrap();
+        assert_eq!(found.map(|u| u.id), Some("u1".into()), "{login}");
+    }
+    // Logins are lower-cased by the caller; the store compares exactly.
+    assert_eq!(store.users.user_by_login("Alice").await.unwrap(), None);
+    assert_eq!(store.users.user_by_login("nobody").await.unwrap(), None);
+    // A disabled account still logs in as far as the store knows (the service refuses).
+    assert!(store.users.set_disabled("u1", Some(&at(5))).await.unwrap());
+    let disabled = store.users.user_by_login("alice").await.unwrap().unwrap();
+    assert_eq!(disabled.disabled_at, Some(at(5)));
+    assert!(store.users.set_disabled("u1", None).await.unwrap());
+    assert!(!store.users.set_disabled("nobody", None).await.unwrap());
+}
+
+async fn search_pages_by_username_and_hides_deleted_and_disabled_accounts(store: Store) {
+    for (i, name) in ["bob", "bea", "al", "beth", "ben", "b.x", "b_y", "bz"]
+        .into_iter()
+        .enumerate()
+    {
+        add_user(&store, &format!("u{i}"), name).await;
+    }
+    let names = |rows: Vec<UserRow>| rows.into_iter().map(|u| u.username).collect::<Vec<_>>();
+    // Byte order: '.' < '_' < letters.
+    let page = store.users.search_users("b", None, 4, false).await.unwrap();
+    assert_eq!(names(page), ["b.x", "b_y", "bea", "ben"]);
+    let page = store
+        .users
+        .search_users("b", Some("ben"), 4, false)
+        .await
+        .unwrap();
+    assert_eq!(names(page), ["beth", "bob", "bz"]);
+    let page = store
+        .users
+        .search_users("be", None, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(names(page), ["bea", "ben", "beth"]);
+    assert!(store
+        .users
+        .search_users("c", None, 10, false)
+        .await
+        .unwrap()
+        .is_empty());
+    // u4 = ben disabled, u3 = beth deleted.
+    store.users.set_disabled("u4", Some(&at(1))).await.unwrap();
+    store
+        .users
+        .delete_user("u3", "deleted-u3", &at(2))
+        .await
+        .unwrap();
+    let page = store
+        .users
+        .search_users("be", None, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(names(page), ["bea"]);
+    let page = store
+        .users
+        .search_users("be", None, 10, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(page),
+        ["bea", "ben"],
+        "disabled listed on request, deleted never"
+    );
+    let page = store.users.search_users("", None, 3, true).await.unwrap();
+    assert_eq!(names(page), ["al", "b.x", "b_y"]);
+}
+
+async fn profiles_roles_and_passwords_change_only_live_accounts(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    let profile = Profile {
+        display_name: Some("Alice A.".into()),
+        first_name: Some("Alice".into()),
+        last_name: None,
+        bio: Some("Über café ☕".into()),
+        location: Some("Paris".into()),
+        website: Some("https://example.com".into()),
+        avatar_url: None,
+    };
+    let updated = store
+        .users
+        .update_profile("u1", &profile, r#"{"theme":"dark"}"#, &at(3))
+        .await
+        .unwrap();
+    assert_eq!(updated.profile, profile);
+    assert_eq!(updated.settings, r#"{"theme":"dark"}"#);
+    assert_eq!(
+        store.users.user_by_id("u1").await.unwrap().unwrap(),
+        updated
+    );
+    assert!(matches!(
+        store
+            .users
+            .update_profile("nobody", &profile, "{}", &at(3))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .users
+        .update_password("u1", "new-hash", &at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .users
+            .user_by_id("u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+    assert!(store.users.set_role("u1", Role::Moderator).await.unwrap());
+    assert_eq!(
+        store.users.user_by_id("u1").await.unwrap().unwrap().role,
+        Role::Moderator
+    );
+    assert!(!store.users.set_role("nobody", Role::Admin).await.unwrap());
+    store
+        .users
+        .delete_user("u1", "deleted-1", &at(5))
+        .await
+        .unwrap();
+    assert!(!store.users.set_role("u1", Role::Admin).await.unwrap());
+    assert!(!store.users.set_disabled("u1", Some(&at(6))).await.unwrap());
+    assert!(matches!(
+        store
+            .users
+            .update_profile("u1", &profile, "{}", &at(6))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn deleting_an_account_scrubs_it_and_ends_its_sessions_keys_memberships_and_blocks(
+    store: Store,
+) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u2").await;
+    join(&store, "r1", "u1", 1).await;
+    let kept = post(&store, "r1", "u1", "hello").await;
+    store
+        .sessions
+        .create_session(&session("s1", "u1", b"h1", &at(1), "192.0.2.1"))
+        .await
+        .unwrap();
+    store
+        .api_keys
+        .create_api_key(&api_key("k1", "u1", &at(1), None))
+        .await
+        .unwrap();
+    store.blocks.block("u1", "u2", &at(1)).await.unwrap();
+    store.blocks.block("u2", "u1", &at(1)).await.unwrap();
+    let profile = Profile {
+        bio: Some("secret".into()),
+        ..Profile::default()
+    };
+    store
+        .users
+        .update_profile("u1", &profile, r#"{"a":1}"#, &at(2))
+        .await
+        .unwrap();
+
+    store
+        .users
+        .delete_user("u1", "deleted-u1", &at(9))
+        .await
+        .unwrap();
+    let scrubbed = store.users.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!(scrubbed.username, "deleted-u1");
+    assert_eq!(scrubbed.email, "u1@deleted.invalid");
+    assert_eq!(scrubbed.password_hash, "");
+    assert_eq!(scrubbed.profile, Profile::default());
+    assert_eq!(scrubbed.settings, "{}");
+    assert_eq!(scrubbed.deleted_at, Some(at(9)));
+    assert_eq!(store.users.user_by_login("alice").await.unwrap(), None);
+    assert_eq!(store.users.user_by_login("deleted-u1").await.unwrap(), None);
+    let state = store
+        .sessions
+        .session_state("s1", &at(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!state.active);
+    assert!(store
+        .sessions
+        .sessions_for_user("u1", &at(10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .api_keys
+        .api_keys_for_user("u1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store.rooms.is_member("r1", "u1").await.unwrap());
+    assert!(!store.blocks.is_blocked("u1", "u2").await.unwrap());
+    assert!(!store.blocks.is_blocked("u2", "u1").await.unwrap());
+    // The messages stay, attributed to the scrubbed name.
+    let still = store
+        .messages
+        .message("r1", &kept.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.sender_username, "deleted-u1");
+    assert_eq!(still.content, "hello");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+async fn sessions_list_newest_first_and_end_by_revocation_expiry_or_disabling(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    for (id, hash, secs, ip) in [
+        ("s1", b"h1", 1, "192.0.2.1"),
+        ("s2", b"h2", 2, "192.0.2.2"),
+        ("s3", b"h3", 3, "192.0.2.1"),
+    ] {
+        store
+            .sessions
+            .create_session(&session(id, "u1", hash, &at(secs), ip))
+            .await
+            .unwrap();
+    }
+    let mut short = session("s4", "u1", b"h4", &at(4), "192.0.2.4");
+    short.expires_at = at(100);
+    store.sessions.create_session(&short).await.unwrap();
+    let ids = |rows: Vec<super::SessionRow>| rows.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let live = store
+        .sessions
+        .sessions_for_user("u1", &at(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        live[0].last_used_at,
+        at(4),
+        "last_used_at starts at created_at"
+    );
+    assert_eq!(ids(live), ["s4", "s3", "s2", "s1"]);
+    let live = store
+        .sessions
+        .sessions_for_user("u1", &at(200))
+        .await
+        .unwrap();
+    assert_eq!(ids(live), ["s3", "s2", "s1"], "s4 expired");
+    let state = store
+        .sessions
+        .session_state("s4", &at(200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.user_id.as_str(), state.active), ("u1", false));
+    let state = store
+        .sessions
+        .session_state("s1", &at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.role, state.active), (Role::User, true));
+    assert_eq!(
+        store.sessions.session_state("nope", &at(50)).await.unwrap(),
+        None
+    );
+
+    let ips = store.sessions.session_ips("u1", 10).await.unwrap();
+    assert_eq!(ips, ["192.0.2.4", "192.0.2.1", "192.0.2.2"]);
+    assert_eq!(
+        store.sessions.session_ips("u1", 1).await.unwrap(),
+        ["192.0.2.4"]
+    );
+    assert!(store
+        .sessions
+        .session_ips("u2", 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(!store
+        .sessions
+        .revoke_session("u2", "s1", "logout", &at(60))
+        .await
+        .unwrap());
+    assert!(store
+        .sessions
+        .revoke_session("u1", "s1", "logout", &at(60))
+        .await
+        .unwrap());
+    assert!(!store
+        .sessions
+        .revoke_session("u1", "s1", "logout", &at(61))
+        .await
+        .unwrap());
+    let mut revoked = store
+        .sessions
+        .revoke_sessions("u1", Some("s3"), "logout_others", &at(62))
+        .await
+        .unwrap();
+    revoked.sort();
+    assert_eq!(revoked, ["s2", "s4"]);
+    assert_eq!(
+        ids(store
+            .sessions
+            .sessions_for_user("u1", &at(63))
+            .await
+            .unwrap()),
+        ["s3"]
+    );
+    // Disabling revokes the rest.
+    store.users.set_disabled("u1", Some(&at(64))).await.unwrap();
+    assert!(store
+        .sessions
+        .sessions_for_user("u1", &at(65))
+        .await
+        .unwrap()
+        .is_empty());
+    store.users.set_disabled("u1", None).await.unwrap();
+    let state = store
+        .sessions
+        .session_state("s3", &at(66))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!state.active, "re-enabling does not bring sessions back");
+    let none = store
+        .sessions
+        .revoke_sessions("u1", None, "logout_all", &at(67))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn refresh_rotation_tells_a_concurrent_refresh_from_a_replay(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    store
+        .sessions
+        .create_session(&session("s1", "u1", b"t1", &at(0), "192.0.2.1"))
+        .await
+        .unwrap();
+    let expires = "2026-12-30T00:00:00.000Z";
+    let rotate = |old: &'static [u8], new: &'static [u8], now: u32, grace_cutoff: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .sessions
+                .rotate_refresh(old, new, &at(now), expires, &at(grace_cutoff), &at(0))
+                .await
+                .unwrap()
+        }
+    };
+    let rotated = Rotation::Rotated {
+        session_id: "s1".into(),
+        user_id: "u1".into(),
+    };
+    assert_eq!(rotate(b"t1", b"t2", 10, 0).await, rotated);
+    let row = &store
+        .sessions
+        .sessions_for_user("u1", &at(11))
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (row.last_used_at.as_str(), row.expires_at.as_str()),
+        (at(10).as_str(), expires)
+    );
+    // t1 again, 5 s later, inside a 10 s grace window: a concurrent refresh.
+    assert_eq!(rotate(b"t1", b"t9", 15, 5).await, Rotation::WithinGrace);
+    assert_eq!(rotate(b"t2", b"t3", 20, 10).await, rotated);
+    // t1 is spent but not by the latest rotation: reuse, whatever the window.
+    assert_eq!(
+        rotate(b"t1", b"t9", 21, 0).await,
+        Rotation::Reused {
+            session_id: "s1".into(),
+            user_id: "u1".into()
+        }
+    );
+    let state = store
+        .sessions
+        .session_state("s1", &at(22))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!state.active, "reuse revokes the session");
+    // The current token of a revoked session, and a token never seen, are unknown.
+    assert_eq!(rotate(b"t3", b"t4", 23, 0).await, Rotation::Unknown);
+    assert_eq!(rotate(b"zz", b"t4", 23, 0).await, Rotation::Unknown);
+
+    // A second session: the latest rotation's token outside the window is reuse too.
+    store
+        .sessions
+        .create_session(&session("s2", "u1", b"a1", &at(30), "192.0.2.1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        rotate(b"a1", b"a2", 40, 0).await,
+        Rotation::Rotated { .. }
+    ));
+    assert!(matches!(
+        rotate(b"a1", b"a3", 60, 50).await,
+        Rotation::Reused { .. }
+    ));
+    // A disabled account's session does not rotate.
+    store
+        .sessions
+        .create_session(&session("s3", "u1", b"b1", &at(70), "192.0.2.1"))
+        .await
+        .unwrap();
+    store.users.set_disabled("u1", Some(&at(71))).await.unwrap();
+    assert_eq!(rotate(b"b1", b"b2", 72, 0).await, Rotation::Unknown);
+}
+
+async fn concurrent_refreshes_with_one_token_rotate_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for round in 0..5u8 {
+        let id = format!("s{round}");
+        let old = vec![b'o', round];
+        store
+            .sessions
+            .create_session(&session(&id, "u1", &old, &at(0), "192.0.2.1"))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..4u8)
+            .map(|n| {
+                let store = store.clone();
+                let old = old.clone();
+                tokio::spawn(async move {
+                    store
+                        .sessions
+                        .rotate_refresh(
+                            &old,
+                            &[b'n', round, n],
+                            &at(10),
+                            "2026-12-30T00:00:00.000Z",
+                            &at(0),
+                            &at(0),
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Rotated { .. }))
+            .count();
+        assert_eq!(rotated, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Rotation::Rotated { .. } | Rotation::WithinGrace)),
+            "{outcomes:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// API keys and blocks
+
+fn api_key(id: &str, user_id: &str, created_at: &str, expires_at: Option<&str>) -> ApiKeyRow {
+    ApiKeyRow {
+        id: id.into(),
+        user_id: user_id.into(),
+        name: format!("key {id}"),
+        secret_hash: vec![1, 2, 3, id.len() as u8],
+        created_at: created_at.into(),
+        expires_at: expires_at.map(str::to_owned),
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    let k1 = api_key("k1", "u1", &at(1), None);
+    let k2 = api_key("k2", "u1", &at(2), Some(&at(100)));
+    let k3 = api_key("k3", "u1", &at(3), None);
+    for k in [&k1, &k2, &k3] {
+        store.api_keys.create_api_key(k).await.unwrap();
+    }
+    let listed = store.api_keys.api_keys_for_user("u1").await.unwrap();
+    assert_eq!(listed, [k3.clone(), k2.clone(), k1.clone()]);
+    let (row, state) = store
+        .api_keys
+        .api_key_state("k2", &at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row, k2);
+    assert_eq!(
+        (state.user_id.as_str(), state.role, state.active),
+        ("u1", Role::User, true)
+    );
+    let (_, state) = store
+        .api_keys
+        .api_key_state("k2", &at(150))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!state.active, "expired");
+    assert_eq!(
+        store.api_keys.api_key_state("k9", &at(1)).await.unwrap(),
+        None
+    );
+
+    store
+        .api_keys
+        .touch_api_key("k1", &at(10), &at(5))
+        .await
+        .unwrap();
+    // Used again before it went stale: not recorded.
+    store
+        .api_keys
+        .touch_api_key("k1", &at(20), &at(8))
+        .await
+        .unwrap();
+    let (row, _) = store
+        .api_keys
+        .api_key_state("k1", &at(21))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.last_used_at, Some(at(10)));
+    store
+        .api_keys
+        .touch_api_key("k1", &at(80), &at(70))
+        .await
+        .unwrap();
+    let (row, _) = store
+        .api_keys
+        .api_key_state("k1", &at(81))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.last_used_at, Some(at(80)));
+
+    assert!(!store
+        .api_keys
+        .revoke_api_key("u2", "k1", &at(90))
+        .await
+        .unwrap());
+    assert!(store
+        .api_keys
+        .revoke_api_key("u1", "k1", &at(90))
+        .await
+        .unwrap());
+    assert!(!store
+        .api_keys
+        .revoke_api_key("u1", "k1", &at(91))
+        .await
+        .unwrap());
+    let (row, state) = store
+        .api_keys
+        .api_key_state("k1", &at(92))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.revoked_at, state.active), (Some(at(90)), false));
+    let mut rest = store.api_keys.revoke_api_keys("u1", &at(93)).await.unwrap();
+    rest.sort();
+    assert_eq!(rest, ["k2", "k3"]);
+    assert!(store
+        .api_keys
+        .api_keys_for_user("u1")
+        .await
+        .unwrap()
+        .is_empty());
+    // The account's state counts too.
+    store
+        .api_keys
+        .create_api_key(&api_key("k4", "u2", &at(1), None))
+        .await
+        .unwrap();
+    store.users.set_disabled("u2", Some(&at(2))).await.unwrap();
+    let (_, state) = store
+        .api_keys
+        .api_key_state("k4", &at(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!state.active, "disabled account");
+}
+
+async fn blocks_are_idempotent_and_listed_most_recent_first(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_user(&store, "u3", "carol").await;
+    assert!(store.blocks.block("u1", "u2", &at(1)).await.unwrap());
+    assert!(!store.blocks.block("u1", "u2", &at(2)).await.unwrap());
+    assert!(store.blocks.block("u1", "u3", &at(3)).await.unwrap());
+    assert!(matches!(
+        store.blocks.block("u1", "nobody", &at(4)).await,
+        Err(StoreError::NotFound)
+    ));
+    let blocked: Vec<String> = store
+        .blocks
+        .blocked_by("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(blocked, ["carol", "bob"]);
+    assert!(store.blocks.is_blocked("u1", "u2").await.unwrap());
+    assert!(
+        !store.blocks.is_blocked("u2", "u1").await.unwrap(),
+        "one way"
+    );
+    assert!(store.blocks.unblock("u1", "u2").await.unwrap());
+    assert!(!store.blocks.unblock("u1", "u2").await.unwrap());
+    assert!(!store.blocks.is_blocked("u1", "u2").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Rooms
+
+async fn a_room_starts_with_its_creator_as_owner_and_lists_for_its_members(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_user(&store, "u3", "carol").await;
+    let mut new = new_room("r1", "u1", Visibility::Private, &at(1));
+    new.topic = Some("plans".into());
+    let created = store.rooms.create_room(&new).await.unwrap();
+    assert_eq!(
+        (
+            created.member_count,
+            created.last_seq,
+            created.kind,
+            created.dm_key.clone()
+        ),
+        (1, 0, RoomKind::Channel, None)
+    );
+    assert_eq!(
+        store.rooms.room_by_id("r1").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(store.rooms.room_by_id("nope").await.unwrap(), None);
+    let owner = store.rooms.member("r1", "u1").await.unwrap().unwrap();
+    assert_eq!(
+        (owner.role, owner.username.as_str()),
+        (MemberRole::Owner, "alice")
+    );
+
+    assert!(store
+        .rooms
+        .add_member("r1", "u2", MemberRole::Member, &at(2))
+        .await
+        .unwrap());
+    assert!(!store
+        .rooms
+        .add_member("r1", "u2", MemberRole::Admin, &at(3))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store
+            .rooms
+            .add_member("nope", "u2", MemberRole::Member, &at(3))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .rooms
+            .add_member("r1", "nobody", MemberRole::Member, &at(3))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store
+        .rooms
+        .add_member("r1", "u3", MemberRole::Admin, &at(4))
+        .await
+        .unwrap());
+    let members: Vec<(String, MemberRole)> = store
+        .rooms
+        .members("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user_id, m.role))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("u1".into(), MemberRole::Owner),
+            ("u3".into(), MemberRole::Admin),
+            ("u2".into(), MemberRole::Member)
+        ]
+    );
+    let bob = store.rooms.member("r1", "u2").await.unwrap().unwrap();
+    assert_eq!(
+        (bob.joined_at.as_str(), bob.last_read_seq),
+        (at(2).as_str(), 0)
+    );
+    assert!(store.rooms.is_member("r1", "u2").await.unwrap());
+    assert!(!store.rooms.is_member("r1", "nobody").await.unwrap());
+
+    let (room, member) = store
+        .rooms
+        .room_and_member("r1", "u2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((room.member_count, member), (3, Some(bob.clone())));
+    let (_, member) = store
+        .rooms
+        .room_and_member("r1", "nobody")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member, None);
+    assert_eq!(
+        store.rooms.room_and_member("nope", "u2").await.unwrap(),
+        None
+    );
+
+    let updated = store
+        .rooms
+        .update_room("r1", "renamed", None, &at(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.topic.clone()),
+        ("renamed", None)
+    );
+    assert_eq!(
+        store
+            .rooms
+            .update_room("nope", "x", None, &at(5))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Bob's rooms, paged by (joined_at, room id).
+    for (id, secs) in [("r2", 10), ("r3", 10), ("r4", 12)] {
+        add_room(&store, id, "u1").await;
+        join(&store, id, "u2", secs).await;
+    }
+    let rooms = store.rooms.rooms_for_user("u2").await.unwrap();
+    let ids: Vec<&str> = rooms.iter().map(|r| r.room.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2", "r3", "r4"]);
+    assert_eq!(
+        (rooms[0].role, rooms[0].joined_at.as_str()),
+        (MemberRole::Member, at(2).as_str())
+    );
+    let page = store
+        .rooms
+        .rooms_for_user_page("u2", Some((&at(10), "r2")), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].room.id, "r3");
+    let page = store
+        .rooms
+        .rooms_for_user_page("u2", None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.room.id.as_str()).collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+    assert_eq!(
+        store
+            .rooms
+            .member_room("r3", "u2")
+            .await
+            .unwrap()
+            .map(|r| r.room.id),
+        Some("r3".into())
+    );
+    assert_eq!(store.rooms.member_room("r3", "u3").await.unwrap(), None);
+
+    let mut co = store.rooms.co_members("u2").await.unwrap();
+    co.sort();
+    assert_eq!(co, ["u1", "u3"]);
+    assert!(store.rooms.share_a_room("u2", "u3").await.unwrap());
+    add_user(&store, "u4", "dave").await;
+    assert!(!store.rooms.share_a_room("u2", "u4").await.unwrap());
+    assert!(store.rooms.co_members("u4").await.unwrap().is_empty());
+}
+
+async fn opening_a_dm_twice_returns_the_same_room(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    let dm = |id: &str, by: &str| NewRoom {
+        kind: RoomKind::Dm,
+        ..new_room(id, by, Visibility::Private, &at(1))
+    };
+    let (room, created) = store
+        .rooms
+        .open_dm(&dm("d1", "u1"), "u2", "u1:u2")
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (room.id.as_str(), room.kind, room.member_count),
+        ("d1", RoomKind::Dm, 2)
+    );
+    assert_eq!(room.dm_pair(), Some(("u1", "u2")));
+    let (again, created) = store
+        .rooms
+        .open_dm(&dm("d2", "u2"), "u1", "u1:u2")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, room);
+    assert_eq!(store.rooms.room_by_id("d2").await.unwrap(), None);
+    for user in ["u1", "u2"] {
+        let m = store.rooms.member("d1", user).await.unwrap().unwrap();
+        assert_eq!(m.role, MemberRole::Owner);
+    }
+    // With someone who does not exist: nothing is created.
+    assert!(matches!(
+        store
+            .rooms
+            .open_dm(&dm("d3", "u1"), "nobody", "nobody:u1")
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.rooms.room_by_id("d3").await.unwrap(), None);
+    // Opened from both sides at once: one room.
+    add_user(&store, "u3", "carol").await;
+    let (d4, d5) = (dm("d4", "u1"), dm("d5", "u3"));
+    let (a, b) = tokio::join!(
+        store.rooms.open_dm(&d4, "u3", "u1:u3"),
+        store.rooms.open_dm(&d5, "u1", "u1:u3"),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.0.id, b.0.id);
+    assert!(a.1 ^ b.1, "exactly one created it: {} {}", a.1, b.1);
+    // DMs are not in the directory.
+    assert!(store
+        .rooms
+        .public_rooms(None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn leaving_hands_ownership_over_and_revokes_the_leavers_invitations(store: Store) {
+    for (id, name) in [
+        ("u1", "alice"),
+        ("u2", "bob"),
+        ("u3", "carol"),
+        ("u4", "dave"),
+    ] {
+        add_user(&store, id, name).await;
+    }
+    add_room(&store, "r1", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    join(&store, "r1", "u3", 2).await;
+    store
+        .rooms
+        .set_member_role("r1", "u3", MemberRole::Admin)
+        .await
+        .unwrap();
+    store
+        .rooms
+        .create_invitation("i1", "r1", "u1", "u4", &at(3))
+        .await
+        .unwrap();
+    let gone = store.rooms.leave("r1", "u1", None, &at(4)).await.unwrap();
+    assert!(gone.removed);
+    assert_eq!(
+        gone.new_owner,
+        Some("u3".into()),
+        "the admin, though bob joined first"
+    );
+    assert_eq!(gone.revoked_invitations, [("i1".into(), "u4".into())]);
+    assert_eq!(
+        store.rooms.invitation("i1").await.unwrap().unwrap().status,
+        "revoked"
+    );
+    assert!(!store.rooms.is_banned("r1", "u1").await.unwrap());
+    // No admin left: the longest-standing member.
+    join(&store, "r1", "u4", 5).await;
+    let gone = store.rooms.leave("r1", "u3", None, &at(6)).await.unwrap();
+    assert_eq!(gone.new_owner, Some("u2".into()));
+    // A non-owner leaving changes no owner; a ban comes with the removal.
+    let gone = store
+        .rooms
+        .leave("r1", "u4", Some("u2"), &at(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        super::Departure {
+            removed: true,
+            new_owner: None,
+            revoked_invitations: Vec::new()
+        }
+    );
+    assert!(store.rooms.is_banned("r1", "u4").await.unwrap());
+    assert!(!store.rooms.is_member("r1", "u4").await.unwrap());
+    // Leaving again: not a member; a ban of a non-member still lands.
+    let gone = store
+        .rooms
+        .leave("r1", "u3", Some("u2"), &at(8))
+        .await
+        .unwrap();
+    assert!(!gone.removed);
+    assert!(store.rooms.is_banned("r1", "u3").await.unwrap());
+    assert!(store.rooms.unban("r1", "u4").await.unwrap());
+    assert!(!store.rooms.unban("r1", "u4").await.unwrap());
+    assert!(!store.rooms.is_banned("r1", "u4").await.unwrap());
+    // The last member leaves: nobody to hand over to.
+    let gone = store.rooms.leave("r1", "u2", None, &at(9)).await.unwrap();
+    assert_eq!((gone.removed, gone.new_owner), (true, None));
+    assert_eq!(
+        store
+            .rooms
+            .room_by_id("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .member_count,
+        0
+    );
+}
+
+async fn roles_change_and_ownership_transfers_only_between_members(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_user(&store, "u3", "carol").await;
+    add_room(&store, "r1", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    assert!(store
+        .rooms
+        .set_member_role("r1", "u2", MemberRole::Admin)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.rooms.member("r1", "u2").await.unwrap().unwrap().role,
+        MemberRole::Admin
+    );
+    assert!(!store
+        .rooms
+        .set_member_role("r1", "u3", MemberRole::Admin)
+        .await
+        .unwrap());
+    assert!(!store
+        .rooms
+        .transfer_ownership("r1", "u1", "u3")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.rooms.member("r1", "u1").await.unwrap().unwrap().role,
+        MemberRole::Owner,
+        "a refused transfer changes nothing"
+    );
+    assert!(store
+        .rooms
+        .transfer_ownership("r1", "u1", "u2")
+        .await
+        .unwrap());
+    let roles: Vec<(String, MemberRole)> = store
+        .rooms
+        .members("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user_id, m.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("u2".into(), MemberRole::Owner),
+            ("u1".into(), MemberRole::Admin)
+        ]
+    );
+}
+
+async fn invitations_are_pending_once_and_die_with_their_inviter(store: Store) {
+    for (id, name) in [
+        ("u1", "alice"),
+        ("u2", "bob"),
+        ("u3", "carol"),
+        ("u4", "dave"),
+    ] {
+        add_user(&store, id, name).await;
+    }
+    store
+        .rooms
+        .create_room(&new_room("r1", "u1", Visibility::Private, &at(0)))
+        .await
+        .unwrap();
+    join(&store, "r1", "u2", 1).await;
+    let first = store
+        .rooms
+        .create_invitation("i1", "r1", "u1", "u3", &at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.room_name.as_str(),
+            first.inviter_username.as_str(),
+            first.status.as_str()
+        ),
+        ("room r1", "alice", "pending")
+    );
+    // Invited again, by someone else: the pending one is returned.
+    let again = store
+        .rooms
+        .create_invitation("i2", "r1", "u2", "u3", &at(3))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.rooms.invitation("i2").await.unwrap(), None);
+    let i3 = store
+        .rooms
+        .create_invitation("i3", "r1", "u2", "u4", &at(4))
+        .await
+        .unwrap();
+    let ids = |rows: Vec<super::InvitationRow>| rows.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.rooms.pending_invitations("u3").await.unwrap()),
+        ["i1"]
+    );
+    assert_eq!(
+        ids(store.rooms.room_invitations("r1", None).await.unwrap()),
+        ["i3", "i1"]
+    );
+    assert_eq!(
+        ids(store
+            .rooms
+            .room_invitations("r1", Some("u2"))
+            .await
+            .unwrap()),
+        ["i3"]
+    );
+    // Accepting joins the room; answering twice does nothing.
+    assert_eq!(
+        store
+            .rooms
+            .respond_invitation("i1", true, &at(5))
+            .await
+            .unwrap(),
+        Some("accepted".into())
+    );
+    assert!(store.rooms.is_member("r1", "u3").await.unwrap());
+    assert_eq!(
+        store
+            .rooms
+            .respond_invitation("i1", false, &at(6))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .rooms
+            .respond_invitation("nope", true, &at(6))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .rooms
+        .pending_invitations("u3")
+        .await
+        .unwrap()
+        .is_empty());
+    // An inviter whose account is disabled: hidden, and accepting it revokes it.
+    store.users.set_disabled("u2", Some(&at(7))).await.unwrap();
+    assert!(store
+        .rooms
+        .pending_invitations("u4")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.rooms.invitation("i3").await.unwrap().unwrap().status,
+        "pending",
+        "still pending until someone acts on it"
+    );
+    assert_eq!(
+        store
+            .rooms
+            .respond_invitation("i3", true, &at(8))
+            .await
+            .unwrap(),
+        Some("revoked".into())
+    );
+    assert!(!store.rooms.is_member("r1", "u4").await.unwrap());
+    // A new invitation where the pending one's inviter left: that one is revoked first.
+    store.users.set_disabled("u2", None).await.unwrap();
+    store
+        .rooms
+        .create_invitation("i4", "r1", "u2", "u4", &at(9))
+        .await
+        .unwrap();
+    store.rooms.leave("r1", "u2", None, &at(10)).await.unwrap();
+    assert_eq!(
+        store.rooms.invitation("i4").await.unwrap().unwrap().status,
+        "revoked",
+        "revoked by the inviter's departure"
+    );
+    let i5 = store
+        .rooms
+        .create_invitation("i5", "r1", "u1", "u4", &at(11))
+        .await
+        .unwrap();
+    assert_eq!((i5.id.as_str(), i5.status.as_str()), ("i5", "pending"));
+    // Declining, and revoking.
+    assert_eq!(
+        store
+            .rooms
+            .respond_invitation("i5", false, &at(12))
+            .await
+            .unwrap(),
+        Some("declined".into())
+    );
+    store
+        .rooms
+        .create_invitation("i6", "r1", "u1", "u4", &at(13))
+        .await
+        .unwrap();
+    assert!(store.rooms.revoke_invitation("i6", &at(14)).await.unwrap());
+    assert!(!store.rooms.revoke_invitation("i6", &at(15)).await.unwrap());
+    assert_eq!(i3.invitee_id, "u4");
+}
+
+async fn the_public_directory_pages_newest_first_and_filters_by_name(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for (id, name, visibility, secs) in [
+        ("r1", "General", Visibility::Public, 1),
+        ("r2", "random", Visibility::Public, 2),
+        ("r3", "secret general", Visibility::Private, 3),
+        ("r4", "general-2", Visibility::Public, 4),
+        ("r5", "CAFÉ", Visibility::Public, 4),
+    ] {
+        let room = NewRoom {
+            name: name.into(),
+            ..new_room(id, "u1", visibility, &at(secs))
+        };
+        store.rooms.create_room(&room).await.unwrap();
+    }
+    let ids = |rows: Vec<super::RoomRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let page = store.rooms.public_rooms(None, None, 3).await.unwrap();
+    assert_eq!(ids(page), ["r5", "r4", "r2"]);
+    let page = store
+        .rooms
+        .public_rooms(None, Some((&at(4), "r4")), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(page), ["r2", "r1"]);
+    let page = store
+        .rooms
+        .public_rooms(Some("GENERAL"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(page),
+        ["r4", "r1"],
+        "ASCII case-insensitive, private rooms unlisted"
+    );
+    let page = store
+        .rooms
+        .public_rooms(Some("café"), None, 10)
+        .await
+        .unwrap();
+    assert!(page.is_empty(), "only ASCII letters fold: É is not é");
+    let page = store
+        .rooms
+        .public_rooms(Some("CAF"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(page), ["r5"]);
+}
+
+async fn deleting_a_room_removes_everything_in_it(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    let m = post(&store, "r1", "u2", "hi").await;
+    store
+        .messages
+        .add_reaction("r1", &m.id, "u1", "👍", &at(2))
+        .await
+        .unwrap();
+    store
+        .rooms
+        .create_invitation("i1", "r1", "u1", "u2", &at(2))
+        .await
+        .unwrap();
+    store
+        .rooms
+        .leave("r1", "u2", Some("u1"), &at(3))
+        .await
+        .unwrap();
+    assert!(store.rooms.delete_room("r1").await.unwrap());
+    assert!(!store.rooms.delete_room("r1").await.unwrap());
+    assert_eq!(store.rooms.room_by_id("r1").await.unwrap(), None);
+    assert!(store.rooms.members("r1").await.unwrap().is_empty());
+    assert_eq!(store.messages.message("r1", &m.id).await.unwrap(), None);
+    assert!(store.messages.reactions(&[m.id]).await.unwrap().is_empty());
+    assert_eq!(store.rooms.invitation("i1").await.unwrap(), None);
+    assert!(!store.rooms.is_banned("r1", "u2").await.unwrap());
+    assert!(store.rooms.rooms_for_user("u1").await.unwrap().is_empty());
+    // A message to the deleted room fails alone.
+    assert!(matches!(
+        send(&store, message("r1", "u1", "late", None)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn read_markers_move_forward_only_and_count_unread_messages_of_others(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    let mut ids = Vec::new();
+    for (sender, text) in [
+        ("u1", "a"),
+        ("u2", "b"),
+        ("u1", "c"),
+        ("u1", "d"),
+        ("u1", "e"),
+    ] {
+        ids.push(post(&store, "r1", sender, text).await.id);
+    }
+    let unread = |store: Store| async move {
+        store
+            .rooms
+            .member_room("r1", "u2")
+            .await
+            .unwrap()
+            .unwrap()
+            .unread_count
+    };
+    assert_eq!(
+        unread(store.clone()).await,
+        4,
+        "bob's own message is not unread"
+    );
+    assert_eq!(
+        store.rooms.mark_read("r1", "u2", 3).await.unwrap(),
+        Some((3, 2))
+    );
+    assert_eq!(
+        store.rooms.mark_read("r1", "u2", 1).await.unwrap(),
+        Some((3, 2)),
+        "never backwards"
+    );
+    store
+        .messages
+        .delete_message("r1", &ids[4], &at(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        unread(store.clone()).await,
+        1,
+        "deleted messages are not unread"
+    );
+    // Capped at the room's last seq (the deletion took seq 6).
+    assert_eq!(
+        store.rooms.mark_read("r1", "u2", 99).await.unwrap(),
+        Some((6, 0))
+    );
+    let me = store.rooms.member_room("r1", "u2").await.unwrap().unwrap();
+    assert_eq!((me.last_read_seq, me.unread_count), (6, 0));
+    assert_eq!(
+        store.rooms.mark_read("r1", "nobody", 1).await.unwrap(),
+        None
+    );
+    assert_eq!(store.rooms.mark_read("nope", "u2", 1).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+/// Many messages queued at once land in few transactions, yet each room's seqs are
+/// gap-free in queue order, a retried `client_id` resolves to the first message, and a
+/// message to a missing room fails alone without taking its batch down.
+async fn a_batch_keeps_queue_order_per_room_and_fails_only_the_bad_message(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for room in ["r1", "r2"] {
+        add_room(&store, room, "u1").await;
+    }
+    let mut pending: Vec<(&str, usize, PendingMessage)> = Vec::new();
+    for n in 0..300 {
+        let room = if n % 3 == 0 { "r2" } else { "r1" };
+        let m = message(room, "u1", &format!("message {n}"), Some(&format!("c{n}")));
+        pending.push((room, n, store.messages.queue_message(m).await.unwrap()));
+        if n == 150 {
+            let bad = message("no-such-room", "u1", "lost", None);
+            pending.push(("none", n, store.messages.queue_message(bad).await.unwrap()));
+            let retry = message("r1", "u1", "message 10 again", Some("c10"));
+            pending.push((
+                "retry",
+                10,
+                store.messages.queue_message(retry).await.unwrap(),
+            ));
+        }
+    }
+    let mut next_seq = std::collections::HashMap::from([("r1", 1), ("r2", 1)]);
+    let mut first_of_10 = None;
+    for (room, n, p) in pending {
+        let result = p.committed().await;
+        match room {
+            "none" => assert!(
+                matches!(result, Err(StoreError::NotFound)),
+                "a message to a missing room: {result:?}"
+            ),
+            "retry" => {
+                let (row, created) = result.unwrap();
+                assert!(!created, "a retried client_id stored a second message");
+                assert_eq!(Some(&row.id), first_of_10.as_ref(), "the retry's answer");
+                assert_eq!(row.content, "message 10");
+            }
+            room => {
+                let (row, created) = result.unwrap();
+                assert!(created);
+                assert_eq!(row.content, format!("message {n}"));
+                assert_eq!(row.sender_username, "alice");
+                let expected = next_seq.get_mut(room).unwrap();
+                assert_eq!(
+                    (row.seq, row.updated_seq),
+                    (*expected, *expected),
+                    "message {n}"
+                );
+                *expected += 1;
+                if n == 10 {
+                    first_of_10 = Some(row.id.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(last_seq(&store, "r1").await, 200);
+    assert_eq!(last_seq(&store, "r2").await, 100);
+    // What was answered is what is stored.
+    let (page, _) = store
+        .messages
+        .messages_page(
+            "r2",
+            PageQuery {
+                before: None,
+                after: Some(0),
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
+    let contents: Vec<&str> = page.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["message 0", "message 3", "message 6"]);
+}
+
+/// The send fast path's authorization inside the insert: in one batch, a member's
+/// messages are stored, a non-member's and those to a DM fail alone with `NotFound` and
+/// store nothing, and the member's seqs have no gap where the refused ones were.
+async fn member_only_messages_of_non_members_fail_alone_and_leave_no_seq_gap(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    let dm = NewRoom {
+        kind: RoomKind::Dm,
+        ..new_room("dm", "u1", Visibility::Private, &at(0))
+    };
+    store.rooms.open_dm(&dm, "u2", "u1:u2").await.unwrap();
+    let mut pending = Vec::new();
+    for n in 0..40 {
+        let (room, sender) = match n % 4 {
+            1 => ("r1", "u2"),
+            3 if n % 8 == 3 => ("dm", "u1"),
+            _ => ("r1", "u1"),
+        };
+        let mut m = message(room, sender, &format!("m{n}"), Some(&format!("c{n}")));
+        m.member_only = true;
+        pending.push((room, sender, store.messages.queue_message(m).await.unwrap()));
+    }
+    let mut next_seq = 1;
+    for (room, sender, p) in pending {
+        let result = p.committed().await;
+        if room == "r1" && sender == "u1" {
+            let (row, created) = result.unwrap();
+            assert!(created);
+            assert_eq!(row.seq, next_seq, "a member's message after refused ones");
+            next_seq += 1;
+        } else {
+            assert!(
+                matches!(result, Err(StoreError::NotFound)),
+                "{sender} in {room}: {result:?}"
+            );
+        }
+    }
+    assert_eq!(last_seq(&store, "r1").await, next_seq - 1);
+    assert_eq!(
+        last_seq(&store, "dm").await,
+        0,
+        "nothing was stored in the DM"
+    );
+    // Without `member_only` the caller has checked: the DM message is stored.
+    let (row, _) = send(&store, message("dm", "u1", "hi", None)).await.unwrap();
+    assert_eq!(row.seq, 1);
+    // Bob joins: his member_only messages go through.
+    join(&store, "r1", "u2", 5).await;
+    let mut m = message("r1", "u2", "now a member", None);
+    m.member_only = true;
+    let (row, _) = send(&store, m).await.unwrap();
+    assert_eq!(row.seq, next_seq);
+}
+
+async fn a_retried_client_id_returns_the_first_message(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    add_room(&store, "r2", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    let (first, created) = send(&store, message("r1", "u1", "once", Some("c1")))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = send(&store, message("r1", "u1", "twice", Some("c1")))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, first);
+    // The key is (room, sender, client_id).
+    let (other_sender, created) = send(&store, message("r1", "u2", "b", Some("c1")))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(other_sender.seq, 2);
+    let (other_room, created) = send(&store, message("r2", "u1", "c", Some("c1")))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(other_room.seq, 1);
+    // With member_only, a repeat fails rather than answer with the first message.
+    let mut m = message("r1", "u1", "thrice", Some("c1"));
+    m.member_only = true;
+    assert!(matches!(send(&store, m).await, Err(StoreError::NotFound)));
+    // Repeats inside one batch: the first is stored, the rest answered with it.
+    let mut pending = Vec::new();
+    for n in 0..5 {
+        let m = message("r1", "u2", &format!("try {n}"), Some("c2"));
+        pending.push(store.messages.queue_message(m).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for p in pending {
+        answers.push(p.committed().await.unwrap());
+    }
+    assert!(answers[0].1);
+    assert!(answers[1..]
+        .iter()
+        .all(|(row, created)| !created && *row == answers[0].0));
+    assert_eq!(answers[0].0.content, "try 0");
+    assert_eq!(last_seq(&store, "r1").await, 3, "stored once");
+}
+
+async fn messages_with_an_unknown_sender_or_attachment_fail_alone(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    let attachment = AttachmentRow {
+        id: "a1".into(),
+        uploader_id: "u1".into(),
+        filename: "cat.png".into(),
+        content_type: "image/png".into(),
+        size: 1234,
+        storage_key: "k-a1".into(),
+        created_at: at(1),
+    };
+    store
+        .attachments
+        .create_attachment(&attachment)
+        .await
+        .unwrap();
+    let with_file = |id: &str| NewMessage {
+        message_type: MessageType::Attachment,
+        attachment_id: Some(id.into()),
+        ..message("r1", "u1", "a file", None)
+    };
+    let call = NewMessage {
+        message_type: MessageType::Call,
+        call: Some(CallLog {
+            call_id: "call-1".into(),
+            kind: CallKind::Video,
+            event: CallLogEvent::Ended,
+            duration_secs: Some(42),
+        }),
+        reply_to: Some("whatever".into()),
+        ..message("r1", "u1", "Call ended", None)
+    };
+    let queued = [
+        message("r1", "nobody", "who?", None),
+        with_file("a1"),
+        with_file("a9"),
+        call.clone(),
+    ];
+    let mut pending = Vec::new();
+    for m in queued {
+        pending.push(store.messages.queue_message(m).await.unwrap());
+    }
+    let mut results = Vec::new();
+    for p in pending {
+        results.push(p.committed().await);
+    }
+    assert!(
+        matches!(results[0], Err(StoreError::NotFound)),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        matches!(results[2], Err(StoreError::NotFound)),
+        "{:?}",
+        results[2]
+    );
+    let (file, _) = results[1].as_ref().unwrap();
+    let (logged, _) = results[3].as_ref().unwrap();
+    assert_eq!((file.seq, logged.seq), (1, 2));
+    let stored = store
+        .messages
+        .message("r1", &file.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored, file);
+    assert_eq!(
+        (stored.message_type, stored.attachment_id.as_deref()),
+        (MessageType::Attachment, Some("a1"))
+    );
+    let stored = store
+        .messages
+        .message("r1", &logged.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored, logged);
+    assert_eq!((stored.call, stored.reply_to), (call.call, call.reply_to));
+    assert_eq!(last_seq(&store, "r1").await, 2);
+}
+
+async fn edits_keep_earlier_versions_and_take_the_next_seq(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    add_room(&store, "r2", "u1").await;
+    let m = post(&store, "r1", "u1", "v1").await;
+    post(&store, "r1", "u1", "other").await;
+    let edited = store
+        .messages
+        .edit_message("r1", &m.id, "v2", &at(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            edited.content.as_str(),
+            edited.edited_at.clone(),
+            edited.seq,
+            edited.updated_seq
+        ),
+        ("v2", Some(at(10)), 1, 3)
+    );
+    let edited = store
+        .messages
+        .edit_message("r1", &m.id, "v3", &at(20))
+        .await
+        .unwrap();
+    assert_eq!(edited.updated_seq, 4);
+    let versions: Vec<(i64, String, String)> = store
+        .messages
+        .edits(&m.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.version, e.content, e.written_at))
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, "v1".into(), at(1)), (2, "v2".into(), at(10))]
+    );
+    assert_eq!(last_seq(&store, "r1").await, 4);
+    assert!(matches!(
+        store.messages.edit_message("r2", &m.id, "x", &at(30)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .messages
+            .edit_message("r1", "nope", "x", &at(30))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(last_seq(&store, "r1").await, 4, "failed edits take no seq");
+    assert_eq!(store.messages.message("r2", &m.id).await.unwrap(), None);
+    assert!(store.messages.edits("nope").await.unwrap().is_empty());
+}
+
+async fn deleting_a_message_leaves_a_tombstone_without_reactions_or_edits(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    let m = post(&store, "r1", "u1", "oops").await;
+    store
+        .messages
+        .edit_message("r1", &m.id, "oops!", &at(2))
+        .await
+        .unwrap();
+    store
+        .messages
+        .add_reaction("r1", &m.id, "u1", "😀", &at(3))
+        .await
+        .unwrap();
+    let tombstone = store
+        .messages
+        .delete_message("r1", &m.id, &at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            tombstone.content.as_str(),
+            tombstone.deleted_at.clone(),
+            tombstone.updated_seq
+        ),
+        ("", Some(at(4)), 4)
+    );
+    assert!(store.messages.edits(&m.id).await.unwrap().is_empty());
+    assert!(store
+        .messages
+        .reactions(std::slice::from_ref(&m.id))
+        .await
+        .unwrap()
+        .is_empty());
+    // Deleting again keeps the first deletion time but is a change (next seq).
+    let again = store
+        .messages
+        .delete_message("r1", &m.id, &at(5))
+        .await
+        .unwrap();
+    assert_eq!((again.deleted_at, again.updated_seq), (Some(at(4)), 5));
+    assert!(matches!(
+        store.messages.delete_message("r1", "nope", &at(6)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(last_seq(&store, "r1").await, 5);
+}
+
+async fn reactions_take_a_seq_only_when_they_change_something(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    let m1 = post(&store, "r1", "u1", "one").await;
+    let m2 = post(&store, "r1", "u1", "two").await;
+    let r = &store.messages;
+    assert_eq!(
+        r.add_reaction("r1", &m1.id, "u2", "👍", &at(3))
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        r.add_reaction("r1", &m1.id, "u2", "👍", &at(4))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        r.add_reaction("r1", &m1.id, "u1", "👍", &at(5))
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        r.add_reaction("r1", &m2.id, "u2", "❤️", &at(6))
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        r.add_reaction("r1", &m1.id, "u2", "🎉", &at(7))
+            .await
+            .unwrap(),
+        Some(6)
+    );
+    assert_eq!(
+        r.message("r1", &m1.id).await.unwrap().unwrap().updated_seq,
+        6
+    );
+    let list: Vec<(String, String, String)> = r
+        .reactions(&[m1.id.clone(), m2.id.clone()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.message_id, x.emoji, x.user_id))
+        .collect();
+    assert_eq!(
+        list,
+        [
+            (m1.id.clone(), "👍".into(), "u2".into()),
+            (m1.id.clone(), "👍".into(), "u1".into()),
+            (m2.id.clone(), "❤️".into(), "u2".into()),
+            (m1.id.clone(), "🎉".into(), "u2".into()),
+        ],
+        "oldest first"
+    );
+    assert!(r.reactions(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        r.remove_reaction("r1", &m1.id, "u2", "👍").await.unwrap(),
+        Some(7)
+    );
+    assert_eq!(
+        r.remove_reaction("r1", &m1.id, "u2", "👍").await.unwrap(),
+        None
+    );
+    assert_eq!(last_seq(&store, "r1").await, 7);
+    assert_eq!(
+        r.reactions(std::slice::from_ref(&m1.id))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn history_pages_in_both_directions(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    for n in 1..=7 {
+        post(&store, "r1", "u1", &format!("m{n}")).await;
+    }
+    let page = |before: Option<i64>, after: Option<i64>, limit: i64| {
+        let store = store.clone();
+        async move {
+            let (rows, more) = store
+                .messages
+                .messages_page(
+                    "r1",
+                    PageQuery {
+                        before,
+                        after,
+                        limit,
+                    },
+                )
+                .await
+                .unwrap();
+            (rows.into_iter().map(|m| m.seq).collect::<Vec<_>>(), more)
+        }
+    };
+    assert_eq!(page(None, None, 3).await, (vec![5, 6, 7], true));
+    assert_eq!(page(Some(5), None, 3).await, (vec![2, 3, 4], true));
+    assert_eq!(page(Some(2), None, 3).await, (vec![1], false));
+    assert_eq!(page(None, Some(0), 3).await, (vec![1, 2, 3], true));
+    assert_eq!(page(None, Some(4), 3).await, (vec![5, 6, 7], false));
+    assert_eq!(page(None, Some(7), 3).await, (vec![], false));
+    // Both bounds: a window, paged backwards.
+    assert_eq!(page(Some(7), Some(2), 2).await, (vec![5, 6], true));
+    assert_eq!(
+        page(None, None, 100).await,
+        (vec![1, 2, 3, 4, 5, 6, 7], false)
+    );
+}
+
+async fn changes_replay_in_seq_order_from_one_snapshot(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    let a = post(&store, "r1", "u1", "a").await; // 1
+    let b = post(&store, "r1", "u1", "b").await; // 2
+    let c = post(&store, "r1", "u1", "c").await; // 3
+    store
+        .messages
+        .edit_message("r1", &a.id, "a2", &at(5))
+        .await
+        .unwrap(); // 4
+    store
+        .messages
+        .add_reaction("r1", &b.id, "u1", "👍", &at(6))
+        .await
+        .unwrap(); // 5
+    let changes = |since: i64, limit: i64| {
+        let store = store.clone();
+        async move {
+            let (rows, last) = store
+                .messages
+                .changes_since("r1", since, limit)
+                .await
+                .unwrap();
+            let rows: Vec<(String, i64)> =
+                rows.into_iter().map(|m| (m.id, m.updated_seq)).collect();
+            (rows, last)
+        }
+    };
+    assert_eq!(
+        changes(0, 100).await,
+        (
+            vec![(c.id.clone(), 3), (a.id.clone(), 4), (b.id.clone(), 5)],
+            5
+        )
+    );
+    assert_eq!(
+        changes(3, 100).await,
+        (vec![(a.id.clone(), 4), (b.id.clone(), 5)], 5)
+    );
+    assert_eq!(changes(0, 1).await, (vec![(c.id.clone(), 3)], 5));
+    assert_eq!(changes(5, 100).await, (vec![], 5));
+    assert!(matches!(
+        store.messages.changes_since("nope", 0, 10).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Messages, edits and reactions racing in one room: every change gets its own seq, the
+/// seqs have no gap, and the room's counter ends at the number of changes.
+async fn concurrent_changes_to_one_room_take_distinct_gap_free_seqs(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    let target = post(&store, "r1", "u1", "react to me").await;
+    let emojis = ["👍", "❤️", "🎉", "😀", "🚀", "👀", "🔥", "✅"];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, emoji) in emojis.into_iter().enumerate() {
+        let store = store.clone();
+        let id = target.id.clone();
+        tasks.spawn(async move {
+            let seq = store
+                .messages
+                .add_reaction("r1", &id, "u1", emoji, &at(n as u32))
+                .await
+                .unwrap()
+                .expect("a new reaction");
+            vec![seq]
+        });
+    }
+    for round in 0..4 {
+        let store = store.clone();
+        let id = target.id.clone();
+        tasks.spawn(async move {
+            let row = store
+                .messages
+                .edit_message("r1", &id, &format!("edit {round}"), &at(round))
+                .await
+                .unwrap();
+            vec![row.updated_seq]
+        });
+    }
+    for task in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..10 {
+                let m = message("r1", "u1", &format!("{task}.{n}"), None);
+                seqs.push(send(&store, m).await.unwrap().0.seq);
+            }
+            seqs
+        });
+    }
+    let mut seqs = vec![target.seq];
+    while let Some(done) = tasks.join_next().await {
+        seqs.extend(done.unwrap());
+    }
+    seqs.sort_unstable();
+    let expected: Vec<i64> = (1..=1 + 8 + 4 + 40).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(last_seq(&store, "r1").await, 53);
+    let versions = store.messages.edits(&target.id).await.unwrap();
+    assert_eq!(
+        versions.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+}
+
+async fn closing_commits_what_is_queued_then_refuses(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    let slot = store.messages.reserve_message().await.unwrap();
+    let mut pending = vec![slot.queue(message("r1", "u1", "reserved", None))];
+    for n in 0..20 {
+        let m = message("r1", "u1", &format!("m{n}"), None);
+        pending.push(store.messages.queue_message(m).await.unwrap());
+    }
+    let closing = store.clone();
+    let close = tokio::spawn(async move { closing.database.close().await });
+    let mut seqs = Vec::new();
+    for p in pending {
+        seqs.push(p.committed().await.unwrap().0.seq);
+    }
+    assert_eq!(
+        seqs,
+        (1..=21).collect::<Vec<i64>>(),
+        "all committed, in queue order"
+    );
+    close.await.unwrap();
+    let late = store
+        .messages
+        .queue_message(message("r1", "u1", "late", None))
+        .await;
+    assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
+    assert!(matches!(
+        store.messages.reserve_message().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reports and attachments
+
+async fn reports_are_one_per_reporter_and_resolved_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_user(&store, "u3", "mod").await;
+    add_room(&store, "pub", "u1").await;
+    store
+        .rooms
+        .create_room(&new_room("priv", "u1", Visibility::Private, &at(0)))
+        .await
+        .unwrap();
+    let m1 = post(&store, "pub", "u1", "rude").await;
+    let m2 = post(&store, "priv", "u1", "ruder").await;
+    let report = |id: &str, room: &str, message: &str| NewReport {
+        id: id.into(),
+        room_id: room.into(),
+        message_id: message.into(),
+        reporter_id: "u2".into(),
+        reason: "spam".into(),
+        content: "as reported".into(),
+        created_at: at(5),
+    };
+    let p1 = store
+        .reports
+        .create_report(&report("p1", "pub", &m1.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            p1.room_name.as_str(),
+            p1.public_channel,
+            p1.author_id.as_str(),
+            p1.author_username.as_str(),
+            p1.reporter_username.as_str(),
+            p1.content.as_str(),
+            p1.status.as_str(),
+            p1.resolved_by.clone()
+        ),
+        (
+            "room pub",
+            true,
+            "u1",
+            "alice",
+            "bob",
+            "as reported",
+            "open",
+            None
+        )
+    );
+    assert!(matches!(
+        store
+            .reports
+            .create_report(&report("p9", "pub", &m1.id))
+            .await,
+        Err(StoreError::Conflict("report"))
+    ));
+    assert!(matches!(
+        store
+            .reports
+            .create_report(&report("p9", "pub", "nope"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let p2 = store
+        .reports
+        .create_report(&report("p2", "priv", &m2.id))
+        .await
+        .unwrap();
+    assert!(!p2.public_channel);
+    let ids = |rows: Vec<super::ReportRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.reports.reports(None, false, None, 10).await.unwrap()),
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        ids(store.reports.reports(None, true, None, 10).await.unwrap()),
+        ["p1"]
+    );
+    assert_eq!(
+        ids(store
+            .reports
+            .reports(None, false, Some("p1"), 10)
+            .await
+            .unwrap()),
+        ["p2"]
+    );
+    assert_eq!(
+        ids(store.reports.reports(None, false, None, 1).await.unwrap()),
+        ["p1"]
+    );
+    assert!(store
+        .reports
+        .resolve_report("p1", "u3", &at(9))
+        .await
+        .unwrap());
+    assert!(!store
+        .reports
+        .resolve_report("p1", "u3", &at(10))
+        .await
+        .unwrap());
+    assert!(!store
+        .reports
+        .resolve_report("nope", "u3", &at(10))
+        .await
+        .unwrap());
+    let resolved = store.reports.report("p1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            resolved.status.as_str(),
+            resolved.resolved_by,
+            resolved.resolved_at
+        ),
+        ("resolved", Some("u3".into()), Some(at(9)))
+    );
+    assert_eq!(
+        ids(store
+            .reports
+            .reports(Some("open"), false, None, 10)
+            .await
+            .unwrap()),
+        ["p2"]
+    );
+    assert_eq!(
+        ids(store
+            .reports
+            .reports(Some("resolved"), false, None, 10)
+            .await
+            .unwrap()),
+        ["p1"]
+    );
+    assert_eq!(store.reports.report("nope").await.unwrap(), None);
+}
+
+async fn attachments_download_for_uploader_and_members_of_rooms_where_posted(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_user(&store, "u3", "carol").await;
+    add_room(&store, "r1", "u1").await;
+    join(&store, "r1", "u2", 1).await;
+    let file = AttachmentRow {
+        id: "a1".into(),
+        uploader_id: "u1".into(),
+        filename: "notes.txt".into(),
+        content_type: "text/plain".into(),
+        size: 5_000_000_000,
+        storage_key: "k-a1".into(),
+        created_at: at(2),
+    };
+    store.attachments.create_attachment(&file).await.unwrap();
+    assert_eq!(
+        store.attachments.attachment("a1").await.unwrap(),
+        Some(file)
+    );
+    assert_eq!(store.attachments.attachment("a9").await.unwrap(), None);
+    assert!(
+        store.attachments.may_download("a1", "u1").await.unwrap(),
+        "uploader"
+    );
+    assert!(
+        !store.attachments.may_download("a1", "u2").await.unwrap(),
+        "not posted yet"
+    );
+    let posted = NewMessage {
+        message_type: MessageType::Attachment,
+        attachment_id: Some("a1".into()),
+        ..message("r1", "u1", "", None)
+    };
+    let (row, _) = send(&store, posted).await.unwrap();
+    assert!(
+        store.attachments.may_download("a1", "u2").await.unwrap(),
+        "a member"
+    );
+    assert!(
+        !store.attachments.may_download("a1", "u3").await.unwrap(),
+        "not a member"
+    );
+    assert!(!store.attachments.may_download("a9", "u1").await.unwrap());
+    store
+        .messages
+        .delete_message("r1", &row.id, &at(3))
+        .await
+        .unwrap();
+    assert!(
+        !store.attachments.may_download("a1", "u2").await.unwrap(),
+        "deleted message"
+    );
+    assert!(
+        store.attachments.may_download("a1", "u1").await.unwrap(),
+        "still the uploader"
+    );
+}
