@@ -47,10 +47,36 @@ where
 /// Parses `bytes` as a `T`, classifying failures as `invalid_json` (not JSON at all,
 /// checked over the whole body first) or `validation_failed` (wrong shape, with the
 /// field's dotted path).
+///
+/// A string holding the NUL character (U+0000, `\u0000` in JSON) is refused naming
+/// `body` (see [`refuse_nul`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}")))?;
+    refuse_nul(bytes, "body")?;
     from_value(value)
+}
+
+/// `422 validation_failed` naming `field` if the JSON text `json` has a string holding
+/// the NUL character (the escape `\u0000`; a raw NUL is not valid JSON). No text Palaver
+/// keeps may hold one: PostgreSQL cannot store it. A literal backslash followed by
+/// `u0000` (`\\u0000` in JSON) is text like any other and passes.
+pub fn refuse_nul(json: &[u8], field: &str) -> Result<(), AppError> {
+    let mut from = 0;
+    while let Some(at) = json[from..].windows(6).position(|w| w == b"\\u0000") {
+        let at = from + at;
+        // An escape only if the backslash itself is not escaped: an even number of
+        // backslashes before it.
+        let before = json[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        if before % 2 == 0 {
+            return Err(AppError::validation(
+                field,
+                format!("{field} must not contain the NUL character (U+0000)"),
+            ));
+        }
+        from = at + 1;
+    }
+    Ok(())
 }
 
 /// Interprets an already-parsed JSON value as a `T` (for WebSocket request `data`);
@@ -252,6 +278,17 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_nul_escape_is_refused_and_an_escaped_backslash_is_not() {
+        let refused = parse_json::<serde_json::Value>(br#"{"content": "a\u0000b"}"#);
+        assert_eq!(refused.unwrap_err().field.as_deref(), Some("body"));
+        assert!(refuse_nul(br#"{"a": "\\\u0000"}"#, "data").is_err());
+        // `\\u0000` is a backslash, then the text "u0000".
+        let kept: serde_json::Value = parse_json(br#"{"content": "\\u0000"}"#).unwrap();
+        assert_eq!(kept["content"], "\\u0000");
+        assert!(refuse_nul(br#"{"a": "\\u0001"}"#, "data").is_ok());
     }
 
     #[test]

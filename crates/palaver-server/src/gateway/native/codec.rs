@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{AppError, AppResult};
-use crate::http::extract::from_value;
+use crate::http::extract::{from_value, refuse_nul};
 use crate::live::request::Request;
 
 /// A client frame: the request id (if any, so even a malformed request's answer carries
@@ -44,7 +44,8 @@ pub fn parse(text: &str) -> Parsed {
             let id = frame.id.filter(|v| v.is_string() || v.is_number());
             Parsed {
                 id,
-                request: request(&frame.kind, frame.data),
+                request: refuse_nul(text.as_bytes(), "data")
+                    .and_then(|()| request(&frame.kind, frame.data)),
             }
         }
         // Not the usual shape: take the slow path, which tells exactly what is wrong.
@@ -72,7 +73,10 @@ fn parse_slow(text: &str) -> Parsed {
         .get("id")
         .filter(|v| v.is_string() || v.is_number())
         .cloned();
-    let request = from_value::<palaver_protocol::ws::ClientFrame>(value).and_then(|frame| {
+    let request = refuse_nul(text.as_bytes(), "data").and_then(|()| {
+        from_value::<palaver_protocol::ws::ClientFrame>(value)
+    });
+    let request = request.and_then(|frame| {
         let data = serde_json::value::to_raw_value(&frame.data).map_err(AppError::internal)?;
         request(&frame.kind, Some(&data))
     });
