@@ -180,6 +180,15 @@ pub fn scratch_postgres_database() -> ScratchDatabase {
     }
 }
 
+/// Drops the test database named in `data_dir` (see [`test_database_url`]), if any: for a
+/// test whose servers on `data_dir` used another database, so that the one made for it
+/// does not outlive the test.
+pub fn drop_test_database(data_dir: &std::path::Path) {
+    if let Ok(name) = std::fs::read_to_string(data_dir.join(DATABASE_MARKER)) {
+        drop(DatabaseGuard { name });
+    }
+}
+
 /// A database made by [`scratch_postgres_database`].
 pub struct ScratchDatabase {
     /// Its URL (on the test server: no password).

@@ -11,7 +11,7 @@ use palaver_server::config::Secret;
 use sqlx::{Column as _, Connection as _, TypeInfo as _, ValueRef as _};
 
 use crate::binary::{assert_command_ok, palaver};
-use crate::helpers::{scratch_postgres_database, unique_name, TestServer};
+use crate::helpers::{drop_test_database, scratch_postgres_database, unique_name, TestServer};
 
 const PASSWORD: &str = "vivid-otter-42";
 
@@ -335,7 +335,10 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     assert_eq!(content, "hello, everyone");
     let edits = alice.message_edits(&channel.id, &hello.id).await.unwrap();
     assert_eq!(edits.len(), 1, "{edits:?}");
-    server.stop().await;
+    let data_dir = server.stop().await;
+    // With PALAVER_TEST_BACKEND=postgres the harness made a database for this data
+    // directory, which neither server used.
+    drop_test_database(data_dir.path());
 }
 
 #[tokio::test]
