@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use palaver_protocol::rest::RegisterRequest;
 use palaver_protocol::Role;
 use palaver_server::config::{Config, LogFormat, LogOverrides, Overrides, Secret};
+use palaver_server::store::transfer;
 
 /// Palaver: a self-hosted real-time chat and WebRTC signaling server.
 #[derive(Parser)]
@@ -30,6 +31,38 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Apply the database's pending migrations and exit (serving applies them too; run
+    /// this first when several nodes share one PostgreSQL database).
+    Migrate {
+        #[command(flatten)]
+        common: ServeArgs,
+    },
+    /// Write every row of the database to a new file (JSON Lines, created 0600: it holds
+    /// password and token hashes and every message), e.g. to move to PostgreSQL.
+    Export {
+        #[command(flatten)]
+        common: ServeArgs,
+        /// The file to create; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Read a file written by `palaver export` into the database, which must be empty
+    /// (e.g. a newly created PostgreSQL database); all or nothing.
+    Import {
+        #[command(flatten)]
+        common: ServeArgs,
+        /// The file `palaver export` wrote.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+    },
+}
+
+/// A command that runs against the database and exits.
+enum Task {
+    Admin(AdminAction),
+    Migrate,
+    Export(PathBuf),
+    Import(PathBuf),
 }
 
 #[derive(Subcommand)]
@@ -103,9 +136,12 @@ async fn main() -> anyhow::Result<()> {
     return_large_allocations_to_the_os();
     private_files_by_default();
     let cli = Cli::parse();
-    let (args, admin) = match cli.command {
+    let (args, task) = match cli.command {
         Some(Command::Serve(args)) => (args, None),
-        Some(Command::Admin { common, action }) => (common, Some(action)),
+        Some(Command::Admin { common, action }) => (common, Some(Task::Admin(action))),
+        Some(Command::Migrate { common }) => (common, Some(Task::Migrate)),
+        Some(Command::Export { common, out }) => (common, Some(Task::Export(out))),
+        Some(Command::Import { common, input }) => (common, Some(Task::Import(input))),
         None => (cli.serve, None),
     };
     let overrides = Overrides {
@@ -127,8 +163,12 @@ async fn main() -> anyhow::Result<()> {
     for warning in Config::unknown_env_keys() {
         tracing::warn!("{warning}");
     }
-    if let Some(action) = admin {
-        return run_admin(&config, action).await;
+    match task {
+        Some(Task::Admin(action)) => return run_admin(&config, action).await,
+        Some(Task::Migrate) => return run_migrate(&config).await,
+        Some(Task::Export(out)) => return run_export(&config, &out).await,
+        Some(Task::Import(input)) => return run_import(&config, &input).await,
+        None => {}
     }
 
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
@@ -186,6 +226,54 @@ async fn run_admin(config: &Config, action: AdminAction) -> anyhow::Result<()> {
     };
     store.database.close().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Applies the pending migrations of the configured database and says which.
+async fn run_migrate(config: &Config) -> anyhow::Result<()> {
+    let migrated = transfer::migrate(&config.database()?).await?;
+    for (version, description) in &migrated.applied {
+        println!("applied migration {version} ({description})");
+    }
+    if migrated.applied.is_empty() {
+        println!(
+            "the {} database is up to date (schema version {})",
+            migrated.backend, migrated.schema_version
+        );
+    } else {
+        println!(
+            "the {} database is now at schema version {}",
+            migrated.backend, migrated.schema_version
+        );
+    }
+    Ok(())
+}
+
+/// Exports the configured database to the new file `out`.
+async fn run_export(config: &Config, out: &std::path::Path) -> anyhow::Result<()> {
+    let summary = transfer::export(&config.database()?, out).await?;
+    println!(
+        "exported {} rows from the {} database (schema version {}) to {}",
+        summary.total(),
+        summary.backend,
+        summary.schema_version,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Imports the file `input` into the configured (empty) database.
+async fn run_import(config: &Config, input: &std::path::Path) -> anyhow::Result<()> {
+    let summary = transfer::import(&config.database()?, input).await?;
+    for (table, rows) in &summary.rows {
+        println!("{table}: {rows}");
+    }
+    println!(
+        "imported {} rows from {} into the {} database",
+        summary.total(),
+        input.display(),
+        summary.backend
+    );
+    Ok(())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by the configured level; as text or

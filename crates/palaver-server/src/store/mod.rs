@@ -6,6 +6,8 @@
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, a reader pool).
 //! - [`postgres`]: the same on PostgreSQL (one pool; seqs under the room's row lock), for
 //!   deployments with several nodes.
+//! - [`transfer`]: `palaver migrate`, `export` and `import` (a whole install as JSON
+//!   Lines, between backends).
 //! - Rows ([`UserRow`], [`RoomRow`], [`MessageRow`]) are storage shapes; the service layer
 //!   turns them into wire types from `palaver-protocol`.
 //!
@@ -18,6 +20,7 @@ mod conformance;
 pub mod files;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 
 use std::sync::Arc;
 

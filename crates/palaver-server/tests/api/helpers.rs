@@ -161,6 +161,41 @@ pub fn test_database_url(data_dir: &std::path::Path) -> Option<(String, String)>
     Some((url.into(), name))
 }
 
+/// A fresh, empty PostgreSQL database (`palaver_scratch_<UUIDv7>`, no tables) on the
+/// server at `PALAVER_TEST_POSTGRES_URL`, whatever `PALAVER_TEST_BACKEND` says; dropped,
+/// with its connections, when the returned value is.
+///
+/// # Panics
+/// No PostgreSQL server to create it on.
+pub fn scratch_postgres_database() -> ScratchDatabase {
+    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let name = format!("palaver_scratch_{}", uuid::Uuid::now_v7().simple());
+    on_postgres(&admin_url, format!("CREATE DATABASE {name}"));
+    let mut url = url::Url::parse(&admin_url).expect("PALAVER_TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    ScratchDatabase {
+        url: url.into(),
+        _guard: DatabaseGuard { name },
+    }
+}
+
+/// Drops the test database named in `data_dir` (see [`test_database_url`]), if any: for a
+/// test whose servers on `data_dir` used another database, so that the one made for it
+/// does not outlive the test.
+pub fn drop_test_database(data_dir: &std::path::Path) {
+    if let Ok(name) = std::fs::read_to_string(data_dir.join(DATABASE_MARKER)) {
+        drop(DatabaseGuard { name });
+    }
+}
+
+/// A database made by [`scratch_postgres_database`].
+pub struct ScratchDatabase {
+    /// Its URL (on the test server: no password).
+    pub url: String,
+    _guard: DatabaseGuard,
+}
+
 /// Runs `sql` on the server at `admin_url`, on a thread of its own (callers may be sync or
 /// inside a runtime).
 fn on_postgres(admin_url: &str, sql: String) {

@@ -116,6 +116,11 @@ impl PostgresStore {
         Ok(PostgresStore { pool, group_commit })
     }
 
+    /// The pool, for [`crate::store::transfer`]'s whole-database reads and writes.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// All the stores, backed by this database.
     pub fn store(&self) -> Store {
         let this = Arc::new(self.clone());

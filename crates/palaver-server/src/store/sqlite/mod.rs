@@ -159,6 +159,12 @@ impl SqliteStore {
         })
     }
 
+    /// The writer pool (one connection), for [`crate::store::transfer`]'s whole-database
+    /// reads and writes.
+    pub(crate) fn writer_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// All the stores, backed by this database.
     pub fn store(&self) -> Store {
         let this = Arc::new(self.clone());
