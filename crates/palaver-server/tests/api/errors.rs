@@ -1165,3 +1165,54 @@ async fn nothing_is_lost_after_a_batch_of_bad_requests() {
     assert_eq!(created, vec![1, 2, 3, 4]);
     assert_eq!(errors, vec!["invalid_json", "unknown_type"]);
 }
+
+/// The NUL character (U+0000) is refused in any text, since PostgreSQL cannot store it: in
+/// a JSON body (`422` naming `body`), in a WebSocket request (`422` naming `data`) and in a
+/// URL (`%00`: `400`). Nothing is stored. A backslash followed by `u0000` is ordinary text
+/// and is stored as sent.
+#[tokio::test]
+async fn the_nul_character_is_refused_everywhere_and_nothing_is_stored() {
+    let server = TestServer::spawn().await;
+    let alice = server.user("alice").await;
+    let room = alice
+        .create_room(&unique_name("nul"), Visibility::Public, None)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/rooms/{}/messages", room.id);
+    let body = br#"{"content": "before\u0000after"}"#.to_vec();
+    let got = alice.raw("POST", &path, Some(body)).await.unwrap();
+    assert_raw_error(&got, 422, "validation_failed", Some("body"));
+
+    let mut ws = alice.connect().await.unwrap();
+    let refused = ws
+        .request(
+            "message.send",
+            json!({"room_id": room.id, "content": "a\u{0}b"}),
+        )
+        .await;
+    assert_rejected(refused, ErrorCode::ValidationFailed, Some("data"));
+    assert_ping_ok(&mut ws).await;
+
+    let got = alice
+        .raw(
+            "GET",
+            &format!("/api/v1/rooms/{}%00/messages", room.id),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_raw_error(&got, 400, "bad_request", None);
+    let got = alice
+        .raw("GET", "/api/v1/rooms/public?q=a%00b", None)
+        .await
+        .unwrap();
+    assert_raw_error(&got, 400, "bad_request", None);
+
+    let history = alice.history(&room.id, None, None, None).await.unwrap();
+    assert!(history.messages.is_empty(), "{:?}", history.messages);
+    let kept = alice
+        .send_message(&room.id, r"a literal \u0000", None)
+        .await
+        .unwrap();
+    assert_eq!(kept.content, r"a literal \u0000");
+}
