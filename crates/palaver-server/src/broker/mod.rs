@@ -6,8 +6,10 @@
 //! into this node's hub); a Redis implementation carries the same envelopes between nodes.
 
 mod memory;
+mod redis;
 
 pub use memory::MemoryBroker;
+pub use self::redis::RedisBroker;
 
 use std::sync::Arc;
 
@@ -149,4 +151,10 @@ pub trait Broker: Send + Sync {
     /// The transport failed (never for the in-memory broker).
     async fn disconnect(&self, target: DisconnectTarget, reason: CloseReason)
         -> anyhow::Result<()>;
+
+    /// Whether this node hears the other nodes now (for `/readyz`); always for the
+    /// in-memory broker.
+    fn is_ready(&self) -> bool {
+        true
+    }
 }

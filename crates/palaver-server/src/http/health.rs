@@ -47,8 +47,8 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.service.store_ready().await;
-    // The in-memory broker is always ready; a networked one reports its connection here.
-    let broker = true;
+    // The in-memory broker is always ready; the Redis one while it is subscribed.
+    let broker = state.service.broker.is_ready();
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = json!({
         "status": if store && broker { "ready" } else { "unavailable" },

@@ -1,0 +1,380 @@
+//! The multi-node broker: envelopes travel between nodes over Redis pub/sub.
+//!
+//! A node delivers what it publishes to its own hub at once, exactly as
+//! [`MemoryBroker`](super::MemoryBroker) does, then publishes it to Redis with its node id,
+//! and every other node hands it to its hub. One connection (the `redis` crate's
+//! `ConnectionManager`, which reconnects by itself) publishes in call order, so the
+//! envelopes of one node reach every other node in the order they were published.
+//!
+//! Channels (prefix `palaver:`): `room:{id}` for a room's events, `user:{id}` for one
+//! user's, `users` for an event to a list of users (presence) and `control` for
+//! disconnects. This first version subscribes to all of them with one pattern
+//! (`PSUBSCRIBE palaver:*`): every node hears every envelope and its hub keeps those it
+//! has connections for, so a membership change (`member.joined` on node A) reaches the
+//! user's connections on node B with no subscription to keep in step. Subscribing per
+//! room as local members come and go is the next step.
+//!
+//! Not crossing nodes yet: [`Topic::Connection`] (call signals: connection ids are per
+//! node, so calls stay on the node that holds them) and `skip_conn`. A lost subscription
+//! is re-established with a backoff; what was published meanwhile is not replayed yet
+//! (the room-seq gap detection of issue 15, item 4).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use palaver_protocol::ws::Event;
+use serde::{Deserialize, Serialize};
+
+use super::{Broker, DisconnectTarget, Envelope, Membership, Topic};
+use crate::hub::{CloseReason, Hub};
+
+/// Every channel's prefix, and the pattern each node subscribes to.
+const PREFIX: &str = "palaver:";
+const PATTERN: &str = "palaver:*";
+/// How long a node waits at start for its first subscription.
+const FIRST_SUBSCRIBE: Duration = Duration::from_secs(3);
+/// The longest wait between two attempts to subscribe again.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Delivers locally and carries every envelope to the other nodes through Redis.
+pub struct RedisBroker {
+    hub: Arc<Hub>,
+    /// This process's id, so that it skips its own envelopes when they come back.
+    node: String,
+    publisher: ::redis::aio::ConnectionManager,
+    /// Whether the subscription is up (for `/readyz`).
+    subscribed: Arc<AtomicBool>,
+}
+
+impl RedisBroker {
+    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`) and
+    /// subscribes. Returns once subscribed, so that nothing published afterwards is
+    /// missed, or after [`FIRST_SUBSCRIBE`] with Redis unreachable: the node then starts
+    /// unsubscribed (`/readyz` says so) and keeps trying in the background.
+    ///
+    /// # Errors
+    /// `url` is not a Redis URL (the message never shows it: it may hold a password).
+    pub async fn connect(url: &str, hub: Arc<Hub>) -> anyhow::Result<Arc<RedisBroker>> {
+        let client = ::redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("redis_url: {}", e.category()))?;
+        let config = ::redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let publisher = ::redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .context("setting up the Redis connection of redis_url")?;
+        let broker = Arc::new(RedisBroker {
+            hub,
+            node: uuid::Uuid::now_v7().to_string(),
+            publisher,
+            subscribed: Arc::new(AtomicBool::new(false)),
+        });
+        let first = match tokio::time::timeout(FIRST_SUBSCRIBE, subscribe(&client)).await {
+            Ok(Ok(pubsub)) => Some(pubsub),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.category(), "Redis is unreachable; starting unsubscribed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Redis did not answer; starting unsubscribed");
+                None
+            }
+        };
+        if first.is_some() {
+            broker.subscribed.store(true, Ordering::Release);
+        }
+        tokio::spawn(listen(client, first, Arc::downgrade(&broker)));
+        Ok(broker)
+    }
+
+    /// Whether this node is subscribed now (it hears the other nodes).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    async fn send(&self, channel: String, note: &Note<'_>) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(note).context("encoding an envelope")?;
+        let mut publisher = self.publisher.clone();
+        ::redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut publisher)
+            .await
+            .context("publishing to Redis")?;
+        Ok(())
+    }
+
+    /// Applies a note another node published.
+    fn receive(&self, payload: &[u8]) {
+        let note: Received = match serde_json::from_slice(payload) {
+            Ok(note) => note,
+            Err(e) => {
+                tracing::warn!(error = %e, "an unreadable broker message was ignored");
+                return;
+            }
+        };
+        match note {
+            Received::Envelope { origin, .. } | Received::Disconnect { origin, .. }
+                if origin == self.node => {}
+            Received::Envelope {
+                topic,
+                event,
+                seq,
+                membership,
+                ephemeral,
+                skip_user,
+                ..
+            } => {
+                let envelope = Envelope {
+                    topic: topic.into(),
+                    event: Arc::new(event),
+                    seq,
+                    membership: membership.map(Into::into),
+                    ephemeral,
+                    skip_user,
+                    skip_conn: None,
+                };
+                self.hub.deliver(&envelope);
+            }
+            Received::Disconnect { target, code, .. } => {
+                let reason = if code == crate::service::accounts::SESSION_ENDED.code {
+                    crate::service::accounts::SESSION_ENDED
+                } else {
+                    CloseReason {
+                        code,
+                        reason: "closed by the server",
+                    }
+                };
+                self.hub.disconnect(&target.into(), reason);
+            }
+        }
+    }
+}
+
+/// Opens a pub/sub connection subscribed to every channel.
+async fn subscribe(client: &::redis::Client) -> ::redis::RedisResult<::redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(PATTERN).await?;
+    Ok(pubsub)
+}
+
+/// Hands every message to the broker; when the subscription breaks, subscribes again with
+/// a growing backoff. Ends when the broker is dropped.
+async fn listen(
+    client: ::redis::Client,
+    first: Option<::redis::aio::PubSub>,
+    broker: std::sync::Weak<RedisBroker>,
+) {
+    let mut pubsub = first;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(current) = pubsub.take() else {
+            match subscribe(&client).await {
+                Ok(p) => {
+                    tracing::info!("subscribed to Redis again");
+                    pubsub = Some(p);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscribing to Redis failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            if broker.strong_count() == 0 {
+                return;
+            }
+            continue;
+        };
+        let Some(up) = broker.upgrade() else { return };
+        up.subscribed.store(true, Ordering::Release);
+        drop(up);
+        let mut messages = current.into_on_message();
+        while let Some(message) = messages.next().await {
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
+            broker.receive(message.get_payload_bytes());
+        }
+        match broker.upgrade() {
+            Some(b) => b.subscribed.store(false, Ordering::Release),
+            None => return,
+        }
+        tracing::warn!("the Redis subscription was lost; subscribing again");
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, envelope: Envelope) -> anyhow::Result<()> {
+        self.hub.deliver(&envelope);
+        let channel = match &envelope.topic {
+            Topic::Room(room_id) => format!("{PREFIX}room:{room_id}"),
+            Topic::User(user_id) => format!("{PREFIX}user:{user_id}"),
+            Topic::Users(_) => format!("{PREFIX}users"),
+            // Connection ids are per node: a call's signals stay on its node.
+            Topic::Connection(_) => return Ok(()),
+        };
+        let note = Note::Envelope {
+            origin: &self.node,
+            topic: (&envelope.topic).into(),
+            event: &envelope.event,
+            seq: envelope.seq,
+            membership: envelope.membership.as_ref().map(Into::into),
+            ephemeral: envelope.ephemeral,
+            skip_user: envelope.skip_user.as_deref(),
+        };
+        self.send(channel, &note).await
+    }
+
+    async fn disconnect(
+        &self,
+        target: DisconnectTarget,
+        reason: CloseReason,
+    ) -> anyhow::Result<()> {
+        self.hub.disconnect(&target, reason);
+        let note = Note::Disconnect {
+            origin: &self.node,
+            target: (&target).into(),
+            code: reason.code,
+        };
+        self.send(format!("{PREFIX}control"), &note).await
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_subscribed()
+    }
+}
+
+/// What goes over Redis (JSON), borrowed for sending.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Note<'a> {
+    Envelope {
+        origin: &'a str,
+        topic: WireTopic,
+        event: &'a Event,
+        seq: Option<i64>,
+        membership: Option<WireMembership>,
+        ephemeral: bool,
+        skip_user: Option<&'a str>,
+    },
+    Disconnect {
+        origin: &'a str,
+        target: WireTarget,
+        code: u16,
+    },
+}
+
+/// [`Note`] as received.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Received {
+    Envelope {
+        origin: String,
+        topic: WireTopic,
+        event: Event,
+        seq: Option<i64>,
+        membership: Option<WireMembership>,
+        ephemeral: bool,
+        skip_user: Option<String>,
+    },
+    Disconnect {
+        origin: String,
+        target: WireTarget,
+        code: u16,
+    },
+}
+
+/// [`Topic`] on the wire (no connection topic: it never leaves its node).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "to", content = "id", rename_all = "snake_case")]
+enum WireTopic {
+    Room(String),
+    User(String),
+    Users(Vec<String>),
+}
+
+impl From<&Topic> for WireTopic {
+    fn from(topic: &Topic) -> Self {
+        match topic {
+            Topic::Room(id) => WireTopic::Room(id.clone()),
+            Topic::User(id) => WireTopic::User(id.clone()),
+            Topic::Users(ids) => WireTopic::Users(ids.to_vec()),
+            // Never published (see `publish`); an empty list reaches no one.
+            Topic::Connection(_) => WireTopic::Users(Vec::new()),
+        }
+    }
+}
+
+impl From<WireTopic> for Topic {
+    fn from(topic: WireTopic) -> Self {
+        match topic {
+            WireTopic::Room(id) => Topic::Room(id),
+            WireTopic::User(id) => Topic::User(id),
+            WireTopic::Users(ids) => Topic::Users(ids.into()),
+        }
+    }
+}
+
+/// [`Membership`] on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+enum WireMembership {
+    Joined { user_id: String },
+    Left { user_id: String },
+    Closed,
+}
+
+impl From<&Membership> for WireMembership {
+    fn from(m: &Membership) -> Self {
+        match m {
+            Membership::Joined { user_id } => WireMembership::Joined {
+                user_id: user_id.clone(),
+            },
+            Membership::Left { user_id } => WireMembership::Left {
+                user_id: user_id.clone(),
+            },
+            Membership::Closed => WireMembership::Closed,
+        }
+    }
+}
+
+impl From<WireMembership> for Membership {
+    fn from(m: WireMembership) -> Self {
+        match m {
+            WireMembership::Joined { user_id } => Membership::Joined { user_id },
+            WireMembership::Left { user_id } => Membership::Left { user_id },
+            WireMembership::Closed => Membership::Closed,
+        }
+    }
+}
+
+/// [`DisconnectTarget`] on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "by", content = "id", rename_all = "snake_case")]
+enum WireTarget {
+    Credential(String),
+    User(String),
+}
+
+impl From<&DisconnectTarget> for WireTarget {
+    fn from(t: &DisconnectTarget) -> Self {
+        match t {
+            DisconnectTarget::Credential(id) => WireTarget::Credential(id.clone()),
+            DisconnectTarget::User(id) => WireTarget::User(id.clone()),
+        }
+    }
+}
+
+impl From<WireTarget> for DisconnectTarget {
+    fn from(t: WireTarget) -> Self {
+        match t {
+            WireTarget::Credential(id) => DisconnectTarget::Credential(id),
+            WireTarget::User(id) => DisconnectTarget::User(id),
+        }
+    }
+}
