@@ -73,10 +73,9 @@ fn parse_slow(text: &str) -> Parsed {
         .get("id")
         .filter(|v| v.is_string() || v.is_number())
         .cloned();
-    let request = refuse_nul(text.as_bytes(), "data").and_then(|()| {
-        from_value::<palaver_protocol::ws::ClientFrame>(value)
-    });
-    let request = request.and_then(|frame| {
+    let frame = refuse_nul(text.as_bytes(), "data")
+        .and_then(|()| from_value::<palaver_protocol::ws::ClientFrame>(value));
+    let request = frame.and_then(|frame| {
         let data = serde_json::value::to_raw_value(&frame.data).map_err(AppError::internal)?;
         request(&frame.kind, Some(&data))
     });
