@@ -241,7 +241,11 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
 /// `500`. Bodies are checked by [`extract::parse_json`].
 async fn refuse_nul_in_url(req: axum::extract::Request, next: middleware::Next) -> Response {
     let uri = req.uri();
-    let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    let has_nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
     if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
         return AppError::new(
             ErrorCode::BadRequest,
@@ -261,7 +265,7 @@ async fn request_budget(
     next: Next,
 ) -> Response {
     let key = client.map(|ClientAddr(ip)| crate::net::address_key(ip));
-    match state.requests.hit(key.as_deref().unwrap_or_default()) {
+    match state.requests.hit(key.as_deref().unwrap_or_default()).await {
         Ok(()) => next.run(request).await,
         Err(limited) => {
             AppError::rate_limited(limited.retry_after.as_secs_f64().ceil() as u64).into_response()

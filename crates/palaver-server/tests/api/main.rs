@@ -24,6 +24,7 @@ mod resume;
 mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
+mod shared_limits;
 #[cfg(feature = "turn-tests")]
 mod turn;
 mod ws_edges;
