@@ -6,7 +6,7 @@
 //! `PALAVER_DATABASE_URL=postgres://palaver@db/palaver`,
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
-//! Secrets (`auth.jwt_secret`, `database_url`, which may hold a password) are wrapped in
+//! Secrets (`auth.jwt_secret`, `database_url` and `redis_url`, which may hold a password) are wrapped in
 //! [`Secret`] so they never appear in logs or `Debug` output.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -36,6 +36,12 @@ pub struct Config {
     /// The PostgreSQL database must exist; Palaver creates its tables. Any other scheme
     /// stops the server at startup. See [`Config::database`].
     pub database_url: Option<Secret>,
+    /// The Redis several nodes share: unset (the default) keeps everything in this
+    /// node's memory; a `redis://[:password@]host:6379[/db]` URL (no TLS: `rediss://`
+    /// is refused at startup) makes the rate limits shared by every node using it and adds `"redis"` to
+    /// `/readyz`. A malformed URL stops the server at startup; an unreachable Redis does
+    /// not (rate limits then allow everything, see [`crate::ratelimit`]).
+    pub redis_url: Option<Secret>,
     /// On SIGTERM/Ctrl-C, how long to wait for WebSockets to take their close frame and
     /// in-flight requests to finish before closing the store and exiting. Seconds;
     /// default 10.
@@ -67,6 +73,7 @@ impl Default for Config {
             port: 8080,
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            redis_url: None,
             shutdown_grace_secs: 10,
             auth: AuthConfig::default(),
             limits: Limits::default(),
@@ -476,6 +483,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<LogOverrides>,
 }
 
@@ -803,6 +812,41 @@ mod tests {
             assert_eq!(
                 c.database().unwrap(),
                 DatabaseLocation::Postgres("postgres://from-flag/palaver"),
+                "flag beats env"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_url_comes_from_file_env_or_flag_and_is_a_secret() {
+        assert!(Config::default().redis_url.is_none(), "unset by default");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palaver.toml",
+                r#"redis_url = "redis://:hunter2@file:6379""#,
+            )?;
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(
+                c.redis_url.as_ref().map(Secret::expose),
+                Some("redis://:hunter2@file:6379")
+            );
+            assert!(!format!("{c:?}").contains("hunter2"), "the URL is a secret");
+            jail.set_env("PALAVER_REDIS_URL", "redis://env:6379");
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(
+                c.redis_url.as_ref().map(Secret::expose),
+                Some("redis://env:6379"),
+                "env beats file"
+            );
+            let flags = Overrides {
+                redis_url: Some(Secret::new("redis://flag:6379")),
+                ..Overrides::default()
+            };
+            let c = Config::load(Path::new("palaver.toml"), &flags).unwrap();
+            assert_eq!(
+                c.redis_url.as_ref().map(Secret::expose),
+                Some("redis://flag:6379"),
                 "flag beats env"
             );
             Ok(())

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod net;
 pub mod presence;
 pub mod ratelimit;
+pub mod redis_conn;
 pub mod service;
 pub mod signaling;
 pub mod store;
@@ -99,6 +100,13 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
             .store(),
     };
     let metrics = Arc::new(Metrics::default());
+    let redis = match &config.redis_url {
+        Some(url) => Some(Arc::new(redis_conn::RedisConn::new(
+            url.expose(),
+            metrics.clone(),
+        )?)),
+        None => None,
+    };
     let hub = Arc::new(Hub::with_metrics(metrics.clone()));
     let broker = Arc::new(MemoryBroker::new(hub.clone()));
     let files: Arc<dyn FileStore> = match &config.attachments.s3 {
@@ -119,6 +127,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         metrics,
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
+        redis,
     ));
     service::calls::spawn_ring_timer(&service);
     Ok((service, store, hub))
@@ -161,9 +170,13 @@ pub async fn run_notifying(
         .context("reading the listener's address")?;
     let (service, store, hub) = open(&config).await?;
     let app = http::router(AppState {
-        service,
+        service: service.clone(),
         hub: hub.clone(),
-        requests: Arc::new(RateLimiter::new(config.rate_limits.requests_per_ip)),
+        requests: Arc::new(RateLimiter::shared_or_local(
+            config.rate_limits.requests_per_ip,
+            "requests_per_ip",
+            service.redis.as_ref(),
+        )),
         cors: Arc::new(config.cors.clone()),
         client_addr: Arc::new(net::ClientAddrConfig {
             trusted_proxies: config.trusted_proxies.clone(),

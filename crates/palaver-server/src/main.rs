@@ -118,6 +118,10 @@ struct ServeArgs {
     /// password: command lines are visible to other users.
     #[arg(long, value_name = "URL", global = true)]
     database_url: Option<String>,
+    /// Redis shared by several nodes, redis://[:password@]host:6379 [default: none,
+    /// everything in memory]. Prefer PALAVER_REDIS_URL for a URL with a password.
+    #[arg(long, value_name = "URL", global = true)]
+    redis_url: Option<String>,
     /// Log format: text (default) or json.
     #[arg(long, value_name = "FORMAT", global = true, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -149,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         port: args.port,
         data_dir: args.data_dir,
         database_url: args.database_url.map(Secret::new),
+        redis_url: args.redis_url.map(Secret::new),
         log: args.log_format.map(|format| LogOverrides { format }),
     };
     let file = match &args.config {

@@ -14,6 +14,7 @@
 //! | `palaver_slow_consumer_disconnects_total` | counter | connections closed with 4008 |
 //! | `palaver_store_seconds{op}` | histogram | store latency of a send (`insert_message`) |
 //! | `palaver_rate_limited_total{limit}` | counter | requests refused with 429 |
+//! | `palaver_ratelimit_redis_errors_total` | counter | rate-limit operations that failed open because Redis (`redis_url`) did not answer |
 //! | `palaver_login_attempts_total{result}` | counter | logins by outcome: `success`, `invalid_credentials`, `rate_limited`, `account_disabled` |
 //! | `palaver_http_requests_total{method,route,status}` | counter | HTTP requests answered, by route template (`/api/v1/rooms/{room_id}`) |
 //! | `palaver_http_request_duration_seconds{route}` | histogram | time to answer (to the response head) |
@@ -40,6 +41,8 @@ pub struct Metrics {
     pub slow_consumer_disconnects: Counter,
     pub store_seconds: Family<Labels, Histogram>,
     pub rate_limited: Family<Labels, Counter>,
+    /// Rate-limit operations that could not reach Redis and allowed the event (fail open).
+    pub ratelimit_redis_errors: Counter,
     pub login_attempts: Family<Labels, Counter>,
     pub http_requests: Family<Labels, Counter>,
     pub http_request_seconds: Family<Labels, Histogram>,
@@ -101,6 +104,12 @@ impl Default for Metrics {
             "Requests refused with 429, by limit",
             rate_limited.clone(),
         );
+        let ratelimit_redis_errors = Counter::default();
+        registry.register(
+            "ratelimit_redis_errors",
+            "Rate-limit operations that failed open because Redis did not answer",
+            ratelimit_redis_errors.clone(),
+        );
         let login_attempts = Family::<Labels, Counter>::default();
         registry.register(
             "login_attempts",
@@ -136,6 +145,7 @@ impl Default for Metrics {
             slow_consumer_disconnects,
             store_seconds,
             rate_limited,
+            ratelimit_redis_errors,
         }
     }
 }

@@ -1,4 +1,21 @@
-//! In-memory keyed rate limiting with the sliding-window-counter algorithm.
+//! Keyed rate limiting with the sliding-window-counter algorithm, in memory or shared by
+//! several nodes through Redis.
+//!
+//! # Backends
+//!
+//! [`RateLimiter`] is what callers hold. It is either
+//!
+//! - in this node's memory ([`RateLimiter::new`], a [`MemoryLimiter`]), when `redis_url`
+//!   is unset: the behaviour of a single node, or
+//! - in Redis ([`RateLimiter::shared`], see [`shared`]), when `redis_url` is set: every
+//!   node using that Redis counts into the same budget. It runs the same algorithm, one
+//!   Lua script per operation over one key per (limit, key), on Redis's clock. If Redis
+//!   does not answer, it *fails open*: the event is allowed (a dead Redis must not stop
+//!   chat).
+//!
+//! Its methods are `async` (the Redis round trip); for the memory backend they never
+//! await. The rest of these docs describe the algorithm both follow and the memory
+//! backend's bounds.
 //!
 //! # Algorithm
 //!
@@ -7,7 +24,7 @@
 //! <https://blog.cloudflare.com/counting-things-a-lot-of-different-things/>).
 //!
 //! Time is cut into fixed windows of `window_secs` seconds, aligned to the moment the
-//! [`RateLimiter`] was created (the same boundaries for every key). For each key the
+//! [`MemoryLimiter`] was created (the same boundaries for every key). For each key the
 //! limiter keeps only two counters: the events counted in the current window and in the
 //! window just before it. The rate at a moment `elapsed` into the current window is
 //! estimated by assuming the previous window's events were spread evenly over it, so only
@@ -28,8 +45,8 @@
 //! - In a window whose predecessor holds no events, exactly `max` hits pass and the next
 //!   is refused.
 //! - **Lock-out bound.** Let `t` be the time of a key's last *counted* event (an allowed
-//!   [`hit`](RateLimiter::hit) or any [`record`](RateLimiter::record); refused hits and
-//!   [`check`](RateLimiter::check) count nothing). From the second window boundary after
+//!   [`hit`](MemoryLimiter::hit) or any [`record`](MemoryLimiter::record); refused hits and
+//!   [`check`](MemoryLimiter::check) count nothing). From the second window boundary after
 //!   `t` on, both counters of the key are zero and it has its full budget again. That
 //!   boundary lies in `(t + window, t + 2 × window]`, so a key is never refused at or after
 //!   `t + 2 × window`, however far over the limit `record` pushed it.
@@ -54,8 +71,8 @@
 //! - Every 1024 counting operations on a shard, the shard is swept: keys with no counted
 //!   event in the current or the previous window (whose counters are therefore zero, so
 //!   forgetting them changes no decision) are removed.
-//! - A shard never holds more than its share of `max_keys` ([`RateLimiter::with_max_keys`],
-//!   default [`DEFAULT_MAX_KEYS`]), so [`RateLimiter::len`] never exceeds `max_keys`.
+//! - A shard never holds more than its share of `max_keys` ([`MemoryLimiter::with_max_keys`],
+//!   default [`DEFAULT_MAX_KEYS`]), so [`MemoryLimiter::len`] never exceeds `max_keys`.
 //!   When a new key would exceed it, the shard is swept; if still full, about an eighth of
 //!   the shard (at least one key) is evicted, those with the lowest current estimate first
 //!   (ties: the oldest last event first). A stale key's estimate decays to zero, so it goes
@@ -65,8 +82,8 @@
 //!
 //! # Concurrency
 //!
-//! [`RateLimiter`] is `Send + Sync`; share it in an `Arc`. Its methods are synchronous
-//! (call them from async code directly; they never await) and hold one shard's lock for a
+//! [`MemoryLimiter`] is `Send + Sync`; share it in an `Arc`. Its methods are synchronous
+//! (they never block on anything but the lock) and hold one shard's lock for a
 //! single lookup and update, or for a sweep or eviction, which scans that one shard.
 
 use std::collections::HashMap;
@@ -77,8 +94,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// Default cap on the keys one [`RateLimiter`] holds (over all shards), used by
-/// [`RateLimiter::new`]: 65,536, a few megabytes with short keys.
+pub mod shared;
+
+pub use shared::RedisLimiter;
+
+use crate::redis_conn::RedisConn;
+use std::sync::Arc;
+
+/// Default cap on the keys one [`MemoryLimiter`] holds (over all shards), used by
+/// [`MemoryLimiter::new`]: 65,536, a few megabytes with short keys.
 pub const DEFAULT_MAX_KEYS: usize = 65_536;
 
 /// Most shards a limiter uses; fewer when `max_keys` is smaller.
@@ -115,6 +139,105 @@ pub struct Limited {
     /// for an HTTP `Retry-After` header. See the [module docs](self) for when it is a
     /// lower bound rather than exact.
     pub retry_after: Duration,
+}
+
+/// A keyed rate limiter, in memory or shared through Redis (see the
+/// [module docs](self)). `Send + Sync`; share it in an `Arc`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    backend: Backend,
+}
+
+/// Where a [`RateLimiter`] counts.
+#[derive(Debug)]
+enum Backend {
+    Memory(MemoryLimiter),
+    Redis(RedisLimiter),
+}
+
+impl RateLimiter {
+    /// A limiter enforcing `rule` per key in this node's memory, holding at most
+    /// [`DEFAULT_MAX_KEYS`] keys.
+    pub fn new(rule: Rule) -> Self {
+        RateLimiter {
+            backend: Backend::Memory(MemoryLimiter::new(rule)),
+        }
+    }
+
+    /// A limiter enforcing `rule` per key in Redis, shared with every node using the same
+    /// Redis and `name` (its keys are `<prefix><name>:<key>`, the prefix
+    /// `palaver:rl:`).
+    pub fn shared(rule: Rule, name: &str, redis: Arc<RedisConn>) -> Self {
+        RateLimiter {
+            backend: Backend::Redis(RedisLimiter::new(rule, name, redis)),
+        }
+    }
+
+    /// [`shared`](Self::shared) when `redis` is given, else [`new`](Self::new).
+    pub fn shared_or_local(rule: Rule, name: &str, redis: Option<&Arc<RedisConn>>) -> Self {
+        match redis {
+            Some(redis) => Self::shared(rule, name, Arc::clone(redis)),
+            None => Self::new(rule),
+        }
+    }
+
+    /// The rule this limiter enforces.
+    pub fn rule(&self) -> Rule {
+        match &self.backend {
+            Backend::Memory(m) => m.rule(),
+            Backend::Redis(r) => r.rule(),
+        }
+    }
+
+    /// Counts one event for `key` if allowed; returns `Err(Limited)` (and counts nothing)
+    /// if the key is at its limit. See [`MemoryLimiter::hit`]; in Redis, allowed if Redis
+    /// does not answer.
+    ///
+    /// # Errors
+    /// [`Limited`] when one more event would exceed the rule.
+    pub async fn hit(&self, key: &str) -> Result<(), Limited> {
+        match &self.backend {
+            Backend::Memory(m) => m.hit(key),
+            Backend::Redis(r) => r.hit(key).await,
+        }
+    }
+
+    /// What [`hit`](Self::hit) would return now, without counting. See
+    /// [`MemoryLimiter::check`].
+    ///
+    /// # Errors
+    /// [`Limited`] when one more event would exceed the rule.
+    pub async fn check(&self, key: &str) -> Result<(), Limited> {
+        match &self.backend {
+            Backend::Memory(m) => m.check(key),
+            Backend::Redis(r) => r.check(key).await,
+        }
+    }
+
+    /// Counts one event for `key` unconditionally. See [`MemoryLimiter::record`].
+    pub async fn record(&self, key: &str) {
+        match &self.backend {
+            Backend::Memory(m) => m.record(key),
+            Backend::Redis(r) => r.record(key).await,
+        }
+    }
+
+    /// Takes back one event counted by an allowed [`hit`](Self::hit). See
+    /// [`MemoryLimiter::unhit`].
+    pub async fn unhit(&self, key: &str) {
+        match &self.backend {
+            Backend::Memory(m) => m.unhit(key),
+            Backend::Redis(r) => r.unhit(key).await,
+        }
+    }
+
+    /// Forgets `key`: its next event starts from zero. See [`MemoryLimiter::reset`].
+    pub async fn reset(&self, key: &str) {
+        match &self.backend {
+            Backend::Memory(m) => m.reset(key),
+            Backend::Redis(r) => r.reset(key).await,
+        }
+    }
 }
 
 /// What the limiter keeps for one key.
@@ -161,7 +284,7 @@ enum Op {
 
 /// A keyed sliding-window-counter rate limiter; see the [module docs](self) for the
 /// algorithm, its guarantees and its memory bounds.
-pub struct RateLimiter {
+pub struct MemoryLimiter {
     rule: Rule,
     /// `None` when the rule is disabled.
     window: Option<Window>,
@@ -174,16 +297,16 @@ pub struct RateLimiter {
     shards: Box<[Mutex<Shard>]>,
 }
 
-impl fmt::Debug for RateLimiter {
+impl fmt::Debug for MemoryLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
+        f.debug_struct("MemoryLimiter")
             .field("rule", &self.rule)
             .field("max_keys", &(self.max_keys_per_shard * self.shards.len()))
             .finish_non_exhaustive()
     }
 }
 
-impl RateLimiter {
+impl MemoryLimiter {
     /// A limiter enforcing `rule` per key, holding at most [`DEFAULT_MAX_KEYS`] keys.
     pub fn new(rule: Rule) -> Self {
         Self::with_max_keys(rule, DEFAULT_MAX_KEYS)
@@ -205,7 +328,7 @@ impl RateLimiter {
             max: u128::from(rule.max),
             secs: rule.window_secs,
         });
-        RateLimiter {
+        MemoryLimiter {
             rule,
             window,
             origin,
@@ -502,9 +625,9 @@ mod tests {
     }
 
     /// A limiter whose window 0 starts at the returned instant.
-    fn limiter(rule: Rule, max_keys: usize) -> (RateLimiter, Instant) {
+    fn limiter(rule: Rule, max_keys: usize) -> (MemoryLimiter, Instant) {
         let t0 = Instant::now();
-        (RateLimiter::with_origin(rule, max_keys, t0), t0)
+        (MemoryLimiter::with_origin(rule, max_keys, t0), t0)
     }
 
     fn retry_after(r: Result<(), Limited>) -> Duration {
@@ -646,7 +769,7 @@ mod tests {
                         "{rule:?} step {step} extra {extra}"
                     );
                     // The documented bound itself: allowed at last + 2 windows.
-                    let rl2 = RateLimiter::with_origin(rule, DEFAULT_MAX_KEYS, t0);
+                    let rl2 = MemoryLimiter::with_origin(rule, DEFAULT_MAX_KEYS, t0);
                     for _ in 0..rule.max + extra {
                         rl2.record_at("k", last);
                     }
@@ -1126,7 +1249,7 @@ mod tests {
 
     #[test]
     fn real_clock_api_works() {
-        let rl = RateLimiter::new(LOGIN);
+        let rl = MemoryLimiter::new(LOGIN);
         assert!(rl.is_empty());
         for _ in 0..5 {
             rl.hit("alice").unwrap();
@@ -1145,7 +1268,7 @@ mod tests {
     #[test]
     fn is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<RateLimiter>();
+        assert_send_sync::<MemoryLimiter>();
     }
 
     #[test]

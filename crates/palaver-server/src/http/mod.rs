@@ -265,7 +265,7 @@ async fn request_budget(
     next: Next,
 ) -> Response {
     let key = client.map(|ClientAddr(ip)| crate::net::address_key(ip));
-    match state.requests.hit(key.as_deref().unwrap_or_default()) {
+    match state.requests.hit(key.as_deref().unwrap_or_default()).await {
         Ok(()) => next.run(request).await,
         Err(limited) => {
             AppError::rate_limited(limited.retry_after.as_secs_f64().ceil() as u64).into_response()

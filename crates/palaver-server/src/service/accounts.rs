@@ -21,7 +21,9 @@ use crate::config::RateLimits;
 use crate::error::{AppError, AppResult};
 use crate::hub::CloseReason;
 use crate::ratelimit::{Limited, RateLimiter};
+use crate::redis_conn::RedisConn;
 use crate::store::{NewSession, Rotation, UserRow};
+use std::sync::Arc;
 
 /// Where a request comes from, recorded on sessions and used for rate limits.
 #[derive(Debug, Clone, Default)]
@@ -44,13 +46,21 @@ pub struct LoginLimiters {
 }
 
 impl LoginLimiters {
-    /// Limiters with the configured rules.
-    pub fn new(rules: &RateLimits) -> Self {
+    /// Limiters with the configured rules, in Redis when `redis` is given (shared by the
+    /// nodes), else in memory.
+    pub fn new(rules: &RateLimits, redis: Option<&Arc<RedisConn>>) -> Self {
+        let limiter = |rule, name| RateLimiter::shared_or_local(rule, name, redis);
         LoginLimiters {
-            failures_per_ip: RateLimiter::new(rules.login_failures_per_ip),
-            failures_per_account: RateLimiter::new(rules.login_failures_per_account),
-            failures_per_account_global: RateLimiter::new(rules.login_failures_per_account_global),
-            registrations_per_ip: RateLimiter::new(rules.registrations_per_ip),
+            failures_per_ip: limiter(rules.login_failures_per_ip, "login_failures_per_ip"),
+            failures_per_account: limiter(
+                rules.login_failures_per_account,
+                "login_failures_per_account",
+            ),
+            failures_per_account_global: limiter(
+                rules.login_failures_per_account_global,
+                "login_failures_per_account_global",
+            ),
+            registrations_per_ip: limiter(rules.registrations_per_ip, "registrations_per_ip"),
         }
     }
 }
@@ -127,6 +137,7 @@ impl Service {
             self.rate
                 .registrations_per_ip
                 .hit(&crate::net::address_key(ip))
+                .await
                 .map_err(|l| self.limited("registrations_per_ip", l))?;
         }
         let user = self.new_user(req, Role::User).await?;
@@ -245,9 +256,9 @@ impl Service {
             ));
         }
         for (limiter, key, name) in limits {
-            if let Err(l) = limiter.hit(key) {
+            if let Err(l) = limiter.hit(key).await {
                 for (limiter, key) in &counted {
-                    limiter.unhit(key);
+                    limiter.unhit(key).await;
                 }
                 tracing::warn!(
                     user_id = user.as_ref().map(|u| u.id.as_str()),
@@ -266,7 +277,7 @@ impl Service {
         match user {
             Some(user) if verified => {
                 for (limiter, key) in &counted {
-                    limiter.unhit(key);
+                    limiter.unhit(key).await;
                 }
                 if user.disabled_at.is_some() {
                     self.count_login("account_disabled");
@@ -275,7 +286,7 @@ impl Service {
                         "this account is disabled",
                     ));
                 }
-                self.rate.failures_per_account.reset(&account_network);
+                self.rate.failures_per_account.reset(&account_network).await;
                 self.count_login("success");
                 self.start_session(&user, client).await
             }

@@ -107,10 +107,26 @@ impl Service {
             ringing,
             ring_for: Duration::from_secs(self.rtc.ring_timeout_secs),
         };
-        // The rate limit counts only starts that pass the registry's checks.
-        let (joined, batch) = self.calls.start(new, &moment(), || {
-            self.user_limits.hit(&actor.user_id, Action::CallStart)
-        })?;
+        // The rate limit counts only starts that pass the registry's checks. It is asked
+        // first (a shared limit is a Redis round trip, which cannot run under the
+        // registry's lock) and refunded when the registry refuses the start; its refusal
+        // still comes after the registry's own errors.
+        let hit = self
+            .user_limits
+            .hit(&actor.user_id, Action::CallStart)
+            .await;
+        let counted = hit.is_ok();
+        let admitted = std::cell::Cell::new(false);
+        let started = self.calls.start(new, &moment(), || {
+            admitted.set(true);
+            hit
+        });
+        if counted && !admitted.get() {
+            self.user_limits
+                .unhit(&actor.user_id, Action::CallStart)
+                .await;
+        }
+        let (joined, batch) = started?;
         self.apply(batch).await;
         Ok(joined)
     }

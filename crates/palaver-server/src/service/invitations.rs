@@ -60,7 +60,8 @@ impl Service {
         user_id: &str,
     ) -> AppResult<Invitation> {
         self.user_limits
-            .hit(&actor.user_id, super::user_limits::Action::Invitation)?;
+            .hit(&actor.user_id, super::user_limits::Action::Invitation)
+            .await?;
         let (room, _) = self.require_member(actor, room_id).await?;
         if room.kind == RoomKind::Dm {
             return Err(forbidden("direct messages cannot have more members"));

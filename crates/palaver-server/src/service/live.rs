@@ -60,7 +60,9 @@ impl Service {
                 format!("status_text must be at most {STATUS_TEXT_MAX} characters"),
             ));
         }
-        self.user_limits.hit(&actor.user_id, Action::Presence)?;
+        self.user_limits
+            .hit(&actor.user_id, Action::Presence)
+            .await?;
         if let Some(info) = self.presence.set(&actor.user_id, req.status, text) {
             self.announce_presence(info).await;
         }
@@ -97,7 +99,7 @@ impl Service {
         if active && !self.typing_allowed(&actor.user_id, room_id) {
             return Ok(());
         }
-        self.user_limits.hit(&actor.user_id, Action::Typing)?;
+        self.user_limits.hit(&actor.user_id, Action::Typing).await?;
         if !active {
             // A stop ends the throttle window: the next start is news again.
             self.typing_last

@@ -86,7 +86,7 @@ impl Service {
             && options.attachment_id.is_none()
             && self.is_known_group_room(room_id)
         {
-            let hit = self.user_limits.hit(&actor.user_id, Action::Message);
+            let hit = self.user_limits.hit(&actor.user_id, Action::Message).await;
             if hit.is_ok() {
                 match self.store_message(new(content.clone(), true), None).await {
                     Err(e) if e.code == ErrorCode::NotFound => {}
@@ -131,7 +131,11 @@ impl Service {
         // Counted once: the fast path may have counted this send already.
         match counted {
             Some(hit) => hit?,
-            None => self.user_limits.hit(&actor.user_id, Action::Message)?,
+            None => {
+                self.user_limits
+                    .hit(&actor.user_id, Action::Message)
+                    .await?
+            }
         }
         self.store_message(new(content, false), attachment).await
     }
@@ -279,7 +283,9 @@ impl Service {
                 "call log entries cannot be edited",
             ));
         }
-        self.user_limits.hit(&actor.user_id, Action::Message)?;
+        self.user_limits
+            .hit(&actor.user_id, Action::Message)
+            .await?;
         let _order = self.room_order(room_id).await;
         let row = self
             .store
@@ -386,7 +392,9 @@ impl Service {
         if message.deleted_at.is_some() {
             return Err(AppError::new(ErrorCode::Conflict, "the message is deleted"));
         }
-        self.user_limits.hit(&actor.user_id, Action::Message)?;
+        self.user_limits
+            .hit(&actor.user_id, Action::Message)
+            .await?;
         let _order = self.room_order(room_id).await;
         let changed = if add {
             self.store

@@ -77,6 +77,9 @@ pub struct Service {
     pub(crate) rate: accounts::LoginLimiters,
     /// Per-user limits on live actions (`[user_limits]`).
     pub(crate) user_limits: user_limits::UserLimiters,
+    /// The Redis the nodes share (`redis_url`), if set: the rate limits count there and
+    /// `/readyz` pings it.
+    pub(crate) redis: Option<Arc<crate::redis_conn::RedisConn>>,
     /// Striped per-room ordering (see [`Service::room_order`] and [`Turn`]), so that the
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
@@ -88,7 +91,7 @@ pub struct Service {
 
 impl Service {
     /// Builds the service over a store, a file store and a broker, with settings from
-    /// `config`.
+    /// `config`; its rate limits live in `redis` when given (`redis_url`), else in memory.
     pub fn new(
         store: Store,
         files: Arc<dyn FileStore>,
@@ -97,6 +100,7 @@ impl Service {
         metrics: Arc<Metrics>,
         tokens: TokenIssuer,
         config: &Config,
+        redis: Option<Arc<crate::redis_conn::RedisConn>>,
     ) -> Self {
         Service {
             store,
@@ -111,8 +115,13 @@ impl Service {
             presence,
             metrics: Arc::clone(&metrics),
             typing_last: Default::default(),
-            rate: accounts::LoginLimiters::new(&config.rate_limits),
-            user_limits: user_limits::UserLimiters::new(&config.user_limits, Arc::clone(&metrics)),
+            rate: accounts::LoginLimiters::new(&config.rate_limits, redis.as_ref()),
+            user_limits: user_limits::UserLimiters::new(
+                &config.user_limits,
+                Arc::clone(&metrics),
+                redis.as_ref(),
+            ),
+            redis,
             room_order: (0..ROOM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),

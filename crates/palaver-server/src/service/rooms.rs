@@ -90,7 +90,8 @@ impl Service {
         let name = RoomName::parse(&req.name, &self.limits)?;
         let topic = parse_topic(req.topic.as_deref(), &self.limits)?;
         self.user_limits
-            .hit(&actor.user_id, super::user_limits::Action::RoomCreation)?;
+            .hit(&actor.user_id, super::user_limits::Action::RoomCreation)
+            .await?;
         let room = NewRoom {
             id: new_id(),
             name: name.into_inner(),

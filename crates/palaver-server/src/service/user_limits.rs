@@ -22,6 +22,7 @@ use crate::config::UserLimits;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::redis_conn::RedisConn;
 
 /// A kind of limited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +84,17 @@ pub struct UserLimiters {
 }
 
 impl UserLimiters {
-    /// Limiters enforcing `config`'s rules, counting refusals in `metrics`.
-    pub fn new(config: &UserLimits, metrics: Arc<Metrics>) -> Self {
+    /// Limiters enforcing `config`'s rules, counting refusals in `metrics`; in Redis
+    /// when `redis` is given (shared by the nodes), else in memory.
+    pub fn new(config: &UserLimits, metrics: Arc<Metrics>, redis: Option<&Arc<RedisConn>>) -> Self {
+        let limiter = |rule, name| RateLimiter::shared_or_local(rule, name, redis);
         UserLimiters {
-            messages: RateLimiter::new(config.messages),
-            call_starts: RateLimiter::new(config.call_starts),
-            typing: RateLimiter::new(config.typing),
-            presence: RateLimiter::new(config.presence),
-            invitations: RateLimiter::new(config.invitations),
-            room_creations: RateLimiter::new(config.room_creations),
+            messages: limiter(config.messages, "user_messages"),
+            call_starts: limiter(config.call_starts, "user_call_starts"),
+            typing: limiter(config.typing, "user_typing"),
+            presence: limiter(config.presence, "user_presence"),
+            invitations: limiter(config.invitations, "user_invitations"),
+            room_creations: limiter(config.room_creations, "user_room_creations"),
             max_sockets: config.sockets,
             metrics,
         }
@@ -135,13 +138,19 @@ impl UserLimiters {
         }
     }
 
+    /// Takes back one `action` by `user_id` counted by an allowed [`hit`](Self::hit)
+    /// (the action did not happen after all).
+    pub async fn unhit(&self, user_id: &str, action: Action) {
+        self.limiter(action).unhit(user_id).await;
+    }
+
     /// Counts one `action` by `user_id` if its limit allows it.
     ///
     /// # Errors
     /// `429 rate_limited` with `retry_after` (whole seconds, at least 1) when the user is
     /// at the limit; nothing is counted then.
-    pub fn hit(&self, user_id: &str, action: Action) -> AppResult<()> {
-        self.limiter(action).hit(user_id).map_err(|limited| {
+    pub async fn hit(&self, user_id: &str, action: Action) -> AppResult<()> {
+        self.limiter(action).hit(user_id).await.map_err(|limited| {
             self.metrics
                 .rate_limited
                 .get_or_create(&Metrics::label("limit", action.label()))
@@ -163,29 +172,32 @@ mod tests {
     use super::*;
     use crate::config::Rule;
 
-    #[test]
-    fn each_action_is_counted_per_user_and_kind() {
+    #[tokio::test]
+    async fn each_action_is_counted_per_user_and_kind() {
         let mut config = UserLimits::disabled();
         config.messages = Rule {
             max: 2,
             window_secs: 60,
         };
         let metrics = Arc::new(Metrics::default());
-        let limits = UserLimiters::new(&config, metrics.clone());
-        assert!(limits.hit("alice", Action::Message).is_ok());
-        assert!(limits.hit("alice", Action::Message).is_ok());
-        let err = limits.hit("alice", Action::Message).unwrap_err();
+        let limits = UserLimiters::new(&config, metrics.clone(), None);
+        assert!(limits.hit("alice", Action::Message).await.is_ok());
+        assert!(limits.hit("alice", Action::Message).await.is_ok());
+        let err = limits.hit("alice", Action::Message).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::RateLimited);
         assert!((1..=60).contains(&err.retry_after.unwrap()));
         assert_eq!(err.detail().retry_after_secs, err.retry_after);
-        assert!(limits.hit("bob", Action::Message).is_ok(), "per user");
+        assert!(limits.hit("bob", Action::Message).await.is_ok(), "per user");
         let text = metrics.render();
         assert!(
             text.contains("palaver_rate_limited_total{limit=\"user_messages\"} 1"),
             "{text}"
         );
         for _ in 0..100 {
-            assert!(limits.hit("alice", Action::Typing).is_ok(), "0 disables");
+            assert!(
+                limits.hit("alice", Action::Typing).await.is_ok(),
+                "0 disables"
+            );
         }
     }
 }

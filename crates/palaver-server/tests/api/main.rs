@@ -25,6 +25,7 @@ mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
 mod cluster;
+mod shared_limits;
 mod transfer;
 #[cfg(feature = "turn-tests")]
 mod turn;
