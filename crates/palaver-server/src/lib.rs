@@ -55,7 +55,7 @@ use palaver_protocol::ws::close_code;
 use tokio::net::TcpListener;
 
 use crate::auth::tokens::TokenIssuer;
-use crate::broker::MemoryBroker;
+use crate::broker::{MemoryBroker, RedisBroker};
 use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
 use crate::metrics::Metrics;
@@ -108,7 +108,11 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         None => None,
     };
     let hub = Arc::new(Hub::with_metrics(metrics.clone()));
-    let broker = Arc::new(MemoryBroker::new(hub.clone()));
+    // With Redis, every node's hub hears every other node's envelopes.
+    let broker: Arc<dyn broker::Broker> = match &config.redis_url {
+        Some(url) => RedisBroker::connect(url.expose(), hub.clone()).await?,
+        None => Arc::new(MemoryBroker::new(hub.clone())),
+    };
     let files: Arc<dyn FileStore> = match &config.attachments.s3 {
         Some(s3) => Arc::new(S3Files::new(s3).context("configuring the S3 attachment store")?),
         None => {

@@ -8,8 +8,8 @@
 mod memory;
 mod redis;
 
-pub use memory::MemoryBroker;
 pub use self::redis::RedisBroker;
+pub use memory::MemoryBroker;
 
 use std::sync::Arc;
 

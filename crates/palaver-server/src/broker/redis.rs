@@ -64,8 +64,9 @@ impl RedisBroker {
         let config = ::redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)));
-        let publisher = ::redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .context("setting up the Redis connection of redis_url")?;
+        let publisher =
+            ::redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .context("setting up the Redis connection of redis_url")?;
         let broker = Arc::new(RedisBroker {
             hub,
             node: uuid::Uuid::now_v7().to_string(),

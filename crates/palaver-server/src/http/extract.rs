@@ -48,35 +48,54 @@ where
 /// checked over the whole body first) or `validation_failed` (wrong shape, with the
 /// field's dotted path).
 ///
-/// A string holding the NUL character (U+0000, `\u0000` in JSON) is refused naming
-/// `body` (see [`refuse_nul`]).
+/// The NUL character (U+0000, `\u0000` in JSON) becomes U+FFFD in every string (see
+/// [`replace_nul`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| AppError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}")))?;
-    refuse_nul(bytes, "body")?;
+    if has_nul(bytes) {
+        replace_nul(&mut value);
+    }
     from_value(value)
 }
 
-/// `422 validation_failed` naming `field` if the JSON text `json` has a string holding
-/// the NUL character (the escape `\u0000`; a raw NUL is not valid JSON). No text Palaver
-/// keeps may hold one: PostgreSQL cannot store it. A literal backslash followed by
-/// `u0000` (`\\u0000` in JSON) is text like any other and passes.
-pub fn refuse_nul(json: &[u8], field: &str) -> Result<(), AppError> {
+/// Whether the JSON text `json` has a string holding the NUL character: the escape
+/// `\u0000` (a raw NUL is not valid JSON) after an even number of backslashes (`\\u0000`
+/// is a backslash and the text `u0000`).
+pub fn has_nul(json: &[u8]) -> bool {
     let mut from = 0;
     while let Some(at) = json[from..].windows(6).position(|w| w == b"\\u0000") {
         let at = from + at;
-        // An escape only if the backslash itself is not escaped: an even number of
-        // backslashes before it.
         let before = json[..at].iter().rev().take_while(|&&b| b == b'\\').count();
         if before % 2 == 0 {
-            return Err(AppError::validation(
-                field,
-                format!("{field} must not contain the NUL character (U+0000)"),
-            ));
+            return true;
         }
         from = at + 1;
     }
-    Ok(())
+    false
+}
+
+/// Replaces the NUL character with U+FFFD (the replacement character) in every string
+/// and key of `value`, as the WHATWG HTML and URL standards do with NUL in input.
+/// PostgreSQL cannot store NUL in text, and no text Palaver keeps needs one; replacing it
+/// rather than refusing the request keeps requests that are valid by the API's schema
+/// valid on every backend.
+pub fn replace_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v))
+                    .collect();
+            }
+            map.values_mut().for_each(replace_nul);
+        }
+        _ => {}
+    }
 }
 
 /// Interprets an already-parsed JSON value as a `T` (for WebSocket request `data`);
@@ -281,14 +300,15 @@ mod tests {
     }
 
     #[test]
-    fn a_nul_escape_is_refused_and_an_escaped_backslash_is_not() {
-        let refused = parse_json::<serde_json::Value>(br#"{"content": "a\u0000b"}"#);
-        assert_eq!(refused.unwrap_err().field.as_deref(), Some("body"));
-        assert!(refuse_nul(br#"{"a": "\\\u0000"}"#, "data").is_err());
+    fn a_nul_becomes_the_replacement_character_and_an_escaped_backslash_stays() {
+        let v: serde_json::Value =
+            parse_json(br#"{"content": "a\u0000b", "k\u0000": ["\\\u0000"]}"#).unwrap();
+        assert_eq!(v["content"], "a\u{FFFD}b");
+        assert_eq!(v["k\u{FFFD}"][0], "\\\u{FFFD}");
         // `\\u0000` is a backslash, then the text "u0000".
+        assert!(!has_nul(br#"{"content": "\\u0000"}"#));
         let kept: serde_json::Value = parse_json(br#"{"content": "\\u0000"}"#).unwrap();
         assert_eq!(kept["content"], "\\u0000");
-        assert!(refuse_nul(br#"{"a": "\\u0001"}"#, "data").is_ok());
     }
 
     #[test]

@@ -44,23 +44,19 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 /// → `200 {"status": "ready", "store": "ok", "broker": "ok"}` when this node can take
 /// traffic; `503` with the failing part `"unavailable"` otherwise. With `redis_url` set
 /// the body also has `"redis": "ok" | "unavailable"` (a PING answered within a second;
-/// unavailable makes it `503`).
+/// unavailable makes it `503`), and `"broker"` says whether this node is subscribed to
+/// the other nodes' events.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.service.store_ready().await;
-<<<<<<< HEAD
     // The in-memory broker is always ready; the Redis one while it is subscribed.
     let broker = state.service.broker.is_ready();
-=======
-    // The in-memory broker is always ready; a networked one reports its connection here.
-    let broker = true;
     let redis = match &state.service.redis {
         Some(redis) => Some(redis.ping().await),
         None => None,
     };
     let ready = store && broker && redis.unwrap_or(true);
->>>>>>> wip/redis
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let mut body = json!({
         "status": if ready { "ready" } else { "unavailable" },

@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_budget,
         ))
-        .layer(middleware::from_fn(refuse_nul_in_url))
+        .layer(middleware::from_fn(replace_nul_in_url))
         .merge(health)
         .merge(web::router())
         .merge(docs(doc))
@@ -235,23 +235,16 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
     response
 }
 
-/// Refuses a request whose path or query holds an encoded NUL (`%00`) with `400
-/// bad_request`: no id, name or search term contains one, and PostgreSQL cannot store or
-/// compare text that does (`invalid byte sequence`), which would otherwise surface as a
-/// `500`. Bodies are checked by [`extract::parse_json`].
-async fn refuse_nul_in_url(req: axum::extract::Request, next: middleware::Next) -> Response {
+/// Rewrites an encoded NUL (`%00`) in the path or query as U+FFFD (`%EF%BF%BD`), as the
+/// JSON bodies' strings are (see [`extract::replace_nul`]): PostgreSQL cannot compare
+/// text that holds NUL, and no id, name or search term contains one.
+async fn replace_nul_in_url(mut req: axum::extract::Request, next: middleware::Next) -> Response {
     let uri = req.uri();
-    let has_nul = |s: &str| {
-        s.as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"%00"))
-    };
-    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
-        return AppError::new(
-            ErrorCode::BadRequest,
-            "the URL must not contain the NUL character (%00)",
-        )
-        .into_response();
+    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        let text = uri.to_string().replace("%00", "%EF%BF%BD");
+        if let Ok(rewritten) = text.parse() {
+            *req.uri_mut() = rewritten;
+        }
     }
     next.run(req).await
 }

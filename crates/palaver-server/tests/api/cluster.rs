@@ -34,8 +34,9 @@ impl Cluster {
                 TestServer::spawn_with(tempfile::tempdir().unwrap(), move |config| {
                     config.database_url = Some(Secret::new(url));
                     config.redis_url = Some(Secret::new(redis));
-                    config.auth.jwt_secret =
-                        Some(Secret::new("a-cluster-wide-test-key-of-32-bytes-or-more".into()));
+                    config.auth.jwt_secret = Some(Secret::new(String::from(
+                        "a-cluster-wide-test-key-of-32-bytes-or-more",
+                    )));
                 })
                 .await,
             );
@@ -113,6 +114,9 @@ async fn room_changes_on_one_node_reach_members_on_the_others() {
         .send_message(&room.id, "hello from node 2", None)
         .await
         .unwrap();
+    // Alice's socket saw her own message first; the reply from node 2 comes after it.
+    let own = event_of(&mut alice_ws, "message.created").await;
+    assert_eq!(own["data"]["id"], sent.id.as_str());
     let event = event_of(&mut alice_ws, "message.created").await;
     assert_eq!(event["data"]["id"], reply.id.as_str());
     assert!(reply.seq > sent.seq);
@@ -143,7 +147,10 @@ async fn a_join_and_a_kick_on_one_node_reach_the_users_socket_on_another() {
         .await
         .unwrap();
     event_of(&mut bob_ws, "member.left").await;
-    let after = alice.send_message(&room.id, "bob is gone", None).await.unwrap();
+    let after = alice
+        .send_message(&room.id, "bob is gone", None)
+        .await
+        .unwrap();
     // Alice's own socket on node 0 is the witness that the message went out.
     let mut alice_ws = alice.connect().await.unwrap();
     let marker = alice.send_message(&room.id, "marker", None).await.unwrap();

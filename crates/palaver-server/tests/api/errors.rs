@@ -1166,12 +1166,11 @@ async fn nothing_is_lost_after_a_batch_of_bad_requests() {
     assert_eq!(errors, vec!["invalid_json", "unknown_type"]);
 }
 
-/// The NUL character (U+0000) is refused in any text, since PostgreSQL cannot store it: in
-/// a JSON body (`422` naming `body`), in a WebSocket request (`422` naming `data`) and in a
-/// URL (`%00`: `400`). Nothing is stored. A backslash followed by `u0000` is ordinary text
-/// and is stored as sent.
+/// The NUL character (U+0000), which PostgreSQL cannot store, becomes U+FFFD wherever it
+/// comes in: a JSON body, a WebSocket request, a URL (`%00`). The requests succeed as they
+/// would without it. A backslash followed by `u0000` is ordinary text and is kept.
 #[tokio::test]
-async fn the_nul_character_is_refused_everywhere_and_nothing_is_stored() {
+async fn the_nul_character_becomes_the_replacement_character_everywhere() {
     let server = TestServer::spawn().await;
     let alice = server.user("alice").await;
     let room = alice
@@ -1180,18 +1179,19 @@ async fn the_nul_character_is_refused_everywhere_and_nothing_is_stored() {
         .unwrap();
     let path = format!("/api/v1/rooms/{}/messages", room.id);
     let body = br#"{"content": "before\u0000after"}"#.to_vec();
-    let got = alice.raw("POST", &path, Some(body)).await.unwrap();
-    assert_raw_error(&got, 422, "validation_failed", Some("body"));
+    let (status, message) = alice.raw("POST", &path, Some(body)).await.unwrap();
+    assert_eq!(status, 201, "{message}");
+    assert_eq!(message["content"], "before\u{FFFD}after");
 
     let mut ws = alice.connect().await.unwrap();
-    let refused = ws
+    let sent = ws
         .request(
             "message.send",
             json!({"room_id": room.id, "content": "a\u{0}b"}),
         )
-        .await;
-    assert_rejected(refused, ErrorCode::ValidationFailed, Some("data"));
-    assert_ping_ok(&mut ws).await;
+        .await
+        .unwrap();
+    assert_eq!(sent["content"], "a\u{FFFD}b", "{sent}");
 
     let got = alice
         .raw(
@@ -1201,18 +1201,26 @@ async fn the_nul_character_is_refused_everywhere_and_nothing_is_stored() {
         )
         .await
         .unwrap();
-    assert_raw_error(&got, 400, "bad_request", None);
-    let got = alice
+    assert_raw_error(&got, 404, "not_found", None);
+    let (status, page) = alice
         .raw("GET", "/api/v1/rooms/public?q=a%00b", None)
         .await
         .unwrap();
-    assert_raw_error(&got, 400, "bad_request", None);
+    assert_eq!(status, 200, "{page}");
 
-    let history = alice.history(&room.id, None, None, None).await.unwrap();
-    assert!(history.messages.is_empty(), "{:?}", history.messages);
     let kept = alice
         .send_message(&room.id, r"a literal \u0000", None)
         .await
         .unwrap();
     assert_eq!(kept.content, r"a literal \u0000");
+    let history = alice.history(&room.id, None, None, None).await.unwrap();
+    let contents: Vec<&str> = history
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(
+        contents,
+        ["before\u{FFFD}after", "a\u{FFFD}b", r"a literal \u0000"]
+    );
 }

@@ -11,6 +11,7 @@ mod authorization;
 mod binary;
 mod calls;
 mod chat;
+mod cluster;
 mod conversations;
 mod errors;
 mod heartbeat;
@@ -24,7 +25,6 @@ mod resume;
 mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
-mod cluster;
 mod shared_limits;
 mod transfer;
 #[cfg(feature = "turn-tests")]

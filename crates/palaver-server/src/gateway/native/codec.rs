@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{AppError, AppResult};
-use crate::http::extract::{from_value, refuse_nul};
+use crate::http::extract::{from_value, has_nul, replace_nul};
 use crate::live::request::Request;
 
 /// A client frame: the request id (if any, so even a malformed request's answer carries
@@ -39,13 +39,16 @@ struct Frame<'a> {
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Parsed {
+    // A NUL in any string takes the slow path, which replaces it (see `replace_nul`).
+    if has_nul(text.as_bytes()) {
+        return parse_slow(text);
+    }
     match serde_json::from_str::<Frame<'_>>(text) {
         Ok(frame) => {
             let id = frame.id.filter(|v| v.is_string() || v.is_number());
             Parsed {
                 id,
-                request: refuse_nul(text.as_bytes(), "data")
-                    .and_then(|()| request(&frame.kind, frame.data)),
+                request: request(&frame.kind, frame.data),
             }
         }
         // Not the usual shape: take the slow path, which tells exactly what is wrong.
@@ -56,7 +59,7 @@ pub fn parse(text: &str) -> Parsed {
 /// The general path: through a `serde_json::Value`, for frames the borrowed envelope does
 /// not fit (not JSON, not an object, `type` missing or not a string...).
 fn parse_slow(text: &str) -> Parsed {
-    let value: serde_json::Value = match serde_json::from_str(text) {
+    let mut value: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => {
             return Parsed {
@@ -73,9 +76,8 @@ fn parse_slow(text: &str) -> Parsed {
         .get("id")
         .filter(|v| v.is_string() || v.is_number())
         .cloned();
-    let frame = refuse_nul(text.as_bytes(), "data")
-        .and_then(|()| from_value::<palaver_protocol::ws::ClientFrame>(value));
-    let request = frame.and_then(|frame| {
+    replace_nul(&mut value);
+    let request = from_value::<palaver_protocol::ws::ClientFrame>(value).and_then(|frame| {
         let data = serde_json::value::to_raw_value(&frame.data).map_err(AppError::internal)?;
         request(&frame.kind, Some(&data))
     });
