@@ -169,3 +169,26 @@ impl RedisConn {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bad_urls_are_refused_without_showing_them() {
+        for url in [
+            "rediss://:hunter2@example.com:6379",
+            "postgres://:hunter2@example.com/db",
+            "hunter2",
+        ] {
+            let e = RedisConn::new(url, Arc::new(Metrics::default())).unwrap_err();
+            let text = format!("{e:#}");
+            assert!(text.contains("redis_url"), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+        }
+        let conn = RedisConn::new("redis://:hunter2@127.0.0.1:1", Arc::new(Metrics::default()))
+            .expect("a valid URL connects lazily");
+        assert!(!format!("{conn:?}").contains("hunter2"));
+        assert_eq!(conn.rate_limit_prefix(), RATE_LIMIT_PREFIX);
+    }
+}
