@@ -131,7 +131,7 @@ impl RedisBroker {
             } => {
                 let envelope = Envelope {
                     topic: topic.into(),
-                    event: Arc::new(event),
+                    event: Arc::from(event),
                     seq,
                     membership: membership.map(Into::into),
                     ephemeral,
@@ -277,7 +277,7 @@ enum Received {
     Envelope {
         origin: String,
         topic: WireTopic,
-        event: Event,
+        event: Box<Event>,
         seq: Option<i64>,
         membership: Option<WireMembership>,
         ephemeral: bool,

@@ -170,7 +170,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         Query::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map(|Query(q)| Params(q))
+            .map(|Query(q)| {
+                // NUL becomes U+FFFD, as in bodies (see `replace_nul`).
+                let fix = |s: String| {
+                    if s.contains('\0') {
+                        s.replace('\0', "\u{FFFD}")
+                    } else {
+                        s
+                    }
+                };
+                Params(q.into_iter().map(|(k, v)| (fix(k), fix(v))).collect())
+            })
             .map_err(|_| AppError::new(ErrorCode::BadRequest, "malformed query string"))
     }
 }

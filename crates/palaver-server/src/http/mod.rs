@@ -151,7 +151,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_budget,
         ))
-        .layer(middleware::from_fn(replace_nul_in_url))
         .merge(health)
         .merge(web::router())
         .merge(docs(doc))
@@ -233,20 +232,6 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         "request"
     );
     response
-}
-
-/// Rewrites an encoded NUL (`%00`) in the path or query as U+FFFD (`%EF%BF%BD`), as the
-/// JSON bodies' strings are (see [`extract::replace_nul`]): PostgreSQL cannot compare
-/// text that holds NUL, and no id, name or search term contains one.
-async fn replace_nul_in_url(mut req: axum::extract::Request, next: middleware::Next) -> Response {
-    let uri = req.uri();
-    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
-        let text = uri.to_string().replace("%00", "%EF%BF%BD");
-        if let Ok(rewritten) = text.parse() {
-            *req.uri_mut() = rewritten;
-        }
-    }
-    next.run(req).await
 }
 
 /// Refuses a request with `429 rate_limited` once its client address (an IPv4 address or

@@ -43,7 +43,21 @@ pub enum StoreError {
     Unavailable(String),
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A database error, except text PostgreSQL cannot hold (SQLSTATE 22021, a NUL in a
+    /// path parameter such as a room id), which no row can match: `NotFound`. Request
+    /// bodies and query strings have their NULs replaced before they get here.
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::NotFound
+            }
+            _ => StoreError::Database(e),
+        }
+    }
 }
 
 /// Result of a store call.

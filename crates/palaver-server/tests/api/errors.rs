@@ -1166,9 +1166,10 @@ async fn nothing_is_lost_after_a_batch_of_bad_requests() {
     assert_eq!(errors, vec!["invalid_json", "unknown_type"]);
 }
 
-/// The NUL character (U+0000), which PostgreSQL cannot store, becomes U+FFFD wherever it
-/// comes in: a JSON body, a WebSocket request, a URL (`%00`). The requests succeed as they
-/// would without it. A backslash followed by `u0000` is ordinary text and is kept.
+/// The NUL character (U+0000), which PostgreSQL cannot store, becomes U+FFFD in a JSON
+/// body, a WebSocket request and a query string, and the requests succeed as they would
+/// without it; in a path (`%00` in a room id) it names nothing: `404`, never a `500`. A
+/// backslash followed by `u0000` is ordinary text and is kept.
 #[tokio::test]
 async fn the_nul_character_becomes_the_replacement_character_everywhere() {
     let server = TestServer::spawn().await;
