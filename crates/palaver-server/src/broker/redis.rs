@@ -35,6 +35,8 @@ use crate::hub::{CloseReason, Hub};
 /// Every channel's prefix, and the pattern each node subscribes to.
 const PREFIX: &str = "palaver:";
 const PATTERN: &str = "palaver:*";
+/// How many times a publish is tried again after the connection dropped.
+const PUBLISH_TRIES: u64 = 3;
 /// How long a node waits at start for its first subscription.
 const FIRST_SUBSCRIBE: Duration = Duration::from_secs(3);
 /// The longest wait between two attempts to subscribe again.
@@ -99,13 +101,26 @@ impl RedisBroker {
     async fn send(&self, channel: String, note: &Note<'_>) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(note).context("encoding an envelope")?;
         let mut publisher = self.publisher.clone();
-        ::redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload)
-            .query_async::<i64>(&mut publisher)
-            .await
-            .context("publishing to Redis")?;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            let published = ::redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload)
+                .query_async::<i64>(&mut publisher)
+                .await;
+            match published {
+                Ok(_) => return Ok(()),
+                // The first command on a connection that Redis dropped (a restart) fails
+                // and makes the manager reconnect: try again on the new connection.
+                Err(e)
+                    if tries < PUBLISH_TRIES && (e.is_io_error() || e.is_connection_dropped()) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                }
+                Err(e) => return Err(e).context("publishing to Redis"),
+            }
+        }
     }
 
     /// Applies a note another node published.
