@@ -236,3 +236,63 @@ async fn after_a_redis_restart_the_nodes_subscribe_again_and_messages_cross_agai
     assert_eq!(event["data"]["id"], after.id.as_str());
     assert!(after.seq > before.seq);
 }
+
+/// Typing on node 1 and a read marker moved on node 1 reach a socket on node 0, and a ban
+/// on node 0 takes the user's socket on node 1 out of the room.
+#[tokio::test]
+async fn typing_read_markers_and_a_ban_cross_nodes() {
+    let cluster = Cluster::start(2).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let room = alice
+        .create_room(&unique_name("cluster"), Visibility::Public, None)
+        .await
+        .unwrap();
+    bob.join_room(&room.id).await.unwrap();
+    let mut alice_ws = alice.connect().await.unwrap();
+    let mut bob_ws = bob.connect().await.unwrap();
+
+    bob_ws
+        .request(
+            "typing",
+            serde_json::json!({"room_id": room.id, "active": true}),
+        )
+        .await
+        .unwrap();
+    let typing = event_of(&mut alice_ws, "typing").await;
+    assert_eq!(typing["data"]["room_id"], room.id.as_str());
+
+    let sent = alice.send_message(&room.id, "read me", None).await.unwrap();
+    event_of(&mut bob_ws, "message.created").await;
+    bob.mark_read(&room.id, sent.seq).await.unwrap();
+    let receipt = event_of(&mut alice_ws, "receipt.updated").await;
+    assert_eq!(receipt["data"]["seq"], sent.seq, "{receipt}");
+
+    alice
+        .ban(&room.id, &bob.user.as_ref().unwrap().id)
+        .await
+        .unwrap();
+    let left = event_of(&mut bob_ws, "member.left").await;
+    assert_eq!(left["data"]["room_id"], room.id.as_str());
+}
+
+/// A password change on node 0 ends the account's other sessions: their socket on node 1
+/// closes with 4001.
+#[tokio::test]
+async fn a_password_change_on_one_node_closes_the_other_sessions_sockets_on_another() {
+    let cluster = Cluster::start(2).await;
+    let bob = cluster.user(0, "bob").await;
+    let name = bob.user.as_ref().unwrap().username.clone();
+    let mut elsewhere = cluster.nodes[1].client();
+    elsewhere.login(&name, "vivid-otter-42").await.unwrap();
+    let mut on_node_1 = elsewhere.connect().await.unwrap();
+    bob.change_password("vivid-otter-42", "quartz-lemur-58")
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(CROSS_NODE, on_node_1.wait_close())
+        .await
+        .expect("the socket on node 1 closes")
+        .expect("the server closes the WebSocket in time")
+        .expect("the server sends a close frame");
+    assert_eq!(u16::from(frame.code), close_code::SESSION_ENDED);
+}
