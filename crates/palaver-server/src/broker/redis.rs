@@ -1,10 +1,11 @@
 //! The multi-node broker: envelopes travel between nodes over Redis pub/sub.
 //!
 //! A node delivers what it publishes to its own hub at once, exactly as
-//! [`MemoryBroker`](super::MemoryBroker) does, then publishes it to Redis with its node id,
-//! and every other node hands it to its hub. One connection (the `redis` crate's
-//! `ConnectionManager`, which reconnects by itself) publishes in call order, so the
-//! envelopes of one node reach every other node in the order they were published.
+//! [`MemoryBroker`](super::MemoryBroker) does, then queues it for Redis with its node id,
+//! and every other node hands it to its hub. One task publishes the queue in order, many
+//! notes per round trip, over one connection (the `redis` crate's `ConnectionManager`,
+//! which reconnects by itself), so the envelopes of one node reach every other node in
+//! the order they were published, and no publisher waits for Redis.
 //!
 //! Channels (prefix `palaver:`): `room:{id}` for a room's events, `user:{id}` for one
 //! user's, `users` for an event to a list of users (presence) and `control` for
@@ -35,6 +36,10 @@ use crate::hub::{CloseReason, Hub};
 /// Every channel's prefix, and the pattern each node subscribes to.
 const PREFIX: &str = "palaver:";
 const PATTERN: &str = "palaver:*";
+/// Notes that may wait to be published before publishers wait.
+const OUTGOING: usize = 65_536;
+/// The most notes published in one round trip.
+const MAX_PIPELINE: usize = 512;
 /// How many times a publish is tried again after the connection dropped.
 const PUBLISH_TRIES: u64 = 3;
 /// How long a node waits at start for its first subscription.
@@ -47,7 +52,8 @@ pub struct RedisBroker {
     hub: Arc<Hub>,
     /// This process's id, so that it skips its own envelopes when they come back.
     node: String,
-    publisher: ::redis::aio::ConnectionManager,
+    /// Notes to publish, in order: `(channel, payload)`, consumed by [`forward`].
+    outgoing: tokio::sync::mpsc::Sender<(String, Vec<u8>)>,
     /// Whether the subscription is up (for `/readyz`).
     subscribed: Arc<AtomicBool>,
 }
@@ -69,10 +75,12 @@ impl RedisBroker {
         let publisher =
             ::redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .context("setting up the Redis connection of redis_url")?;
+        let (outgoing, queued) = tokio::sync::mpsc::channel(OUTGOING);
+        tokio::spawn(forward(publisher, queued));
         let broker = Arc::new(RedisBroker {
             hub,
             node: uuid::Uuid::now_v7().to_string(),
-            publisher,
+            outgoing,
             subscribed: Arc::new(AtomicBool::new(false)),
         });
         let first = match tokio::time::timeout(FIRST_SUBSCRIBE, subscribe(&client)).await {
@@ -98,29 +106,15 @@ impl RedisBroker {
         self.subscribed.load(Ordering::Acquire)
     }
 
+    /// Queues `note` for `channel`. Waits only while [`OUTGOING`] notes are queued; the
+    /// publish itself happens in [`forward`], so a caller holding a room's turn does not
+    /// wait for Redis.
     async fn send(&self, channel: String, note: &Note<'_>) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(note).context("encoding an envelope")?;
-        let mut publisher = self.publisher.clone();
-        let mut tries = 0;
-        loop {
-            let published = ::redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&payload)
-                .query_async::<i64>(&mut publisher)
-                .await;
-            match published {
-                Ok(_) => return Ok(()),
-                // The first command on a connection that Redis dropped (a restart) fails
-                // and makes the manager reconnect: try again on the new connection.
-                Err(e)
-                    if tries < PUBLISH_TRIES && (e.is_io_error() || e.is_connection_dropped()) =>
-                {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
-                }
-                Err(e) => return Err(e).context("publishing to Redis"),
-            }
-        }
+        self.outgoing
+            .send((channel, payload))
+            .await
+            .map_err(|_| anyhow::anyhow!("the Redis publisher has stopped"))
     }
 
     /// Applies a note another node published.
@@ -167,6 +161,42 @@ impl RedisBroker {
                 self.hub.disconnect(&target.into(), reason);
             }
         }
+    }
+}
+
+/// Publishes the queued notes in queue order, as many as are waiting (up to
+/// [`MAX_PIPELINE`]) in one round trip. Redis runs a pipeline's commands in order on one
+/// connection, so every other node hears this node's envelopes in publish order. A
+/// pipeline that fails because Redis dropped the connection (a restart) is tried again on
+/// the reconnected one; a note that still fails is logged and dropped (clients catch up
+/// from history when they resume). Ends when the broker is dropped.
+async fn forward(
+    mut publisher: ::redis::aio::ConnectionManager,
+    mut queued: tokio::sync::mpsc::Receiver<(String, Vec<u8>)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_PIPELINE);
+    while queued.recv_many(&mut batch, MAX_PIPELINE).await > 0 {
+        let mut pipe = ::redis::pipe();
+        for (channel, payload) in &batch {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        let mut tries = 0;
+        loop {
+            match pipe.query_async::<()>(&mut publisher).await {
+                Ok(()) => break,
+                Err(e)
+                    if tries < PUBLISH_TRIES && (e.is_io_error() || e.is_connection_dropped()) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dropped = batch.len(), "publishing to Redis failed");
+                    break;
+                }
+            }
+        }
+        batch.clear();
     }
 }
 
