@@ -24,8 +24,24 @@ use crate::live::queue::{Outbound, Outbox, Pushed};
 use crate::live::wire::{Encoded, Wire};
 use crate::metrics::Metrics;
 
-/// Identifies one connection on this node.
+/// Identifies one connection. Unique across the nodes that share a Redis: the high
+/// [`NODE_BITS`] bits are the node's number ([`Hub::on_node`]; 0 for a node on its own),
+/// the low [`COUNTER_BITS`] this hub's counter. So the node holding a connection is known
+/// from its id alone ([`node_of`]): that is where its call signals are sent.
 pub type ConnId = u64;
+
+/// Bits of a [`ConnId`] that count the connections of one node (about 10^12 per run).
+pub const COUNTER_BITS: u32 = 40;
+/// Bits of a [`ConnId`] that hold the node's number.
+pub const NODE_BITS: u32 = 64 - COUNTER_BITS;
+/// The largest node number.
+pub const MAX_NODE: u32 = (1 << NODE_BITS) - 1;
+
+/// The number of the node that holds connection `id`.
+pub fn node_of(id: ConnId) -> u32 {
+    // At most NODE_BITS (24) bits remain: always fits.
+    u32::try_from(id >> COUNTER_BITS).unwrap_or(MAX_NODE)
+}
 
 /// Why the server closes a connection: a WebSocket close code and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +79,8 @@ struct Indexes {
 #[derive(Default)]
 pub struct Hub {
     indexes: RwLock<Indexes>,
+    /// This node's number, in the high bits of every [`ConnId`] it gives out.
+    node: u32,
     next_id: AtomicU64,
     /// Signalled whenever a connection unregisters (for shutdown's wait).
     unregistered: Notify,
@@ -92,6 +110,24 @@ impl Hub {
         }
     }
 
+    /// This hub, numbering its connections as node `node` (at most [`MAX_NODE`]; larger
+    /// numbers are reduced modulo 2^[`NODE_BITS`]). Nodes that share a Redis take distinct
+    /// numbers, so that connection ids are unique across them.
+    pub fn on_node(mut self, node: u32) -> Self {
+        self.node = node & MAX_NODE;
+        self
+    }
+
+    /// This node's number (0 for a node on its own).
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// Whether connection `id` belongs to this node (by its number; it may be closed).
+    pub fn is_local(&self, id: ConnId) -> bool {
+        node_of(id) == self.node
+    }
+
     /// Registers a connection of `user_id`, opened with `credential`, that is a member of
     /// `rooms` and reads `wire`, with an outbound queue of at most `max_frames` frames and
     /// `max_bytes` bytes. From this moment the connection receives the events of those
@@ -105,7 +141,8 @@ impl Hub {
         max_frames: usize,
         max_bytes: usize,
     ) -> Registration {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let counter = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1 << COUNTER_BITS) - 1);
+        let id = (u64::from(self.node) << COUNTER_BITS) | counter;
         let outbox = Arc::new(Outbox::new(max_frames, max_bytes));
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         if let Some(reason) = ix.closing {
@@ -696,6 +733,27 @@ mod tests {
         drop(b);
         let unlimited: Vec<_> = (0..100).map(|_| hub.reserve_socket("carol", 0)).collect();
         assert!(unlimited.iter().all(Option::is_some), "0 means no cap");
+    }
+
+    #[test]
+    fn connection_ids_carry_the_node_number() {
+        let alone = Hub::new();
+        let first = alone.register("alice", "s", [], Wire::Native, 8, 1 << 20);
+        assert_eq!(first.id, 0, "a node on its own numbers from 0");
+        assert!(alone.is_local(first.id));
+
+        let node = Hub::new().on_node(7);
+        let a = node.register("alice", "s", [], Wire::Native, 8, 1 << 20);
+        let b = node.register("bob", "s", [], Wire::Native, 8, 1 << 20);
+        assert_eq!((node_of(a.id), node_of(b.id)), (7, 7));
+        assert_ne!(a.id, b.id);
+        assert!(node.is_local(a.id));
+        assert!(
+            !node.is_local(first.id),
+            "node 0's connection is not node 7's"
+        );
+        assert_eq!(Hub::new().on_node(MAX_NODE).node(), MAX_NODE);
+        assert_eq!(node_of(u64::MAX), MAX_NODE);
     }
 
     #[test]

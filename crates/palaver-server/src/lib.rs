@@ -21,8 +21,10 @@
 //! against the store, then [`signaling`] runs the call state machine (plain synchronous
 //! code, one lock per call) and hands back typed effects: events for a connection or a
 //! user, which go out through [`broker`] and [`hub`] as in steps 4 and 5, and call log
-//! entries, stored like messages. [`signaling`] also checks `rtc.signal` and issues TURN
-//! credentials.
+//! entries, stored like messages. With `redis_url` the calls are kept in Redis instead, so
+//! that participants on different nodes share one call, and Redis publishes the events of
+//! each change (`signaling/shared.rs`). [`signaling`] also checks `rtc.signal` and issues
+//! TURN credentials.
 //!
 //! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
 //! [`error`] maps failures to stable codes. [`run`] wires it all together.
@@ -107,7 +109,18 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         )?)),
         None => None,
     };
-    let hub = Arc::new(Hub::with_metrics(metrics.clone()));
+    // With Redis, calls are shared by the nodes, and this node's number (taken there)
+    // makes its connection ids unique among them.
+    let shared_calls = match &config.redis_url {
+        Some(url) => {
+            Some(signaling::SharedRegistry::connect(url.expose(), signaling::shared::PREFIX).await?)
+        }
+        None => None,
+    };
+    let node = shared_calls
+        .as_ref()
+        .map_or(0, signaling::SharedRegistry::node);
+    let hub = Arc::new(Hub::with_metrics(metrics.clone()).on_node(node));
     // With Redis, every node's hub hears every other node's envelopes.
     let broker: Arc<dyn broker::Broker> = match &config.redis_url {
         Some(url) => RedisBroker::connect(url.expose(), hub.clone()).await?,
@@ -123,7 +136,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
             )
         }
     };
-    let service = Arc::new(Service::new(
+    let mut service = Service::new(
         store.clone(),
         files,
         broker,
@@ -132,7 +145,11 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
         redis,
-    ));
+    );
+    if let Some(shared) = shared_calls {
+        service = service.with_shared_calls(shared);
+    }
+    let service = Arc::new(service);
     service::calls::spawn_ring_timer(&service);
     Ok((service, store, hub))
 }

@@ -8,6 +8,7 @@
 mod memory;
 mod redis;
 
+pub(crate) use self::redis::shared_note;
 pub use self::redis::RedisBroker;
 pub use memory::MemoryBroker;
 
@@ -41,8 +42,9 @@ pub enum Topic {
     /// Every connection of each of these users, each connection once (presence: one
     /// envelope, encoded once, for everyone who shares a room with its subject).
     Users(Arc<[String]>),
-    /// One connection (a call participant: `rtc.signal` and call events). Connection ids
-    /// are per node; calls are held by the node their participants are connected to.
+    /// One connection (a call participant: `rtc.signal` and call events), on whichever
+    /// node holds it: connection ids are unique across nodes and name their node
+    /// ([`crate::hub::node_of`]).
     Connection(crate::hub::ConnId),
 }
 
@@ -156,5 +158,66 @@ pub trait Broker: Send + Sync {
     /// in-memory broker.
     fn is_ready(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the machine's Redis at 127.0.0.1:6379 (`PALAVER_TEST_REDIS_URL` overrides
+    //! it), with node numbers far above those of real nodes.
+
+    use std::time::Duration;
+
+    use palaver_protocol::ws::CallRef;
+
+    use super::*;
+    use crate::hub::Hub;
+    use crate::live::wire::Wire;
+
+    fn redis_url() -> String {
+        std::env::var("PALAVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    /// A connection event published on one node reaches that connection on another, and
+    /// not a connection `skip_conn` names.
+    #[tokio::test]
+    async fn a_connection_topic_goes_to_the_node_that_holds_the_connection() {
+        let base = 9_000_000 + rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 1_000_000;
+        let (hub_1, hub_2) = (
+            Arc::new(Hub::new().on_node(base)),
+            Arc::new(Hub::new().on_node(base + 1)),
+        );
+        let broker_1 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_1))
+            .await
+            .unwrap();
+        let _broker_2 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_2))
+            .await
+            .unwrap();
+        let there = hub_2.register("bob", "s", [], Wire::Native, 8, 1 << 20);
+        let skipped = hub_2.register("bob", "s", [], Wire::Native, 8, 1 << 20);
+        let event = |call_id: &str| {
+            Event::CallAnsweredElsewhere(CallRef {
+                call_id: call_id.into(),
+            })
+        };
+        broker_1
+            .publish(Envelope::new(Topic::Connection(there.id), event("one")))
+            .await
+            .unwrap();
+        broker_1
+            .publish(Envelope::user("bob", event("two")).skip_conn(Some(skipped.id)))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < 2 && tokio::time::Instant::now() < deadline {
+            while let Some(item) = there.outbox.pop() {
+                let frame: serde_json::Value = serde_json::from_str(item.frame.as_str()).unwrap();
+                got.push(frame["data"]["call_id"].as_str().unwrap().to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(got, ["one", "two"]);
+        assert!(skipped.outbox.pop().is_none(), "skip_conn crossed nodes");
     }
 }

@@ -15,10 +15,16 @@
 //! user's connections on node B with no subscription to keep in step. Subscribing per
 //! room as local members come and go is the next step.
 //!
-//! Not crossing nodes yet: [`Topic::Connection`] (call signals: connection ids are per
-//! node, so calls stay on the node that holds them) and `skip_conn`. A lost subscription
-//! is re-established with a backoff; what was published meanwhile is not replayed yet
-//! (the room-seq gap detection of issue 15, item 4).
+//! A [`Topic::Connection`] envelope (a call event or signal for one participant) goes to
+//! the channel `node:{n}` of the node that holds the connection: connection ids carry
+//! their node's number ([`crate::hub::node_of`]); one for this node is only delivered
+//! here. `skip_conn` crosses too. Call events are published by Redis itself, from the
+//! script that commits the call's change ([`crate::signaling::shared`]), with notes made
+//! by [`shared_note`]: every node delivers those, this one included, in the order Redis
+//! ran the commits.
+//!
+//! A lost subscription is re-established with a backoff; what was published meanwhile is
+//! not replayed yet (the room-seq gap detection of issue 15, item 4).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,7 +37,7 @@ use palaver_protocol::ws::Event;
 use serde::{Deserialize, Serialize};
 
 use super::{Broker, DisconnectTarget, Envelope, Membership, Topic};
-use crate::hub::{CloseReason, Hub};
+use crate::hub::{node_of, CloseReason, ConnId, Hub};
 
 /// Every channel's prefix, and the pattern each node subscribes to.
 const PREFIX: &str = "palaver:";
@@ -130,12 +136,17 @@ impl RedisBroker {
             Received::Envelope { origin, .. } | Received::Disconnect { origin, .. }
                 if origin == self.node => {}
             Received::Envelope {
+                topic: WireTopic::Connection(id),
+                ..
+            } if !self.hub.is_local(id) => {}
+            Received::Envelope {
                 topic,
                 event,
                 seq,
                 membership,
                 ephemeral,
                 skip_user,
+                skip_conn,
                 ..
             } => {
                 let envelope = Envelope {
@@ -145,7 +156,7 @@ impl RedisBroker {
                     membership: membership.map(Into::into),
                     ephemeral,
                     skip_user,
-                    skip_conn: None,
+                    skip_conn,
                 };
                 self.hub.deliver(&envelope);
             }
@@ -257,22 +268,12 @@ async fn listen(
 impl Broker for RedisBroker {
     async fn publish(&self, envelope: Envelope) -> anyhow::Result<()> {
         self.hub.deliver(&envelope);
-        let channel = match &envelope.topic {
-            Topic::Room(room_id) => format!("{PREFIX}room:{room_id}"),
-            Topic::User(user_id) => format!("{PREFIX}user:{user_id}"),
-            Topic::Users(_) => format!("{PREFIX}users"),
-            // Connection ids are per node: a call's signals stay on its node.
-            Topic::Connection(_) => return Ok(()),
-        };
-        let note = Note::Envelope {
-            origin: &self.node,
-            topic: (&envelope.topic).into(),
-            event: &envelope.event,
-            seq: envelope.seq,
-            membership: envelope.membership.as_ref().map(Into::into),
-            ephemeral: envelope.ephemeral,
-            skip_user: envelope.skip_user.as_deref(),
-        };
+        if let Topic::Connection(id) = envelope.topic {
+            if self.hub.is_local(id) {
+                return Ok(());
+            }
+        }
+        let (channel, note) = note_for(&envelope, &self.node);
         self.send(channel, &note).await
     }
 
@@ -295,6 +296,39 @@ impl Broker for RedisBroker {
     }
 }
 
+/// The channel of `envelope` and its note from `origin`.
+fn note_for<'a>(envelope: &'a Envelope, origin: &'a str) -> (String, Note<'a>) {
+    let channel = match &envelope.topic {
+        Topic::Room(room_id) => format!("{PREFIX}room:{room_id}"),
+        Topic::User(user_id) => format!("{PREFIX}user:{user_id}"),
+        Topic::Users(_) => format!("{PREFIX}users"),
+        Topic::Connection(id) => format!("{PREFIX}node:{}", node_of(*id)),
+    };
+    let note = Note::Envelope {
+        origin,
+        topic: (&envelope.topic).into(),
+        event: &envelope.event,
+        seq: envelope.seq,
+        membership: envelope.membership.as_ref().map(Into::into),
+        ephemeral: envelope.ephemeral,
+        skip_user: envelope.skip_user.as_deref(),
+        skip_conn: envelope.skip_conn,
+    };
+    (channel, note)
+}
+
+/// `envelope` as a Redis channel and the payload to `PUBLISH` there, for a publish that
+/// Redis makes itself (a script): every node delivers it, the one that ran the script
+/// included (its origin is no node's).
+///
+/// # Errors
+/// The event cannot be encoded (never for the events Palaver makes).
+pub(crate) fn shared_note(envelope: &Envelope) -> anyhow::Result<(String, Vec<u8>)> {
+    let (channel, note) = note_for(envelope, "");
+    let payload = serde_json::to_vec(&note).context("encoding an envelope")?;
+    Ok((channel, payload))
+}
+
 /// What goes over Redis (JSON), borrowed for sending.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -307,6 +341,8 @@ enum Note<'a> {
         membership: Option<WireMembership>,
         ephemeral: bool,
         skip_user: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skip_conn: Option<ConnId>,
     },
     Disconnect {
         origin: &'a str,
@@ -327,6 +363,8 @@ enum Received {
         membership: Option<WireMembership>,
         ephemeral: bool,
         skip_user: Option<String>,
+        #[serde(default)]
+        skip_conn: Option<ConnId>,
     },
     Disconnect {
         origin: String,
@@ -335,13 +373,14 @@ enum Received {
     },
 }
 
-/// [`Topic`] on the wire (no connection topic: it never leaves its node).
+/// [`Topic`] on the wire.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "to", content = "id", rename_all = "snake_case")]
 enum WireTopic {
     Room(String),
     User(String),
     Users(Vec<String>),
+    Connection(ConnId),
 }
 
 impl From<&Topic> for WireTopic {
@@ -350,8 +389,7 @@ impl From<&Topic> for WireTopic {
             Topic::Room(id) => WireTopic::Room(id.clone()),
             Topic::User(id) => WireTopic::User(id.clone()),
             Topic::Users(ids) => WireTopic::Users(ids.to_vec()),
-            // Never published (see `publish`); an empty list reaches no one.
-            Topic::Connection(_) => WireTopic::Users(Vec::new()),
+            Topic::Connection(id) => WireTopic::Connection(*id),
         }
     }
 }
@@ -362,6 +400,7 @@ impl From<WireTopic> for Topic {
             WireTopic::Room(id) => Topic::Room(id),
             WireTopic::User(id) => Topic::User(id),
             WireTopic::Users(ids) => Topic::Users(ids.into()),
+            WireTopic::Connection(id) => Topic::Connection(id),
         }
     }
 }

@@ -12,12 +12,22 @@
 //!
 //! No lock is held across an `.await`: the registry locks each call only while changing
 //! it (see [`crate::signaling::registry`] for how the order of publication is kept).
-//! Call log entries are `call` messages stored through the same group commit as chat
-//! messages ([`Service::queue_message`]).
+//! With `redis_url` the calls live in Redis instead ([`crate::signaling::shared`]), where
+//! every node reads and changes them, and Redis publishes each change's events; the
+//! service then only stores the call log entries (and every request may also fail with
+//! `503 unavailable` while Redis does not answer). Call log entries are `call` messages
+//! stored through the same group commit as chat messages ([`Service::queue_message`]).
+//!
+//! A background task per node ([`spawn_ring_timer`]) times out ringing and, with shared
+//! calls, records this node's heartbeat and takes the participants of dead nodes out of
+//! their calls. Several deployments may share one Redis (they use distinct databases):
+//! a node acts on a call in the background only if the call's room is in its own
+//! database, so it never writes another deployment's call log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use palaver_protocol::rest::IceServers;
 use palaver_protocol::ws::{CallJoined, SendSignal, StartCall};
@@ -31,12 +41,20 @@ use crate::broker::{Envelope, Topic};
 use crate::error::{AppError, AppResult};
 use crate::hub::ConnId;
 use crate::signaling::{
-    self, Batch, CallError, Effect, EndBy, Joiner, LogEntry, Moment, NewCall, Target,
+    self, CallError, Calls, Done, Effect, EndBy, Joiner, LogEntry, Moment, NewCall, SharedRegistry,
+    Target,
 };
 use crate::store::NewMessage;
 
 /// How often ringing deadlines are checked.
 const RING_CHECK_EVERY: Duration = Duration::from_millis(200);
+/// With shared calls: every this many ring checks, the node records its heartbeat and
+/// looks for dead nodes (every 2 s, well within [`signaling::shared::NODE_LEASE_MS`]).
+const NODE_CHECK_TICKS: u64 = 10;
+/// The most due ring deadlines handled per check.
+const DUE_PER_CHECK: usize = 1_000;
+/// The most call ids remembered as another deployment's (see [`Sweep`]).
+const FOREIGN_KEPT: usize = 10_000;
 
 impl Service {
     /// `call.start`: starts a call in a room (or in the DM with `user_id`, opened if
@@ -116,18 +134,33 @@ impl Service {
             .hit(&actor.user_id, Action::CallStart)
             .await;
         let counted = hit.is_ok();
-        let admitted = std::cell::Cell::new(false);
-        let started = self.calls.start(new, &moment(), || {
-            admitted.set(true);
-            hit
-        });
-        if counted && !admitted.get() {
+        let admitted = AtomicBool::new(false);
+        let now = moment();
+        let admit = || {
+            admitted.store(true, Ordering::Relaxed);
+            hit.clone().map_err(StartRefused::Limit)
+        };
+        let mut started = self.calls.start(new.clone(), &now, admit).await;
+        // With shared calls, the room's call may be left over from nodes that are all
+        // gone: end it, and start once more.
+        if let (Err(StartRefused::Call(CallError::RoomBusy { call_id })), Calls::Shared(shared)) =
+            (&started, &self.calls)
+        {
+            if let Ok(Some(logs)) = shared.end_if_orphaned(call_id, &now).await {
+                self.apply(Done::Logs(logs)).await;
+                started = self.calls.start(new, &now, admit).await;
+            }
+        }
+        if counted && !admitted.load(Ordering::Relaxed) {
             self.user_limits
                 .unhit(&actor.user_id, Action::CallStart)
                 .await;
         }
-        let (joined, batch) = started?;
-        self.apply(batch).await;
+        let (joined, done) = started.map_err(|refused| match refused {
+            StartRefused::Call(e) => AppError::from(e),
+            StartRefused::Limit(e) => e,
+        })?;
+        self.apply(done).await;
         Ok(joined)
     }
 
@@ -146,7 +179,7 @@ impl Service {
         conn: ConnId,
         call_id: &str,
     ) -> AppResult<CallJoined> {
-        let (room_id, users) = self.calls.room_and_users(call_id)?;
+        let (room_id, users) = self.calls.room_and_users(call_id).await?;
         let username = self.call_member(actor, &room_id).await?;
         for user_id in users {
             if user_id != actor.user_id && self.is_blocked(&user_id, &actor.user_id).await? {
@@ -159,10 +192,11 @@ impl Service {
             username,
             conn,
         };
-        let (reply, batch) =
-            self.calls
-                .accept(call_id, joiner, self.rtc.max_participants, &moment())?;
-        self.apply(batch).await;
+        let (reply, done) = self
+            .calls
+            .accept(call_id, joiner, self.rtc.max_participants, &moment())
+            .await?;
+        self.apply(done).await;
         Ok(reply)
     }
 
@@ -174,12 +208,13 @@ impl Service {
     /// `404 not_found` (no such call, or not a member of its room); `409 conflict` (not
     /// being rung now).
     pub async fn decline_call(&self, actor: &Actor, conn: ConnId, call_id: &str) -> AppResult<()> {
-        let room_id = self.calls.room_of(call_id)?;
+        let room_id = self.calls.room_of(call_id).await?;
         self.call_member(actor, &room_id).await?;
-        let batch = self
+        let done = self
             .calls
-            .decline(call_id, &actor.user_id, conn, &moment())?;
-        self.apply(batch).await;
+            .decline(call_id, &actor.user_id, conn, &moment())
+            .await?;
+        self.apply(done).await;
         Ok(())
     }
 
@@ -189,8 +224,8 @@ impl Service {
     /// # Errors
     /// `404 not_found` unless this connection is a participant of `call_id`.
     pub async fn leave_call(&self, conn: ConnId, call_id: &str) -> AppResult<()> {
-        let batch = self.calls.leave(call_id, conn, &moment())?;
-        self.apply(batch).await;
+        let done = self.calls.leave(call_id, conn, &moment()).await?;
+        self.apply(done).await;
         Ok(())
     }
 
@@ -201,9 +236,13 @@ impl Service {
     /// `404 not_found` (no such call, or not a member of its room); `403 forbidden`
     /// (neither the host nor a moderator of the room).
     pub async fn end_call(&self, actor: &Actor, conn: ConnId, call_id: &str) -> AppResult<()> {
-        let batch = match self.calls.end(call_id, EndBy::Connection(conn), &moment()) {
+        let done = match self
+            .calls
+            .end(call_id, EndBy::Connection(conn), &moment())
+            .await
+        {
             Err(CallError::NotHost) => {
-                let room_id = self.calls.room_of(call_id)?;
+                let room_id = self.calls.room_of(call_id).await?;
                 let role = match self.require_member(actor, &room_id).await {
                     Ok((_, member)) => member.role,
                     Err(e) if e.code == ErrorCode::NotMember => {
@@ -214,11 +253,11 @@ impl Service {
                 if !role.moderates() {
                     return Err(CallError::NotHost.into());
                 }
-                self.calls.end(call_id, EndBy::Moderator, &moment())?
+                self.calls.end(call_id, EndBy::Moderator, &moment()).await?
             }
             other => other?,
         };
-        self.apply(batch).await;
+        self.apply(done).await;
         Ok(())
     }
 
@@ -236,35 +275,38 @@ impl Service {
         req: SendSignal,
     ) -> AppResult<()> {
         signaling::relay::check(&req, self.rtc.max_sdp_bytes)?;
-        let to_user = self.calls.signal_recipient(conn, &req.call_id, &req.to)?;
+        let to_user = self
+            .calls
+            .signal_recipient(conn, &req.call_id, &req.to)
+            .await?;
         if to_user != actor.user_id && self.is_blocked(&to_user, &actor.user_id).await? {
             return Err(forbidden("this participant has blocked you"));
         }
         // Both may have left meanwhile: the registry looks again.
-        let batch = self.calls.relay(conn, req)?;
-        self.apply(batch).await;
+        let done = self.calls.relay(conn, req).await?;
+        self.apply(done).await;
         Ok(())
     }
 
     /// A connection closed: it leaves its call (`reason: "disconnected"`).
     pub async fn connection_left_calls(&self, conn: ConnId) {
-        if let Some(batch) = self.calls.disconnect(conn, &moment()) {
-            self.apply(batch).await;
+        if let Some(done) = self.calls.disconnect(conn, &moment()).await {
+            self.apply(done).await;
         }
     }
 
     /// `user_id` is no longer a member of `room_id` (left, kicked or banned): their
     /// connections leave the room's call (`reason: "removed"`) and stop ringing.
     pub(crate) async fn member_left_calls(&self, room_id: &str, user_id: &str) {
-        if let Some(batch) = self.calls.remove_user(room_id, user_id, &moment()) {
-            self.apply(batch).await;
+        if let Some(done) = self.calls.remove_user(room_id, user_id, &moment()).await {
+            self.apply(done).await;
         }
     }
 
     /// The room was deleted: its call ends (`reason: "room_closed"`).
     pub(crate) async fn room_closed_calls(&self, room_id: &str) {
-        if let Some(batch) = self.calls.close_room(room_id, &moment()) {
-            self.apply(batch).await;
+        if let Some(done) = self.calls.close_room(room_id, &moment()).await {
+            self.apply(done).await;
         }
     }
 
@@ -290,12 +332,23 @@ impl Service {
         }
     }
 
-    /// Carries out `batch` once the call's earlier batches are carried out (so every
-    /// participant sees one call's events in the order of its changes): publishes each
-    /// event to its target, and queues each call log entry, in order. The one place where
-    /// signaling effects become broker envelopes. A broker failure is logged: the change
-    /// is made, and a client that missed an event learns the state from later ones.
-    async fn apply(&self, batch: Batch) {
+    /// Carries out what a change left to do. A local batch, once the call's earlier
+    /// batches are carried out (so every participant sees one call's events in the order
+    /// of its changes): publishes each event to its target, and queues each call log
+    /// entry, in order; the one place where a local call's effects become broker
+    /// envelopes. A broker failure is logged: the change is made, and a client that
+    /// missed an event learns the state from later ones. For shared calls (whose events
+    /// Redis published with the change), queues the call log entries in order.
+    async fn apply(&self, done: Done) {
+        let batch = match done {
+            Done::Batch(batch) => batch,
+            Done::Logs(logs) => {
+                for entry in logs {
+                    self.store_call_log(entry).await;
+                }
+                return;
+            }
+        };
         let (effects, turn) = batch.in_turn().await;
         for effect in effects {
             match effect {
@@ -354,25 +407,157 @@ impl Service {
     }
 }
 
-/// Now, for the registry: a monotonic instant and its RFC 3339 form.
-fn moment() -> Moment {
-    Moment {
-        at: Instant::now(),
-        rfc3339: now_rfc3339(),
+/// Why a call start was refused: by the registry, or by the rate limit.
+enum StartRefused {
+    Call(CallError),
+    Limit(AppError),
+}
+
+impl From<CallError> for StartRefused {
+    fn from(e: CallError) -> Self {
+        StartRefused::Call(e)
     }
 }
 
-/// Times out ringing every [`RING_CHECK_EVERY`] until the service is dropped.
+/// Now, for the registry: Unix milliseconds and the RFC 3339 form of the same instant.
+fn moment() -> Moment {
+    let now = time::OffsetDateTime::now_utc();
+    Moment {
+        at: i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        rfc3339: super::rfc3339(now),
+    }
+}
+
+/// What the background task of a node with shared calls remembers between checks: the
+/// calls (and dead nodes) found to belong to another deployment on the same Redis (their
+/// room is not in this node's database), so that it does not look them up again.
+#[derive(Default)]
+struct Sweep {
+    foreign_calls: HashSet<String>,
+    /// Dead nodes whose every remaining call is another deployment's.
+    foreign_nodes: HashSet<u32>,
+}
+
+impl Sweep {
+    fn remember_foreign(&mut self, call_id: &str) {
+        if self.foreign_calls.len() >= FOREIGN_KEPT {
+            self.foreign_calls.clear();
+            self.foreign_nodes.clear();
+        }
+        self.foreign_calls.insert(call_id.to_owned());
+    }
+}
+
+/// Times out ringing every [`RING_CHECK_EVERY`] until the service is dropped; with shared
+/// calls, also records this node's heartbeat and clears dead nodes' participants every
+/// [`NODE_CHECK_TICKS`] checks.
 pub(crate) async fn expire_ringing(service: Weak<Service>) {
     let mut tick = tokio::time::interval(RING_CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut sweep = Sweep::default();
+    for n in 0_u64.. {
         tick.tick().await;
         let Some(service) = service.upgrade() else {
             return;
         };
-        for batch in service.calls.expire_ringing(&moment()) {
-            service.apply(batch).await;
+        match &service.calls {
+            Calls::Local(registry) => {
+                for batch in registry.expire_ringing(&moment()) {
+                    service.apply(Done::Batch(batch)).await;
+                }
+            }
+            Calls::Shared(shared) => {
+                service.time_out_shared_ringing(shared, &mut sweep).await;
+                if n % NODE_CHECK_TICKS == 0 {
+                    shared.heartbeat(moment().at).await;
+                    service.clear_dead_nodes(shared, &mut sweep).await;
+                }
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Shared calls: the calls of this deployment whose ring deadline has passed time
+    /// out (once, whichever node gets there first).
+    async fn time_out_shared_ringing(&self, shared: &SharedRegistry, sweep: &mut Sweep) {
+        let now = moment();
+        let Ok(due) = shared.due_calls(now.at, DUE_PER_CHECK).await else {
+            return;
+        };
+        for call_id in due {
+            if sweep.foreign_calls.contains(&call_id) {
+                continue;
+            }
+            match self.is_ours(shared, &call_id).await {
+                Some(true) => {}
+                Some(false) => {
+                    sweep.remember_foreign(&call_id);
+                    continue;
+                }
+                None => {
+                    shared.forget_deadline(&call_id).await;
+                    continue;
+                }
+            }
+            if let Ok(logs) = shared.ring_timeout(&call_id, &now).await {
+                self.apply(Done::Logs(logs)).await;
+            }
+        }
+    }
+
+    /// Shared calls: the participants of nodes not heard from for the lease leave their
+    /// calls of this deployment (`disconnected`); a dead node with no call left is
+    /// forgotten.
+    async fn clear_dead_nodes(&self, shared: &SharedRegistry, sweep: &mut Sweep) {
+        let now = moment();
+        let Ok(dead) = shared.dead_nodes(now.at).await else {
+            return;
+        };
+        for node in dead {
+            if sweep.foreign_nodes.contains(&node) {
+                continue;
+            }
+            let Ok(calls) = shared.calls_on_node(node).await else {
+                return;
+            };
+            let mut all_foreign = true;
+            for call_id in calls {
+                if sweep.foreign_calls.contains(&call_id) {
+                    continue;
+                }
+                if self.is_ours(shared, &call_id).await == Some(false) {
+                    sweep.remember_foreign(&call_id);
+                    continue;
+                }
+                all_foreign = false;
+                match shared.leave_node(&call_id, node, &now).await {
+                    Ok(logs) => self.apply(Done::Logs(logs)).await,
+                    Err(e) => {
+                        tracing::warn!(node, call_id, error = %e, "clearing a dead node's call");
+                    }
+                }
+            }
+            if shared.forget_node(node, now.at).await {
+                tracing::info!(node, "a dead node's calls were cleared");
+            } else if all_foreign {
+                sweep.foreign_nodes.insert(node);
+            }
+        }
+    }
+
+    /// Whether shared call `call_id` belongs to this deployment (its room is in this
+    /// node's database); `None` when the call no longer exists. A failure to tell counts
+    /// as ours (the change is then tried, and fails harmlessly).
+    async fn is_ours(&self, shared: &SharedRegistry, call_id: &str) -> Option<bool> {
+        let call = match shared.call(call_id).await {
+            Ok(call) => call,
+            Err(CallError::NotFound) => return None,
+            Err(_) => return Some(true),
+        };
+        match self.store.rooms.room_by_id(call.room_id()).await {
+            Ok(room) => Some(room.is_some()),
+            Err(_) => Some(true),
         }
     }
 }

@@ -67,8 +67,10 @@ pub struct Service {
     pub(crate) auth: AuthConfig,
     pub(crate) attachments: AttachmentsConfig,
     pub(crate) rtc: RtcConfig,
-    /// This node's calls, each behind its own lock (see [`crate::signaling::registry`]).
-    pub(crate) calls: crate::signaling::Registry,
+    /// The calls: this node's, each behind its own lock (see
+    /// [`crate::signaling::registry`]), or with `redis_url` every node's, in Redis (see
+    /// [`crate::signaling::shared`]).
+    pub(crate) calls: crate::signaling::Calls,
     pub(crate) files: Arc<dyn FileStore>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) metrics: Arc<Metrics>,
@@ -131,6 +133,13 @@ impl Service {
             hasher: Default::default(),
             group_rooms: Default::default(),
         }
+    }
+
+    /// Keeps the calls in Redis, shared with the other nodes of the deployment, instead of
+    /// in this node's memory (with `redis_url`).
+    pub fn with_shared_calls(mut self, shared: crate::signaling::SharedRegistry) -> Self {
+        self.calls = crate::signaling::Calls::Shared(shared);
+        self
     }
 
     /// Whether `room_id` was seen to be a group room (a channel or a private room, not a

@@ -20,7 +20,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use palaver_protocol::ws::{
     CallDeclined, CallEnded, CallIncoming, CallInfo, CallJoined, CallRef, CallState, Event,
@@ -34,11 +36,14 @@ use crate::hub::ConnId;
 /// The smallest participant cap applied: a call always has room for two.
 const MIN_PARTICIPANTS: usize = 2;
 
-/// A moment, as the call records it: monotonic for durations and deadlines, and RFC 3339
-/// UTC (milliseconds) for the wire.
+/// A moment, as the call records it: milliseconds since the Unix epoch for durations and
+/// deadlines, and RFC 3339 UTC (milliseconds) for the wire. Wall-clock time, so that a
+/// call written down by one node means the same on every other (see
+/// [`super::shared`]); the nodes' clocks are expected to agree (NTP).
 #[derive(Debug, Clone)]
 pub struct Moment {
-    pub at: Instant,
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    pub at: i64,
     pub rfc3339: String,
 }
 
@@ -123,8 +128,9 @@ impl EndReason {
 }
 
 /// One call: its participants in join order, its host, who is being rung, and whether it
-/// was answered.
-#[derive(Debug)]
+/// was answered. Serializable (JSON), so that every node can read the calls kept in Redis
+/// ([`super::shared`]); the format is internal and may change between versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Call {
     id: String,
     room_id: String,
@@ -134,11 +140,11 @@ pub struct Call {
     /// The host's participant id.
     host: String,
     started_at: String,
-    /// When the users still ringing are told they missed it; `None` when the configured
-    /// timeout is too far away to represent (it never rings out).
-    ring_deadline: Option<Instant>,
-    /// When someone other than the starter first joined: RFC 3339, and as an instant.
-    answered: Option<(String, Instant)>,
+    /// When the users still ringing are told they missed it (Unix milliseconds); `None`
+    /// when the configured timeout is too far away to represent (it never rings out).
+    ring_deadline: Option<i64>,
+    /// When someone other than the starter first joined: RFC 3339, and Unix milliseconds.
+    answered: Option<(String, i64)>,
     /// In join order.
     participants: Vec<Part>,
     /// Users being rung now.
@@ -151,7 +157,7 @@ pub struct Call {
 }
 
 /// A participant: one connection of one user.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Part {
     id: String,
     user_id: String,
@@ -228,7 +234,9 @@ impl Call {
             },
             host: host.id.clone(),
             started_at: now.rfc3339.clone(),
-            ring_deadline: now.at.checked_add(new.ring_for),
+            ring_deadline: i64::try_from(new.ring_for.as_millis())
+                .ok()
+                .and_then(|ms| now.at.checked_add(ms)),
             answered: None,
             participants: vec![host],
             rung: new.ringing.iter().cloned().collect(),
@@ -506,9 +514,14 @@ impl Call {
         &self.room_id
     }
 
-    /// When ringing times out (`None`: never).
-    pub fn ring_deadline(&self) -> Option<Instant> {
+    /// When ringing times out, in Unix milliseconds (`None`: never).
+    pub fn ring_deadline(&self) -> Option<i64> {
         self.ring_deadline
+    }
+
+    /// Whether some user is still being rung.
+    pub fn is_ringing(&self) -> bool {
+        !self.ringing.is_empty()
     }
 
     /// Whether the call has ended.
@@ -606,7 +619,7 @@ impl Call {
         let duration_secs = self
             .answered
             .as_ref()
-            .map(|(_, at)| now.at.saturating_duration_since(*at).as_secs());
+            .map(|(_, at)| u64::try_from(now.at.saturating_sub(*at) / 1000).unwrap_or(0));
         let ended = Arc::new(self.ended_event(reason.as_str(), duration_secs));
         out.send_parts(&std::mem::take(&mut self.participants), &ended);
         for user_id in std::mem::take(&mut self.ringing) {

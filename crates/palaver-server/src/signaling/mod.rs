@@ -6,26 +6,31 @@
 //!   started, accepted, declined, left, ended, handed to the next host, timed out; every
 //!   change returns the effects to carry out (typed events for a [`Target`], call log
 //!   entries) or a [`CallError`], and changes nothing when it fails.
-//! - [`registry`]: this node's calls, each behind its own lock, indexed by id, room and
-//!   participant connection. No lock is held across an `.await`; each change's effects
-//!   come back as a [`Batch`] holding its place in the call's order, so that every
-//!   participant sees the changes of a call in the same order.
+//! - [`registry`]: the calls of a node on its own, each behind its own lock, indexed by
+//!   id, room and participant connection. No lock is held across an `.await`; each
+//!   change's effects come back as a [`Batch`] holding its place in the call's order, so
+//!   that every participant sees the changes of a call in the same order.
+//! - [`shared`]: the calls of nodes that share a Redis, kept there so that every node can
+//!   read and change them: the same state machine, a compare-and-set per change, and the
+//!   events published by Redis in the order of the changes.
 //! - [`relay`]: the shape and size rules of `rtc.signal`.
 //! - [`turn`]: ICE servers and time-limited TURN credentials (coturn's `use-auth-secret`,
 //!   the TURN REST API).
 //!
 //! Participants are connections ([`ConnId`]), not users: a user with two devices takes a
-//! call on one of them. Calls live in the memory of the node their participants are
-//! connected to.
+//! call on one of them. [`Calls`] is whichever registry the node uses: in memory on a
+//! node on its own, in Redis with `redis_url` (participants of one call may then be
+//! connected to different nodes: connection ids are unique across nodes).
 
 pub mod call;
 pub mod registry;
 pub mod relay;
+pub mod shared;
 pub mod turn;
 
 use std::sync::Arc;
 
-use palaver_protocol::ws::Event;
+use palaver_protocol::ws::{CallJoined, Event, SendSignal};
 use palaver_protocol::{CallLog, ErrorCode, MessageSender};
 
 use crate::error::AppError;
@@ -33,26 +38,221 @@ use crate::hub::ConnId;
 
 pub use call::{Call, EndBy, Joiner, LeaveReason, Moment, NewCall};
 pub use registry::{Batch, Registry};
+pub use shared::SharedRegistry;
 
 /// A clock for the signaling tests: [`Moment`]s `secs` after a fixed start.
 #[cfg(test)]
 pub(crate) mod test_clock {
-    use std::time::{Duration, Instant};
-
     use super::Moment;
 
-    pub(crate) struct Clock(Instant);
+    /// 2026-11-21T12:00:00Z in Unix milliseconds.
+    const START_MS: i64 = 1_795_262_400_000;
+
+    pub(crate) struct Clock;
 
     impl Clock {
         pub(crate) fn new() -> Clock {
-            Clock(Instant::now())
+            Clock
         }
 
         pub(crate) fn at(&self, secs: u64) -> Moment {
             Moment {
-                at: self.0 + Duration::from_secs(secs),
+                at: START_MS + i64::try_from(secs).expect("a test time") * 1000,
                 rfc3339: format!("2026-11-21T12:00:{secs:02}.000Z"),
             }
+        }
+    }
+}
+
+/// The calls of this node: in its memory, or shared with the other nodes through Redis.
+/// Each change returns what the service still has to carry out ([`Done`]).
+pub enum Calls {
+    /// A node on its own (no `redis_url`).
+    Local(Registry),
+    /// Nodes sharing a Redis.
+    Shared(SharedRegistry),
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls::Local(Registry::default())
+    }
+}
+
+/// What is left to do after a change: publish a local batch in its turn, or (for shared
+/// calls, whose events Redis has published) store the call log entries.
+#[derive(Debug)]
+#[must_use = "a change's effects must be carried out"]
+pub enum Done {
+    Batch(Batch),
+    Logs(Vec<LogEntry>),
+}
+
+impl Calls {
+    /// Starts a call (see [`Registry::start`]).
+    ///
+    /// # Errors
+    /// [`CallError::ConnectionBusy`], then [`CallError::RoomBusy`], then `admit`'s;
+    /// [`CallError::Unavailable`] for shared calls.
+    pub async fn start<E: From<CallError>>(
+        &self,
+        new: NewCall,
+        now: &Moment,
+        admit: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(CallJoined, Done), E> {
+        match self {
+            Calls::Local(r) => r
+                .start(new, now, admit)
+                .map(|(joined, batch)| (joined, Done::Batch(batch))),
+            Calls::Shared(s) => s
+                .start(new, now, admit)
+                .await
+                .map(|(joined, logs)| (joined, Done::Logs(logs))),
+        }
+    }
+
+    /// The room of call `call_id`.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`]; [`CallError::Unavailable`].
+    pub async fn room_of(&self, call_id: &str) -> Result<String, CallError> {
+        match self {
+            Calls::Local(r) => r.room_of(call_id),
+            Calls::Shared(s) => Ok(s.call(call_id).await?.room_id().to_owned()),
+        }
+    }
+
+    /// The room of call `call_id` and the users taking part.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`]; [`CallError::Unavailable`].
+    pub async fn room_and_users(
+        &self,
+        call_id: &str,
+    ) -> Result<(String, std::collections::BTreeSet<String>), CallError> {
+        match self {
+            Calls::Local(r) => r.room_and_users(call_id),
+            Calls::Shared(s) => {
+                let call = s.call(call_id).await?;
+                Ok((call.room_id().to_owned(), call.participant_users()))
+            }
+        }
+    }
+
+    /// `call.accept` (see [`Call::accept`]).
+    ///
+    /// # Errors
+    /// As [`Registry::accept`]; [`CallError::Unavailable`].
+    pub async fn accept(
+        &self,
+        call_id: &str,
+        joiner: Joiner,
+        max_participants: usize,
+        now: &Moment,
+    ) -> Result<(CallJoined, Done), CallError> {
+        match self {
+            Calls::Local(r) => r
+                .accept(call_id, joiner, max_participants, now)
+                .map(|(joined, batch)| (joined, Done::Batch(batch))),
+            Calls::Shared(s) => s
+                .accept(call_id, joiner, max_participants, now)
+                .await
+                .map(|(joined, logs)| (joined, Done::Logs(logs))),
+        }
+    }
+
+    /// `call.decline` (see [`Call::decline`]).
+    ///
+    /// # Errors
+    /// As [`Registry::decline`]; [`CallError::Unavailable`].
+    pub async fn decline(
+        &self,
+        call_id: &str,
+        user_id: &str,
+        conn: ConnId,
+        now: &Moment,
+    ) -> Result<Done, CallError> {
+        match self {
+            Calls::Local(r) => r.decline(call_id, user_id, conn, now).map(Done::Batch),
+            Calls::Shared(s) => s.decline(call_id, user_id, conn, now).await.map(Done::Logs),
+        }
+    }
+
+    /// `call.leave` by connection `conn`.
+    ///
+    /// # Errors
+    /// As [`Registry::leave`]; [`CallError::Unavailable`].
+    pub async fn leave(
+        &self,
+        call_id: &str,
+        conn: ConnId,
+        now: &Moment,
+    ) -> Result<Done, CallError> {
+        match self {
+            Calls::Local(r) => r.leave(call_id, conn, now).map(Done::Batch),
+            Calls::Shared(s) => s.leave(call_id, conn, now).await.map(Done::Logs),
+        }
+    }
+
+    /// Connection `conn` closed: it leaves its call, if any.
+    pub async fn disconnect(&self, conn: ConnId, now: &Moment) -> Option<Done> {
+        match self {
+            Calls::Local(r) => r.disconnect(conn, now).map(Done::Batch),
+            Calls::Shared(s) => s.disconnect(conn, now).await.map(Done::Logs),
+        }
+    }
+
+    /// `call.end` (see [`Call::end`]).
+    ///
+    /// # Errors
+    /// As [`Registry::end`]; [`CallError::Unavailable`].
+    pub async fn end(&self, call_id: &str, by: EndBy, now: &Moment) -> Result<Done, CallError> {
+        match self {
+            Calls::Local(r) => r.end(call_id, by, now).map(Done::Batch),
+            Calls::Shared(s) => s.end(call_id, by, now).await.map(Done::Logs),
+        }
+    }
+
+    /// Room `room_id` was deleted: its call, if any, ends.
+    pub async fn close_room(&self, room_id: &str, now: &Moment) -> Option<Done> {
+        match self {
+            Calls::Local(r) => r.close_room(room_id, now).map(Done::Batch),
+            Calls::Shared(s) => s.close_room(room_id, now).await.map(Done::Logs),
+        }
+    }
+
+    /// `user_id` is no longer a member of `room_id`: they leave its call, if any.
+    pub async fn remove_user(&self, room_id: &str, user_id: &str, now: &Moment) -> Option<Done> {
+        match self {
+            Calls::Local(r) => r.remove_user(room_id, user_id, now).map(Done::Batch),
+            Calls::Shared(s) => s.remove_user(room_id, user_id, now).await.map(Done::Logs),
+        }
+    }
+
+    /// The user of participant `to`, for a signal from `conn` in `call_id`.
+    ///
+    /// # Errors
+    /// As [`Registry::signal_recipient`]; [`CallError::Unavailable`].
+    pub async fn signal_recipient(
+        &self,
+        conn: ConnId,
+        call_id: &str,
+        to: &str,
+    ) -> Result<String, CallError> {
+        match self {
+            Calls::Local(r) => r.signal_recipient(conn, call_id, to),
+            Calls::Shared(s) => s.signal_recipient(conn, call_id, to).await,
+        }
+    }
+
+    /// `rtc.signal` from `conn`, checked again against the call as it is now.
+    ///
+    /// # Errors
+    /// As [`Registry::relay`]; [`CallError::Unavailable`].
+    pub async fn relay(&self, conn: ConnId, signal: SendSignal) -> Result<Done, CallError> {
+        match self {
+            Calls::Local(r) => r.relay(conn, signal).map(Done::Batch),
+            Calls::Shared(s) => s.relay(conn, signal).await.map(|()| Done::Logs(Vec::new())),
         }
     }
 }
@@ -152,6 +352,10 @@ pub enum CallError {
         field: &'static str,
         message: String,
     },
+    /// `503 unavailable`: the calls shared between nodes (in Redis) could not be read or
+    /// changed. Never from the state machine itself.
+    #[error("calls are unavailable for a moment: try again")]
+    Unavailable,
 }
 
 impl From<CallError> for AppError {
@@ -170,6 +374,7 @@ impl From<CallError> for AppError {
             CallError::Full { .. } => AppError::new(ErrorCode::CallFull, message),
             CallError::NotHost => AppError::new(ErrorCode::Forbidden, message),
             CallError::Invalid { field, message } => AppError::validation(field, message),
+            CallError::Unavailable => AppError::new(ErrorCode::Unavailable, message),
         }
     }
 }
@@ -231,6 +436,7 @@ mod tests {
             (CallError::Full { max: 2 }, ErrorCode::CallFull, None),
             (CallError::NotRinging, ErrorCode::Conflict, None),
             (CallError::NotHost, ErrorCode::Forbidden, None),
+            (CallError::Unavailable, ErrorCode::Unavailable, None),
             (
                 CallError::Invalid {
                     field: "to",

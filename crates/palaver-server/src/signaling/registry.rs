@@ -28,7 +28,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use palaver_protocol::ws::{CallJoined, SendSignal};
 use tokio::sync::oneshot;
@@ -52,8 +51,9 @@ struct Index {
     by_room: HashMap<String, String>,
     /// Participant connection → the id of its call.
     by_conn: HashMap<ConnId, String>,
-    /// Ring deadlines not yet handled: (when, call id), earliest first.
-    deadlines: BTreeSet<(Instant, String)>,
+    /// Ring deadlines not yet handled: (when, in Unix milliseconds; call id), earliest
+    /// first.
+    deadlines: BTreeSet<(i64, String)>,
 }
 
 /// One call behind its own lock.

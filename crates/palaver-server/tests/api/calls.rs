@@ -18,9 +18,11 @@ const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// The most events one drain collects (a bound, never reached here).
 const DRAIN_MAX: usize = 10_000;
 /// An SDP offer (the relay does not parse it; it only bounds its size).
-const OFFER_SDP: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+pub(crate) const OFFER_SDP: &str =
+    "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 /// An SDP answer.
-const ANSWER_SDP: &str = "v=0\r\no=- 7398723957092343117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+pub(crate) const ANSWER_SDP: &str =
+    "v=0\r\no=- 7398723957092343117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -29,14 +31,14 @@ const ANSWER_SDP: &str = "v=0\r\no=- 7398723957092343117 2 IN IP4 127.0.0.1\r\ns
 /// One WebSocket connection with a backlog: every event read while waiting for another
 /// one is kept, so waits in any order lose nothing and "never received" checks see
 /// everything since the connection opened.
-struct Conn {
-    name: String,
+pub(crate) struct Conn {
+    pub(crate) name: String,
     socket: Socket,
     backlog: VecDeque<Value>,
 }
 
 impl Conn {
-    async fn open(client: &Client, name: &str) -> Conn {
+    pub(crate) async fn open(client: &Client, name: &str) -> Conn {
         let socket = client
             .connect()
             .await
@@ -49,12 +51,12 @@ impl Conn {
     }
 
     /// Sends a request; the reply's data or the refusal.
-    async fn request(&mut self, kind: &str, data: Value) -> ClientResult<Value> {
+    pub(crate) async fn request(&mut self, kind: &str, data: Value) -> ClientResult<Value> {
         self.socket.request(kind, data).await
     }
 
     /// Sends a request that must succeed; returns the reply's data.
-    async fn ok(&mut self, kind: &str, data: Value) -> Value {
+    pub(crate) async fn ok(&mut self, kind: &str, data: Value) -> Value {
         match self.socket.request(kind, data.clone()).await {
             Ok(reply) => reply,
             Err(e) => panic!("{}: {kind} {data} failed: {e}", self.name),
@@ -62,7 +64,11 @@ impl Conn {
     }
 
     /// The first event (kept or new) for which `pred` holds; panics after [`EVENT_WAIT`].
-    async fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn expect_where(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(i).expect("index in range");
         }
@@ -85,7 +91,7 @@ impl Conn {
     }
 
     /// The data of the next `kind` event about call `call_id`.
-    async fn expect(&mut self, kind: &str, call_id: &str) -> Value {
+    pub(crate) async fn expect(&mut self, kind: &str, call_id: &str) -> Value {
         let what = format!("{kind} of call {call_id}");
         let event = self
             .expect_where(&what, |e| {
@@ -96,7 +102,7 @@ impl Conn {
     }
 
     /// Reads everything that arrives until the connection is quiet for [`QUIET`].
-    async fn settle(&mut self) {
+    pub(crate) async fn settle(&mut self) {
         let events = self
             .socket
             .drain(QUIET, DRAIN_MAX)
@@ -107,40 +113,40 @@ impl Conn {
 
     /// Asserts that no event matching `pred` has reached this connection (waiting
     /// [`QUIET`] for stragglers).
-    async fn assert_none(&mut self, what: &str, pred: impl Fn(&Value) -> bool) {
+    pub(crate) async fn assert_none(&mut self, what: &str, pred: impl Fn(&Value) -> bool) {
         self.settle().await;
         let got: Vec<&Value> = self.backlog.iter().filter(|e| pred(e)).collect();
         assert!(got.is_empty(), "{} received {what}: {got:#?}", self.name);
     }
 
     /// Forgets the events received so far (for "nothing more after this" checks).
-    fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.backlog.clear();
     }
 
-    fn call_backlog(&self) -> Vec<&Value> {
+    pub(crate) fn call_backlog(&self) -> Vec<&Value> {
         self.backlog.iter().filter(|e| is_call_event(e)).collect()
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.socket.close().await.expect("close");
     }
 }
 
 /// Whether `event` is a call event or a relayed signal.
-fn is_call_event(event: &Value) -> bool {
+pub(crate) fn is_call_event(event: &Value) -> bool {
     let kind = event["type"].as_str().unwrap_or_default();
     kind.starts_with("call.") || kind.starts_with("rtc.")
 }
 
 /// A predicate for events of type `kind`.
-fn of_type(kind: &str) -> impl Fn(&Value) -> bool + '_ {
+pub(crate) fn of_type(kind: &str) -> impl Fn(&Value) -> bool + '_ {
     move |event| event["type"] == kind
 }
 
 /// The string at `value`.
 #[track_caller]
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     value
         .as_str()
         .unwrap_or_else(|| panic!("expected a string, got {value}"))
@@ -148,7 +154,7 @@ fn text(value: &Value) -> String {
 }
 
 /// `N` freshly registered, logged-in users.
-async fn users<const N: usize>(server: &TestServer, names: [&str; N]) -> [Client; N] {
+pub(crate) async fn users<const N: usize>(server: &TestServer, names: [&str; N]) -> [Client; N] {
     let mut clients = Vec::with_capacity(N);
     for name in names {
         clients.push(server.user(name).await);
@@ -159,7 +165,7 @@ async fn users<const N: usize>(server: &TestServer, names: [&str; N]) -> [Client
 }
 
 /// A private room of `owner` with `members` as plain members.
-async fn private_room(owner: &Client, members: &[&Client]) -> Room {
+pub(crate) async fn private_room(owner: &Client, members: &[&Client]) -> Room {
     let room = owner
         .create_room("call room", Visibility::Private, None)
         .await
@@ -207,26 +213,26 @@ async fn ring_bob(server: &TestServer, kind: &str) -> Ringing {
     }
 }
 
-async fn start(conn: &mut Conn, data: Value) -> (Value, String) {
+pub(crate) async fn start(conn: &mut Conn, data: Value) -> (Value, String) {
     let reply = conn.ok("call.start", data).await;
     let pid = text(&reply["participant_id"]);
     (reply["call"].clone(), pid)
 }
 
 /// `call.start` in `room_id` with the default invitation.
-async fn start_in(conn: &mut Conn, room_id: &str, kind: &str) -> (Value, String) {
+pub(crate) async fn start_in(conn: &mut Conn, room_id: &str, kind: &str) -> (Value, String) {
     start(conn, json!({"room_id": room_id, "kind": kind})).await
 }
 
 /// `call.accept`, which must succeed: the call as the joiner sees it and its participant id.
-async fn accept(conn: &mut Conn, call_id: &str) -> (Value, String) {
+pub(crate) async fn accept(conn: &mut Conn, call_id: &str) -> (Value, String) {
     let reply = conn.ok("call.accept", json!({"call_id": call_id})).await;
     let pid = text(&reply["participant_id"]);
     (reply["call"].clone(), pid)
 }
 
 /// The participant ids of `call`, in the order given.
-fn pids(call: &Value) -> Vec<String> {
+pub(crate) fn pids(call: &Value) -> Vec<String> {
     participants(call)
         .iter()
         .map(|p| text(&p["participant_id"]))
@@ -234,7 +240,7 @@ fn pids(call: &Value) -> Vec<String> {
 }
 
 /// The user ids of `call`'s participants, in the order given.
-fn participant_users(call: &Value) -> Vec<String> {
+pub(crate) fn participant_users(call: &Value) -> Vec<String> {
     participants(call)
         .iter()
         .map(|p| text(&p["user_id"]))
@@ -242,7 +248,7 @@ fn participant_users(call: &Value) -> Vec<String> {
 }
 
 #[track_caller]
-fn participants(call: &Value) -> &Vec<Value> {
+pub(crate) fn participants(call: &Value) -> &Vec<Value> {
     call["participants"]
         .as_array()
         .unwrap_or_else(|| panic!("call without participants: {call}"))
@@ -250,7 +256,7 @@ fn participants(call: &Value) -> &Vec<Value> {
 
 /// The users `call` still rings, sorted.
 #[track_caller]
-fn ringing(call: &Value) -> Vec<String> {
+pub(crate) fn ringing(call: &Value) -> Vec<String> {
     let mut ids: Vec<String> = call["ringing"]
         .as_array()
         .unwrap_or_else(|| panic!("call without ringing: {call}"))
@@ -267,17 +273,17 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 }
 
 /// `rtc.signal` data carrying a description.
-fn description(call_id: &str, to: &str, kind: &str, sdp: &str) -> Value {
+pub(crate) fn description(call_id: &str, to: &str, kind: &str, sdp: &str) -> Value {
     json!({"call_id": call_id, "to": to, "description": {"type": kind, "sdp": sdp}})
 }
 
 /// `rtc.signal` data carrying an offer.
-fn offer(call_id: &str, to: &str) -> Value {
+pub(crate) fn offer(call_id: &str, to: &str) -> Value {
     description(call_id, to, "offer", OFFER_SDP)
 }
 
 /// An ICE candidate (number `n`, so a series can be told apart).
-fn ice(n: u32) -> Value {
+pub(crate) fn ice(n: u32) -> Value {
     json!({
         "candidate": format!("candidate:{n} 1 udp 2122260223 192.0.2.{n} 5{n:04} typ host"),
         "sdpMid": "0",
@@ -287,14 +293,20 @@ fn ice(n: u32) -> Value {
 }
 
 /// `rtc.signal` data carrying candidate `n`.
-fn candidate(call_id: &str, to: &str, n: u32) -> Value {
+pub(crate) fn candidate(call_id: &str, to: &str, n: u32) -> Value {
     json!({"call_id": call_id, "to": to, "candidate": ice(n)})
 }
 
 /// Asserts `signal` (the data of a relayed `rtc.signal`) came from `from` (of `from_user`)
 /// in `call_id` and carries exactly `payload` (`description` or `candidate`).
 #[track_caller]
-fn assert_signal(signal: &Value, call_id: &str, from: &str, from_user: &str, payload: &Value) {
+pub(crate) fn assert_signal(
+    signal: &Value,
+    call_id: &str,
+    from: &str,
+    from_user: &str,
+    payload: &Value,
+) {
     assert_eq!(signal["call_id"], call_id, "call_id; {signal}");
     assert_eq!(signal["from"], from, "from; {signal}");
     assert_eq!(signal["from_user"], from_user, "from_user; {signal}");
@@ -311,7 +323,7 @@ fn assert_signal(signal: &Value, call_id: &str, from: &str, from_user: &str, pay
 }
 
 /// The next `rtc.signal` of `call_id` on `conn` that comes from `from`.
-async fn signal_from(conn: &mut Conn, call_id: &str, from: &str) -> Value {
+pub(crate) async fn signal_from(conn: &mut Conn, call_id: &str, from: &str) -> Value {
     let what = format!("rtc.signal of call {call_id} from {from}");
     let event = conn
         .expect_where(&what, |e| {
@@ -324,7 +336,7 @@ async fn signal_from(conn: &mut Conn, call_id: &str, from: &str) -> Value {
 }
 
 /// The next `call.participant_joined` of `call_id` on `conn` announcing `pid`.
-async fn joined(conn: &mut Conn, call_id: &str, pid: &str) -> Value {
+pub(crate) async fn joined(conn: &mut Conn, call_id: &str, pid: &str) -> Value {
     let what = format!("call.participant_joined of {pid}");
     let event = conn
         .expect_where(&what, |e| {
@@ -337,7 +349,13 @@ async fn joined(conn: &mut Conn, call_id: &str, pid: &str) -> Value {
 }
 
 /// Waits on `conn` for `call.participant_left` of `pid` and asserts its user and reason.
-async fn expect_left(conn: &mut Conn, call_id: &str, pid: &str, user_id: &str, reason: &str) {
+pub(crate) async fn expect_left(
+    conn: &mut Conn,
+    call_id: &str,
+    pid: &str,
+    user_id: &str,
+    reason: &str,
+) {
     let what = format!("call.participant_left of {pid}");
     let event = conn
         .expect_where(&what, |e| {
@@ -352,14 +370,14 @@ async fn expect_left(conn: &mut Conn, call_id: &str, pid: &str, user_id: &str, r
 }
 
 /// Waits on `conn` for `call.host_changed` and asserts the new host.
-async fn expect_host(conn: &mut Conn, call_id: &str, host: &str, user_id: &str) {
+pub(crate) async fn expect_host(conn: &mut Conn, call_id: &str, host: &str, user_id: &str) {
     let data = conn.expect("call.host_changed", call_id).await;
     assert_eq!(data["host"], host, "{}: {data}", conn.name);
     assert_eq!(data["user_id"], user_id, "{}: {data}", conn.name);
 }
 
 /// Waits on `conn` for `call.ended` and asserts its reason; returns its data.
-async fn expect_ended(conn: &mut Conn, call_id: &str, reason: &str) -> Value {
+pub(crate) async fn expect_ended(conn: &mut Conn, call_id: &str, reason: &str) -> Value {
     let data = conn.expect("call.ended", call_id).await;
     assert_eq!(data["reason"], reason, "{}: {data}", conn.name);
     data
@@ -367,7 +385,7 @@ async fn expect_ended(conn: &mut Conn, call_id: &str, reason: &str) -> Value {
 
 /// The call log entries of `call_id` in `room_id`'s history, oldest first (read as raw
 /// JSON, so the assertions see exactly what the server sends).
-async fn call_log(client: &Client, room_id: &str, call_id: &str) -> Vec<Value> {
+pub(crate) async fn call_log(client: &Client, room_id: &str, call_id: &str) -> Vec<Value> {
     let page: Value = client
         .get(&format!("/api/v1/rooms/{room_id}/messages?limit=100"))
         .await
@@ -383,7 +401,7 @@ async fn call_log(client: &Client, room_id: &str, call_id: &str) -> Vec<Value> {
 
 /// The call log of `call_id`, once its `closing` entry is there (or after [`EVENT_WAIT`]);
 /// checks what every entry has in common.
-async fn closed_call_log(
+pub(crate) async fn closed_call_log(
     client: &Client,
     room_id: &str,
     call_id: &str,
@@ -416,7 +434,7 @@ async fn closed_call_log(
 }
 
 /// The `call.event` of each entry.
-fn log_events(log: &[Value]) -> Vec<String> {
+pub(crate) fn log_events(log: &[Value]) -> Vec<String> {
     log.iter().map(|m| text(&m["call"]["event"])).collect()
 }
 

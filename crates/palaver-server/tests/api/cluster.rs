@@ -15,36 +15,44 @@ use crate::helpers::{
 
 /// How long an event may take to cross nodes before the test fails (generous: the
 /// machine may be busy; the behaviour asserted is that it arrives).
-const CROSS_NODE: Duration = Duration::from_secs(10);
+pub(crate) const CROSS_NODE: Duration = Duration::from_secs(10);
 
 /// Nodes sharing one database, one Redis and one JWT key.
-struct Cluster {
-    nodes: Vec<TestServer>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<TestServer>,
     _database: ScratchDatabase,
 }
 
 impl Cluster {
     /// `n` nodes on the machine's Redis (`PALAVER_TEST_REDIS_URL`).
-    async fn start(n: usize) -> Cluster {
-        let redis = std::env::var("PALAVER_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        Cluster::start_on(n, &redis).await
+    pub(crate) async fn start(n: usize) -> Cluster {
+        Cluster::start_on(n, &machine_redis()).await
     }
 
     /// `n` nodes on the Redis at `redis`.
-    async fn start_on(n: usize, redis: &str) -> Cluster {
+    pub(crate) async fn start_on(n: usize, redis: &str) -> Cluster {
+        Cluster::start_on_with(n, redis, |_| {}).await
+    }
+
+    /// `n` nodes on the Redis at `redis`, each configured by `tweak` too.
+    pub(crate) async fn start_on_with(
+        n: usize,
+        redis: &str,
+        tweak: impl Fn(&mut palaver_server::config::Config),
+    ) -> Cluster {
         let database = scratch_postgres_database();
         let mut nodes = Vec::new();
         for _ in 0..n {
             let url = database.url.clone();
             let redis = redis.to_owned();
             nodes.push(
-                TestServer::spawn_with(tempfile::tempdir().unwrap(), move |config| {
+                TestServer::spawn_with(tempfile::tempdir().unwrap(), |config| {
                     config.database_url = Some(Secret::new(url));
                     config.redis_url = Some(Secret::new(redis));
                     config.auth.jwt_secret = Some(Secret::new(String::from(
                         "a-cluster-wide-test-key-of-32-bytes-or-more",
                     )));
+                    tweak(config);
                 })
                 .await,
             );
@@ -56,12 +64,12 @@ impl Cluster {
     }
 
     /// A new user, registered on node `n`.
-    async fn user(&self, n: usize, prefix: &str) -> Client {
+    pub(crate) async fn user(&self, n: usize, prefix: &str) -> Client {
         self.nodes[n].user(prefix).await
     }
 
     /// `client`'s login, talking to node `n`.
-    fn at(&self, client: &Client, n: usize) -> Client {
+    pub(crate) fn at(&self, client: &Client, n: usize) -> Client {
         let mut moved = self.nodes[n].client();
         moved.token = client.token.clone();
         moved.user = client.user.clone();
@@ -69,8 +77,13 @@ impl Cluster {
     }
 }
 
+/// The machine's Redis (`PALAVER_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).
+pub(crate) fn machine_redis() -> String {
+    std::env::var("PALAVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// The next event of type `kind` on `socket`, failing after [`CROSS_NODE`].
-async fn event_of(socket: &mut Socket, kind: &str) -> serde_json::Value {
+pub(crate) async fn event_of(socket: &mut Socket, kind: &str) -> serde_json::Value {
     tokio::time::timeout(CROSS_NODE, socket.next_event_of(kind))
         .await
         .unwrap_or_else(|_| panic!("no {kind} within {CROSS_NODE:?}"))
