@@ -198,6 +198,12 @@ impl Hub {
         })
     }
 
+    /// Whether any local connection receives `room_id`'s events.
+    pub fn has_room(&self, room_id: &str) -> bool {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        ix.by_room.contains_key(room_id)
+    }
+
     /// Removes a connection from every index. Idempotent.
     pub fn unregister(&self, id: ConnId) {
         let mut ix = self.indexes.write().expect("hub lock poisoned");

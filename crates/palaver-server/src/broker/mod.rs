@@ -6,10 +6,12 @@
 //! into this node's hub); a Redis implementation carries the same envelopes between nodes.
 
 mod memory;
+mod order;
 mod redis;
 
 pub use self::redis::RedisBroker;
 pub use memory::MemoryBroker;
+pub use order::{ChangeSource, Sequencer, GAP_WAIT};
 
 use std::sync::Arc;
 
@@ -157,4 +159,13 @@ pub trait Broker: Send + Sync {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Gives the broker the database's changes, for repairing gaps in a room's seq order
+    /// (see [`Sequencer`]). The in-memory broker needs none: on one node, publish order
+    /// is seq order.
+    fn attach(&self, _source: std::sync::Weak<dyn ChangeSource>) {}
+
+    /// A connection's `ready` snapshot reflects every change of `room_id` up to
+    /// `last_seq` (see [`Sequencer::baseline`]).
+    fn baseline(&self, _room_id: &str, _last_seq: i64) {}
 }

@@ -15,10 +15,14 @@
 //! user's connections on node B with no subscription to keep in step. Subscribing per
 //! room as local members come and go is the next step.
 //!
+//! Room changes, local and remote alike, reach the hub through a [`Sequencer`], which
+//! delivers each room's changes in seq order, once, and reads from the database what
+//! Redis lost: a gap in a room's seqs, a subscription that broke and came back (every
+//! room with local connections is read again), or notes another node reports it could
+//! not publish (a `repair` note on `control` once it can publish again).
+//!
 //! Not crossing nodes yet: [`Topic::Connection`] (call signals: connection ids are per
-//! node, so calls stay on the node that holds them) and `skip_conn`. A lost subscription
-//! is re-established with a backoff; what was published meanwhile is not replayed yet
-//! (the room-seq gap detection of issue 15, item 4).
+//! node, so calls stay on the node that holds them) and `skip_conn`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,18 +34,23 @@ use futures_util::StreamExt as _;
 use palaver_protocol::ws::Event;
 use serde::{Deserialize, Serialize};
 
-use super::{Broker, DisconnectTarget, Envelope, Membership, Topic};
+use super::{Broker, ChangeSource, DisconnectTarget, Envelope, Membership, Sequencer, Topic};
 use crate::hub::{CloseReason, Hub};
+use crate::metrics::Metrics;
 
 /// Every channel's prefix, and the pattern each node subscribes to.
 const PREFIX: &str = "palaver:";
 const PATTERN: &str = "palaver:*";
+/// The prefix of a room's channel.
+const ROOM_PREFIX: &str = "palaver:room:";
 /// Notes that may wait to be published before publishers wait.
 const OUTGOING: usize = 65_536;
 /// The most notes published in one round trip.
 const MAX_PIPELINE: usize = 512;
-/// How many times a publish is tried again after the connection dropped.
-const PUBLISH_TRIES: u64 = 3;
+/// How many times a publish is tried again after the connection dropped (waiting 20 ms
+/// more each time: about 5 s in all) before its notes are dropped and the other nodes
+/// are told to read the rooms concerned from the database.
+const PUBLISH_TRIES: u64 = 22;
 /// How long a node waits at start for its first subscription.
 const FIRST_SUBSCRIBE: Duration = Duration::from_secs(3);
 /// The longest wait between two attempts to subscribe again.
@@ -50,6 +59,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Delivers locally and carries every envelope to the other nodes through Redis.
 pub struct RedisBroker {
     hub: Arc<Hub>,
+    /// Every room change, local or remote, goes to the hub through it.
+    order: Arc<Sequencer>,
     /// This process's id, so that it skips its own envelopes when they come back.
     node: String,
     /// Notes to publish, in order: `(channel, payload)`, consumed by [`forward`].
@@ -66,7 +77,11 @@ impl RedisBroker {
     ///
     /// # Errors
     /// `url` is not a Redis URL (the message never shows it: it may hold a password).
-    pub async fn connect(url: &str, hub: Arc<Hub>) -> anyhow::Result<Arc<RedisBroker>> {
+    pub async fn connect(
+        url: &str,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<RedisBroker>> {
         let client = ::redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("redis_url: {}", e.category()))?;
         let config = ::redis::aio::ConnectionManagerConfig::new()
@@ -76,10 +91,12 @@ impl RedisBroker {
             ::redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .context("setting up the Redis connection of redis_url")?;
         let (outgoing, queued) = tokio::sync::mpsc::channel(OUTGOING);
-        tokio::spawn(forward(publisher, queued));
+        let node = uuid::Uuid::now_v7().to_string();
+        tokio::spawn(forward(publisher, queued, node.clone()));
         let broker = Arc::new(RedisBroker {
+            order: Sequencer::new(hub.clone(), metrics),
             hub,
-            node: uuid::Uuid::now_v7().to_string(),
+            node,
             outgoing,
             subscribed: Arc::new(AtomicBool::new(false)),
         });
@@ -127,8 +144,11 @@ impl RedisBroker {
             }
         };
         match note {
-            Received::Envelope { origin, .. } | Received::Disconnect { origin, .. }
+            Received::Envelope { origin, .. }
+            | Received::Disconnect { origin, .. }
+            | Received::Repair { origin, .. }
                 if origin == self.node => {}
+            Received::Repair { rooms, .. } => self.order.repair_rooms(&rooms),
             Received::Envelope {
                 topic,
                 event,
@@ -147,7 +167,7 @@ impl RedisBroker {
                     skip_user,
                     skip_conn: None,
                 };
-                self.hub.deliver(&envelope);
+                self.order.deliver(envelope);
             }
             Received::Disconnect { target, code, .. } => {
                 let reason = if code == crate::service::accounts::SESSION_ENDED.code {
@@ -168,14 +188,28 @@ impl RedisBroker {
 /// [`MAX_PIPELINE`]) in one round trip. Redis runs a pipeline's commands in order on one
 /// connection, so every other node hears this node's envelopes in publish order. A
 /// pipeline that fails because Redis dropped the connection (a restart) is tried again on
-/// the reconnected one; a note that still fails is logged and dropped (clients catch up
-/// from history when they resume). Ends when the broker is dropped.
+/// the reconnected one for a while ([`PUBLISH_TRIES`]); notes that still fail are
+/// dropped, and once a publish succeeds again a `repair` note names their rooms, so that
+/// every node reads those rooms' changes from the database. Ends when the broker is
+/// dropped.
 async fn forward(
     mut publisher: ::redis::aio::ConnectionManager,
     mut queued: tokio::sync::mpsc::Receiver<(String, Vec<u8>)>,
+    node: String,
 ) {
     let mut batch = Vec::with_capacity(MAX_PIPELINE);
+    // Rooms whose notes were dropped, to report once Redis takes notes again.
+    let mut lost: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     while queued.recv_many(&mut batch, MAX_PIPELINE).await > 0 {
+        if !lost.is_empty() {
+            let note = Note::Repair {
+                origin: &node,
+                rooms: lost.iter().cloned().collect(),
+            };
+            if let Ok(payload) = serde_json::to_vec(&note) {
+                batch.insert(0, (format!("{PREFIX}control"), payload));
+            }
+        }
         let mut pipe = ::redis::pipe();
         for (channel, payload) in &batch {
             pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
@@ -183,7 +217,10 @@ async fn forward(
         let mut tries = 0;
         loop {
             match pipe.query_async::<()>(&mut publisher).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    lost.clear();
+                    break;
+                }
                 Err(e)
                     if tries < PUBLISH_TRIES && (e.is_io_error() || e.is_connection_dropped()) =>
                 {
@@ -192,6 +229,11 @@ async fn forward(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, dropped = batch.len(), "publishing to Redis failed");
+                    for (channel, _) in &batch {
+                        if let Some(room_id) = channel.strip_prefix(ROOM_PREFIX) {
+                            lost.insert(room_id.to_owned());
+                        }
+                    }
                     break;
                 }
             }
@@ -236,7 +278,12 @@ async fn listen(
             continue;
         };
         let Some(up) = broker.upgrade() else { return };
-        up.subscribed.store(true, Ordering::Release);
+        if !up.subscribed.swap(true, Ordering::AcqRel) {
+            // Subscribed again after a break (or for the first time, late): whatever was
+            // published meanwhile was lost to this node. Read it from the database, now
+            // that every later change will be heard.
+            up.order.repair_all();
+        }
         drop(up);
         let mut messages = current.into_on_message();
         while let Some(message) = messages.next().await {
@@ -256,13 +303,15 @@ async fn listen(
 #[async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, envelope: Envelope) -> anyhow::Result<()> {
-        self.hub.deliver(&envelope);
         let channel = match &envelope.topic {
-            Topic::Room(room_id) => format!("{PREFIX}room:{room_id}"),
+            Topic::Room(room_id) => format!("{ROOM_PREFIX}{room_id}"),
             Topic::User(user_id) => format!("{PREFIX}user:{user_id}"),
             Topic::Users(_) => format!("{PREFIX}users"),
             // Connection ids are per node: a call's signals stay on its node.
-            Topic::Connection(_) => return Ok(()),
+            Topic::Connection(_) => {
+                self.hub.deliver(&envelope);
+                return Ok(());
+            }
         };
         let note = Note::Envelope {
             origin: &self.node,
@@ -273,7 +322,12 @@ impl Broker for RedisBroker {
             ephemeral: envelope.ephemeral,
             skip_user: envelope.skip_user.as_deref(),
         };
-        self.send(channel, &note).await
+        let payload = serde_json::to_vec(&note).context("encoding an envelope")?;
+        self.order.deliver(envelope);
+        self.outgoing
+            .send((channel, payload))
+            .await
+            .map_err(|_| anyhow::anyhow!("the Redis publisher has stopped"))
     }
 
     async fn disconnect(
@@ -292,6 +346,14 @@ impl Broker for RedisBroker {
 
     fn is_ready(&self) -> bool {
         self.is_subscribed()
+    }
+
+    fn attach(&self, source: std::sync::Weak<dyn ChangeSource>) {
+        self.order.attach(source);
+    }
+
+    fn baseline(&self, room_id: &str, last_seq: i64) {
+        self.order.baseline(room_id, last_seq);
     }
 }
 
@@ -313,6 +375,9 @@ enum Note<'a> {
         target: WireTarget,
         code: u16,
     },
+    /// The origin dropped notes of these rooms (Redis did not take them): every node
+    /// reads them from the database.
+    Repair { origin: &'a str, rooms: Vec<String> },
 }
 
 /// [`Note`] as received.
@@ -332,6 +397,10 @@ enum Received {
         origin: String,
         target: WireTarget,
         code: u16,
+    },
+    Repair {
+        origin: String,
+        rooms: Vec<String>,
     },
 }
 

@@ -15,24 +15,24 @@ use crate::helpers::{
 
 /// How long an event may take to cross nodes before the test fails (generous: the
 /// machine may be busy; the behaviour asserted is that it arrives).
-const CROSS_NODE: Duration = Duration::from_secs(10);
+pub(crate) const CROSS_NODE: Duration = Duration::from_secs(10);
 
 /// Nodes sharing one database, one Redis and one JWT key.
-struct Cluster {
-    nodes: Vec<TestServer>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<TestServer>,
     _database: ScratchDatabase,
 }
 
 impl Cluster {
     /// `n` nodes on the machine's Redis (`PALAVER_TEST_REDIS_URL`).
-    async fn start(n: usize) -> Cluster {
+    pub(crate) async fn start(n: usize) -> Cluster {
         let redis = std::env::var("PALAVER_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         Cluster::start_on(n, &redis).await
     }
 
     /// `n` nodes on the Redis at `redis`.
-    async fn start_on(n: usize, redis: &str) -> Cluster {
+    pub(crate) async fn start_on(n: usize, redis: &str) -> Cluster {
         let database = scratch_postgres_database();
         let mut nodes = Vec::new();
         for _ in 0..n {
@@ -56,12 +56,12 @@ impl Cluster {
     }
 
     /// A new user, registered on node `n`.
-    async fn user(&self, n: usize, prefix: &str) -> Client {
+    pub(crate) async fn user(&self, n: usize, prefix: &str) -> Client {
         self.nodes[n].user(prefix).await
     }
 
     /// `client`'s login, talking to node `n`.
-    fn at(&self, client: &Client, n: usize) -> Client {
+    pub(crate) fn at(&self, client: &Client, n: usize) -> Client {
         let mut moved = self.nodes[n].client();
         moved.token = client.token.clone();
         moved.user = client.user.clone();
@@ -70,7 +70,7 @@ impl Cluster {
 }
 
 /// The next event of type `kind` on `socket`, failing after [`CROSS_NODE`].
-async fn event_of(socket: &mut Socket, kind: &str) -> serde_json::Value {
+pub(crate) async fn event_of(socket: &mut Socket, kind: &str) -> serde_json::Value {
     tokio::time::timeout(CROSS_NODE, socket.next_event_of(kind))
         .await
         .unwrap_or_else(|_| panic!("no {kind} within {CROSS_NODE:?}"))
@@ -188,7 +188,7 @@ async fn a_logout_on_one_node_closes_the_sessions_sockets_on_another() {
 }
 
 /// Waits until every node's `/readyz` is 200 (its broker subscribed again).
-async fn all_ready(cluster: &Cluster) {
+pub(crate) async fn all_ready(cluster: &Cluster) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for node in &cluster.nodes {
         loop {
@@ -204,7 +204,7 @@ async fn all_ready(cluster: &Cluster) {
 
 /// Redis restarted: each node reports its broker unavailable meanwhile, subscribes again
 /// by itself, and messages cross nodes again afterwards. (What was published while Redis
-/// was down is not replayed yet: that is the next step.)
+/// was down is replayed from the database: `cluster_resilience.rs`.)
 #[tokio::test]
 async fn after_a_redis_restart_the_nodes_subscribe_again_and_messages_cross_again() {
     let mut redis = PrivateRedis::start().await;

@@ -12,6 +12,7 @@ mod binary;
 mod calls;
 mod chat;
 mod cluster;
+mod cluster_resilience;
 mod conversations;
 mod errors;
 mod heartbeat;
