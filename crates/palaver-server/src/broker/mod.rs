@@ -25,7 +25,13 @@ use crate::hub::{CloseReason, ConnId};
 pub enum Membership {
     /// `user_id` became a member of the room: their open connections are added *before*
     /// the frame is delivered, so they receive this event and every later one.
-    Joined { user_id: String },
+    Joined {
+        user_id: String,
+        /// The room's `last_seq` read before the join committed: the user's connections
+        /// on other nodes receive the room's changes after it (a node that did not serve
+        /// the room yet starts its order there: see [`Sequencer::baseline`]).
+        after_seq: i64,
+    },
     /// `user_id` left (or was kicked or banned): the frame is delivered, *then* their
     /// connections are removed, so they receive nothing more from the room.
     Left { user_id: String },

@@ -16,9 +16,11 @@
 //!   the database ([`ChangeSource`]) and delivers them in seq order, then what it held
 //!   beyond them. While that read runs, new changes of the room are held too, so the
 //!   order never breaks;
-//! - when the subscription breaks and comes back, or another node reports that it had to
-//!   drop notes it could not publish, every room with local connections is read again in
-//!   the same way ([`Sequencer::repair_all`]), since a lost note leaves no gap until the
+//! - when the node subscribes to a room's channel (its first local connection came, or
+//!   the subscription broke and came back: [`Sequencer::subscribed`]), or another node
+//!   reports that it had to drop notes it could not publish
+//!   ([`Sequencer::repair_rooms`]), the room is read again in the same way, since a
+//!   note lost or published before the subscription took effect leaves no gap until the
 //!   room's next change.
 //!
 //! Where the expected seq starts: a connection's `ready` snapshot gives each of its rooms'
@@ -28,8 +30,13 @@
 //! no other connection of that room) waits [`GAP_WAIT`] for lower seqs still on their
 //! way, then starts at the lowest it holds.
 //!
-//! Rooms without local connections keep no order (their changes reach no one here), so
-//! the memory held is one small entry per room this node serves.
+//! A user who joins a room on another node reaches this one on the user's channel, with
+//! the room's `last_seq` read before the join, which starts the room's order here if
+//! the node did not serve it.
+//!
+//! Rooms without local connections keep no order (their changes reach no one here; the
+//! broker drops a room's order when it unsubscribes: [`Sequencer::forget`]), so the
+//! memory held is one small entry per room this node serves.
 //!
 //! A replayed change is the message's current state at the seq of its latest change, as
 //! in a client's own resume (`docs/protocol.md`, "Resume"): a message created and then
@@ -85,6 +92,9 @@ struct RoomOrder {
     repairing: bool,
     /// A repair was asked for while one ran: run another when it ends.
     again: bool,
+    /// The node is subscribed to the room's channel (it hears every change published
+    /// from now on).
+    heard: bool,
 }
 
 /// Per-room seq order for the changes this node delivers (see the module docs).
@@ -131,8 +141,9 @@ impl Sequencer {
             return;
         };
         if !self.hub.has_room(room_id) {
-            // No local connection: nothing to deliver, no order to keep. A connection
-            // registering meanwhile reads a snapshot that already holds this change.
+            // No local connection: nothing to deliver, no order to keep (an order kept
+            // would fall behind). A connection registering meanwhile reads a snapshot
+            // that already holds this change, and starts the order again.
             let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(order) = rooms.get(room_id) {
                 let idle = order
@@ -173,7 +184,14 @@ impl Sequencer {
     /// Records that a connection's snapshot of `room_id` reflects every change up to
     /// `last_seq` (read after the connection was registered): if this node had no order
     /// for the room yet, it starts after `last_seq`.
+    ///
+    /// If the node is already subscribed to the room ([`Sequencer::subscribed`]), the
+    /// room is read from the database from there, for what was published before the
+    /// subscription took effect.
     pub fn baseline(&self, room_id: &str, last_seq: i64) {
+        if !self.hub.has_room(room_id) {
+            return;
+        }
         let order = self.room(room_id);
         let mut o = order.lock().unwrap_or_else(PoisonError::into_inner);
         if o.next.is_none() {
@@ -182,22 +200,32 @@ impl Sequencer {
             if !o.repairing {
                 self.release(&mut o);
             }
+            if o.heard {
+                drop(o);
+                self.repair_soon(room_id.to_owned(), &order);
+            }
         }
     }
 
-    /// Reads every room that has local connections again from where it is (after the
-    /// subscription came back, or a node reported notes it could not publish).
-    pub fn repair_all(&self) {
-        let rooms: Vec<(String, Arc<Mutex<RoomOrder>>)> = self
-            .rooms
+    /// The node is now subscribed to `room_id`'s channel: what was published before that
+    /// is read from the database (at once if the room's starting point is known, else
+    /// when [`Sequencer::baseline`] gives it).
+    pub fn subscribed(&self, room_id: &str) {
+        let order = self.room(room_id);
+        let mut o = order.lock().unwrap_or_else(PoisonError::into_inner);
+        o.heard = true;
+        if o.next.is_some() {
+            drop(o);
+            self.repair_soon(room_id.to_owned(), &order);
+        }
+    }
+
+    /// The node stopped serving `room_id` (unsubscribed): its order is dropped.
+    pub fn forget(&self, room_id: &str) {
+        self.rooms
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(id, o)| (id.clone(), Arc::clone(o)))
-            .collect();
-        for (room_id, order) in rooms {
-            self.repair_soon(room_id, &order);
-        }
+            .remove(room_id);
     }
 
     /// Reads the rooms `room_ids` again (those this node keeps an order for).
@@ -477,9 +505,10 @@ mod tests {
         let s = setup(10, 10);
         s.order.deliver(change(11));
         assert_eq!(delivered(&s.outbox), ["live 11"]);
-        // Redis lost 12 and 13 and nothing follows them: no gap shows.
+        // Redis lost 12 and 13 and nothing follows them: no gap shows. The node
+        // subscribes again.
         *s.database.last_seq.lock().unwrap() = 13;
-        s.order.repair_all();
+        s.order.subscribed("r");
         tokio::time::sleep(GAP_WAIT).await;
         assert_eq!(delivered(&s.outbox), ["db 12", "db 13"]);
         s.order.deliver(change(14));
@@ -490,7 +519,7 @@ mod tests {
     async fn changes_held_while_a_repair_reads_follow_it_in_order() {
         let s = setup(10, 12);
         s.order.deliver(change(12));
-        s.order.repair_all();
+        s.order.subscribed("r");
         // Arrives while the repair is (or is about to be) reading.
         s.order.deliver(change(13));
         tokio::time::sleep(GAP_WAIT * 3).await;
@@ -517,6 +546,47 @@ mod tests {
         );
         tokio::time::sleep(GAP_WAIT * 2).await;
         assert_eq!(delivered(&conn.outbox), ["live 20", "live 21"]);
+    }
+
+    #[tokio::test]
+    async fn what_was_committed_before_the_subscription_took_effect_is_read_once_subscribed() {
+        // A user joined on another node after seq 10; changes 11 and 12 were published
+        // before this node's subscription to the room took effect.
+        let s = setup(10, 12);
+        tokio::time::sleep(GAP_WAIT).await;
+        assert!(
+            s.database.reads.lock().unwrap().is_empty(),
+            "not subscribed yet"
+        );
+        s.order.subscribed("r");
+        tokio::time::sleep(GAP_WAIT).await;
+        assert_eq!(*s.database.reads.lock().unwrap(), [10]);
+        assert_eq!(delivered(&s.outbox), ["db 11", "db 12"]);
+    }
+
+    #[tokio::test]
+    async fn subscribed_before_the_starting_point_is_known_reads_once_it_is() {
+        let hub = Arc::new(Hub::new());
+        let conn = hub.register(
+            "u",
+            "session:u",
+            ["r".to_owned()],
+            Wire::Native,
+            64,
+            1 << 20,
+        );
+        let order = Sequencer::new(hub, Arc::new(Metrics::default()));
+        let database = Arc::new(Database {
+            last_seq: Mutex::new(7),
+            reads: Mutex::new(Vec::new()),
+        });
+        let source: Arc<dyn ChangeSource> = database.clone();
+        order.attach(Arc::downgrade(&source));
+        order.subscribed("r");
+        order.baseline("r", 5);
+        tokio::time::sleep(GAP_WAIT).await;
+        assert_eq!(*database.reads.lock().unwrap(), [5]);
+        assert_eq!(delivered(&conn.outbox), ["db 6", "db 7"]);
     }
 
     #[tokio::test]

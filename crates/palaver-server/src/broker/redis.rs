@@ -9,11 +9,12 @@
 //!
 //! Channels (prefix `palaver:`): `room:{id}` for a room's events, `user:{id}` for one
 //! user's, `users` for an event to a list of users (presence) and `control` for
-//! disconnects. This first version subscribes to all of them with one pattern
-//! (`PSUBSCRIBE palaver:*`): every node hears every envelope and its hub keeps those it
-//! has connections for, so a membership change (`member.joined` on node A) reaches the
-//! user's connections on node B with no subscription to keep in step. Subscribing per
-//! room as local members come and go is the next step.
+//! disconnects and repair notes. Every node hears `users`, `control` and every user's
+//! channel (`PSUBSCRIBE palaver:user:*`); a room's channel only while it serves the room:
+//! it subscribes when the room's first local connection comes ([`Hub::watch_rooms`]) and
+//! unsubscribes [`LINGER`] after the last one went. A join or a leave also goes to the
+//! user's channel, so a join on node A reaches the user's connections on node B even if
+//! B served no one in that room (B then subscribes to it).
 //!
 //! Room changes, local and remote alike, reach the hub through a [`Sequencer`], which
 //! delivers each room's changes in seq order, once, and reads from the database what
@@ -35,12 +36,16 @@ use palaver_protocol::ws::Event;
 use serde::{Deserialize, Serialize};
 
 use super::{Broker, ChangeSource, DisconnectTarget, Envelope, Membership, Sequencer, Topic};
-use crate::hub::{CloseReason, Hub};
+use crate::hub::{CloseReason, Hub, LocalRoom};
 use crate::metrics::Metrics;
+use std::collections::{HashMap, HashSet};
 
 /// Every channel's prefix, and the pattern each node subscribes to.
 const PREFIX: &str = "palaver:";
-const PATTERN: &str = "palaver:*";
+const USERS_PATTERN: &str = "palaver:user:*";
+/// How long a node stays subscribed to a room after its last local connection left
+/// (a reconnecting client finds it still subscribed).
+const LINGER: Duration = Duration::from_secs(5);
 /// The prefix of a room's channel.
 const ROOM_PREFIX: &str = "palaver:room:";
 /// Notes that may wait to be published before publishers wait.
@@ -114,7 +119,8 @@ impl RedisBroker {
         if first.is_some() {
             broker.subscribed.store(true, Ordering::Release);
         }
-        tokio::spawn(listen(client, first, Arc::downgrade(&broker)));
+        let local = broker.hub.watch_rooms();
+        tokio::spawn(listen(client, first, Arc::downgrade(&broker), local));
         Ok(broker)
     }
 
@@ -147,7 +153,34 @@ impl RedisBroker {
             Received::Envelope { origin, .. }
             | Received::Disconnect { origin, .. }
             | Received::Repair { origin, .. }
+            | Received::Join { origin, .. }
+            | Received::Leave { origin, .. }
                 if origin == self.node => {}
+            Received::Join {
+                room_id,
+                user_id,
+                after_seq,
+                event,
+                ..
+            } => {
+                if self.hub.join(&user_id, &room_id) {
+                    // This node may not have served the room: its order starts at the
+                    // join, and the room's channel is subscribed (`listen`).
+                    self.order.baseline(&room_id, after_seq);
+                }
+                self.hub
+                    .deliver(&Envelope::new(Topic::User(user_id), *event));
+            }
+            Received::Leave {
+                room_id,
+                user_id,
+                event,
+                ..
+            } => {
+                self.hub
+                    .deliver(&Envelope::new(Topic::User(user_id.clone()), *event));
+                self.hub.leave(&user_id, &room_id);
+            }
             Received::Repair { rooms, .. } => self.order.repair_rooms(&rooms),
             Received::Envelope {
                 topic,
@@ -242,19 +275,29 @@ async fn forward(
     }
 }
 
-/// Opens a pub/sub connection subscribed to every channel.
+/// Opens a pub/sub connection subscribed to the channels every node hears: `users`,
+/// `control` and every user's channel (`user:*`). Rooms are subscribed by [`listen`].
 async fn subscribe(client: &::redis::Client) -> ::redis::RedisResult<::redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe(PATTERN).await?;
+    pubsub
+        .subscribe(&[format!("{PREFIX}users"), format!("{PREFIX}control")])
+        .await?;
+    pubsub.psubscribe(USERS_PATTERN).await?;
     Ok(pubsub)
 }
 
-/// Hands every message to the broker; when the subscription breaks, subscribes again with
-/// a growing backoff. Ends when the broker is dropped.
+/// Hands every message to the broker, and keeps the room subscriptions in step with the
+/// rooms this node serves (`local`, from [`Hub::watch_rooms`]): a room is subscribed when
+/// its first local connection comes (then its order is told, so that what was committed
+/// before the subscription took effect is read from the database), and unsubscribed
+/// [`LINGER`] after its last one went. When the connection breaks, connects and subscribes
+/// again with a growing backoff, every served room included, and each is read again.
+/// Ends when the broker is dropped.
 async fn listen(
     client: ::redis::Client,
     first: Option<::redis::aio::PubSub>,
     broker: std::sync::Weak<RedisBroker>,
+    mut local: tokio::sync::mpsc::UnboundedReceiver<LocalRoom>,
 ) {
     let mut pubsub = first;
     let mut backoff = Duration::from_millis(50);
@@ -277,26 +320,91 @@ async fn listen(
             }
             continue;
         };
+        let (mut sink, mut stream) = current.split();
         let Some(up) = broker.upgrade() else { return };
-        if !up.subscribed.swap(true, Ordering::AcqRel) {
-            // Subscribed again after a break (or for the first time, late): whatever was
-            // published meanwhile was lost to this node. Read it from the database, now
-            // that every later change will be heard.
-            up.order.repair_all();
+        // The rooms served now, read after emptying `local`: a change on `local` from
+        // here on is either in this list already or handled after it (both are fine).
+        while local.try_recv().is_ok() {}
+        let served = up.hub.rooms();
+        let mut subscribed: HashSet<String> = HashSet::new();
+        let channels: Vec<String> = served.iter().map(|r| format!("{ROOM_PREFIX}{r}")).collect();
+        if !channels.is_empty() {
+            if let Err(e) = sink.subscribe(channels).await {
+                tracing::warn!(error = %e, "subscribing to the served rooms failed; retrying");
+                continue;
+            }
+        }
+        up.subscribed.store(true, Ordering::Release);
+        for room in served {
+            // Whatever was published while this node was not subscribed is read from
+            // the database.
+            up.order.subscribed(&room);
+            subscribed.insert(room);
         }
         drop(up);
-        let mut messages = current.into_on_message();
-        while let Some(message) = messages.next().await {
-            let Some(broker) = broker.upgrade() else {
-                return;
-            };
-            broker.receive(message.get_payload_bytes());
-        }
+        let mut lingering: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(LINGER / 4);
+        let broken = loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else { break true };
+                    let Some(broker) = broker.upgrade() else { return };
+                    broker.receive(message.get_payload_bytes());
+                }
+                change = local.recv() => {
+                    let Some(change) = change else { return };
+                    let Some(broker) = broker.upgrade() else { return };
+                    match change {
+                        LocalRoom::Gained(room) => {
+                            lingering.remove(&room);
+                            if !subscribed.contains(&room) {
+                                if let Err(e) = sink.subscribe(format!("{ROOM_PREFIX}{room}")).await {
+                                    tracing::warn!(error = %e, "subscribing to a room failed");
+                                    break true;
+                                }
+                                subscribed.insert(room.clone());
+                            }
+                            broker.order.subscribed(&room);
+                        }
+                        LocalRoom::Lost(room) => {
+                            lingering.insert(room, tokio::time::Instant::now() + LINGER);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<String> = lingering
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(room, _)| room.clone())
+                        .collect();
+                    let Some(broker) = broker.upgrade() else { return };
+                    let mut failed = false;
+                    for room in due {
+                        lingering.remove(&room);
+                        if broker.hub.has_room(&room) || !subscribed.remove(&room) {
+                            continue;
+                        }
+                        broker.order.forget(&room);
+                        if let Err(e) = sink.unsubscribe(format!("{ROOM_PREFIX}{room}")).await {
+                            tracing::warn!(error = %e, "unsubscribing from a room failed");
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if failed {
+                        break true;
+                    }
+                }
+            }
+        };
         match broker.upgrade() {
             Some(b) => b.subscribed.store(false, Ordering::Release),
             None => return,
         }
-        tracing::warn!("the Redis subscription was lost; subscribing again");
+        if broken {
+            tracing::warn!("the Redis subscription was lost; subscribing again");
+        }
     }
 }
 
@@ -313,6 +421,44 @@ impl Broker for RedisBroker {
                 return Ok(());
             }
         };
+        // A join or a leave also goes to the user's channel, first: nodes that do not
+        // serve the room hold the user's connections too. The room's copy then leaves
+        // the user out (they have it from their own channel).
+        let (user_note, skip_user) = match (&envelope.topic, &envelope.membership) {
+            (Topic::Room(room_id), Some(Membership::Joined { user_id, after_seq })) => (
+                Some((
+                    user_id,
+                    Note::Join {
+                        origin: &self.node,
+                        room_id,
+                        user_id,
+                        after_seq: *after_seq,
+                        event: &envelope.event,
+                    },
+                )),
+                Some(user_id.as_str()),
+            ),
+            (Topic::Room(room_id), Some(Membership::Left { user_id })) => (
+                Some((
+                    user_id,
+                    Note::Leave {
+                        origin: &self.node,
+                        room_id,
+                        user_id,
+                        event: &envelope.event,
+                    },
+                )),
+                Some(user_id.as_str()),
+            ),
+            _ => (None, envelope.skip_user.as_deref()),
+        };
+        let user_note = match user_note {
+            Some((user_id, note)) => Some((
+                format!("{PREFIX}user:{user_id}"),
+                serde_json::to_vec(&note).context("encoding an envelope")?,
+            )),
+            None => None,
+        };
         let note = Note::Envelope {
             origin: &self.node,
             topic: (&envelope.topic).into(),
@@ -320,10 +466,26 @@ impl Broker for RedisBroker {
             seq: envelope.seq,
             membership: envelope.membership.as_ref().map(Into::into),
             ephemeral: envelope.ephemeral,
-            skip_user: envelope.skip_user.as_deref(),
+            skip_user,
         };
         let payload = serde_json::to_vec(&note).context("encoding an envelope")?;
+        let joined = match (&envelope.topic, &envelope.membership) {
+            (Topic::Room(room_id), Some(Membership::Joined { after_seq, .. })) => {
+                Some((room_id.clone(), *after_seq))
+            }
+            _ => None,
+        };
         self.order.deliver(envelope);
+        if let Some((room_id, after_seq)) = joined {
+            // If this node did not serve the room before, its order starts at the join.
+            self.order.baseline(&room_id, after_seq);
+        }
+        if let Some(user_note) = user_note {
+            self.outgoing
+                .send(user_note)
+                .await
+                .map_err(|_| anyhow::anyhow!("the Redis publisher has stopped"))?;
+        }
         self.outgoing
             .send((channel, payload))
             .await
@@ -378,6 +540,21 @@ enum Note<'a> {
     /// The origin dropped notes of these rooms (Redis did not take them): every node
     /// reads them from the database.
     Repair { origin: &'a str, rooms: Vec<String> },
+    /// On the user's channel: the user joined the room (`member.joined`).
+    Join {
+        origin: &'a str,
+        room_id: &'a str,
+        user_id: &'a str,
+        after_seq: i64,
+        event: &'a Event,
+    },
+    /// On the user's channel: the user left, or was kicked or banned from, the room.
+    Leave {
+        origin: &'a str,
+        room_id: &'a str,
+        user_id: &'a str,
+        event: &'a Event,
+    },
 }
 
 /// [`Note`] as received.
@@ -401,6 +578,19 @@ enum Received {
     Repair {
         origin: String,
         rooms: Vec<String>,
+    },
+    Join {
+        origin: String,
+        room_id: String,
+        user_id: String,
+        after_seq: i64,
+        event: Box<Event>,
+    },
+    Leave {
+        origin: String,
+        room_id: String,
+        user_id: String,
+        event: Box<Event>,
     },
 }
 
@@ -439,16 +629,23 @@ impl From<WireTopic> for Topic {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 enum WireMembership {
-    Joined { user_id: String },
-    Left { user_id: String },
+    Joined {
+        user_id: String,
+        #[serde(default)]
+        after_seq: i64,
+    },
+    Left {
+        user_id: String,
+    },
     Closed,
 }
 
 impl From<&Membership> for WireMembership {
     fn from(m: &Membership) -> Self {
         match m {
-            Membership::Joined { user_id } => WireMembership::Joined {
+            Membership::Joined { user_id, after_seq } => WireMembership::Joined {
                 user_id: user_id.clone(),
+                after_seq: *after_seq,
             },
             Membership::Left { user_id } => WireMembership::Left {
                 user_id: user_id.clone(),
@@ -461,7 +658,9 @@ impl From<&Membership> for WireMembership {
 impl From<WireMembership> for Membership {
     fn from(m: WireMembership) -> Self {
         match m {
-            WireMembership::Joined { user_id } => Membership::Joined { user_id },
+            WireMembership::Joined { user_id, after_seq } => {
+                Membership::Joined { user_id, after_seq }
+            }
             WireMembership::Left { user_id } => Membership::Left { user_id },
             WireMembership::Closed => Membership::Closed,
         }

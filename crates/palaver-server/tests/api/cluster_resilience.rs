@@ -360,3 +360,95 @@ async fn a_node_killed_mid_stream_loses_nothing() {
         reader.await.unwrap().expect("no surviving socket failed");
     }
 }
+
+/// How many nodes are subscribed to `room_id`'s channel now (`PUBSUB NUMSUB`).
+async fn subscribers(redis: &PrivateRedis, room_id: &str) -> i64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("palaver:room:{room_id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    n
+}
+
+/// Waits (up to 20 s) until `room_id` has `want` subscribed nodes.
+async fn await_subscribers(redis: &PrivateRedis, room_id: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = subscribers(redis, room_id).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room {room_id} has {n} subscribed nodes, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A node subscribes to a room's channel only while it serves the room: when the first
+/// socket of a member connects to it, and (a moment after) the last one closes it
+/// unsubscribes. A message sent on a node that serves no one in the room still reaches
+/// the members on the others.
+#[tokio::test]
+async fn a_node_subscribes_to_a_room_while_it_has_a_member_connected() {
+    let redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(3, &redis.url()).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let room = alice
+        .create_room(&unique_name("subscribed"), Visibility::Public, None)
+        .await
+        .unwrap();
+    bob.join_room(&room.id).await.unwrap();
+    assert_eq!(subscribers(&redis, &room.id).await, 0, "no socket yet");
+
+    let mut bob_ws = bob.connect().await.unwrap();
+    await_subscribers(&redis, &room.id, 1).await;
+    let sent = cluster
+        .at(&alice, 2)
+        .send_message(&room.id, "from a node that serves no one", None)
+        .await
+        .unwrap();
+    let event = crate::cluster::event_of(&mut bob_ws, "message.created").await;
+    assert_eq!(event["data"]["id"], sent.id.as_str());
+
+    let alice_ws = alice.connect().await.unwrap();
+    await_subscribers(&redis, &room.id, 2).await;
+    bob_ws.close().await.unwrap();
+    alice_ws.close().await.unwrap();
+    await_subscribers(&redis, &room.id, 0).await;
+}
+
+/// A user whose socket is on a node that serves no one in a room joins it on another
+/// node, and a message is sent at once on a third: the socket gets the message, every
+/// time, 20 rooms in a row (the join reaches the user's node on the user's channel, which
+/// then subscribes to the room; a change committed before that subscription takes effect
+/// is read from the database: `broker::order`'s unit tests pin that case down).
+#[tokio::test]
+async fn a_message_right_after_a_join_on_another_node_reaches_the_joiner() {
+    let redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(3, &redis.url()).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let mut bob_ws = bob.connect().await.unwrap();
+    let bob_on_0 = cluster.at(&bob, 0);
+    let alice_on_2 = cluster.at(&alice, 2);
+    for round in 0..20 {
+        let room = alice
+            .create_room(&unique_name("race"), Visibility::Public, None)
+            .await
+            .unwrap();
+        bob_on_0.join_room(&room.id).await.unwrap();
+        let sent = alice_on_2
+            .send_message(&room.id, &format!("round {round}"), None)
+            .await
+            .unwrap();
+        let event = crate::cluster::event_of(&mut bob_ws, "message.created").await;
+        assert_eq!(event["data"]["id"], sent.id.as_str(), "round {round}");
+    }
+}
