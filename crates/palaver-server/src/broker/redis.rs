@@ -97,7 +97,7 @@ impl RedisBroker {
                 .context("setting up the Redis connection of redis_url")?;
         let (outgoing, queued) = tokio::sync::mpsc::channel(OUTGOING);
         let node = uuid::Uuid::now_v7().to_string();
-        tokio::spawn(forward(publisher, queued, node.clone()));
+        tokio::spawn(forward(publisher, queued, node.clone(), metrics.clone()));
         let broker = Arc::new(RedisBroker {
             order: Sequencer::new(hub.clone(), metrics),
             hub,
@@ -229,6 +229,7 @@ async fn forward(
     mut publisher: ::redis::aio::ConnectionManager,
     mut queued: tokio::sync::mpsc::Receiver<(String, Vec<u8>)>,
     node: String,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(MAX_PIPELINE);
     // Rooms whose notes were dropped, to report once Redis takes notes again.
@@ -249,7 +250,12 @@ async fn forward(
         }
         let mut tries = 0;
         loop {
-            match pipe.query_async::<()>(&mut publisher).await {
+            let started = std::time::Instant::now();
+            let published = pipe.query_async::<()>(&mut publisher).await;
+            metrics
+                .broker_publish_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match published {
                 Ok(()) => {
                     lost.clear();
                     break;
