@@ -73,6 +73,17 @@ struct Indexes {
     by_credential: HashMap<String, HashSet<ConnId>>,
     /// Set once the node is shutting down: new connections are closed at once.
     closing: Option<CloseReason>,
+    /// Told when a room gains its first local connection or loses its last (see
+    /// [`Hub::watch_rooms`]).
+    watch: Option<tokio::sync::mpsc::UnboundedSender<LocalRoom>>,
+}
+
+/// A room this node starts or stops serving: its first local connection came, or its
+/// last one went (a broker subscribes to and unsubscribes from the room's channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRoom {
+    Gained(String),
+    Lost(String),
 }
 
 /// The connection registry and local fan-out of one node.
@@ -209,7 +220,9 @@ impl Hub {
         let gone: Vec<String> = conn.rooms.difference(&wanted).cloned().collect();
         for room in &gone {
             conn.rooms.remove(room);
-            remove_from(&mut ix.by_room, room, id);
+        }
+        for room in &gone {
+            leave_room(ix, room, id);
         }
         add_rooms(ix, id, wanted);
         true
@@ -235,12 +248,62 @@ impl Hub {
         })
     }
 
+    /// From now on, every room that gains its first local connection or loses its last
+    /// is sent to the returned receiver, in the order it happened (a later call replaces
+    /// the receiver).
+    pub fn watch_rooms(&self) -> tokio::sync::mpsc::UnboundedReceiver<LocalRoom> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.indexes.write().expect("hub lock poisoned").watch = Some(tx);
+        rx
+    }
+
+    /// The rooms that have local connections now.
+    pub fn rooms(&self) -> Vec<String> {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        ix.by_room.keys().cloned().collect()
+    }
+
+    /// Adds every local connection of `user_id` to `room_id` (they joined it), before
+    /// anything of the room is delivered to them. Returns whether the user has any
+    /// connection here.
+    pub fn join(&self, user_id: &str, room_id: &str) -> bool {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        let ix = &mut *ix;
+        let ids = user_conns(ix, user_id);
+        for &id in &ids {
+            if let Some(conn) = ix.conns.get_mut(&id) {
+                conn.membership_epoch += 1;
+            }
+            add_rooms(ix, id, [room_id.to_owned()]);
+        }
+        !ids.is_empty()
+    }
+
+    /// Takes every local connection of `user_id` out of `room_id` (they left it, or were
+    /// kicked or banned): nothing more of the room reaches them.
+    pub fn leave(&self, user_id: &str, room_id: &str) {
+        let mut ix = self.indexes.write().expect("hub lock poisoned");
+        for id in user_conns(&ix, user_id) {
+            if let Some(conn) = ix.conns.get_mut(&id) {
+                conn.membership_epoch += 1;
+                conn.rooms.remove(room_id);
+            }
+            leave_room(&mut ix, room_id, id);
+        }
+    }
+
+    /// Whether any local connection receives `room_id`'s events.
+    pub fn has_room(&self, room_id: &str) -> bool {
+        let ix = self.indexes.read().expect("hub lock poisoned");
+        ix.by_room.contains_key(room_id)
+    }
+
     /// Removes a connection from every index. Idempotent.
     pub fn unregister(&self, id: ConnId) {
         let mut ix = self.indexes.write().expect("hub lock poisoned");
         if let Some(conn) = ix.conns.remove(&id) {
             for room in &conn.rooms {
-                remove_from(&mut ix.by_room, room, id);
+                leave_room(&mut ix, room, id);
             }
             remove_from(&mut ix.by_user, &conn.user_id, id);
             remove_from(&mut ix.by_credential, &conn.credential, id);
@@ -288,15 +351,8 @@ impl Hub {
             }
             Topic::Room(room_id) => room_id,
         };
-        if let Some(Membership::Joined { user_id }) = &envelope.membership {
-            let mut ix = self.indexes.write().expect("hub lock poisoned");
-            let ix = &mut *ix;
-            for id in user_conns(ix, user_id) {
-                if let Some(conn) = ix.conns.get_mut(&id) {
-                    conn.membership_epoch += 1;
-                }
-                add_rooms(ix, id, [room_id.clone()]);
-            }
+        if let Some(Membership::Joined { user_id, .. }) = &envelope.membership {
+            self.join(user_id, room_id);
         }
         {
             let change = envelope
@@ -315,16 +371,7 @@ impl Hub {
             }
         }
         match &envelope.membership {
-            Some(Membership::Left { user_id }) => {
-                let mut ix = self.indexes.write().expect("hub lock poisoned");
-                for id in user_conns(&ix, user_id) {
-                    if let Some(conn) = ix.conns.get_mut(&id) {
-                        conn.membership_epoch += 1;
-                        conn.rooms.remove(room_id);
-                    }
-                    remove_from(&mut ix.by_room, room_id, id);
-                }
-            }
+            Some(Membership::Left { user_id }) => self.leave(user_id, room_id),
             Some(Membership::Closed) => {
                 let mut ix = self.indexes.write().expect("hub lock poisoned");
                 if let Some(ids) = ix.by_room.remove(room_id) {
@@ -332,6 +379,9 @@ impl Hub {
                         if let Some(conn) = ix.conns.get_mut(&id) {
                             conn.rooms.remove(room_id);
                         }
+                    }
+                    if let Some(watch) = &ix.watch {
+                        let _ = watch.send(LocalRoom::Lost(room_id.clone()));
                     }
                 }
             }
@@ -476,7 +526,31 @@ fn add_rooms(ix: &mut Indexes, id: ConnId, rooms: impl IntoIterator<Item = Strin
     };
     for room in rooms {
         if conn.rooms.insert(room.clone()) {
-            ix.by_room.entry(room).or_default().insert(id);
+            match ix.by_room.entry(room) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().insert(id);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    if let Some(watch) = &ix.watch {
+                        let _ = watch.send(LocalRoom::Gained(e.key().clone()));
+                    }
+                    e.insert(HashSet::from([id]));
+                }
+            }
+        }
+    }
+}
+
+/// Takes connection `id` out of `room`'s index (the caller updates the connection's own
+/// set); tells the watcher if that was the room's last local connection.
+fn leave_room(ix: &mut Indexes, room: &str, id: ConnId) {
+    if let Some(set) = ix.by_room.get_mut(room) {
+        set.remove(&id);
+        if set.is_empty() {
+            ix.by_room.remove(room);
+            if let Some(watch) = &ix.watch {
+                let _ = watch.send(LocalRoom::Lost(room.to_owned()));
+            }
         }
     }
 }
@@ -544,6 +618,7 @@ mod tests {
         let mut env = envelope("r1", "joined");
         env.membership = Some(Membership::Joined {
             user_id: "bob".into(),
+            after_seq: 0,
         });
         hub.deliver(&env);
         for tab in [&tab1, &tab2] {

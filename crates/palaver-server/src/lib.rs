@@ -123,7 +123,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
     let hub = Arc::new(Hub::with_metrics(metrics.clone()).on_node(node));
     // With Redis, every node's hub hears every other node's envelopes.
     let broker: Arc<dyn broker::Broker> = match &config.redis_url {
-        Some(url) => RedisBroker::connect(url.expose(), hub.clone()).await?,
+        Some(url) => RedisBroker::connect(url.expose(), hub.clone(), metrics.clone()).await?,
         None => Arc::new(MemoryBroker::new(hub.clone())),
     };
     let files: Arc<dyn FileStore> = match &config.attachments.s3 {
@@ -150,6 +150,9 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         service = service.with_shared_calls(shared);
     }
     let service = Arc::new(service);
+    // Gaps in a room's seq order heard from other nodes are read from the database.
+    let source: Arc<dyn broker::ChangeSource> = service.clone();
+    service.broker.attach(Arc::downgrade(&source));
     service::calls::spawn_ring_timer(&service);
     Ok((service, store, hub))
 }

@@ -15,6 +15,8 @@
 //! | `palaver_store_seconds{op}` | histogram | store latency of a send (`insert_message`) |
 //! | `palaver_rate_limited_total{limit}` | counter | requests refused with 429 |
 //! | `palaver_ratelimit_redis_errors_total` | counter | rate-limit operations that failed open because Redis (`redis_url`) did not answer |
+//! | `palaver_broker_replayed_changes_total` | counter | room changes this node read from the database to fill a gap in the seq order it heard from the other nodes (`redis_url`) |
+//! | `palaver_broker_publish_seconds` | histogram | one pipelined round trip of notes (up to 512) published to Redis |
 //! | `palaver_login_attempts_total{result}` | counter | logins by outcome: `success`, `invalid_credentials`, `rate_limited`, `account_disabled` |
 //! | `palaver_http_requests_total{method,route,status}` | counter | HTTP requests answered, by route template (`/api/v1/rooms/{room_id}`) |
 //! | `palaver_http_request_duration_seconds{route}` | histogram | time to answer (to the response head) |
@@ -43,6 +45,10 @@ pub struct Metrics {
     pub rate_limited: Family<Labels, Counter>,
     /// Rate-limit operations that could not reach Redis and allowed the event (fail open).
     pub ratelimit_redis_errors: Counter,
+    /// Room changes a node read from the database to fill a gap in their seq order.
+    pub broker_replayed_changes: Counter,
+    /// One pipelined round trip of notes published to Redis.
+    pub broker_publish_seconds: Histogram,
     pub login_attempts: Family<Labels, Counter>,
     pub http_requests: Family<Labels, Counter>,
     pub http_request_seconds: Family<Labels, Histogram>,
@@ -110,6 +116,19 @@ impl Default for Metrics {
             "Rate-limit operations that failed open because Redis did not answer",
             ratelimit_redis_errors.clone(),
         );
+        let broker_replayed_changes = Counter::default();
+        registry.register(
+            "broker_replayed_changes",
+            "Room changes read from the database to fill a gap in the seq order heard from other nodes",
+            broker_replayed_changes.clone(),
+        );
+        // 10 µs .. ~5 s
+        let broker_publish_seconds = Histogram::new(exponential_buckets(0.000_01, 2.5, 15));
+        registry.register(
+            "broker_publish_seconds",
+            "Time for one pipelined round trip of notes published to Redis",
+            broker_publish_seconds.clone(),
+        );
         let login_attempts = Family::<Labels, Counter>::default();
         registry.register(
             "login_attempts",
@@ -146,6 +165,8 @@ impl Default for Metrics {
             store_seconds,
             rate_limited,
             ratelimit_redis_errors,
+            broker_replayed_changes,
+            broker_publish_seconds,
         }
     }
 }

@@ -6,11 +6,13 @@
 //! into this node's hub); a Redis implementation carries the same envelopes between nodes.
 
 mod memory;
+mod order;
 mod redis;
 
 pub(crate) use self::redis::shared_note;
 pub use self::redis::RedisBroker;
 pub use memory::MemoryBroker;
+pub use order::{ChangeSource, Sequencer, GAP_WAIT};
 
 use std::sync::Arc;
 
@@ -24,7 +26,13 @@ use crate::hub::{CloseReason, ConnId};
 pub enum Membership {
     /// `user_id` became a member of the room: their open connections are added *before*
     /// the frame is delivered, so they receive this event and every later one.
-    Joined { user_id: String },
+    Joined {
+        user_id: String,
+        /// The room's `last_seq` read before the join committed: the user's connections
+        /// on other nodes receive the room's changes after it (a node that did not serve
+        /// the room yet starts its order there: see [`Sequencer::baseline`]).
+        after_seq: i64,
+    },
     /// `user_id` left (or was kicked or banned): the frame is delivered, *then* their
     /// connections are removed, so they receive nothing more from the room.
     Left { user_id: String },
@@ -159,6 +167,15 @@ pub trait Broker: Send + Sync {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Gives the broker the database's changes, for repairing gaps in a room's seq order
+    /// (see [`Sequencer`]). The in-memory broker needs none: on one node, publish order
+    /// is seq order.
+    fn attach(&self, _source: std::sync::Weak<dyn ChangeSource>) {}
+
+    /// A connection's `ready` snapshot reflects every change of `room_id` up to
+    /// `last_seq` (see [`Sequencer::baseline`]).
+    fn baseline(&self, _room_id: &str, _last_seq: i64) {}
 }
 
 #[cfg(test)]
@@ -187,10 +204,10 @@ mod tests {
             Arc::new(Hub::new().on_node(base)),
             Arc::new(Hub::new().on_node(base + 1)),
         );
-        let broker_1 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_1))
+        let broker_1 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_1), Arc::default())
             .await
             .unwrap();
-        let _broker_2 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_2))
+        let _broker_2 = RedisBroker::connect(&redis_url(), Arc::clone(&hub_2), Arc::default())
             .await
             .unwrap();
         let there = hub_2.register("bob", "s", [], Wire::Native, 8, 1 << 20);

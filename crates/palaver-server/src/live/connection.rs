@@ -210,6 +210,11 @@ async fn register_rooms(
             .hub
             .set_rooms(conn, ready.rooms.iter().map(|r| r.id.clone()), epoch)
         {
+            // With several nodes, this node's seq order of each room starts no later
+            // than this snapshot (see `broker::Sequencer`).
+            for room in &ready.rooms {
+                state.service.broker.baseline(&room.id, room.last_seq);
+            }
             return Ok(ready);
         }
     }
@@ -369,7 +374,7 @@ impl<T: Transport> Core<'_, T> {
                             .entry(room.to_string())
                             .or_insert_with(|| Cursor::live_after(seq - 1)),
                     };
-                    if *seq <= cursor.floor {
+                    if *seq <= cursor.floor || cursor.was_sent(*seq) {
                         continue;
                     }
                     cursor.sent(*seq);

@@ -154,6 +154,8 @@ impl Service {
         }
         let username = self.live_user(&actor.user_id).await?.username;
         let _order = self.room_order(&invitation.room_id).await;
+        // Read before the join: the user's connections get every change after it.
+        let after_seq = self.room(&invitation.room_id).await?.last_seq;
         match self
             .store
             .rooms
@@ -173,7 +175,7 @@ impl Service {
                 });
             }
         }
-        self.announce_join(&invitation.room_id, &actor.user_id, username)
+        self.announce_join(&invitation.room_id, &actor.user_id, username, after_seq)
             .await;
         drop(_order);
         Ok(Some(room_to_wire(self.room(&invitation.room_id).await?)))
@@ -289,9 +291,9 @@ impl Service {
         let (row, created) = self.store.rooms.open_dm(&room, &other.id, &dm_key).await?;
         if created {
             let _order = self.room_order(&row.id).await;
-            self.announce_join(&row.id, &me.id, me.username.clone())
+            self.announce_join(&row.id, &me.id, me.username.clone(), 0)
                 .await;
-            self.announce_join(&row.id, &other.id, other.username.clone())
+            self.announce_join(&row.id, &other.id, other.username.clone(), 0)
                 .await;
         } else {
             // A side that left comes back (both are owners of a DM); a no-op for members.

@@ -634,6 +634,20 @@ impl Service {
                 latest.first().map(|m| m.seq - 1).unwrap_or(0)
             }
         };
+        self.replay_page(room_id, since, skip).await
+    }
+
+    /// One page of [`Service::replay`] from `since`, for a member already checked (or
+    /// for a node repairing a gap: see `broker::order`).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub(crate) async fn replay_page(
+        &self,
+        room_id: &str,
+        since: i64,
+        skip: &(dyn Fn(i64) -> bool + Sync),
+    ) -> AppResult<ReplayPage> {
         let (rows, last_seq) = self
             .store
             .messages
@@ -659,5 +673,28 @@ impl Service {
             up_to: if complete { last_seq.max(since) } else { reach },
             complete,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::broker::ChangeSource for Service {
+    async fn changes_after(
+        &self,
+        room_id: &str,
+        after: i64,
+    ) -> anyhow::Result<(Vec<(i64, Event)>, i64)> {
+        let mut changes = Vec::new();
+        let mut from = after;
+        loop {
+            let page = self
+                .replay_page(room_id, from, &|_| false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            changes.extend(page.changes);
+            if page.complete {
+                return Ok((changes, page.up_to));
+            }
+            from = page.up_to;
+        }
     }
 }

@@ -105,7 +105,8 @@ impl Service {
         let row = self.store.rooms.create_room(&room).await?;
         // The creator's open connections start receiving the room's events.
         let _order = self.room_order(&row.id).await;
-        self.announce_join(&row.id, &actor.user_id, username).await;
+        self.announce_join(&row.id, &actor.user_id, username, 0)
+            .await;
         Ok(Room {
             my_role: Some(MemberRole::Owner),
             last_read_seq: Some(0),
@@ -359,20 +360,30 @@ impl Service {
     ) -> AppResult<()> {
         let username = self.live_user(user_id).await?.username;
         let _order = self.room_order(room_id).await;
+        // Read before the join: the user's connections get every change after it.
+        let after_seq = self.room(room_id).await?.last_seq;
         let added = self
             .store
             .rooms
             .add_member(room_id, user_id, role, &now_rfc3339())
             .await?;
         if added {
-            self.announce_join(room_id, user_id, username).await;
+            self.announce_join(room_id, user_id, username, after_seq)
+                .await;
         }
         Ok(())
     }
 
     /// Publishes `member.joined` for `user_id`, adding their open connections to the room
-    /// first. The caller holds the room's order lock.
-    pub(crate) async fn announce_join(&self, room_id: &str, user_id: &str, username: String) {
+    /// first. `after_seq` is the room's `last_seq` read before the join committed (0 for a
+    /// new room). The caller holds the room's order lock.
+    pub(crate) async fn announce_join(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        username: String,
+        after_seq: i64,
+    ) {
         let event = Event::MemberJoined(MemberJoined {
             room_id: room_id.to_owned(),
             user_id: user_id.to_owned(),
@@ -380,6 +391,7 @@ impl Service {
         });
         let membership = Membership::Joined {
             user_id: user_id.to_owned(),
+            after_seq,
         };
         self.publish(Envelope::room(room_id, event).membership(membership))
             .await;

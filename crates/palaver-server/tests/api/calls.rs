@@ -69,17 +69,27 @@ impl Conn {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.expect_within(EVENT_WAIT, what, pred).await
+    }
+
+    /// [`Conn::expect_where`], panicking after `wait`.
+    pub(crate) async fn expect_within(
+        &mut self,
+        wait: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(i).expect("index in range");
         }
-        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.socket.try_next_event(left).await {
                 Ok(Some(event)) if pred(&event) => return event,
                 Ok(Some(event)) => self.backlog.push_back(event),
                 Ok(None) => panic!(
-                    "{}: no {what} within {EVENT_WAIT:?}; call events received meanwhile: \
+                    "{}: no {what} within {wait:?}; call events received meanwhile: \
                      {:#?}; all event types received: {:?}",
                     self.name,
                     self.call_backlog(),

@@ -201,7 +201,7 @@ async fn a_logout_on_one_node_closes_the_sessions_sockets_on_another() {
 }
 
 /// Waits until every node's `/readyz` is 200 (its broker subscribed again).
-async fn all_ready(cluster: &Cluster) {
+pub(crate) async fn all_ready(cluster: &Cluster) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for node in &cluster.nodes {
         loop {
@@ -217,7 +217,7 @@ async fn all_ready(cluster: &Cluster) {
 
 /// Redis restarted: each node reports its broker unavailable meanwhile, subscribes again
 /// by itself, and messages cross nodes again afterwards. (What was published while Redis
-/// was down is not replayed yet: that is the next step.)
+/// was down is replayed from the database: `cluster_resilience.rs`.)
 #[tokio::test]
 async fn after_a_redis_restart_the_nodes_subscribe_again_and_messages_cross_again() {
     let mut redis = PrivateRedis::start().await;

@@ -2,6 +2,9 @@
 //! ringing, answering, the `rtc.signal` relay to exactly one participant, host handoff in
 //! join order seen in one order by everyone, and membership checked on every node.
 
+use std::time::Duration;
+
+use palaver_client::Client;
 use palaver_protocol::Visibility;
 use serde_json::json;
 
@@ -11,8 +14,9 @@ use crate::calls::{
     Conn, ANSWER_SDP, OFFER_SDP,
 };
 use crate::cluster::{machine_redis, Cluster};
+use crate::cluster_resilience::Process;
 use crate::conversations::{assert_rejected, uid};
-use crate::helpers::unique_name;
+use crate::helpers::{scratch_postgres_database, spawn_palaver_with, unique_name, PrivateRedis};
 
 /// The next `count` membership events of `call_id` on `conn` (joins, leaves, host
 /// changes), in the order they arrived, spelled `joined <pid>`, `left <pid> <reason>`,
@@ -397,6 +401,76 @@ async fn a_node_shutting_down_takes_its_participants_out_of_their_calls() {
     assert_eq!(
         next_membership(&mut a, &call_id, 2).await,
         [format!("left {pb} disconnected"), format!("host {pa2}")]
+    );
+    assert_eq!(
+        a.ok("call.end", json!({"call_id": call_id})).await,
+        json!({})
+    );
+}
+
+/// A node killed with SIGKILL (no close frames, no leave) while its user is in a call
+/// with a user on another node: once the dead node's heartbeat is older than the lease
+/// (15 s), the surviving node takes its participant out of the call (`disconnected`),
+/// and the call goes on.
+#[tokio::test]
+async fn a_killed_nodes_participant_leaves_its_call_after_the_lease() {
+    let redis = PrivateRedis::start().await;
+    let database = scratch_postgres_database();
+    let env = [
+        ("PALAVER_DATABASE_URL", database.url.clone()),
+        ("PALAVER_REDIS_URL", redis.url()),
+        (
+            "PALAVER_AUTH__JWT_SECRET",
+            "a-cluster-wide-test-key-of-32-bytes-or-more".to_owned(),
+        ),
+        (
+            "PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX",
+            "100000".to_owned(),
+        ),
+    ];
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, base) = spawn_palaver_with(dir.path(), &dir.path().join("palaver.log"), &env);
+        nodes.push(Process {
+            child,
+            base,
+            _dir: dir,
+        });
+    }
+    let mut users = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let mut client = Client::new(node.base.clone());
+        let name = unique_name(&format!("caller{n}"));
+        client
+            .register(&name, &format!("{name}@example.com"), "vivid-otter-42")
+            .await
+            .expect("register");
+        users.push(client);
+    }
+    let mut a = Conn::open(&users[0], "alice on node 0").await;
+    let mut b = Conn::open(&users[1], "bob on node 1").await;
+    let (call, _) = start(&mut a, json!({"user_id": uid(&users[1]), "kind": "audio"})).await;
+    let call_id = text(&call["call_id"]);
+    b.expect("call.incoming", &call_id).await;
+    let (_, pb) = accept(&mut b, &call_id).await;
+    joined(&mut a, &call_id, &pb).await;
+
+    let mut killed = nodes.remove(1);
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let left = a
+        .expect_within(Duration::from_secs(60), "bob's participant_left", |e| {
+            e["type"] == "call.participant_left" && e["data"]["call_id"] == call_id.as_str()
+        })
+        .await;
+    assert_eq!(left["data"]["participant_id"], pb, "{left}");
+    assert_eq!(left["data"]["reason"], "disconnected", "{left}");
+    // Alice is alone in the call, still its host; she can signal no one and end it.
+    assert_rejected(
+        a.request("rtc.signal", candidate(&call_id, &pb, 1)).await,
+        "not_found",
+        Some("to"),
     );
     assert_eq!(
         a.ok("call.end", json!({"call_id": call_id})).await,

@@ -286,12 +286,22 @@ pub fn spawn_palaver(
     cwd: &std::path::Path,
     log: &std::path::Path,
 ) -> (std::process::Child, String) {
+    spawn_palaver_with(cwd, log, &[])
+}
+
+/// [`spawn_palaver`] with these environment variables added (e.g. `PALAVER_DATABASE_URL`).
+pub fn spawn_palaver_with(
+    cwd: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, String)],
+) -> (std::process::Child, String) {
     use std::io::BufRead as _;
     let stderr = std::fs::File::create(log).expect("create log file");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palaver"))
         .args(["serve", "--port", "0", "--data-dir", "state"])
         .current_dir(cwd)
         .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)
         .spawn()
