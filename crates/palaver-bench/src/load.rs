@@ -43,14 +43,33 @@ pub struct Conn {
     pub room: usize,
     /// Whether it sends.
     pub sends: bool,
+    /// Index into [`Plan::addrs`]: the node it connects to (see [`spread_over_nodes`]).
+    #[serde(default)]
+    pub node: usize,
+}
+
+/// Spreads `conns` over `nodes` nodes round-robin, the senders and the other connections
+/// each on their own count: the `k`-th sender goes to node `k % nodes`, and so does the
+/// `k`-th connection that does not send. When every connection sends (`rooms`), that is
+/// connection `i` on node `i % nodes`; when a few senders sit at regular places in the
+/// list (`fanout`: every 100th of 1,000), they still land on every node rather than all
+/// on one, so each node both commits messages and fans them out.
+pub fn spread_over_nodes(conns: &mut [Conn], nodes: usize) {
+    let nodes = nodes.max(1);
+    let (mut senders, mut others) = (0, 0);
+    for c in conns {
+        let rank = if c.sends { &mut senders } else { &mut others };
+        c.node = *rank % nodes;
+        *rank += 1;
+    }
 }
 
 /// Everything a shard needs to run its part of a load.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub kind: Kind,
-    /// `127.0.0.1:<port>`.
-    pub addr: String,
+    /// Each node's `127.0.0.1:<port>` (one for a single server).
+    pub addrs: Vec<String>,
     pub members: Vec<Member>,
     /// Room ids (Palaver) or names (peers).
     pub rooms: Vec<String>,
@@ -249,7 +268,7 @@ async fn run_shard(
             async move {
                 let c = &plan.conns[i];
                 let url = plan.kind.ws_url(
-                    &plan.addr,
+                    &plan.addrs[c.node],
                     &plan.members[c.member],
                     &plan.rooms[c.room],
                     None,
@@ -518,5 +537,51 @@ mod tests {
         assert_eq!(phases, [0.0, 0.25, 0.5, 0.75]);
         assert_eq!(phase(0, 1), 0.0);
         assert_eq!(phase(0, 0), 0.0);
+    }
+
+    fn conns(sends: impl IntoIterator<Item = bool>) -> Vec<Conn> {
+        sends
+            .into_iter()
+            .map(|sends| Conn {
+                member: 0,
+                room: 0,
+                sends,
+                node: 9,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn when_everyone_sends_connection_i_goes_to_node_i_mod_n() {
+        let mut c = conns([true; 7]);
+        spread_over_nodes(&mut c, 3);
+        assert_eq!(
+            c.iter().map(|c| c.node).collect::<Vec<_>>(),
+            [0, 1, 2, 0, 1, 2, 0]
+        );
+        spread_over_nodes(&mut c, 1);
+        assert!(c.iter().all(|c| c.node == 0));
+        spread_over_nodes(&mut c, 0);
+        assert!(c.iter().all(|c| c.node == 0), "0 nodes is taken as 1");
+    }
+
+    #[test]
+    fn senders_and_receivers_are_each_spread_evenly() {
+        // fanout's shape: 1,000 members, every 100th one sends.
+        let mut c = conns((0..1000).map(|m| m % 100 == 0));
+        spread_over_nodes(&mut c, 2);
+        let count = |sends: bool, node: usize| {
+            c.iter()
+                .filter(|c| c.sends == sends && c.node == node)
+                .count()
+        };
+        assert_eq!((count(true, 0), count(true, 1)), (5, 5));
+        assert_eq!((count(false, 0), count(false, 1)), (495, 495));
+    }
+
+    #[test]
+    fn a_plan_without_nodes_reads_as_node_0() {
+        let c: Conn = serde_json::from_str(r#"{"member":1,"room":2,"sends":true}"#).unwrap();
+        assert_eq!(c.node, 0);
     }
 }

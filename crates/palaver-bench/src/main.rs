@@ -13,15 +13,18 @@
 //!
 //! By default the server under test runs on one CPU and the generator on the others
 //! ([`pin`]); every document records its provenance ([`provenance`]): commit, command
-//! line, machine, pinning.
+//! line, machine, pinning, and how Palaver was deployed ([`deploy`]: one node on SQLite,
+//! or one or several nodes on one PostgreSQL database and one Redis).
 //!
 //! Layout: `target` (the servers and their wire protocols), `load` (the shared load
 //! engine and its worker processes), `scenarios/*` (one module per scenario), `setup`
 //! (accounts and rooms), `stats` (histograms), `proc` (CPU and memory from `/proc`),
-//! `pin`, `provenance`, `baseline` (the bare-broadcast server), `chart`.
+//! `pin`, `provenance`, `deploy` (nodes, database, Redis), `baseline` (the
+//! bare-broadcast server), `chart`.
 
 mod baseline;
 mod chart;
+mod deploy;
 mod load;
 mod pin;
 mod proc;
@@ -151,7 +154,8 @@ struct Common {
     out: Option<PathBuf>,
     /// Pin the server under test to one CPU and the generator (this process and its
     /// workers) to the others (the default; needs 2 CPUs, else runs unpinned with a
-    /// warning).
+    /// warning). With --palaver-nodes N, all N nodes are pinned to that one server CPU:
+    /// the same budget as one node. PostgreSQL and Redis are not pinned.
     #[arg(long, overrides_with = "no_pin")]
     pin: bool,
     /// Run server and generator unpinned, sharing every CPU.
@@ -271,8 +275,27 @@ where
     F: FnMut(Server) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Value>>,
 {
+    let deploy = &common.programs.deploy;
+    deploy.validate()?;
+    let inherited = deploy::inherited_palaver_env();
+    let palaver = common.targets.contains(&Kind::Palaver);
+    if palaver && deploy.palaver_nodes > 1 && !matches!(scenario, "fanout" | "capacity" | "rooms") {
+        anyhow::bail!(
+            "{scenario} runs against one Palaver node: --palaver-nodes {} works with fanout, \
+             capacity and rooms only",
+            deploy.palaver_nodes
+        );
+    }
+    if palaver && scenario == "history" && deploy.postgres(&inherited) {
+        anyhow::bail!(
+            "history seeds Palaver's SQLite file directly: it does not run on PostgreSQL \
+             (--database-url or PALAVER_DATABASE_URL)"
+        );
+    }
     let mut results = serde_json::Map::new();
     let mut server_cpus = serde_json::Map::new();
+    let mut postgres_version = None;
+    let mut node_cpus = Vec::new();
     for &kind in &common.targets {
         if scenario == "storm" && kind != Kind::Palaver {
             eprintln!(
@@ -304,6 +327,14 @@ where
             kind.name().to_owned(),
             json!(proc::cpus_allowed_list(server.pid)),
         );
+        if kind == Kind::Palaver {
+            postgres_version = server.postgres_version().map(str::to_owned);
+            node_cpus = server
+                .pids()
+                .into_iter()
+                .map(proc::cpus_allowed_list)
+                .collect();
+        }
         let result = run(server)
             .await
             .with_context(|| format!("{scenario} on {}", kind.name()))?;
@@ -320,6 +351,10 @@ where
             .contains(&Kind::Palaver)
             .then(|| provenance::binary(&common.programs.palaver_bin)),
     });
+    if palaver {
+        provenance["palaver_deployment"] =
+            deploy::describe(deploy, &inherited, postgres_version.as_deref(), &node_cpus);
+    }
     provenance["palaver_env"] = json!(common
         .programs
         .palaver_env

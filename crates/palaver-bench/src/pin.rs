@@ -10,6 +10,12 @@
 //! Socket.IO peer on Node) is pinned between `fork` and `exec` by [`pin_server`]. With
 //! fewer than 2 CPUs, or with `--no-pin`, nothing is pinned and the JSON says why.
 //!
+//! With `--palaver-nodes N`, every node is a server process and gets the same server
+//! CPUs: on 2 CPUs, all N nodes share CPU 0, the budget of one node, so that one node and
+//! N nodes are compared on the same hardware (N nodes pay for their Redis hops and
+//! duplicated work out of that one core). PostgreSQL and Redis are not started by the
+//! bench and are not pinned.
+//!
 //! A pinned Palaver sees one CPU (`available_parallelism` honours the mask), so its
 //! runtime runs one worker thread and its password hashing one hash at a time.
 

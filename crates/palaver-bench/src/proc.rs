@@ -61,32 +61,65 @@ pub fn open_files_limit() -> u64 {
         .unwrap_or(1024)
 }
 
-/// Samples a process's resident memory every 50 ms, keeping the peak, until dropped.
+/// Samples the resident memory of one or several processes (a server's nodes) every
+/// 50 ms, keeping each one's peak and the peak of their sum, until dropped.
 pub struct PeakRss {
-    peak: Arc<AtomicU64>,
+    /// Each process's peak, in the order given.
+    peaks: Arc<Vec<AtomicU64>>,
+    /// The peak of the sum over the processes, sampled together.
+    total: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
 impl PeakRss {
     /// Starts sampling `pid`.
     pub fn start(pid: u32) -> PeakRss {
-        let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+        PeakRss::start_many(&[pid])
+    }
+
+    /// Starts sampling every process of `pids`.
+    pub fn start_many(pids: &[u32]) -> PeakRss {
+        let count = pids.len();
+        let pids = pids.to_vec();
+        let sample = move |peaks: &[AtomicU64], total: &AtomicU64| {
+            let mut sum = 0;
+            for (pid, peak) in pids.iter().zip(peaks) {
+                let rss = rss_kib(*pid).unwrap_or(0);
+                peak.fetch_max(rss, Ordering::Relaxed);
+                sum += rss;
+            }
+            total.fetch_max(sum, Ordering::Relaxed);
+        };
+        let peaks: Arc<Vec<AtomicU64>> = Arc::new(
+            std::iter::repeat_with(|| AtomicU64::new(0))
+                .take(count)
+                .collect(),
+        );
+        let total = Arc::new(AtomicU64::new(0));
+        sample(&peaks, &total);
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (peak.clone(), stop.clone());
+        let (p, t, s) = (peaks.clone(), total.clone(), stop.clone());
         tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_kib(pid) {
-                    p.fetch_max(rss, Ordering::Relaxed);
-                }
+                sample(&p, &t);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        PeakRss { peak, stop }
+        PeakRss { peaks, total, stop }
     }
 
-    /// The highest resident memory seen so far, in KiB.
+    /// The highest resident memory seen so far, in KiB: of the process, or of the
+    /// processes together.
     pub fn peak_kib(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Each process's own peak so far, in KiB, in the order given.
+    pub fn peaks_kib(&self) -> Vec<u64> {
+        self.peaks
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .collect()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where a result comes from, recorded in every JSON document: the source tree's git
-//! commit (and whether it had uncommitted changes), the exact command line, the machine,
-//! and the CPU pinning.
+//! commit (and whether it had uncommitted changes), the exact command line (with any
+//! URL's password replaced by `***`), the machine, and the CPU pinning.
 
 use serde_json::{json, Value};
 
@@ -8,7 +8,10 @@ use crate::pin::Pinning;
 
 /// The `provenance` object of a JSON document.
 pub fn provenance(pinning: &Pinning) -> Value {
-    let argv: Vec<String> = std::env::args().collect();
+    // A URL's password (--database-url, --redis-url) never reaches the document.
+    let argv: Vec<String> = std::env::args()
+        .map(|a| crate::deploy::redact_url(&a))
+        .collect();
     json!({
         "git": git(),
         "command": shell_line(&argv),

@@ -86,9 +86,15 @@ pub struct Programs {
     /// need a limit lifted beyond the bench's `palaver.toml`; recorded in the JSON.
     #[arg(skip)]
     pub palaver_env: Vec<(String, String)>,
+    /// How many Palaver nodes, on which database and Redis.
+    #[command(flatten)]
+    pub deploy: crate::deploy::DeployArgs,
 }
 
-/// A server under test, running as a child process (killed when dropped).
+/// A server under test, running as child processes (killed when dropped): one process,
+/// or for Palaver with `--palaver-nodes N`, N nodes sharing one PostgreSQL database and
+/// one Redis. `pid` and `addr` are node 0's, the one accounts and rooms are made on and
+/// the only one the single-node scenarios use.
 pub struct Server {
     pub kind: Kind,
     pub pid: u32,
@@ -98,16 +104,44 @@ pub struct Server {
     /// Palaver's data directory (its database), kept across restarts.
     pub data_dir: Option<tempfile::TempDir>,
     programs: Programs,
+    /// Nodes 1 .. N, each with a data directory of its own.
+    others: Vec<Node>,
+    /// What every node gets on top of `programs.palaver_env`: the database and Redis URLs.
+    node_env: Vec<(String, String)>,
+    /// The PostgreSQL database made for this server (`--database-url`), dropped after its
+    /// processes are killed.
+    database: Option<crate::deploy::FreshDatabase>,
+}
+
+/// A Palaver node after the first.
+struct Node {
+    pid: u32,
+    addr: String,
+    _child: tokio::process::Child,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    /// Kills every node before `database` (a later field) drops the database.
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        for node in &mut self.others {
+            let _ = node._child.start_kill();
+        }
+    }
 }
 
 /// The `palaver.toml` of a bench run: per-IP budgets lifted (every bench client comes
 /// from loopback), per-user limits off (bench users send thousands of messages a
 /// second and open many sockets), long-lived access tokens (runs outlast the default 15
 /// minutes).
+/// `{jwt_secret}` is one random secret shared by every node of a server, so that a token
+/// from node 0 is good on all.
 const PALAVER_CONFIG: &str = "shutdown_grace_secs = 5
 
 [auth]
 access_token_ttl_secs = 86400
+jwt_secret = \"{jwt_secret}\"
 
 [rate_limits.requests_per_ip]
 max = 0
@@ -128,27 +162,100 @@ room_creations = { max = 0, window_secs = 1 }
 ";
 
 impl Server {
-    /// Starts a `kind` server on a free loopback port and waits until it listens.
+    /// Starts a `kind` server on a free loopback port and waits until it listens. For
+    /// Palaver: a fresh PostgreSQL database first with `--database-url`, then
+    /// `--palaver-nodes` nodes one after the other (each waits for the one before, so
+    /// node 0 has applied the migrations), each printed on stderr as
+    /// `palaver node <k>: pid <pid>, <addr>` (what `bench/profile.sh` reads).
     pub async fn start(kind: Kind, programs: &Programs) -> anyhow::Result<Server> {
-        let data_dir = match kind {
-            Kind::Palaver => {
-                let dir = tempfile::Builder::new()
-                    .prefix("palaver-bench-")
-                    .tempdir()?;
-                std::fs::write(dir.path().join("palaver.toml"), PALAVER_CONFIG)?;
-                Some(dir)
-            }
-            _ => None,
+        let deploy = &programs.deploy;
+        let nodes = if kind == Kind::Palaver {
+            deploy.palaver_nodes.max(1)
+        } else {
+            1
         };
-        let (child, addr) = spawn(kind, programs, data_dir.as_ref().map(|d| d.path()), 0).await?;
-        Ok(Server {
+        let mut database = None;
+        let mut node_env = Vec::new();
+        if kind == Kind::Palaver {
+            if let Some(url) = &deploy.database_url {
+                let db = crate::deploy::FreshDatabase::create(url).await?;
+                node_env.push(("PALAVER_DATABASE_URL".to_owned(), db.url.clone()));
+                database = Some(db);
+            }
+            if let Some(url) = &deploy.redis_url {
+                node_env.push(("PALAVER_REDIS_URL".to_owned(), url.clone()));
+            }
+        }
+        let jwt_secret = crate::deploy::random_hex(32);
+        let data_dir = || -> anyhow::Result<Option<tempfile::TempDir>> {
+            if kind != Kind::Palaver {
+                return Ok(None);
+            }
+            let dir = tempfile::Builder::new()
+                .prefix("palaver-bench-")
+                .tempdir()?;
+            std::fs::write(dir.path().join("palaver.toml"), palaver_config(&jwt_secret))?;
+            Ok(Some(dir))
+        };
+        let node0_dir = data_dir()?;
+        let (child, addr) = spawn(
             kind,
-            pid: child.id().context("server pid")?,
+            programs,
+            &node_env,
+            node0_dir.as_ref().map(|d| d.path()),
+            0,
+        )
+        .await
+        .context("node 0")?;
+        let pid = child.id().context("server pid")?;
+        let mut server = Server {
+            kind,
+            pid,
             addr,
             child,
-            data_dir,
+            data_dir: node0_dir,
             programs: programs.clone(),
-        })
+            others: Vec::new(),
+            node_env,
+            database,
+        };
+        if kind == Kind::Palaver {
+            eprintln!("  palaver node 0: pid {}, {}", server.pid, server.addr);
+        }
+        for k in 1..nodes {
+            let dir = data_dir()?.context("a node's data directory")?;
+            let (child, addr) = spawn(kind, programs, &server.node_env, Some(dir.path()), 0)
+                .await
+                .with_context(|| format!("node {k}"))?;
+            let pid = child.id().context("server pid")?;
+            eprintln!("  palaver node {k}: pid {pid}, {addr}");
+            server.others.push(Node {
+                pid,
+                addr,
+                _child: child,
+                _data_dir: dir,
+            });
+        }
+        Ok(server)
+    }
+
+    /// Every node's pid, node 0 first.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.pid)
+            .chain(self.others.iter().map(|n| n.pid))
+            .collect()
+    }
+
+    /// Every node's `127.0.0.1:<port>`, node 0 first.
+    pub fn addrs(&self) -> Vec<String> {
+        std::iter::once(self.addr.clone())
+            .chain(self.others.iter().map(|n| n.addr.clone()))
+            .collect()
+    }
+
+    /// The PostgreSQL server's version, when this server got a fresh database.
+    pub fn postgres_version(&self) -> Option<&str> {
+        self.database.as_ref().map(|d| d.server_version.as_str())
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -176,7 +283,14 @@ impl Server {
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         let port: u16 = self.addr.rsplit(':').next().unwrap_or("0").parse()?;
         let dir = self.data_dir.as_ref().map(|d| d.path().to_owned());
-        let (child, addr) = spawn(self.kind, &self.programs, dir.as_deref(), port).await?;
+        let (child, addr) = spawn(
+            self.kind,
+            &self.programs,
+            &self.node_env,
+            dir.as_deref(),
+            port,
+        )
+        .await?;
         self.pid = child.id().context("server pid")?;
         self.child = child;
         self.addr = addr;
@@ -184,10 +298,17 @@ impl Server {
     }
 }
 
-/// Starts one server process and reads the address it prints.
+/// The bench's `palaver.toml` with `jwt_secret` in it.
+fn palaver_config(jwt_secret: &str) -> String {
+    PALAVER_CONFIG.replace("{jwt_secret}", jwt_secret)
+}
+
+/// Starts one server process (Palaver with `node_env` on top of the programs'
+/// environment) and reads the address it prints.
 async fn spawn(
     kind: Kind,
     programs: &Programs,
+    node_env: &[(String, String)],
     data_dir: Option<&Path>,
     port: u16,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
@@ -204,7 +325,8 @@ async fn spawn(
             c.args(["serve", "--port", &port.to_string(), "--data-dir", "."])
                 .current_dir(dir)
                 .env("RUST_LOG", "warn")
-                .envs(programs.palaver_env.iter().map(|(k, v)| (k, v)));
+                .envs(programs.palaver_env.iter().map(|(k, v)| (k, v)))
+                .envs(node_env.iter().map(|(k, v)| (k, v)));
             c
         }
         Kind::Baseline => {
@@ -474,6 +596,16 @@ pub fn local_ip(i: usize, per_address: usize) -> std::net::Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_node_gets_the_same_secret_in_the_auth_table() {
+        let config = palaver_config("ab12");
+        let auth = config.split("[auth]").nth(1).unwrap();
+        let auth = auth.split("\n[").next().unwrap();
+        assert!(auth.contains("\njwt_secret = \"ab12\"\n"), "{config}");
+        assert_eq!(config.matches("jwt_secret").count(), 1);
+        assert!(!config.contains("{jwt_secret}"));
+    }
 
     #[test]
     fn payloads_round_trip_inside_each_targets_frames() {

@@ -1,9 +1,10 @@
-//! `fanout`: one room of M members, P of them sending R messages/s each.
+//! `fanout`: one room of M members, P of them sending R messages/s each (on several
+//! Palaver nodes: members and senders spread evenly over them, the room made on node 0).
 
 use serde::{Deserialize, Serialize};
 
 use super::{measure, per_address, LoadResult};
-use crate::load::{Conn, Pace, Plan};
+use crate::load::{spread_over_nodes, Conn, Pace, Plan};
 use crate::target::{Member, Server};
 
 /// The shape of a fan-out load.
@@ -32,22 +33,27 @@ pub struct FanoutArgs {
     pub padding: usize,
 }
 
-/// The plan of a fan-out load on prepared members and room.
+/// The plan of a fan-out load on prepared members and room, its connections spread over
+/// the server's nodes ([`spread_over_nodes`]).
 pub fn plan(server: &Server, members: &[Member], room: &str, args: &FanoutArgs) -> Plan {
+    let mut conns: Vec<Conn> = (0..members.len())
+        .map(|m| Conn {
+            member: m,
+            room: 0,
+            // Spread the senders over the member list.
+            sends: m % (members.len() / args.senders.max(1)).max(1) == 0
+                && m / (members.len() / args.senders.max(1)).max(1) < args.senders,
+            node: 0,
+        })
+        .collect();
+    let addrs = server.addrs();
+    spread_over_nodes(&mut conns, addrs.len());
     Plan {
         kind: server.kind,
-        addr: server.addr.clone(),
+        addrs,
         members: members.to_vec(),
         rooms: vec![room.to_owned()],
-        conns: (0..members.len())
-            .map(|m| Conn {
-                member: m,
-                room: 0,
-                // Spread the senders over the member list.
-                sends: m % (members.len() / args.senders.max(1)).max(1) == 0
-                    && m / (members.len() / args.senders.max(1)).max(1) < args.senders,
-            })
-            .collect(),
+        conns,
         pace: Pace::Rate(args.rate),
         padding: args.padding,
         warmup_ms: args.warmup_secs * 1000,

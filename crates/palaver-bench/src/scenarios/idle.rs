@@ -38,12 +38,13 @@ pub async fn run(server: &Server, args: &IdleArgs) -> anyhow::Result<IdleResult>
     let (members, rooms) = crate::setup::rooms(server, 1, args.users).await?;
     let plan = Plan {
         kind: server.kind,
-        addr: server.addr.clone(),
+        addrs: vec![server.addr.clone()],
         conns: (0..args.connections)
             .map(|i| Conn {
                 member: i % members.len().max(1),
                 room: 0,
                 sends: false,
+                node: 0,
             })
             .collect(),
         members,

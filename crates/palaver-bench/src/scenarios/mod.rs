@@ -50,9 +50,29 @@ pub struct LoadResult {
     pub connect_failures: u64,
     /// Connections that ended before the drain did.
     pub dropped: u64,
+    /// Each node's share (one entry for a single server; `server_cpu_*` and
+    /// `server_peak_rss_mib` above are the totals over the nodes).
+    #[serde(default)]
+    pub nodes: Vec<NodeLoad>,
 }
 
-/// Runs `plan` against `server` and measures it.
+/// What one node of the server did during a load.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeLoad {
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    /// Connections the plan put on this node.
+    pub connections: u64,
+    /// CPU seconds the node used from the start of the load to the end of the drain,
+    /// and the average number of cores that is.
+    pub server_cpu_seconds: f64,
+    pub server_cpu_cores: f64,
+    /// The node's own peak resident memory during the load, MiB.
+    pub server_peak_rss_mib: f64,
+}
+
+/// Runs `plan` against `server` and measures it: the server's CPU and memory are summed
+/// over its nodes, and also reported per node.
 pub async fn measure(
     server: &Server,
     plan: &Plan,
@@ -69,17 +89,33 @@ pub async fn measure_with(
     offered_per_sec: f64,
     on_start: impl FnOnce(),
 ) -> anyhow::Result<LoadResult> {
-    let pid = server.pid;
-    let mut cpu_start = None;
+    let pids = server.pids();
+    let mut cpu_start = Vec::new();
     let mut peak = None;
     let tally: Tally = load::run(plan, || {
-        cpu_start = proc::cpu_seconds(pid);
-        peak = Some(proc::PeakRss::start(pid));
+        cpu_start = pids.iter().map(|&p| proc::cpu_seconds(p)).collect();
+        peak = Some(proc::PeakRss::start_many(&pids));
         on_start();
     })
     .await?;
-    let cpu = proc::cpu_seconds(pid).unwrap_or(0.0) - cpu_start.unwrap_or(0.0);
     let total_secs = (plan.warmup_ms + plan.window_ms + plan.drain_ms) as f64 / 1000.0;
+    let node_peaks = peak.as_ref().map(|p| p.peaks_kib()).unwrap_or_default();
+    let nodes: Vec<NodeLoad> = pids
+        .iter()
+        .enumerate()
+        .map(|(k, &pid)| {
+            let start = cpu_start.get(k).copied().flatten().unwrap_or(0.0);
+            let cpu = proc::cpu_seconds(pid).unwrap_or(0.0) - start;
+            NodeLoad {
+                addr: plan.addrs.get(k).cloned().unwrap_or_default(),
+                connections: plan.conns.iter().filter(|c| c.node == k).count() as u64,
+                server_cpu_seconds: cpu,
+                server_cpu_cores: cpu / total_secs,
+                server_peak_rss_mib: node_peaks.get(k).copied().unwrap_or(0) as f64 / 1024.0,
+            }
+        })
+        .collect();
+    let cpu: f64 = nodes.iter().map(|n| n.server_cpu_seconds).sum();
     let window_secs = plan.window_ms as f64 / 1000.0;
     let latency = Latency::from_pairs(&tally.latency);
     Ok(LoadResult {
@@ -101,6 +137,7 @@ pub async fn measure_with(
         connections: tally.connected,
         connect_failures: tally.connect_failures,
         dropped: tally.dropped,
+        nodes,
     })
 }
 

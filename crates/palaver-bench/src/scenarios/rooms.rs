@@ -1,11 +1,12 @@
 //! `rooms`: many small rooms, every member sending in a closed loop (a window of
 //! unacknowledged sends each); reports acknowledged — for Palaver, persisted — messages/s
-//! and delivery latency.
+//! and delivery latency. On several Palaver nodes, member `i` connects to node `i % N`
+//! (accounts and rooms are made on node 0).
 
 use serde::{Deserialize, Serialize};
 
 use super::{measure, per_address, LoadResult};
-use crate::load::{Conn, Pace, Plan};
+use crate::load::{spread_over_nodes, Conn, Pace, Plan};
 use crate::target::Server;
 
 #[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
@@ -31,16 +32,21 @@ pub struct RoomsArgs {
 
 pub async fn run(server: &Server, args: &RoomsArgs) -> anyhow::Result<LoadResult> {
     let (members, rooms) = crate::setup::rooms(server, args.rooms, args.room_size).await?;
+    let mut conns: Vec<Conn> = (0..members.len())
+        .map(|m| Conn {
+            member: m,
+            room: m / args.room_size,
+            sends: true,
+            node: 0,
+        })
+        .collect();
+    let addrs = server.addrs();
+    // Connection i on node i % N: a room's members sit on different nodes.
+    spread_over_nodes(&mut conns, addrs.len());
     let plan = Plan {
         kind: server.kind,
-        addr: server.addr.clone(),
-        conns: (0..members.len())
-            .map(|m| Conn {
-                member: m,
-                room: m / args.room_size,
-                sends: true,
-            })
-            .collect(),
+        addrs,
+        conns,
         members,
         rooms,
         pace: Pace::Window(args.window),
