@@ -6,11 +6,11 @@
 //! ([`crate::presence::RedisPresence`]) and `/readyz` use it.
 //!
 //! Callers that must not wait on a sick Redis (the rate limits on every request, presence
-//! on every connection) go through [`RedisConn::call`] or [`RedisConn::call_as`]: each call
+//! on every connection) go through [`RedisConn::call`] or `RedisConn::call_as`: each call
 //! is bounded by [`CALL_TIMEOUT`], and after a failure calls skip Redis for [`BACKOFF`]
 //! (they fail at once, so the caller's fallback runs without a wait), after which the next
 //! call tries again and so triggers the reconnection. Failures are logged at most once per
-//! [`WARN_EVERY`] per [`Caller`] and counted in `palaver_ratelimit_redis_errors_total` or
+//! [`WARN_EVERY`] per caller and counted in `palaver_ratelimit_redis_errors_total` or
 //! `palaver_presence_redis_errors_total`.
 
 use std::future::Future;

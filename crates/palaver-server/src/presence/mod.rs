@@ -2,9 +2,9 @@
 //!
 //! [`Presence`] is the trait; [`MemoryPresence`] keeps it in this process (one node, no
 //! `redis_url`) and [`RedisPresence`] shares it between the nodes using one Redis (see
-//! [`redis`] for its leases). A user is online while any of their connections is; only the
-//! first connection and the last disconnection (cluster-wide, with Redis) change what others
-//! see, so a user with five tabs is announced once.
+//! [`redis`] for its leases). A user is online while any of their connections is; only
+//! the first connection and the last disconnection (cluster-wide, with Redis) change what
+//! others see, so a user with five tabs is announced once.
 //!
 //! Neither implementation touches the database: each call returns a [`Change`] for the
 //! service to act on (`service/live.rs`): it stores `last_seen` (the `users.last_seen_at`

@@ -40,7 +40,7 @@
 //!
 //! # Failures
 //!
-//! Calls go through [`RedisConn::call_as`]: bounded, backed off, logged, counted in
+//! Calls go through `RedisConn::call_as`: bounded, backed off, logged, counted in
 //! `palaver_presence_redis_errors_total`, never returned to clients. A connect or a
 //! renewal that failed is made good by the next renewal (the lease is re-added and the
 //! user announced online); a disconnect that failed leaves a lease that expires and is
