@@ -53,6 +53,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub attachments: AttachmentsConfig,
     pub rtc: RtcConfig,
+    pub presence: PresenceConfig,
     pub log: LogConfig,
     /// Reverse proxies (addresses or CIDR networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`)
     /// whose forwarding header names the client address; see [`crate::net`]. Default
@@ -82,6 +83,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             attachments: AttachmentsConfig::default(),
             rtc: RtcConfig::default(),
+            presence: PresenceConfig::default(),
             log: LogConfig::default(),
             trusted_proxies: Vec::new(),
             forwarded_header: crate::net::ForwardedHeader::default(),
@@ -124,6 +126,30 @@ impl Default for RtcConfig {
             ring_timeout_secs: 30,
             max_participants: 8,
             max_sdp_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// Presence across nodes (`[presence]`): the leases each node keeps in Redis for its
+/// connections. Used only with `redis_url` (see [`crate::presence::redis`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PresenceConfig {
+    /// How often each node renews the leases of its connections and sweeps the leases
+    /// that other nodes stopped renewing. Seconds, at least 1; default 10.
+    pub lease_refresh_secs: u64,
+    /// How long a lease lasts unless renewed. Seconds, more than `lease_refresh_secs` (3
+    /// times is advised, so two renewals may fail in a row); default 30. The users of a
+    /// node that dies without closing its connections are announced offline by another
+    /// node at most `lease_ttl_secs + lease_refresh_secs` later.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            lease_refresh_secs: 10,
+            lease_ttl_secs: 30,
         }
     }
 }

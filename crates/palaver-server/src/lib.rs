@@ -61,7 +61,7 @@ use crate::broker::{MemoryBroker, RedisBroker};
 use crate::config::{Config, CorsConfig};
 use crate::hub::{CloseReason, Hub};
 use crate::metrics::Metrics;
-use crate::presence::MemoryPresence;
+use crate::presence::{MemoryPresence, Presence, RedisPresence};
 use crate::ratelimit::RateLimiter;
 use crate::service::Service;
 use crate::store::files::{FileStore, LocalFiles, S3Files};
@@ -136,11 +136,19 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
             )
         }
     };
+    // With Redis, presence is the cluster's (leases renewed by each node), else this node's.
+    let presence: Arc<dyn Presence> = match &redis {
+        Some(redis) => Arc::new(
+            RedisPresence::new(redis.clone(), &config.presence)
+                .context("configuring presence ([presence])")?,
+        ),
+        None => Arc::new(MemoryPresence::default()),
+    };
     let mut service = Service::new(
         store.clone(),
         files,
         broker,
-        Arc::new(MemoryPresence::default()),
+        presence,
         metrics,
         TokenIssuer::new(&key, config.auth.access_token_ttl_secs),
         config,
@@ -193,6 +201,8 @@ pub async fn run_notifying(
         .local_addr()
         .context("reading the listener's address")?;
     let (service, store, hub) = open(&config).await?;
+    // Stopped before the store closes, below.
+    let presence_keeper = service.keep_presence();
     let app = http::router(AppState {
         service: service.clone(),
         hub: hub.clone(),
@@ -261,6 +271,9 @@ pub async fn run_notifying(
             remaining = hub.connection_count(),
             "connections still open at shutdown deadline"
         );
+    }
+    if let Some(keeper) = presence_keeper {
+        keeper.stop().await;
     }
     store.database.close().await;
     served.context("serving HTTP")

@@ -20,6 +20,7 @@
 //! | `palaver_login_attempts_total{result}` | counter | logins by outcome: `success`, `invalid_credentials`, `rate_limited`, `account_disabled` |
 //! | `palaver_http_requests_total{method,route,status}` | counter | HTTP requests answered, by route template (`/api/v1/rooms/{room_id}`) |
 //! | `palaver_http_request_duration_seconds{route}` | histogram | time to answer (to the response head) |
+//! | `palaver_presence_redis_errors_total` | counter | presence operations that Redis (`redis_url`) did not answer (the change is not shared until the next lease renewal) |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | the standard process metrics, from `/proc/self` (Linux; absent elsewhere) |
 
 use prometheus_client::metrics::counter::Counter;
@@ -52,6 +53,8 @@ pub struct Metrics {
     pub login_attempts: Family<Labels, Counter>,
     pub http_requests: Family<Labels, Counter>,
     pub http_request_seconds: Family<Labels, Histogram>,
+    /// Presence operations that could not reach Redis (see [`crate::presence::redis`]).
+    pub presence_redis_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -150,11 +153,18 @@ impl Default for Metrics {
             "Time to answer an HTTP request, by route template",
             http_request_seconds.clone(),
         );
+        let presence_redis_errors = Counter::default();
+        registry.register(
+            "presence_redis_errors",
+            "Presence operations that Redis did not answer",
+            presence_redis_errors.clone(),
+        );
         Metrics {
             registry,
             login_attempts,
             http_requests,
             http_request_seconds,
+            presence_redis_errors,
             connections,
             sessions,
             messages_in,

@@ -2,15 +2,16 @@
 //!
 //! One [`RedisConn`] per node wraps a `redis` [`ConnectionManager`]: one multiplexed
 //! connection, opened lazily on first use (a node starts even while Redis is down) and
-//! reopened by itself after an I/O error. Today the rate limits ([`crate::ratelimit`]) and
-//! `/readyz` use it.
+//! reopened by itself after an I/O error. The rate limits ([`crate::ratelimit`]), presence
+//! ([`crate::presence::RedisPresence`]) and `/readyz` use it.
 //!
-//! Callers that must not wait on a sick Redis (the rate limits, on every request) go
-//! through [`RedisConn::call`]: each call is bounded by [`CALL_TIMEOUT`], and after a
-//! failure calls skip Redis for [`BACKOFF`] (they fail at once, so the caller's fallback
-//! runs without a wait), after which the next call tries again and so triggers the
-//! reconnection. Failures are logged at most once per [`WARN_EVERY`] and counted in
-//! `palaver_ratelimit_redis_errors_total`.
+//! Callers that must not wait on a sick Redis (the rate limits on every request, presence
+//! on every connection) go through [`RedisConn::call`] or `RedisConn::call_as`: each call
+//! is bounded by [`CALL_TIMEOUT`], and after a failure calls skip Redis for [`BACKOFF`]
+//! (they fail at once, so the caller's fallback runs without a wait), after which the next
+//! call tries again and so triggers the reconnection. Failures are logged at most once per
+//! [`WARN_EVERY`] per caller and counted in `palaver_ratelimit_redis_errors_total` or
+//! `palaver_presence_redis_errors_total`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,8 +45,17 @@ pub struct RedisConn {
     origin: Instant,
     /// Milliseconds after `origin` before which calls skip Redis (0: none).
     skip_until: AtomicU64,
-    /// When the last failure warning was logged.
-    last_warning: Mutex<Option<Instant>>,
+    /// When the last failure warning was logged, per [`Caller`].
+    last_warning: [Mutex<Option<Instant>>; 2],
+}
+
+/// Who calls Redis through [`RedisConn::call_as`]: picks the failure counter and warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// The shared rate limits: they allow everything while Redis fails.
+    RateLimit = 0,
+    /// Presence: announcements wait until Redis is back.
+    Presence = 1,
 }
 
 impl std::fmt::Debug for RedisConn {
@@ -95,7 +105,7 @@ impl RedisConn {
             metrics,
             origin: Instant::now(),
             skip_until: AtomicU64::new(0),
-            last_warning: Mutex::new(None),
+            last_warning: [Mutex::new(None), Mutex::new(None)],
         })
     }
 
@@ -120,18 +130,38 @@ impl RedisConn {
         ok
     }
 
-    /// Runs `op` on the connection, bounded by [`CALL_TIMEOUT`]. `None` when Redis is in
-    /// its backoff after a failure, times out or fails: then the failure is counted in
-    /// `palaver_ratelimit_redis_errors_total`, logged (at most once per [`WARN_EVERY`])
-    /// and starts a [`BACKOFF`].
+    /// Runs `op` on the connection, bounded by [`CALL_TIMEOUT`], for the rate limits (see
+    /// [`call_as`](Self::call_as)).
     pub(crate) async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        self.call_as(Caller::RateLimit, what, op).await
+    }
+
+    /// Runs `op` on the connection for `caller`, bounded by [`CALL_TIMEOUT`]. `None` when
+    /// Redis is in its backoff after a failure, times out or fails: then the failure is
+    /// counted (`palaver_ratelimit_redis_errors_total` or
+    /// `palaver_presence_redis_errors_total`), logged (at most once per [`WARN_EVERY`] per
+    /// caller) and starts a [`BACKOFF`] for every caller.
+    pub(crate) async fn call_as<T, F, Fut>(
+        &self,
+        caller: Caller,
+        what: &'static str,
+        op: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let failed = || match caller {
+            Caller::RateLimit => self.metrics.ratelimit_redis_errors.inc(),
+            Caller::Presence => self.metrics.presence_redis_errors.inc(),
+        };
         let now_ms = self.millis();
         if now_ms < self.skip_until.load(Ordering::Relaxed) {
-            self.metrics.ratelimit_redis_errors.inc();
+            failed();
             return None;
         }
         let error = match tokio::time::timeout(CALL_TIMEOUT, op(self.conn.clone())).await {
@@ -139,12 +169,12 @@ impl RedisConn {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {CALL_TIMEOUT:?}"),
         };
-        self.metrics.ratelimit_redis_errors.inc();
+        failed();
         self.skip_until.store(
             self.millis() + u64::try_from(BACKOFF.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        let warn = match self.last_warning.lock() {
+        let warn = match self.last_warning[caller as usize].lock() {
             Ok(mut last) => {
                 let due = last.is_none_or(|at| at.elapsed() >= WARN_EVERY);
                 if due {
@@ -155,11 +185,18 @@ impl RedisConn {
             Err(_) => false,
         };
         if warn {
-            tracing::warn!(
-                op = what,
-                error = %error,
-                "Redis (redis_url) is not answering: rate limits allow everything until it is back"
-            );
+            match caller {
+                Caller::RateLimit => tracing::warn!(
+                    op = what,
+                    error = %error,
+                    "Redis (redis_url) is not answering: rate limits allow everything until it is back"
+                ),
+                Caller::Presence => tracing::warn!(
+                    op = what,
+                    error = %error,
+                    "Redis (redis_url) is not answering: presence changes are not shared until it is back"
+                ),
+            }
         }
         None
     }

@@ -146,7 +146,7 @@ pub async fn run<T: Transport>(
         return;
     }
 
-    Box::pin(state.service.connection_opened(&actor)).await;
+    Box::pin(state.service.connection_opened(&actor, conn)).await;
     let mut core = Core {
         state: &state,
         actor: &actor,
@@ -160,9 +160,11 @@ pub async fn run<T: Transport>(
     if let Ending::Close(reason) = ending {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, core.transport.close(reason)).await;
     }
+    // Before unregistering: shutdown waits for the hub to empty, so a last seen time is
+    // stored before the store closes.
+    Box::pin(state.service.connection_closed(&actor, conn)).await;
     state.hub.unregister(conn);
     Box::pin(state.service.connection_left_calls(conn)).await;
-    Box::pin(state.service.connection_closed(&actor)).await;
     tracing::debug!(conn, "connection closed");
 }
 

@@ -1,16 +1,21 @@
 //! Ephemeral state: presence (online, away, dnd, offline/invisible, status text, last
-//! seen) and typing. Neither is stored in the database. Both go only to users who share a
-//! room with the subject (presence) or to the room's other members (typing).
+//! seen) and typing. Only `last_seen` is stored in the database (when a user's last
+//! connection goes, see [`crate::presence`]). Both go only to users who share a room with
+//! the subject (presence) or to the room's other members (typing).
 
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use palaver_protocol::ws::{Event, PresenceInfo, PresenceStatus, SetPresence, Typing};
+use tokio::task::JoinHandle;
 
 use super::user_limits::Action;
 use super::{now_rfc3339, Service};
 use crate::auth::Actor;
 use crate::broker::{Envelope, Topic};
 use crate::error::{AppError, AppResult};
+use crate::hub::ConnId;
+use crate::presence::Change;
 
 /// How long a `typing: true` holds without another.
 pub const TYPING_EXPIRES: Duration = Duration::from_secs(6);
@@ -18,20 +23,96 @@ pub const TYPING_EXPIRES: Duration = Duration::from_secs(6);
 pub const TYPING_THROTTLE: Duration = Duration::from_secs(2);
 /// Longest custom status text, in characters.
 const STATUS_TEXT_MAX: usize = 100;
+/// How long shutdown waits for a presence tick under way before abandoning it.
+const KEEPER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The task that runs [`crate::presence::Presence::tick`] (renewing this node's leases,
+/// sweeping expired ones) and acts on what it finds; [`Service::keep_presence`] starts it
+/// and its owner stops it with [`PresenceKeeper::stop`] before closing the store.
+pub struct PresenceKeeper {
+    /// Dropped to ask the task to stop.
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl PresenceKeeper {
+    /// Stops the task: waits for a tick under way (at most 5 s, then abandons it).
+    pub async fn stop(self) {
+        drop(self.stop);
+        let mut task = self.task;
+        if tokio::time::timeout(KEEPER_STOP_TIMEOUT, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
 
 impl Service {
-    /// A connection of the caller opened; announces them online on their first one.
-    pub async fn connection_opened(&self, actor: &Actor) {
-        if let Some(info) = self.presence.connected(&actor.user_id) {
-            self.announce_presence(info).await;
+    /// Connection `conn` of the caller opened; announces them online on their first one
+    /// (cluster-wide with Redis).
+    pub async fn connection_opened(&self, actor: &Actor, conn: ConnId) {
+        if let Some(change) = self.presence.connected(&actor.user_id, conn).await {
+            self.apply_presence(change).await;
         }
     }
 
-    /// A connection of the caller closed; announces them offline (with `last_seen`) when
-    /// it was their last.
-    pub async fn connection_closed(&self, actor: &Actor) {
-        if let Some(info) = self.presence.disconnected(&actor.user_id, &now_rfc3339()) {
-            self.announce_presence(info).await;
+    /// Connection `conn` of the caller closed; when it was their last (cluster-wide with
+    /// Redis), stores their last seen time and announces them offline with it.
+    pub async fn connection_closed(&self, actor: &Actor, conn: ConnId) {
+        let at = now_rfc3339();
+        if let Some(change) = self.presence.disconnected(&actor.user_id, conn, &at).await {
+            self.apply_presence(change).await;
+        }
+    }
+
+    /// Starts the task that keeps presence (see [`PresenceKeeper`]), if the presence
+    /// needs one (with Redis: renewing leases and sweeping expired ones every
+    /// `presence.lease_refresh_secs`).
+    pub fn keep_presence(self: &Arc<Self>) -> Option<PresenceKeeper> {
+        let every = self.presence.tick_every()?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(keep_presence(Arc::downgrade(self), every, async move {
+            let _ = (&mut stopped).await;
+        }));
+        Some(PresenceKeeper { stop, task })
+    }
+
+    /// Acts on a presence change: stores the last seen time of a user who went offline,
+    /// then announces the change.
+    pub(crate) async fn apply_presence(&self, change: Change) {
+        if change.went_offline {
+            if let Some(at) = change.info.last_seen.as_deref() {
+                if let Err(e) = self
+                    .store
+                    .users
+                    .set_last_seen(&change.info.user_id, at)
+                    .await
+                {
+                    tracing::error!(error = %e, "storing a last seen time");
+                }
+            }
+        }
+        self.announce_presence(change.info).await;
+    }
+
+    /// What others see of `user_id` now, with the stored last seen time when the presence
+    /// does not know one (after a restart).
+    async fn visible_presence(&self, user_id: &str) -> PresenceInfo {
+        let mut info = self.presence.get(user_id).await;
+        self.fill_last_seen(&mut info).await;
+        info
+    }
+
+    /// Fills `info.last_seen` from the store when it is unknown.
+    async fn fill_last_seen(&self, info: &mut PresenceInfo) {
+        if info.last_seen.is_some() {
+            return;
+        }
+        match self.store.users.last_seen(&info.user_id).await {
+            Ok(stored) => info.last_seen = stored,
+            Err(e) => tracing::warn!(error = %e, "reading a last seen time"),
         }
     }
 
@@ -63,10 +144,10 @@ impl Service {
         self.user_limits
             .hit(&actor.user_id, Action::Presence)
             .await?;
-        if let Some(info) = self.presence.set(&actor.user_id, req.status, text) {
-            self.announce_presence(info).await;
+        if let Some(change) = self.presence.set(&actor.user_id, req.status, text).await {
+            self.apply_presence(change).await;
         }
-        Ok(self.presence.get(&actor.user_id))
+        Ok(self.visible_presence(&actor.user_id).await)
     }
 
     /// Another user's presence, for users who share a room with them (and themself).
@@ -83,7 +164,7 @@ impl Service {
         {
             return Err(AppError::not_found("user"));
         }
-        Ok(self.presence.get(user_id))
+        Ok(self.visible_presence(user_id).await)
     }
 
     /// Relays a typing notice to the room's other members: `active: true` at most once per
@@ -140,8 +221,9 @@ impl Service {
     }
 
     /// Sends `info` to every user who shares a room with its subject, once each (the
-    /// subject learns their own state from the `presence.set` reply).
-    async fn announce_presence(&self, info: PresenceInfo) {
+    /// subject learns their own state from the `presence.set` reply), with the stored last
+    /// seen time if `info` has none.
+    async fn announce_presence(&self, mut info: PresenceInfo) {
         let subject = info.user_id.clone();
         let recipients = match self.store.rooms.co_members(&subject).await {
             Ok(users) => users,
@@ -153,9 +235,36 @@ impl Service {
         if recipients.is_empty() {
             return;
         }
+        self.fill_last_seen(&mut info).await;
         // One envelope for every recipient: encoded once per wire format, not per user.
         let topic = Topic::Users(recipients.into());
         self.publish(Envelope::new(topic, Event::PresenceUpdated(info)).ephemeral())
             .await;
+    }
+}
+
+/// Runs the presence tick of `service` every `every` until `stop` completes or the
+/// service is gone, acting on each change it returns.
+async fn keep_presence(
+    service: Weak<Service>,
+    every: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick completes at once: the leases were just written.
+    tick.tick().await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let Some(service) = service.upgrade() else {
+            return;
+        };
+        for change in service.presence.tick().await {
+            service.apply_presence(change).await;
+        }
     }
 }

@@ -170,6 +170,7 @@ conformance!(
     search_pages_by_username_and_hides_deleted_and_disabled_accounts,
     profiles_roles_and_passwords_change_only_live_accounts,
     deleting_an_account_scrubs_it_and_ends_its_sessions_keys_memberships_and_blocks,
+    last_seen_only_moves_forward_and_goes_with_the_account,
     sessions_list_newest_first_and_end_by_revocation_expiry_or_disabling,
     refresh_rotation_tells_a_concurrent_refresh_from_a_replay,
     concurrent_refreshes_with_one_token_rotate_once,
@@ -561,6 +562,36 @@ async fn deleting_an_account_scrubs_it_and_ends_its_sessions_keys_memberships_an
         .unwrap();
     assert_eq!(still.sender_username, "deleted-u1");
     assert_eq!(still.content, "hello");
+}
+
+async fn last_seen_only_moves_forward_and_goes_with_the_account(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    assert_eq!(
+        store.users.last_seen("u1").await.unwrap(),
+        None,
+        "never seen"
+    );
+    store.users.set_last_seen("u1", &at(5)).await.unwrap();
+    assert_eq!(store.users.last_seen("u1").await.unwrap(), Some(at(5)));
+    // Nodes may report out of order: an earlier time does not move it back.
+    store.users.set_last_seen("u1", &at(3)).await.unwrap();
+    assert_eq!(store.users.last_seen("u1").await.unwrap(), Some(at(5)));
+    store.users.set_last_seen("u1", &at(7)).await.unwrap();
+    assert_eq!(store.users.last_seen("u1").await.unwrap(), Some(at(7)));
+    assert_eq!(store.users.last_seen("u2").await.unwrap(), None, "per user");
+    // Unknown users: nothing, no error.
+    store.users.set_last_seen("nobody", &at(7)).await.unwrap();
+    assert_eq!(store.users.last_seen("nobody").await.unwrap(), None);
+    // Deletion forgets it, and a deleted account is never seen again.
+    store
+        .users
+        .delete_user("u1", "deleted-u1", &at(9))
+        .await
+        .unwrap();
+    assert_eq!(store.users.last_seen("u1").await.unwrap(), None);
+    store.users.set_last_seen("u1", &at(10)).await.unwrap();
+    assert_eq!(store.users.last_seen("u1").await.unwrap(), None);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -418,10 +418,20 @@ pub trait UserStore: Send + Sync {
     /// every session. Returns `false` if there is no such live user.
     async fn set_disabled(&self, id: &str, disabled_at: Option<&str>) -> StoreResult<bool>;
 
-    /// Deletes an account, atomically: scrubs its personal data (the row stays, with
-    /// `username` replaced by `deleted_username`, so its messages stay attributed), revokes
+    /// Deletes an account, atomically: scrubs its personal data and last seen time (the
+    /// row stays, with `username` replaced by `deleted_username`, so its messages stay
+    /// attributed), revokes
     /// every session and API key, removes its room memberships and blocks.
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
+
+    /// Records that user `id`'s last connection closed at `at` (RFC 3339 UTC, from
+    /// presence): it becomes their last seen time unless a later one is stored (nodes may
+    /// report out of order). Nothing for an unknown or deleted user.
+    async fn set_last_seen(&self, id: &str, at: &str) -> StoreResult<()>;
+
+    /// User `id`'s last seen time, as [`set_last_seen`](Self::set_last_seen) stored it;
+    /// `None` if never (or an unknown or deleted user: deletion forgets it).
+    async fn last_seen(&self, id: &str) -> StoreResult<Option<String>>;
 }
 
 /// Login sessions (one per device login; holds the refresh token hash).

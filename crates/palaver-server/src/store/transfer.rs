@@ -6,10 +6,11 @@
 //! every table, described by [`TABLES`]; nothing is translated. The export file is JSON
 //! Lines (UTF-8, one JSON object per line):
 //!
-//! 1. A header: `{"format":"palaver-export","version":1,"backend":"sqlite",
-//!    "schema_version":8,"exported_at":"<RFC 3339>"}`: [`FORMAT_VERSION`] fixes the set of
+//! 1. A header: `{"format":"palaver-export","version":2,"backend":"sqlite",
+//!    "schema_version":9,"exported_at":"<RFC 3339>"}`: [`FORMAT_VERSION`] fixes the set of
 //!    tables and columns below; `backend` and `schema_version` (the last migration applied
-//!    to the source) are for the reader.
+//!    to the source) are for the reader. Files of an earlier version are read too: the
+//!    columns added since ([`ADDED_COLUMNS`]) are NULL.
 //! 2. One line per row, `{"table":"users","row":{"id":"...",...}}`, every column of the
 //!    table in the schema's order. Tables come in [`TABLES`] order (foreign keys point only
 //!    to earlier tables), rows in primary-key order (byte-wise on both backends, so an
@@ -49,7 +50,12 @@ use crate::config::DatabaseLocation;
 pub const FORMAT: &str = "palaver-export";
 
 /// The version of the file format: which tables and columns ([`TABLES`]) a file holds.
-pub const FORMAT_VERSION: i64 = 1;
+/// Version 2 added `users.last_seen_at`.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// `(version, table, column)`: the columns format `version` added. A row of a file of
+/// an earlier version has none of them; they are imported as NULL.
+pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[(2, "users", "last_seen_at")];
 
 /// Rows per INSERT statement on import (14 columns at most: far below either backend's
 /// limit on bound parameters).
@@ -103,6 +109,7 @@ pub const TABLES: &[Table] = &[
             ("updated_at", Text),
             ("disabled_at", Text),
             ("deleted_at", Text),
+            ("last_seen_at", Text),
         ],
     },
     Table {
@@ -691,23 +698,24 @@ pub async fn import(location: &DatabaseLocation<'_>, input: &Path) -> anyhow::Re
         Some(line) => line.with_context(|| format!("reading {}", input.display()))?,
         None => bail!("{} is empty", input.display()),
     };
-    check_header(&header).with_context(|| format!("{}, line 1", input.display()))?;
+    let version = check_header(&header).with_context(|| format!("{}, line 1", input.display()))?;
     let db = Opened::open(location).await?;
-    let result = import_from(&db, &mut lines).await;
+    let result = import_from(&db, &mut lines, version).await;
     db.close().await;
     result.with_context(|| format!("importing {}", input.display()))
 }
 
-/// Checks the header line: format and version.
-fn check_header(line: &str) -> anyhow::Result<()> {
+/// Checks the header line: format and version (1 to [`FORMAT_VERSION`]); returns the
+/// version.
+fn check_header(line: &str) -> anyhow::Result<i64> {
     let header: Value = serde_json::from_str(line).context("not JSON")?;
     if header.get("format").and_then(Value::as_str) != Some(FORMAT) {
         bail!("not a palaver export (its first line has no \"format\":\"{FORMAT}\")");
     }
     match header.get("version").and_then(Value::as_i64) {
-        Some(FORMAT_VERSION) => Ok(()),
+        Some(version @ 1..=FORMAT_VERSION) => Ok(version),
         other => bail!(
-            "export format version {other:?}: this version of palaver reads version \
+            "export format version {other:?}: this version of palaver reads versions 1 to \
              {FORMAT_VERSION}"
         ),
     }
@@ -716,19 +724,20 @@ fn check_header(line: &str) -> anyhow::Result<()> {
 async fn import_from(
     db: &Opened,
     lines: &mut std::io::Lines<std::io::BufReader<std::fs::File>>,
+    version: i64,
 ) -> anyhow::Result<Summary> {
     db.check_schema().await?;
     let schema_version = db.schema_version().await?;
     let rows = match db {
         Opened::Sqlite(db) => {
             let mut tx = db.writer_pool().begin().await?;
-            let rows = copy_in(lines, &mut SqliteSink(&mut tx)).await?;
+            let rows = copy_in(lines, &mut SqliteSink(&mut tx), version).await?;
             tx.commit().await?;
             rows
         }
         Opened::Postgres(db) => {
             let mut tx = db.pool().begin().await?;
-            let rows = copy_in(lines, &mut PgSink(&mut tx)).await?;
+            let rows = copy_in(lines, &mut PgSink(&mut tx), version).await?;
             tx.commit().await?;
             rows
         }
@@ -839,6 +848,7 @@ sink!(
 async fn copy_in(
     lines: &mut std::io::Lines<std::io::BufReader<std::fs::File>>,
     sink: &mut dyn Sink,
+    version: i64,
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
     for table in TABLES {
         if !sink.is_empty(table).await? {
@@ -873,7 +883,8 @@ async fn copy_in(
             trailer = Some((number, end));
             continue;
         }
-        let (index, values) = parse_row(object).with_context(|| format!("line {number}"))?;
+        let (index, values) =
+            parse_row(object, version).with_context(|| format!("line {number}"))?;
         if index < current {
             bail!(
                 "line {number}: a row of {} after rows of {}: the tables are out of order",
@@ -918,7 +929,7 @@ async fn copy_in(
 }
 
 /// The table index and the values (in column order) of a row line.
-fn parse_row(mut object: Map<String, Value>) -> anyhow::Result<(usize, Vec<Val>)> {
+fn parse_row(mut object: Map<String, Value>, version: i64) -> anyhow::Result<(usize, Vec<Val>)> {
     let table_name = match object.remove("table") {
         Some(Value::String(name)) => name,
         _ => bail!("no \"table\" string"),
@@ -937,6 +948,17 @@ fn parse_row(mut object: Map<String, Value>) -> anyhow::Result<(usize, Vec<Val>)
     let mut values = Vec::with_capacity(table.columns.len());
     for (column, kind) in table.columns {
         let Some(value) = row.remove(*column) else {
+            let added_since = ADDED_COLUMNS
+                .iter()
+                .any(|(v, t, c)| version < *v && *t == table_name && c == column);
+            if added_since {
+                values.push(match kind {
+                    Text => Val::Text(None),
+                    Integer => Val::Integer(None),
+                    Blob => Val::Blob(None),
+                });
+                continue;
+            }
             bail!("no column {column} in the row of {table_name}");
         };
         let bad = || anyhow!("{table_name}.{column}: {value} is not a {kind:?} value");
@@ -1032,7 +1054,7 @@ mod tests {
     #[test]
     fn row_lines_name_a_known_table_and_every_column_with_its_kind() {
         let line = |s: &str| match serde_json::from_str(s).unwrap() {
-            Value::Object(o) => parse_row(o),
+            Value::Object(o) => parse_row(o, FORMAT_VERSION),
             _ => unreachable!(),
         };
         let ok = line(
@@ -1065,5 +1087,30 @@ mod tests {
             let err = line(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn rows_of_an_earlier_format_version_lack_only_the_columns_added_since() {
+        let user = |last_seen: &str| {
+            let text = format!(
+                r#"{{"table":"users","row":{{"id":"u1","username":"a","email":"a@x",
+                "password_hash":"h","created_at":"t","role":"user","display_name":null,
+                "first_name":null,"last_name":null,"bio":null,"location":null,"website":null,
+                "avatar_url":null,"settings":"{{}}","updated_at":null,"disabled_at":null,
+                "deleted_at":null{last_seen}}}}}"#
+            );
+            match serde_json::from_str(&text).unwrap() {
+                Value::Object(o) => o,
+                _ => unreachable!(),
+            }
+        };
+        let (_, values) = parse_row(user(""), 1).expect("a version 1 row");
+        assert!(matches!(values.last(), Some(Val::Text(None))));
+        let err = parse_row(user(""), 2).unwrap_err().to_string();
+        assert!(err.contains("no column last_seen_at"), "{err}");
+        let (_, values) = parse_row(user(r#","last_seen_at":"t2""#), 2).unwrap();
+        assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t2"));
+        assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
+        assert!(check_header(r#"{"format":"palaver-export","version":3}"#).is_err());
     }
 }

@@ -13,6 +13,7 @@ mod calls;
 mod chat;
 mod cluster;
 mod cluster_calls;
+mod cluster_presence;
 mod cluster_resilience;
 mod conversations;
 mod errors;

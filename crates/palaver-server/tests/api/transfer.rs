@@ -217,6 +217,8 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     crate::room_rules::report(&bob, &channel.id, &hello.id, "rude")
         .await
         .unwrap();
+    // Bob's socket closing stores his last seen time.
+    bob.connect().await.unwrap().close().await.unwrap();
     let before = history(&alice, &channel.id).await;
     let data_dir = server.stop().await;
     let data = data_dir.path().to_str().unwrap().to_owned();
@@ -271,6 +273,12 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }
+    let (columns, users) = &source["users"];
+    let last_seen = columns.iter().position(|c| c == "last_seen_at").unwrap();
+    assert!(
+        users.iter().any(|u| matches!(u[last_seen], Cell::Text(_))),
+        "the test populates users.last_seen_at"
+    );
     assert_eq!(
         source.keys().collect::<Vec<_>>(),
         target.keys().collect::<Vec<_>>()

@@ -19,8 +19,9 @@
 //! - New messages are stored by a group-commit task (see [`writer`]), as on SQLite.
 //!
 //! The schema (`migrations/postgres/0001_init.sql`) equals SQLite's after its eight
-//! migrations, with every TEXT column in the "C" collation so that comparisons and
-//! ordering are byte-wise, as on SQLite. It is embedded in the binary and applied at
+//! first migrations, and each later one repeats a later SQLite one (`0002_last_seen.sql`
+//! is SQLite's 0009), with every TEXT column in the "C" collation so that comparisons and
+//! ordering are byte-wise, as on SQLite. They are embedded in the binary and applied at
 //! connect through sqlx's migrator (recorded in `_sqlx_migrations`).
 //!
 //! [`changes_since`]: crate::store::MessageStore::changes_since
@@ -45,11 +46,18 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use super::{Database, Store, StoreError};
 
 /// The migrations, in order: `(version, description, sql)`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "last seen",
+        include_str!("../../../migrations/postgres/0002_last_seen.sql"),
+    ),
+];
 
 /// Connections the pool opens at most.
 const MAX_CONNECTIONS: u32 = 16;

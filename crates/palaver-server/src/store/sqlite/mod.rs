@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "room rules",
         include_str!("../../../migrations/sqlite/0008_room_rules.sql"),
     ),
+    (
+        9,
+        "last seen",
+        include_str!("../../../migrations/sqlite/0009_last_seen.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

@@ -204,7 +204,7 @@ impl UserStore for SqliteStore {
             "UPDATE users SET username = ?2, email = ?1 || '@deleted.invalid', password_hash = '',
                  display_name = NULL, first_name = NULL, last_name = NULL, bio = NULL,
                  location = NULL, website = NULL, avatar_url = NULL, settings = '{}',
-                 updated_at = ?3, deleted_at = ?3
+                 updated_at = ?3, deleted_at = ?3, last_seen_at = NULL
              WHERE id = ?1",
         )
         .bind(id)
@@ -237,6 +237,30 @@ impl UserStore for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn set_last_seen(&self, id: &str, at: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET last_seen_at = ?2
+             WHERE id = ?1 AND deleted_at IS NULL AND (last_seen_at IS NULL OR last_seen_at < ?2)",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn last_seen(&self, id: &str) -> StoreResult<Option<String>> {
+        let found: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT last_seen_at FROM users WHERE id = ?1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.flatten())
     }
 }
 
