@@ -14,9 +14,8 @@ use crate::calls::{
     Conn, ANSWER_SDP, OFFER_SDP,
 };
 use crate::cluster::{machine_redis, Cluster};
-use crate::cluster_resilience::Process;
 use crate::conversations::{assert_rejected, uid};
-use crate::helpers::{scratch_postgres_database, spawn_palaver_with, unique_name, PrivateRedis};
+use crate::helpers::{scratch_postgres_database, spawn_process_nodes, unique_name, PrivateRedis};
 
 /// The next `count` membership events of `call_id` on `conn` (joins, leaves, host
 /// changes), in the order they arrived, spelled `joined <pid>`, `left <pid> <reason>`,
@@ -416,28 +415,7 @@ async fn a_node_shutting_down_takes_its_participants_out_of_their_calls() {
 async fn a_killed_nodes_participant_leaves_its_call_after_the_lease() {
     let redis = PrivateRedis::start().await;
     let database = scratch_postgres_database();
-    let env = [
-        ("PALAVER_DATABASE_URL", database.url.clone()),
-        ("PALAVER_REDIS_URL", redis.url()),
-        (
-            "PALAVER_AUTH__JWT_SECRET",
-            "a-cluster-wide-test-key-of-32-bytes-or-more".to_owned(),
-        ),
-        (
-            "PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX",
-            "100000".to_owned(),
-        ),
-    ];
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, base) = spawn_palaver_with(dir.path(), &dir.path().join("palaver.log"), &env);
-        nodes.push(Process {
-            child,
-            base,
-            _dir: dir,
-        });
-    }
+    let mut nodes = spawn_process_nodes(2, &database.url, &redis.url(), &[]);
     let mut users = Vec::new();
     for (n, node) in nodes.iter().enumerate() {
         let mut client = Client::new(node.base.clone());

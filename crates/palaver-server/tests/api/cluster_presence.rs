@@ -10,7 +10,7 @@ use palaver_protocol::Visibility;
 
 use crate::cluster::Cluster;
 use crate::helpers::{
-    scratch_postgres_database, spawn_palaver_with, unique_name, PrivateRedis, TestServer,
+    scratch_postgres_database, spawn_process_nodes, unique_name, PrivateRedis, TestServer,
 };
 
 /// How long an announcement may take before the test fails (generous: the machine may be
@@ -149,20 +149,6 @@ async fn only_the_first_and_the_last_connection_in_the_cluster_are_announced() {
     );
 }
 
-/// A `palaver` process, killed when dropped.
-struct Process {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Two nodes as processes, leases of 3 s renewed every second. Alice is connected to the
 /// node that is killed with SIGKILL (no close frames, no goodbye to Redis): Bob, on the
 /// other, is told she went offline once her lease expires, and her last seen time is
@@ -171,30 +157,15 @@ impl Drop for Process {
 async fn a_killed_nodes_users_are_announced_offline_by_a_survivor() {
     let redis = PrivateRedis::start().await;
     let database = scratch_postgres_database();
-    let env = [
-        ("PALAVER_DATABASE_URL", database.url.clone()),
-        ("PALAVER_REDIS_URL", redis.url()),
-        (
-            "PALAVER_AUTH__JWT_SECRET",
-            "a-cluster-wide-test-key-of-32-bytes-or-more".to_owned(),
-        ),
-        (
-            "PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX",
-            "100000".to_owned(),
-        ),
-        ("PALAVER_PRESENCE__LEASE_REFRESH_SECS", "1".to_owned()),
-        ("PALAVER_PRESENCE__LEASE_TTL_SECS", "3".to_owned()),
-    ];
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, base) = spawn_palaver_with(dir.path(), &dir.path().join("palaver.log"), &env);
-        nodes.push(Process {
-            child,
-            base,
-            _dir: dir,
-        });
-    }
+    let mut nodes = spawn_process_nodes(
+        2,
+        &database.url,
+        &redis.url(),
+        &[
+            ("PALAVER_PRESENCE__LEASE_REFRESH_SECS", "1".to_owned()),
+            ("PALAVER_PRESENCE__LEASE_TTL_SECS", "3".to_owned()),
+        ],
+    );
     let mut users = Vec::new();
     for name in ["alice", "bob"] {
         let mut client = Client::new(nodes[0].base.clone());

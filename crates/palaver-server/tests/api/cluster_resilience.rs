@@ -13,7 +13,9 @@ use palaver_protocol::Visibility;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{all_ready, Cluster};
-use crate::helpers::{scratch_postgres_database, spawn_palaver_with, unique_name, PrivateRedis};
+use crate::helpers::{
+    scratch_postgres_database, spawn_process_nodes, unique_name, user_at, PrivateRedis,
+};
 
 /// How long the clients may take, after the stream, to hold every acknowledged message
 /// (generous: the machine may be busy; what is asserted is that they all arrive).
@@ -217,20 +219,6 @@ async fn redis_restarted_20_times_during_a_three_node_stream_loses_nothing() {
     }
 }
 
-/// A `palaver` process, killed when dropped.
-pub(crate) struct Process {
-    pub(crate) child: std::process::Child,
-    pub(crate) base: String,
-    pub(crate) _dir: tempfile::TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One node killed with SIGKILL in the middle of a stream from three users connected to
 /// three nodes: its user's socket reconnects to a surviving node resuming from the last
 /// seq it saw, and every client (that one included) ends with every acknowledged message,
@@ -240,43 +228,10 @@ impl Drop for Process {
 async fn a_node_killed_mid_stream_loses_nothing() {
     let redis = PrivateRedis::start().await;
     let database = scratch_postgres_database();
-    let env = [
-        ("PALAVER_DATABASE_URL", database.url.clone()),
-        ("PALAVER_REDIS_URL", redis.url()),
-        (
-            "PALAVER_AUTH__JWT_SECRET",
-            "a-cluster-wide-test-key-of-32-bytes-or-more".to_owned(),
-        ),
-        (
-            "PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX",
-            "100000".to_owned(),
-        ),
-        (
-            "PALAVER_RATE_LIMITS__REQUESTS_PER_IP__MAX",
-            "1000000".to_owned(),
-        ),
-        ("PALAVER_USER_LIMITS__MESSAGES__MAX", "0".to_owned()),
-    ];
-    let mut nodes: Vec<Option<Process>> = Vec::new();
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, base) = spawn_palaver_with(dir.path(), &dir.path().join("palaver.log"), &env);
-        nodes.push(Some(Process {
-            child,
-            base,
-            _dir: dir,
-        }));
-    }
-    let base = |n: usize, nodes: &[Option<Process>]| nodes[n].as_ref().unwrap().base.clone();
+    let mut nodes = spawn_process_nodes(3, &database.url, &redis.url(), &[]);
     let mut users = Vec::new();
-    for n in 0..3 {
-        let mut client = Client::new(base(n, &nodes));
-        let name = unique_name(&format!("streamer{n}"));
-        client
-            .register(&name, &format!("{name}@example.com"), "vivid-otter-42")
-            .await
-            .expect("register");
-        users.push(client);
+    for (n, node) in nodes.iter().enumerate() {
+        users.push(user_at(&node.base, &format!("streamer{n}")).await);
     }
     let room = users[0]
         .create_room(&unique_name("stream"), Visibility::Public, None)
@@ -295,7 +250,7 @@ async fn a_node_killed_mid_stream_loses_nothing() {
         logs.push(log);
     }
     // Node 2's user falls back to node 0 for sending once node 2 is gone.
-    let mut on_node_0 = Client::new(base(0, &nodes));
+    let mut on_node_0 = Client::new(nodes[0].base.clone());
     on_node_0.token = users[2].token.clone();
     on_node_0.user = users[2].user.clone();
 
@@ -322,7 +277,7 @@ async fn a_node_killed_mid_stream_loses_nothing() {
         ),
     ];
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut killed = nodes[2].take().unwrap();
+    let mut killed = nodes.pop().unwrap();
     // SIGKILL: no drain, no close frames, notes still queued for Redis are gone.
     killed.child.kill().unwrap();
     killed.child.wait().unwrap();

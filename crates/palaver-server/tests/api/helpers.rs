@@ -398,3 +398,72 @@ impl Drop for PrivateRedis {
         self.kill();
     }
 }
+
+/// A `palaver` process (see [`spawn_process_nodes`]), killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    _dir: TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `n` `palaver` processes (for tests that kill one with SIGKILL) on the PostgreSQL
+/// database `database_url` and the Redis `redis_url`, sharing one JWT key, with the
+/// per-IP budgets and the per-user message limit lifted (every test client comes from
+/// 127.0.0.1 and sends faster than a person), and `extra` added to their environment.
+pub fn spawn_process_nodes(
+    n: usize,
+    database_url: &str,
+    redis_url: &str,
+    extra: &[(&str, String)],
+) -> Vec<Process> {
+    let mut env = vec![
+        ("PALAVER_DATABASE_URL", database_url.to_owned()),
+        ("PALAVER_REDIS_URL", redis_url.to_owned()),
+        (
+            "PALAVER_AUTH__JWT_SECRET",
+            "a-cluster-wide-test-key-of-32-bytes-or-more".to_owned(),
+        ),
+        (
+            "PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX",
+            "100000".to_owned(),
+        ),
+        (
+            "PALAVER_RATE_LIMITS__REQUESTS_PER_IP__MAX",
+            "1000000".to_owned(),
+        ),
+        ("PALAVER_USER_LIMITS__MESSAGES__MAX", "0".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    (0..n)
+        .map(|_| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (child, base) =
+                spawn_palaver_with(dir.path(), &dir.path().join("palaver.log"), &env);
+            Process {
+                child,
+                base,
+                _dir: dir,
+            }
+        })
+        .collect()
+}
+
+/// A client logged in as a freshly registered user of the server at `base`, whose name
+/// starts with `prefix`.
+pub async fn user_at(base: &str, prefix: &str) -> Client {
+    let name = unique_name(prefix);
+    let mut client = Client::new(base.to_owned());
+    client
+        .register(&name, &format!("{name}@example.com"), "vivid-otter-42")
+        .await
+        .expect("register");
+    client
+}
