@@ -8,7 +8,7 @@ use palaver_protocol::rest::{
     AuthResponse, ChangePasswordRequest, DeleteAccountRequest, LoginRequest, RefreshRequest,
     RegisterRequest,
 };
-use palaver_protocol::ws::close_code;
+use palaver_protocol::ws::{close_code, Event, MemberLeft};
 use palaver_protocol::{ErrorCode, PublicUser, Role, User};
 use sha2::{Digest, Sha256};
 
@@ -16,7 +16,7 @@ use super::validate::{Email, Password, Username};
 use super::{new_id, now_plus, now_rfc3339, password_policy, Service};
 use crate::auth::tokens::new_refresh_token;
 use crate::auth::{api_keys, password, Actor, Credential};
-use crate::broker::DisconnectTarget;
+use crate::broker::{DisconnectTarget, Envelope, Membership};
 use crate::config::RateLimits;
 use crate::error::{AppError, AppResult};
 use crate::hub::CloseReason;
@@ -546,12 +546,29 @@ impl Service {
             ));
         }
         let deleted_username = format!("deleted-{}", user.id.replace('-', ""));
+        // The rooms whose members are told the user left (the deletion removes the
+        // memberships).
+        let rooms = self.store.rooms.rooms_for_user(&user.id).await?;
         self.store
             .users
             .delete_user(&user.id, &deleted_username, &now_rfc3339())
             .await?;
         tracing::info!(user_id = %user.id, "account deleted");
-        self.end_connections(DisconnectTarget::User(user.id)).await;
+        self.end_connections(DisconnectTarget::User(user.id.clone()))
+            .await;
+        for room in rooms {
+            let _order = self.room_order(&room.room.id).await;
+            let event = Event::MemberLeft(MemberLeft {
+                room_id: room.room.id.clone(),
+                user_id: user.id.clone(),
+                reason: "left".to_owned(),
+            });
+            let membership = Membership::Left {
+                user_id: user.id.clone(),
+            };
+            self.publish(Envelope::room(&room.room.id, event).membership(membership))
+                .await;
+        }
         Ok(())
     }
 

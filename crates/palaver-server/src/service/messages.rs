@@ -318,7 +318,10 @@ impl Service {
         let (room, me) = self.moderation_scope(actor, room_id).await?;
         let message = self.message_in(room_id, message_id).await?;
         let by_author = message.sender_id == actor.user_id && me.is_some();
-        let by_room = me.as_ref().is_some_and(|me| me.role.moderates());
+        // Both sides of a DM are its owners, but neither moderates the other: in a DM only
+        // the author deletes a message.
+        let by_room =
+            room.kind != RoomKind::Dm && me.as_ref().is_some_and(|me| me.role.moderates());
         // Staff delete any message in a public channel but an admin's (or, for a
         // moderator, another moderator's).
         let by_staff = !by_author
@@ -329,7 +332,7 @@ impl Service {
         if !(by_author || by_room || by_staff) {
             // (A non-member got here only as staff in a public channel.)
             return Err(forbidden(
-                "only the author or the room's owners and admins can delete a message",
+                "only the author or the room's owners and admins can delete a message (in a DM, only the author)",
             ));
         }
         if message.deleted_at.is_some() {

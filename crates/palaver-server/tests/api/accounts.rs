@@ -1601,3 +1601,36 @@ async fn websocket_from_the_allowed_origin_its_own_origin_or_no_origin_connects(
         assert_ping_ok(&mut socket).await;
     }
 }
+
+/// Deleting an account tells the members of each of its rooms that the user left
+/// (`member.left`), as leaving would.
+#[tokio::test]
+async fn deleting_the_account_tells_its_rooms_the_user_left() {
+    let server = TestServer::spawn().await;
+    let alice = server.user("leaver").await;
+    let bob = server.user("stayer").await;
+    let alice_id = user_id(&alice);
+    let room = alice
+        .create_room(&unique_name("farewell"), Visibility::Public, None)
+        .await
+        .unwrap();
+    bob.join_room(&room.id).await.unwrap();
+    let mut bob_ws = bob.connect().await.unwrap();
+    let (status, _) = alice
+        .raw(
+            "DELETE",
+            "/api/v1/users/me",
+            Some(json!({"password": PASSWORD}).to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    let left = tokio::time::timeout(Duration::from_secs(10), bob_ws.next_event_of("member.left"))
+        .await
+        .expect("member.left in time")
+        .unwrap();
+    assert_eq!(left["data"]["room_id"], room.id.as_str());
+    assert_eq!(left["data"]["user_id"], alice_id.as_str());
+    let members = bob.members(&room.id).await.unwrap();
+    assert!(members.iter().all(|m| m.user_id != alice_id));
+}

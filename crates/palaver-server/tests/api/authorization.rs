@@ -1321,13 +1321,13 @@ async fn staff_matrix() {
         moderator.history(&closed, None, None, None).await,
     );
     let room = "own DM";
-    // Both sides of a DM are its owners: either may delete the other's messages, as for
-    // everyone (the global role adds nothing).
+    // Both sides of a DM are its owners, but neither moderates the other: only the author
+    // deletes a message there, as for everyone (the global role adds nothing).
     m.check(
         who,
         room,
         "delete the other's message",
-        ALLOW,
+        FORBIDDEN,
         moderator.delete_message(&own_dm, &own_dm_msg.id).await,
     );
     m.check(

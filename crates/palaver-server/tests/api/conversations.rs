@@ -2341,3 +2341,30 @@ async fn failed_websocket_requests_reply_with_the_rest_error_codes() {
     assert_eq!(alice.members(&room.id).await.unwrap().len(), 2);
     assert_nothing_from(&mut eve_ws, &room.id, "eve").await;
 }
+
+/// In a DM both users are owners, yet neither may delete the other's messages (only the
+/// author can); each still deletes their own.
+#[tokio::test]
+async fn a_dm_member_cannot_delete_the_other_members_messages() {
+    let server = TestServer::spawn().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let dm = alice.open_dm(&uid(&bob)).await.unwrap();
+    let hers = alice.send_message(&dm.id, "mine", None).await.unwrap();
+    assert_api_error(
+        bob.delete_message(&dm.id, &hers.id).await,
+        403,
+        "forbidden",
+        None,
+    );
+    let page = alice.history(&dm.id, None, None, None).await.unwrap();
+    assert!(
+        page.messages
+            .iter()
+            .any(|m| m.id == hers.id && m.deleted_at.is_none()),
+        "the message is still there"
+    );
+    let his = bob.send_message(&dm.id, "his", None).await.unwrap();
+    bob.delete_message(&dm.id, &his.id).await.unwrap();
+    alice.delete_message(&dm.id, &hers.id).await.unwrap();
+}
