@@ -23,6 +23,12 @@
 //!   note lost or published before the subscription took effect leaves no gap until the
 //!   room's next change.
 //!
+//! - every [`AUDIT_EVERY`] the node reads, in one query, the `last_seq` of every room it
+//!   orders; a room whose database stays ahead of what the node delivered across two
+//!   audits lost a change that nothing revealed (the last change of a room whose node
+//!   died between its commit and its publish) and is read again
+//!   ([`Sequencer::spawn_audit`]).
+//!
 //! Where the expected seq starts: a connection's `ready` snapshot gives each of its rooms'
 //! `last_seq`, read *after* the connection was registered with the hub, so every later
 //! change reaches it live; [`Sequencer::baseline`] records it if the room had no order
@@ -59,6 +65,10 @@ use crate::metrics::Metrics;
 /// leaves room for a busy node without holding a lost change for long.
 pub const GAP_WAIT: Duration = Duration::from_millis(150);
 
+/// How often a node checks, in one query, that it delivered every committed change of
+/// the rooms it serves ([`Sequencer::spawn_audit`]).
+pub const AUDIT_EVERY: Duration = Duration::from_secs(5);
+
 /// The longest wait between two attempts at reading a gap that failed.
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
@@ -76,6 +86,12 @@ pub trait ChangeSource: Send + Sync {
         room_id: &str,
         after: i64,
     ) -> anyhow::Result<(Vec<(i64, Event)>, i64)>;
+
+    /// `(room_id, last_seq)` of each of `room_ids` that exists, in no particular order.
+    ///
+    /// # Errors
+    /// The store failed.
+    async fn last_seqs(&self, room_ids: &[String]) -> anyhow::Result<Vec<(String, i64)>>;
 }
 
 /// One room's order on this node.
@@ -226,6 +242,92 @@ impl Sequencer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(room_id);
+    }
+
+    /// The rooms whose starting point is known and that wait for nothing (no gap, no
+    /// repair), with the seq each expects next.
+    fn positions(&self) -> Vec<(String, i64)> {
+        let rooms: Vec<(String, Arc<Mutex<RoomOrder>>)> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, o)| (id.clone(), Arc::clone(o)))
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|(id, order)| {
+                let o = order.lock().unwrap_or_else(PoisonError::into_inner);
+                match o.next {
+                    Some(next) if !o.waiting && !o.repairing => Some((id, next)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Every [`AUDIT_EVERY`], reads the `last_seq` of every room this node orders. A room
+    /// whose database was ahead of what this node delivered at the previous audit, and
+    /// still is, lost a change that no later change revealed as a gap (its node died
+    /// between its commit and its publish): it is read again. A change merely on its way
+    /// is not read twice: it has arrived by the next audit. Ends when the sequencer is
+    /// dropped.
+    pub fn spawn_audit(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // Room → its database's `last_seq`, seen ahead of this node at the last audit.
+            let mut ahead: HashMap<String, i64> = HashMap::new();
+            let mut tick = tokio::time::interval(AUDIT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                let positions = me.positions();
+                let source = me
+                    .source
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .and_then(Weak::upgrade);
+                let Some(source) = source else { continue };
+                if positions.is_empty() {
+                    ahead.clear();
+                    continue;
+                }
+                let ids: Vec<String> = positions.iter().map(|(id, _)| id.clone()).collect();
+                let seqs = match source.last_seqs(&ids).await {
+                    Ok(seqs) => seqs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "auditing the rooms' seqs failed");
+                        continue;
+                    }
+                };
+                let next: HashMap<&str, i64> =
+                    positions.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+                let mut still = HashMap::new();
+                for (room_id, last_seq) in seqs {
+                    let Some(&expected) = next.get(room_id.as_str()) else {
+                        continue;
+                    };
+                    if last_seq < expected {
+                        continue;
+                    }
+                    if ahead.get(&room_id).is_some_and(|&was| was >= expected) {
+                        tracing::info!(
+                            room_id,
+                            expected,
+                            last_seq,
+                            "a room's change never arrived; reading it"
+                        );
+                        me.repair_rooms(std::slice::from_ref(&room_id));
+                    } else {
+                        still.insert(room_id, last_seq);
+                    }
+                }
+                ahead = still;
+            }
+        });
     }
 
     /// Reads the rooms `room_ids` again (those this node keeps an order for).
@@ -423,6 +525,11 @@ mod tests {
                 .map(|seq| (seq, event(&format!("db {seq}"))))
                 .collect();
             Ok((changes, last.max(after)))
+        }
+
+        async fn last_seqs(&self, room_ids: &[String]) -> anyhow::Result<Vec<(String, i64)>> {
+            let last = *self.last_seq.lock().unwrap();
+            Ok(room_ids.iter().map(|id| (id.clone(), last)).collect())
         }
     }
 

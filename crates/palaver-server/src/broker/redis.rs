@@ -129,6 +129,7 @@ impl RedisBroker {
         if first.is_some() {
             broker.subscribed.store(true, Ordering::Release);
         }
+        broker.order.spawn_audit();
         let local = broker.hub.watch_rooms();
         tokio::spawn(listen(client, first, Arc::downgrade(&broker), local));
         Ok(broker)

@@ -700,4 +700,8 @@ impl crate::broker::ChangeSource for Service {
             from = page.up_to;
         }
     }
+
+    async fn last_seqs(&self, room_ids: &[String]) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(self.store.rooms.last_seqs(room_ids).await?)
+    }
 }

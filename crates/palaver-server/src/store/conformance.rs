@@ -177,6 +177,7 @@ conformance!(
     api_keys_authenticate_until_revoked_or_expired,
     blocks_are_idempotent_and_listed_most_recent_first,
     a_room_starts_with_its_creator_as_owner_and_lists_for_its_members,
+    last_seqs_reads_many_rooms_at_once,
     opening_a_dm_twice_returns_the_same_room,
     leaving_hands_ownership_over_and_revokes_the_leavers_invitations,
     roles_change_and_ownership_transfers_only_between_members,
@@ -1004,6 +1005,22 @@ async fn blocks_are_idempotent_and_listed_most_recent_first(store: Store) {
 
 // ---------------------------------------------------------------------------------------
 // Rooms
+
+async fn last_seqs_reads_many_rooms_at_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for id in ["r1", "r2"] {
+        let new = new_room(id, "u1", Visibility::Public, &at(1));
+        store.rooms.create_room(&new).await.unwrap();
+    }
+    post(&store, "r1", "u1", "one").await;
+    post(&store, "r1", "u1", "two").await;
+    post(&store, "r2", "u1", "three").await;
+    let ids = ["r1", "r2", "nope"].map(String::from);
+    let mut seqs = store.rooms.last_seqs(&ids).await.unwrap();
+    seqs.sort();
+    assert_eq!(seqs, [("r1".to_owned(), 2), ("r2".to_owned(), 1)]);
+    assert!(store.rooms.last_seqs(&[]).await.unwrap().is_empty());
+}
 
 async fn a_room_starts_with_its_creator_as_owner_and_lists_for_its_members(store: Store) {
     add_user(&store, "u1", "alice").await;

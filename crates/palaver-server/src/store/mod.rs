@@ -546,6 +546,10 @@ pub trait RoomStore: Send + Sync {
     /// The room with this id, if any.
     async fn room_by_id(&self, room_id: &str) -> StoreResult<Option<RoomRow>>;
 
+    /// `(room_id, last_seq)` of each of `room_ids` that exists, in no particular order
+    /// (one query, for a node checking that it delivered every change of its rooms).
+    async fn last_seqs(&self, room_ids: &[String]) -> StoreResult<Vec<(String, i64)>>;
+
     /// Rooms `user_id` is a member of, with their membership, oldest membership first.
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>>;
 

@@ -20,7 +20,7 @@ pub(crate) const CROSS_NODE: Duration = Duration::from_secs(10);
 /// Nodes sharing one database, one Redis and one JWT key.
 pub(crate) struct Cluster {
     pub(crate) nodes: Vec<TestServer>,
-    _database: ScratchDatabase,
+    pub(crate) database: ScratchDatabase,
 }
 
 impl Cluster {
@@ -57,10 +57,7 @@ impl Cluster {
                 .await,
             );
         }
-        Cluster {
-            nodes,
-            _database: database,
-        }
+        Cluster { nodes, database }
     }
 
     /// A new user, registered on node `n`.

@@ -407,3 +407,70 @@ async fn a_message_right_after_a_join_on_another_node_reaches_the_joiner() {
         assert_eq!(event["data"]["id"], sent.id.as_str(), "round {round}");
     }
 }
+
+/// A change that its node committed but never published (it died in between), and that
+/// no later change of its room reveals as a gap, still reaches the room's sockets on the
+/// other nodes: each node audits the last seqs of its rooms and reads what never came.
+/// (The dead node's write is stood in for by a message written straight into the
+/// database, which no node publishes.)
+#[tokio::test]
+async fn a_committed_change_never_published_reaches_the_other_nodes_sockets() {
+    use palaver_server::store::postgres::PostgresStore;
+    use palaver_server::store::NewMessage;
+
+    let redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(2, &redis.url()).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let room = alice
+        .create_room(&unique_name("audit"), Visibility::Public, None)
+        .await
+        .unwrap();
+    bob.join_room(&room.id).await.unwrap();
+    let mut bob_ws = bob.connect().await.unwrap();
+    let published = alice
+        .send_message(&room.id, "published", None)
+        .await
+        .unwrap();
+    let event = crate::cluster::event_of(&mut bob_ws, "message.created").await;
+    assert_eq!(event["data"]["id"], published.id.as_str());
+
+    let store = PostgresStore::connect(&cluster.database.url)
+        .await
+        .unwrap()
+        .store();
+    let pending = store
+        .messages
+        .queue_message(NewMessage {
+            id: uuid::Uuid::now_v7().to_string(),
+            room_id: room.id.clone(),
+            sender_id: alice.user.as_ref().unwrap().id.clone(),
+            content: "committed, never published".to_owned(),
+            client_id: None,
+            created_at: "2026-11-24T12:00:00.000Z".to_owned(),
+            message_type: palaver_protocol::MessageType::Text,
+            reply_to: None,
+            attachment_id: None,
+            call: None,
+            member_only: false,
+        })
+        .await
+        .unwrap();
+    let (row, _) = pending.committed().await.unwrap();
+    store.database.close().await;
+
+    // Two audits apart at most (5 s each), on a machine that may be busy.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let event = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unpublished change never reached the socket on node 1"
+        );
+        match bob_ws.try_next_event(Duration::from_secs(1)).await.unwrap() {
+            Some(event) if event["type"] == "message.created" => break event,
+            _ => {}
+        }
+    };
+    assert_eq!(event["data"]["id"], row.id.as_str());
+    assert_eq!(event["data"]["seq"], published.seq + 1);
+}

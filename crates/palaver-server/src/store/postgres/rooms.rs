@@ -275,6 +275,16 @@ impl RoomStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn last_seqs(&self, room_ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, last_seq FROM rooms WHERE id = ANY($1)")
+                .bind(room_ids)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows)
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>> {
         self.member_rooms(user_id, None).await
     }

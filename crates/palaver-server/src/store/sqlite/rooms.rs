@@ -271,6 +271,19 @@ impl RoomStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn last_seqs(&self, room_ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let ids = serde_json::to_string(room_ids)
+            .map_err(|e| StoreError::Unavailable(format!("encoding room ids: {e}")))?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, last_seq FROM rooms WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn rooms_for_user(&self, user_id: &str) -> StoreResult<Vec<MemberRoomRow>> {
         self.member_rooms(user_id, None).await
     }
