@@ -542,6 +542,13 @@ mod tests {
     /// A sequencer over a hub with one connection in room `r`, whose order starts after
     /// seq `start`, and a database holding seqs up to `last_seq`.
     fn setup(start: i64, last_seq: i64) -> Setup {
+        let s = setup_unstarted(last_seq);
+        s.order.baseline("r", start);
+        s
+    }
+
+    /// [`setup`] with no starting point given yet.
+    fn setup_unstarted(last_seq: i64) -> Setup {
         let hub = Arc::new(Hub::new());
         let conn = hub.register(
             "u",
@@ -559,7 +566,6 @@ mod tests {
         let source: Arc<dyn ChangeSource> = database.clone();
         // `database` keeps the allocation the weak reference points to alive.
         order.attach(Arc::downgrade(&source));
-        order.baseline("r", start);
         Setup {
             order,
             outbox: conn.outbox,
@@ -673,27 +679,12 @@ mod tests {
 
     #[tokio::test]
     async fn subscribed_before_the_starting_point_is_known_reads_once_it_is() {
-        let hub = Arc::new(Hub::new());
-        let conn = hub.register(
-            "u",
-            "session:u",
-            ["r".to_owned()],
-            Wire::Native,
-            64,
-            1 << 20,
-        );
-        let order = Sequencer::new(hub, Arc::new(Metrics::default()));
-        let database = Arc::new(Database {
-            last_seq: Mutex::new(7),
-            reads: Mutex::new(Vec::new()),
-        });
-        let source: Arc<dyn ChangeSource> = database.clone();
-        order.attach(Arc::downgrade(&source));
-        order.subscribed("r");
-        order.baseline("r", 5);
+        let s = setup_unstarted(7);
+        s.order.subscribed("r");
+        s.order.baseline("r", 5);
         tokio::time::sleep(GAP_WAIT).await;
-        assert_eq!(*database.reads.lock().unwrap(), [5]);
-        assert_eq!(delivered(&conn.outbox), ["db 6", "db 7"]);
+        assert_eq!(*s.database.reads.lock().unwrap(), [5]);
+        assert_eq!(delivered(&s.outbox), ["db 6", "db 7"]);
     }
 
     #[tokio::test]

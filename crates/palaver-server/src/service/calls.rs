@@ -114,7 +114,7 @@ impl Service {
 
         let new = NewCall {
             call_id: new_id(),
-            room_id,
+            room_id: room_id.clone(),
             kind: req.kind,
             host: Joiner {
                 participant_id: new_id(),
@@ -161,6 +161,7 @@ impl Service {
             StartRefused::Limit(e) => e,
         })?;
         self.apply(done).await;
+        self.still_member(actor, &room_id).await?;
         Ok(joined)
     }
 
@@ -197,7 +198,26 @@ impl Service {
             .accept(call_id, joiner, self.rtc.max_participants, &moment())
             .await?;
         self.apply(done).await;
+        self.still_member(actor, &room_id).await?;
         Ok(reply)
+    }
+
+    /// Register first, then check: the membership checked before joining a call may be
+    /// stale by the time the join is made (a kick, ban or leave committed meanwhile took
+    /// the user out of a call they were not in yet). Checked again once joined: a user no
+    /// longer a member leaves the room's call at once (`reason: "removed"`), and the
+    /// request fails with `404 not_found`.
+    async fn still_member(&self, actor: &Actor, room_id: &str) -> AppResult<()> {
+        let member = self
+            .store
+            .rooms
+            .room_and_member(room_id, &actor.user_id)
+            .await?;
+        if matches!(member, Some((_, Some(_)))) {
+            return Ok(());
+        }
+        self.member_left_calls(room_id, &actor.user_id).await;
+        Err(AppError::not_found("call"))
     }
 
     /// `call.decline`: a user being rung declines. All their connections stop ringing,

@@ -1446,3 +1446,31 @@ async fn deleting_the_room_ends_its_call() {
     expect_ended(&mut o, &call_id, "room_closed").await;
     expect_ended(&mut m, &call_id, "room_closed").await;
 }
+
+/// A member kicked while their `call.accept` is on its way never stays in the call: the
+/// accept either fails, or succeeds and the participant is removed at once (the
+/// membership is checked again after joining). The race is run 15 times.
+#[tokio::test]
+async fn a_member_kicked_while_accepting_never_stays_in_the_call() {
+    let server = TestServer::spawn().await;
+    let [alice, bob] = users(&server, ["alice", "bob"]).await;
+    let mut a = Conn::open(&alice, "alice").await;
+    let mut b = Conn::open(&bob, "bob").await;
+    let bob_id = uid(&bob);
+    for round in 0..15 {
+        let room = private_room(&alice, &[&bob]).await;
+        let (call, _) = start_in(&mut a, &room.id, "audio").await;
+        let call_id = text(&call["call_id"]);
+        b.expect("call.incoming", &call_id).await;
+        let (kicked, accepted) = tokio::join!(
+            alice.kick(&room.id, &bob_id),
+            b.request("call.accept", json!({"call_id": call_id}))
+        );
+        kicked.unwrap_or_else(|e| panic!("round {round}: kick: {e}"));
+        if let Ok(reply) = accepted {
+            let pid = text(&reply["participant_id"]);
+            expect_left(&mut a, &call_id, &pid, &bob_id, "removed").await;
+        }
+        a.ok("call.end", json!({"call_id": call_id})).await;
+    }
+}
