@@ -14,7 +14,7 @@ pub mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use palaver_protocol::{ErrorBody, ErrorCode};
 use utoipa_axum::router::OpenApiRouter;
@@ -70,7 +70,7 @@ async fn upgrade(
         .or(query.get("access_token"))
         .ok_or_else(|| AppError::unauthorized("missing access token or API key"))?;
     let actor = state.service.authenticate(token).await?;
-    check_origin(&headers, &state.cors.allowed_origins)?;
+    super::check_origin(&headers, &state.cors.allowed_origins)?;
     let resume = parse_since(query.get("since"))?;
     let max_sockets = state.service.user_limits.max_sockets();
     let slot = state
@@ -120,38 +120,11 @@ fn parse_since(raw: Option<&str>) -> AppResult<Vec<(String, Option<i64>)>> {
         .collect()
 }
 
-/// Cross-site WebSocket hijacking defence (OWASP ASVS 5.0 V4.4): a browser always sends
-/// `Origin`; it must be this server's own origin or an allowed one. Non-browser clients
-/// send none and are allowed.
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> AppResult<()> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("null").trim_end_matches('/');
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let same_origin = host.is_some_and(|host| {
-        origin
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
-    });
-    let listed = allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    if origin != "null" && (same_origin || listed) {
-        Ok(())
-    } else {
-        tracing::warn!(%origin, "WebSocket refused: Origin not allowed");
-        Err(AppError::new(
-            ErrorCode::Forbidden,
-            "this Origin may not open a WebSocket here",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::check_origin;
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{header, HeaderValue};
 
     fn headers(origin: Option<&'static str>) -> HeaderMap {
         let mut h = HeaderMap::new();
