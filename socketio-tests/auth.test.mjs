@@ -82,6 +82,14 @@ describe('connecting and credentials', () => {
     assert.match(await again.refused(), /^unauthorized/);
   });
 
+  it("a password change disconnects the user's sockets of other sessions", async () => {
+    const gus = await srv.user('gus');
+    const other = await srv.login(gus);
+    const s = await srv.sio(other, {}, 'gus-other-session');
+    await srv.rest('PUT', '/users/me/password', gus.token, { current_password: 'correct horse battery', new_password: 'a much longer passphrase' });
+    assert.equal(await s.waitFor('$disconnect'), 'io server disconnect');
+  });
+
   it('a disallowed Origin gets connect_error "forbidden..." (websocket and polling)', async () => {
     const eve = await srv.user('eve');
     for (const transports of [['websocket'], ['polling']]) {

@@ -343,6 +343,26 @@ export class Palaver {
     return { id: r.user.id, username, token: r.access_token, refreshToken: r.refresh_token };
   }
 
+  /** Logs `user` in again: a new session (`{...user, token, refreshToken}`). */
+  async login(user) {
+    const r = await this.rest('POST', '/auth/login', null, { login: user.username, password: PASSWORD });
+    return { ...user, token: r.access_token, refreshToken: r.refresh_token };
+  }
+
+  /** Uploads `bytes` as `filename` (multipart, part `file`); the Attachment. */
+  async upload(user, filename, bytes, type = 'application/octet-stream') {
+    const form = new FormData();
+    form.append('file', new Blob([bytes], { type }), filename);
+    const res = await fetch(`${this.url}/api/v1/attachments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${user.token}` },
+      body: form,
+    });
+    const body = await res.json();
+    if (res.status !== 201) throw new Error(`upload ${filename}: ${res.status} ${JSON.stringify(body)}`);
+    return body;
+  }
+
   /** Creates a room owned by `user` (public unless told): the Room. */
   createRoom(user, { name, visibility = 'public', topic } = {}) {
     name ??= `room-${Math.random().toString(36).slice(2, 8)}`;

@@ -154,6 +154,38 @@ describe('send_message', () => {
     assert.equal(got.changeSeq, m.seq);
   });
 
+  it('fileAttachment {fileId}: messageType by the sniffed type and fileAttachment {fileId, fileName, fileSize, fileUrl, contentType}', async () => {
+    const png = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    const image = await srv.upload(alice, 'dot.png', png);
+    const content = text('look');
+    const res = await a.ok('send_message', { roomId: room.id, content, fileAttachment: { fileId: image.id } });
+    assert.equal(res.message.messageType, 'image');
+    const got = await b.waitFor('new_message', (x) => x.content === content);
+    assert.equal(got.messageType, 'image');
+    assert.equal(got.fileAttachment.fileId, image.id);
+    assert.equal(got.fileAttachment.fileName, 'dot.png');
+    assert.equal(got.fileAttachment.fileSize, png.length);
+    assert.equal(got.fileAttachment.contentType, 'image/png');
+    assert.equal(typeof got.fileAttachment.fileUrl, 'string');
+    // fileUrl is the members-only download, with the bearer token.
+    const dl = await fetch(new URL(got.fileAttachment.fileUrl, srv.url), { headers: { authorization: `Bearer ${bob.token}` } });
+    assert.equal(dl.status, 200);
+    assert.deepEqual(Buffer.from(await dl.arrayBuffer()), png);
+
+    const doc = await srv.upload(alice, 'notes.txt', Buffer.from('plain words\n'));
+    const res2 = await a.ok('send_message', { roomId: room.id, content: '', fileAttachment: { fileId: doc.id } });
+    assert.equal(res2.message.messageType, 'file');
+    assert.equal(res2.message.fileAttachment.fileName, 'notes.txt');
+
+    // A file id that is not one of the sender's uploads is refused.
+    const bad = await b.ack('send_message', { roomId: room.id, content: 'mine?', fileAttachment: { fileId: image.id } });
+    assert.equal(bad.ok, false, JSON.stringify(bad));
+    assert.equal(bad.error.code, 'validation_failed');
+  });
+
   it('replyTo is kept', async () => {
     const first = await a.ok('send_message', { roomId: room.id, content: text('question') });
     const content = text('answer');

@@ -125,4 +125,34 @@ describe('rooms', () => {
     await srv.post(alice, priv.id, t);
     await b.waitFor('new_message', (m) => m.content === t);
   });
+  it('room_updated, member_updated, room_deleted reach Socket.IO members in camelCase', async () => {
+    const alice = await srv.user('alice');
+    const bob = await srv.user('bob');
+    const room = await srv.roomWith(alice, bob);
+    const b = await srv.sio(bob);
+    await srv.rest('PATCH', `/rooms/${room.id}`, alice.token, { name: 'renamed', topic: 'new topic' });
+    const upd = await b.waitFor('room_updated', (x) => (x.id ?? x._id ?? x.roomId) === room.id);
+    assert.equal(upd.name, 'renamed');
+    assert.equal(upd.topic, 'new topic');
+    await srv.rest('PUT', `/rooms/${room.id}/members/${bob.id}/role`, alice.token, { role: 'admin' });
+    const mu = await b.waitFor('member_updated', (x) => x.userId === bob.id);
+    assert.equal(mu.roomId, room.id);
+    assert.equal(mu.role, 'admin');
+    await srv.rest('DELETE', `/rooms/${room.id}`, alice.token);
+    const del = await b.waitFor('room_deleted', (x) => x.roomId === room.id);
+    assert.ok(del);
+  });
+
+  it('invitation_revoked reaches the invitee {id, roomId, reason}', async () => {
+    const alice = await srv.user('alice');
+    const bob = await srv.user('bob');
+    const priv = await srv.createRoom(alice, { visibility: 'private' });
+    const b = await srv.sio(bob);
+    const inv = await srv.invite(alice, priv.id, bob);
+    await b.waitFor('invitation_created', (x) => x.id === inv.id);
+    await srv.rest('DELETE', `/rooms/${priv.id}/invitations/${inv.id}`, alice.token);
+    const rev = await b.waitFor('invitation_revoked', (x) => x.id === inv.id);
+    assert.equal(rev.roomId, priv.id);
+    assert.equal(rev.reason, 'revoked');
+  });
 });
