@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::{Event, Reply, RequestId};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::{AppError, AppResult};
 use crate::live::request::Response;
