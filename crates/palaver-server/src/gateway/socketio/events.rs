@@ -385,7 +385,10 @@ mod tests {
         .unwrap()
         {
             Request::SendMessage(m) => {
-                assert_eq!((m.room_id.as_str(), m.client_id.as_deref()), ("r", Some("c")))
+                assert_eq!(
+                    (m.room_id.as_str(), m.client_id.as_deref()),
+                    ("r", Some("c"))
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -422,7 +425,9 @@ mod tests {
             ErrorCode::ValidationFailed
         );
         assert_eq!(code("warp", json!({})), ErrorCode::UnknownType);
-        let err = parse("join_room", Some(json!({"roomId": 5}))).1.unwrap_err();
+        let err = parse("join_room", Some(json!({"roomId": 5})))
+            .1
+            .unwrap_err();
         assert_eq!(err.detail().field.as_deref(), Some("roomId"));
     }
 }

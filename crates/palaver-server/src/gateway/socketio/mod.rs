@@ -26,8 +26,8 @@ use std::time::Duration;
 use palaver_protocol::ErrorCode;
 use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
-use socketioxide::handler::FromMessageParts;
 use socketioxide::handler::ConnectHandler as _;
+use socketioxide::handler::FromMessageParts;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
@@ -120,21 +120,33 @@ async fn authenticate(
     let (tx, inbound) = mpsc::channel(INBOUND_EVENTS);
     let queue = tx.clone();
     socket.on_fallback(
-        move |Event(name): Event, AckId(ack_id): AckId, ack: AckSender, TryData(data): TryData<Value>| {
+        move |socket: SocketRef,
+              Event(name): Event,
+              AckId(ack_id): AckId,
+              ack: AckSender,
+              TryData(data): TryData<Value>| {
             let ack = ack_id.map(|_| ack);
+            let incoming = Incoming::Event {
+                name,
+                data: data.ok(),
+                ack,
+            };
             if let Err(mpsc::error::TrySendError::Full(Incoming::Event { ack, name, .. })) =
-                queue.try_send(Incoming::Event {
-                    name,
-                    data: data.ok(),
-                    ack,
-                })
+                queue.try_send(incoming)
             {
-                if let Some(ack) = ack {
-                    let busy = AppError::new(
-                        ErrorCode::RateLimited,
-                        format!("too many events waiting: {name:?} was dropped"),
-                    );
-                    let _ = ack.send(&events::ack_err(&busy));
+                let busy = AppError::new(
+                    ErrorCode::RateLimited,
+                    format!("too many events waiting: {name:?} was dropped"),
+                );
+                match ack {
+                    Some(ack) => {
+                        let _ = ack.send(&events::ack_err(&busy));
+                    }
+                    None => {
+                        let mut payload = wire::error_detail(&busy.detail());
+                        payload["event"] = Value::String(name);
+                        let _ = socket.emit("error", &payload);
+                    }
                 }
             }
             std::future::ready(())
@@ -146,12 +158,14 @@ async fn authenticate(
             let _ = tx.send(Incoming::Disconnected).await;
         }
     });
-    socket.extensions.insert(Accepted(Arc::new(Mutex::new(Some(Connection {
-        actor,
-        resume,
-        slot,
-        inbound,
-    })))));
+    socket
+        .extensions
+        .insert(Accepted(Arc::new(Mutex::new(Some(Connection {
+            actor,
+            resume,
+            slot,
+            inbound,
+        })))));
     Ok(())
 }
 
@@ -243,7 +257,12 @@ mod tests {
             parse_since(Some(&json!({"a": 3, "b": null}))).unwrap(),
             vec![("a".to_string(), Some(3)), ("b".to_string(), None)]
         );
-        for bad in [json!([1]), json!({"a": "x"}), json!({"a": -1}), json!({"": 1})] {
+        for bad in [
+            json!([1]),
+            json!({"a": "x"}),
+            json!({"a": -1}),
+            json!({"": 1}),
+        ] {
             assert!(parse_since(Some(&bad)).is_err(), "{bad}");
         }
     }

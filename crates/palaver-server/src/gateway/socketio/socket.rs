@@ -95,7 +95,11 @@ impl SioSocket {
     }
 
     /// Emits `payload` under `name`, waiting while the socket's buffer is full.
-    async fn emit(&self, name: &str, payload: &(impl serde::Serialize + ?Sized)) -> Result<(), Gone> {
+    async fn emit(
+        &self,
+        name: &str,
+        payload: &(impl serde::Serialize + ?Sized),
+    ) -> Result<(), Gone> {
         loop {
             match self.socket.emit(name, payload) {
                 Ok(()) => return Ok(()),
@@ -249,7 +253,10 @@ impl SioSocket {
                 let _ = ack.send(&events::ack_err(e));
                 Ok(())
             }
-            _ => self.feed_frame(&super::wire::error(&e.detail(), name)).await,
+            _ => {
+                self.feed_frame(&super::wire::error(&e.detail(), name))
+                    .await
+            }
         }
     }
 }

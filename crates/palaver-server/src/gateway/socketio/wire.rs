@@ -81,7 +81,9 @@ pub fn event(event: &Event, seq: Option<i64>) -> Frame {
                 "roomId": c.room_id,
             }),
         ),
-        Event::CallAnsweredElsewhere(c) => ("call_answered_elsewhere", json!({"callId": c.call_id})),
+        Event::CallAnsweredElsewhere(c) => {
+            ("call_answered_elsewhere", json!({"callId": c.call_id}))
+        }
         Event::CallDeclined(c) => (
             "call_rejected",
             json!({"callId": c.call_id, "userId": c.user_id}),
@@ -121,7 +123,11 @@ pub fn error_detail(detail: &palaver_protocol::ErrorDetail) -> Value {
     if let Some(field) = &detail.field {
         let renamed = match field.as_str() {
             "to_user" => "targetUserId".to_owned(),
-            other => other.split('.').map(camel_key).collect::<Vec<_>>().join("."),
+            other => other
+                .split('.')
+                .map(camel_key)
+                .collect::<Vec<_>>()
+                .join("."),
         };
         payload["field"] = Value::String(renamed);
     }
