@@ -203,7 +203,7 @@ pub async fn run_notifying(
     let (service, store, hub) = open(&config).await?;
     // Stopped before the store closes, below.
     let presence_keeper = service.keep_presence();
-    let app = http::router(AppState {
+    let (app, socketio) = http::router(AppState {
         service: service.clone(),
         hub: hub.clone(),
         requests: Arc::new(RateLimiter::shared_or_local(
@@ -245,6 +245,11 @@ pub async fn run_notifying(
             code: close_code::SERVICE_RESTART,
             reason: "server restarting, reconnect",
         });
+        tokio::spawn(gateway::socketio::close_transports(
+            socketio,
+            closing_hub,
+            Duration::from_secs(2).min(grace),
+        ));
     });
     let drain_deadline = async move {
         match shutdown_began.await {

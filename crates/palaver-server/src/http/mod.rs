@@ -135,10 +135,13 @@ pub fn api(
 /// `Referrer-Policy: no-referrer`; the reference page a Content-Security-Policy and
 /// `X-Frame-Options: DENY`. Every request gets its [`ClientAddr`], an access log line
 /// (target `palaver_server::access`, level info: method, route template, status,
-/// duration) and is counted in `palaver_http_requests_total`.
-pub fn router(state: AppState) -> Router {
+/// duration) and is counted in `palaver_http_requests_total`. Socket.IO is served at
+/// `/socket.io/` ([`crate::gateway::socketio`]); the returned handle closes its
+/// transports at shutdown.
+pub fn router(state: AppState) -> (Router, socketioxide::SocketIo) {
     let body_limit = state.service.limits().http_body_max_bytes;
     let (api, health, doc) = api(state.service.attachment_limit());
+    let (socketio, io) = crate::gateway::socketio::layer(&state);
     let mut app = api
         .fallback(|| async { AppError::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -164,6 +167,9 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        // Socket.IO at `/socket.io/` (long-polls are not access-logged or counted per IP
+        // like REST requests; CORS applies to its polling requests).
+        .layer(socketio)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             client_address,
@@ -171,7 +177,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&state.cors) {
         app = app.layer(cors);
     }
-    app.with_state(state)
+    (app.with_state(state), io)
 }
 
 /// Swagger UI at `/api/docs` and the document at `/api/v1/openapi.json`, with their

@@ -92,6 +92,23 @@ pub trait Transport: Send {
     /// Sends a heartbeat the client must answer (a WebSocket ping on the native wire).
     fn ping(&mut self) -> impl Future<Output = Result<(), Gone>> + Send;
 
+    /// Answers request `id` with its outcome and flushes. By default the wire's
+    /// [`Wire::reply`] frame; a wire with its own way of answering (Socket.IO's
+    /// acknowledgements) overrides this.
+    fn answer(
+        &mut self,
+        id: Option<RequestId>,
+        outcome: AppResult<Response>,
+    ) -> impl Future<Output = Result<(), Gone>> + Send {
+        async move {
+            if let Some(frame) = Self::WIRE.reply(id, outcome) {
+                self.feed(frame).await?;
+                self.flush().await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Ends the connection: with `reason`'s close code, or a plain close when `None`.
     /// Best effort; the core bounds it with a timeout.
     fn close(&mut self, reason: Option<CloseReason>) -> impl Future<Output = ()> + Send;
@@ -348,15 +365,7 @@ impl<T: Transport> Core<'_, T> {
         id: Option<RequestId>,
         outcome: AppResult<Response>,
     ) -> Result<(), Ending> {
-        let Some(frame) = T::WIRE.reply(id, outcome) else {
-            return Ok(());
-        };
-        let transport = &mut self.transport;
-        let write = async {
-            transport.feed(frame).await?;
-            transport.flush().await
-        };
-        guard(write, self.outbox, self.stall).await
+        guard(self.transport.answer(id, outcome), self.outbox, self.stall).await
     }
 
     /// Writes `batch` (taken from the outbox) in order, leaving out live changes a replay

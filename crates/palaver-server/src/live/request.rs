@@ -9,35 +9,57 @@ use std::collections::BTreeMap;
 
 use palaver_protocol::rest::ReadState;
 use palaver_protocol::ws::{
-    CallJoined, PresenceInfo, ReactionChange, SendMessage, SendSignal, SetPresence, StartCall,
+    CallJoined, IceCandidate, PresenceInfo, SendMessage, SendSignal, SessionDescription,
+    SetPresence, StartCall,
 };
 use palaver_protocol::{Message, Room};
 use serde::Serialize;
 
 use crate::auth::Actor;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::hub::ConnId;
 use crate::service::messages::SendOptions;
 use crate::service::Service;
 
 /// One client request (the native protocol's names in `docs/protocol.md` are given for
-/// each variant).
+/// each variant; the variants without one are for protocols that address messages by id
+/// alone and call peers by user, such as Socket.IO's, see `docs/socketio.md`).
+///
+/// A `room_id` of `None` on a message request means "the message's own room": it is
+/// found with [`Service::locate_message`], so a message in a room the caller is not a
+/// member of is `404 not_found`, like one that does not exist.
 #[derive(Debug, Clone)]
 pub enum Request {
     /// `message.send`.
     SendMessage(SendMessage),
-    /// `message.edit`.
+    /// `message.edit` (the native protocol always gives `room_id`).
     EditMessage {
-        room_id: String,
+        room_id: Option<String>,
         message_id: String,
         content: String,
     },
-    /// `message.delete`.
-    DeleteMessage { room_id: String, message_id: String },
-    /// `reaction.add` (`add`) and `reaction.remove`.
-    React { change: ReactionChange, add: bool },
+    /// `message.delete` (the native protocol always gives `room_id`).
+    DeleteMessage {
+        room_id: Option<String>,
+        message_id: String,
+    },
+    /// `reaction.add` (`add`) and `reaction.remove` (the native protocol always gives
+    /// `room_id`): the caller's reaction `emoji` on a message.
+    React {
+        room_id: Option<String>,
+        message_id: String,
+        emoji: String,
+        add: bool,
+    },
     /// `read`: move the read marker to `seq`.
     MarkRead { room_id: String, seq: i64 },
+    /// No native name: move the read marker up to the seq message `message_id` was
+    /// created under (never back). `room_id`, when given, must be the message's room
+    /// (else `404 not_found`). Answers [`Response::Read`].
+    MarkMessageRead {
+        room_id: Option<String>,
+        message_id: String,
+    },
     /// `room.join`.
     JoinRoom { room_id: String },
     /// `room.leave`.
@@ -58,6 +80,21 @@ pub enum Request {
     EndCall { call_id: String },
     /// `rtc.signal`: an SDP description or ICE candidate for another participant.
     Signal(SendSignal),
+    /// No native name: an SDP description or ICE candidate for every participant of the
+    /// call whose user is `to_user` (normally one: the device that answered). `call_id:
+    /// None` is the call this connection takes part in. See
+    /// [`Service::relay_signal_to_user`]. Answers [`Response::Empty`].
+    SignalUser {
+        call_id: Option<String>,
+        to_user: String,
+        description: Option<SessionDescription>,
+        candidate: Option<IceCandidate>,
+    },
+    /// No native name: hang up (Socket.IO's `end_call`): the host ends the call for
+    /// everyone, anyone else leaves it, and a call left with one participant and nobody
+    /// ringing ends. `call_id: None` is the call this connection takes part in. See
+    /// [`Service::hang_up`]. Answers [`Response::Empty`].
+    HangUp { call_id: Option<String> },
     /// `sync`: per room, replay every change after the given seq (`None`: from the latest
     /// page), then continue live. Handled by the connection core.
     Sync {
@@ -115,30 +152,48 @@ pub async fn execute(
             room_id,
             message_id,
             content,
-        } => Response::Message(Box::new(
-            service
-                .edit_message(actor, &room_id, &message_id, &content)
-                .await?,
-        )),
+        } => {
+            let room_id = room_of(service, actor, room_id, &message_id).await?;
+            Response::Message(Box::new(
+                service
+                    .edit_message(actor, &room_id, &message_id, &content)
+                    .await?,
+            ))
+        }
         Request::DeleteMessage {
             room_id,
             message_id,
-        } => Response::Message(Box::new(
-            service.delete_message(actor, &room_id, &message_id).await?,
-        )),
-        Request::React { change, add } => Response::Message(Box::new(
-            service
-                .react(
-                    actor,
-                    &change.room_id,
-                    &change.message_id,
-                    &change.emoji,
-                    add,
-                )
-                .await?,
-        )),
+        } => {
+            let room_id = room_of(service, actor, room_id, &message_id).await?;
+            Response::Message(Box::new(
+                service.delete_message(actor, &room_id, &message_id).await?,
+            ))
+        }
+        Request::React {
+            room_id,
+            message_id,
+            emoji,
+            add,
+        } => {
+            let room_id = room_of(service, actor, room_id, &message_id).await?;
+            Response::Message(Box::new(
+                service
+                    .react(actor, &room_id, &message_id, &emoji, add)
+                    .await?,
+            ))
+        }
         Request::MarkRead { room_id, seq } => {
             Response::Read(service.mark_read(actor, &room_id, seq).await?)
+        }
+        Request::MarkMessageRead {
+            room_id,
+            message_id,
+        } => {
+            let (located, seq) = service.locate_message(actor, &message_id).await?;
+            if room_id.is_some_and(|given| given != located) {
+                return Err(AppError::not_found("message"));
+            }
+            Response::Read(service.mark_read(actor, &located, seq).await?)
         }
         Request::JoinRoom { room_id } => {
             Response::Room(Box::new(service.join_room(actor, &room_id).await?))
@@ -174,11 +229,45 @@ pub async fn execute(
             service.relay_signal(actor, conn, req).await?;
             Response::Empty {}
         }
+        Request::SignalUser {
+            call_id,
+            to_user,
+            description,
+            candidate,
+        } => {
+            service
+                .relay_signal_to_user(
+                    actor,
+                    conn,
+                    call_id.as_deref(),
+                    &to_user,
+                    description,
+                    candidate,
+                )
+                .await?;
+            Response::Empty {}
+        }
+        Request::HangUp { call_id } => {
+            service.hang_up(actor, conn, call_id.as_deref()).await?;
+            Response::Empty {}
+        }
         Request::Ping => Response::Empty {},
         Request::Sync { .. } => {
-            return Err(crate::error::AppError::internal(
-                "sync is handled by the connection core",
-            ))
+            return Err(AppError::internal("sync is handled by the connection core"))
         }
     })
+}
+
+/// The room of message `message_id`: `room_id` when given (the service then checks that
+/// the message is in it), else the message's own room ([`Service::locate_message`]).
+async fn room_of(
+    service: &Service,
+    actor: &Actor,
+    room_id: Option<String>,
+    message_id: &str,
+) -> AppResult<String> {
+    match room_id {
+        Some(room_id) => Ok(room_id),
+        None => Ok(service.locate_message(actor, message_id).await?.0),
+    }
 }

@@ -3,14 +3,14 @@
 //!
 //! The hub encodes each delivered event once per wire format present among its recipients
 //! ([`Encoded`]) and hands every recipient of that format the same bytes. Only the native
-//! JSON protocol (`docs/protocol.md`) exists today; the Socket.IO and SignalR adapters add
-//! their formats here.
+//! JSON protocol (`docs/protocol.md`) and Socket.IO (`docs/socketio.md`) exist today; the
+//! SignalR adapter adds its format here.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use axum::extract::ws::Utf8Bytes;
 use palaver_protocol::ws::{Event, Reply, RequestId};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::{AppError, AppResult};
 use crate::live::request::Response;
@@ -25,16 +25,21 @@ pub enum Wire {
     /// `{"type", "data"}` (plus a top-level `"seq"` for changes to a room's history),
     /// replies `{"type": "reply", "id", "ok", "data" | "error"}`.
     Native,
+    /// Socket.IO (`docs/socketio.md`): frames are `<event name> <payload JSON>`, emitted
+    /// by the Socket.IO transport under that name; answers are acknowledgements, made by
+    /// the transport itself.
+    SocketIo,
 }
 
 impl Wire {
     /// How many wire formats there are (the size of [`Encoded`]'s cache).
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 2;
 
     /// This format's index in `0..COUNT`.
     fn index(self) -> usize {
         match self {
             Wire::Native => 0,
+            Wire::SocketIo => 1,
         }
     }
 
@@ -42,13 +47,20 @@ impl Wire {
     pub fn event(self, event: &Event, seq: Option<i64>) -> Frame {
         match self {
             Wire::Native => native_event(event, seq),
+            Wire::SocketIo => crate::gateway::socketio::wire::event(event, seq),
         }
     }
 
     /// The answer to a request: with an `id`, a reply carrying the outcome; without one,
-    /// nothing on success and an `error` event on failure.
+    /// nothing on success and an `error` event on failure. Socket.IO answers with
+    /// acknowledgements instead (its transport's [`answer`]): an `error` event on failure.
+    ///
+    /// [`answer`]: crate::live::connection::Transport::answer
     pub fn reply(self, id: Option<RequestId>, outcome: AppResult<Response>) -> Option<Frame> {
         match self {
+            Wire::SocketIo => outcome
+                .err()
+                .map(|e| crate::gateway::socketio::wire::error(&e.detail(), "")),
             Wire::Native => {
                 let frame = match (id, outcome) {
                     (Some(id), Ok(data)) => match serde_json::to_value(data) {

@@ -30,7 +30,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use palaver_protocol::rest::IceServers;
-use palaver_protocol::ws::{CallJoined, SendSignal, StartCall};
+use palaver_protocol::ws::{CallJoined, IceCandidate, SendSignal, SessionDescription, StartCall};
 use palaver_protocol::{ErrorCode, MessageType};
 
 use super::rooms::forbidden;
@@ -308,6 +308,113 @@ impl Service {
         Ok(())
     }
 
+    /// An SDP description or ICE candidate from the calling connection to every other
+    /// participant of its call whose user is `to_user` (normally one: the device that
+    /// answered), for protocols that address peers by user (Socket.IO's `webrtc_offer`,
+    /// `webrtc_answer`, `ice_candidate`). Each gets the same `rtc.signal` event as from
+    /// [`Service::relay_signal`]. `call_id: None` is the call this connection takes part
+    /// in. Returns the call's id.
+    ///
+    /// # Errors
+    /// `422 validation_failed` (not exactly one of `description` and `candidate`, sizes,
+    /// as [`Service::relay_signal`]; `to_user` the caller: field `to_user`);
+    /// `404 not_found` (this connection is in no call, or not in `call_id`; `to_user` has
+    /// no participant in it: field `to_user`); `403 forbidden` (`to_user` blocked the
+    /// caller); `503 unavailable` (shared calls, Redis not answering).
+    #[tracing::instrument(skip_all, fields(user_id = %actor.user_id))]
+    pub async fn relay_signal_to_user(
+        &self,
+        actor: &Actor,
+        conn: ConnId,
+        call_id: Option<&str>,
+        to_user: &str,
+        description: Option<SessionDescription>,
+        candidate: Option<IceCandidate>,
+    ) -> AppResult<String> {
+        let mut signal = SendSignal {
+            call_id: String::new(),
+            to: String::new(),
+            description,
+            candidate,
+        };
+        signaling::relay::check(&signal, self.rtc.max_sdp_bytes)?;
+        if to_user == actor.user_id {
+            return Err(AppError::validation(
+                "to_user",
+                "to_user must be another user",
+            ));
+        }
+        let call_id = self.call_of_connection(conn, call_id).await?;
+        let recipients = self
+            .calls
+            .participants_of_user(conn, &call_id, to_user)
+            .await?;
+        if recipients.is_empty() {
+            return Err(no_participant());
+        }
+        if self.is_blocked(to_user, &actor.user_id).await? {
+            return Err(forbidden("this participant has blocked you"));
+        }
+        signal.call_id.clone_from(&call_id);
+        let mut relayed = false;
+        for to in recipients {
+            signal.to = to;
+            // Each is checked again against the call as it is now.
+            match self.calls.relay(conn, signal.clone()).await {
+                Ok(done) => {
+                    self.apply(done).await;
+                    relayed = true;
+                }
+                // That device left meanwhile.
+                Err(CallError::NoSuchParticipant) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !relayed {
+            return Err(no_participant());
+        }
+        Ok(call_id)
+    }
+
+    /// Hangs up (Socket.IO's `end_call`): when the calling connection hosts its call, or
+    /// the call has only one other participant and nobody is being rung, the call ends
+    /// for everyone (`call.ended`, `reason: "ended"`, as [`Service::end_call`]); otherwise
+    /// the connection leaves it (as [`Service::leave_call`]) and the call goes on.
+    /// `call_id: None` is the call this connection takes part in.
+    ///
+    /// # Errors
+    /// `404 not_found` (this connection is in no call, or not in `call_id`);
+    /// `503 unavailable` (shared calls, Redis not answering).
+    #[tracing::instrument(skip_all, fields(user_id = %actor.user_id))]
+    pub async fn hang_up(
+        &self,
+        actor: &Actor,
+        conn: ConnId,
+        call_id: Option<&str>,
+    ) -> AppResult<()> {
+        let call_id = self.call_of_connection(conn, call_id).await?;
+        let done = self.calls.hang_up(&call_id, conn, &moment()).await?;
+        self.apply(done).await;
+        Ok(())
+    }
+
+    /// `call_id` if given (the registry then checks that `conn` takes part in it), else
+    /// the call `conn` takes part in.
+    ///
+    /// # Errors
+    /// `404 not_found` when `call_id` is `None` and `conn` is in no call;
+    /// `503 unavailable`.
+    async fn call_of_connection(&self, conn: ConnId, call_id: Option<&str>) -> AppResult<String> {
+        match call_id {
+            Some(call_id) => Ok(call_id.to_owned()),
+            None => self
+                .calls
+                .call_of(conn)
+                .await?
+                .ok_or_else(|| AppError::not_found("call")),
+        }
+    }
+
     /// A connection closed: it leaves its call (`reason: "disconnected"`).
     pub async fn connection_left_calls(&self, conn: ConnId) {
         if let Some(done) = self.calls.disconnect(conn, &moment()).await {
@@ -424,6 +531,14 @@ impl Service {
             }
             Err(e) => tracing::warn!(code = %e.code, "queueing a call log entry"),
         }
+    }
+}
+
+/// `404 not_found` naming `to_user`: the user has no (other) participant in the call.
+fn no_participant() -> AppError {
+    AppError {
+        field: Some("to_user".into()),
+        ..AppError::not_found("participant")
     }
 }
 

@@ -429,6 +429,32 @@ impl Service {
         self.message_to_wire(message).await
     }
 
+    /// Where message `message_id` is, for a caller who names a message by its id alone:
+    /// `(room_id, seq)`, its room and the seq it was created under. A tombstone is found
+    /// like any message.
+    ///
+    /// # Errors
+    /// `404 not_found` (`"message not found"`) when no message has this id, or when the
+    /// caller is not a member of its room: the same answer, so that a non-member cannot
+    /// learn whether a message exists.
+    pub async fn locate_message(
+        &self,
+        actor: &Actor,
+        message_id: &str,
+    ) -> AppResult<(String, i64)> {
+        let not_found = || AppError::not_found("message");
+        let (room_id, seq) = self
+            .store
+            .messages
+            .message_position(message_id)
+            .await?
+            .ok_or_else(not_found)?;
+        match self.store.rooms.member(&room_id, &actor.user_id).await? {
+            Some(_) => Ok((room_id, seq)),
+            None => Err(not_found()),
+        }
+    }
+
     /// Moves the caller's read marker forward to `seq` (never back; capped at the room's
     /// last seq); when it moves, members get `receipt.updated`.
     ///

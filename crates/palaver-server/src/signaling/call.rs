@@ -377,6 +377,31 @@ impl Call {
         Ok(out.0)
     }
 
+    /// Connection `conn` hangs up (Socket.IO's `end_call`): the host ends the call for
+    /// everyone (as [`Call::end`]); so does anyone when the call has exactly two
+    /// participants and nobody is being rung (a one-to-one call ends when either side
+    /// hangs up: `call.ended`, reason `ended`, to both). Otherwise the connection leaves
+    /// (as [`Call::leave`] with [`LeaveReason::Left`]) and the call goes on.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] when the call is over or `conn` is not a participant.
+    pub fn hang_up(&mut self, conn: ConnId, now: &Moment) -> Result<Vec<Effect>, CallError> {
+        self.ensure_live()?;
+        let index = self
+            .participants
+            .iter()
+            .position(|p| p.conn == conn)
+            .ok_or(CallError::NotFound)?;
+        let mut out = Out::default();
+        let last_two = self.participants.len() == 2 && self.ringing.is_empty();
+        if self.is_host(conn) || last_two {
+            self.finish(EndReason::Ended, now, &mut out);
+        } else {
+            self.remove_at(index, LeaveReason::Left, now, &mut out);
+        }
+        Ok(out.0)
+    }
+
     /// `call.end` for everyone. Ends with reason `ended`: `call.ended` to every
     /// participant (with `duration_secs` since the answer, for an answered call) and to
     /// every user still being rung, then the closing call log entry (`ended` for an
@@ -459,6 +484,27 @@ impl Call {
     pub fn signal_recipient(&self, from: ConnId, to: &str) -> Result<&str, CallError> {
         let (_, to) = self.signal_pair(from, to)?;
         Ok(&to.user_id)
+    }
+
+    /// The participant ids of `user_id`'s connections in the call other than `from`, in
+    /// join order (empty when `user_id` takes no part), for a signal from `from` addressed
+    /// to a user rather than a participant.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] when the call is over or `from` is not a participant.
+    pub fn participants_of_user(
+        &self,
+        from: ConnId,
+        user_id: &str,
+    ) -> Result<Vec<String>, CallError> {
+        self.ensure_live()?;
+        self.part_by_conn(from).ok_or(CallError::NotFound)?;
+        Ok(self
+            .participants
+            .iter()
+            .filter(|p| p.user_id == user_id && p.conn != from)
+            .map(|p| p.id.clone())
+            .collect())
     }
 
     /// `rtc.signal` from connection `from`: one `rtc.signal` event to exactly the
@@ -1224,6 +1270,108 @@ mod tests {
         assert_eq!(
             describe_all(&effects),
             ["conn 3: rtc.signal from p-alice-1"]
+        );
+    }
+
+    #[test]
+    fn hanging_up_ends_a_call_of_two_and_leaves_a_larger_one() {
+        let clock = Clock::new();
+        // One to one: the callee hanging up ends it for both, like the host would.
+        let (mut call, _, _) = started(&clock, &["bob"]);
+        call.accept(joiner("bob", B1), 8, &clock.at(1)).unwrap();
+        let effects = call.hang_up(B1, &clock.at(11)).unwrap();
+        assert_eq!(
+            describe_all(&effects),
+            [
+                "conn 1: call.ended ended",
+                "conn 2: call.ended ended",
+                "log ended"
+            ]
+        );
+        assert_eq!(ended_durations(&effects), [Some(10), Some(10)]);
+        assert!(call.is_over());
+        assert_eq!(
+            call.hang_up(A, &clock.at(12)).unwrap_err(),
+            CallError::NotFound
+        );
+
+        // Three taking part, Dave still ringing: a non-host hanging up only leaves; with
+        // two left and Dave still ringing, the call still goes on; once nobody rings,
+        // either of the last two ends it.
+        let (mut call, _, _) = started(&clock, &["bob", "carol", "dave"]);
+        call.accept(joiner("bob", B1), 8, &clock.at(1)).unwrap();
+        call.accept(joiner("carol", C), 8, &clock.at(2)).unwrap();
+        assert_eq!(
+            call.hang_up(D, &clock.at(3)).unwrap_err(),
+            CallError::NotFound,
+            "dave is rung, not a participant"
+        );
+        let effects = call.hang_up(C, &clock.at(3)).unwrap();
+        assert_eq!(
+            describe_all(&effects),
+            [
+                "conn 1: call.participant_left p-carol-4 left",
+                "conn 2: call.participant_left p-carol-4 left",
+            ]
+        );
+        let effects = call.hang_up(B1, &clock.at(4)).unwrap();
+        assert_eq!(
+            describe_all(&effects),
+            ["conn 1: call.participant_left p-bob-2 left"],
+            "dave is still being rung"
+        );
+        call.accept(joiner("dave", D), 8, &clock.at(5)).unwrap();
+        let effects = call.hang_up(D, &clock.at(6)).unwrap();
+        assert_eq!(
+            describe_all(&effects),
+            [
+                "conn 1: call.ended ended",
+                "conn 5: call.ended ended",
+                "log ended"
+            ]
+        );
+
+        // The host hanging up ends it for everyone, the users still ringing included.
+        let (mut call, _, _) = started(&clock, &["bob", "carol"]);
+        call.accept(joiner("bob", B1), 8, &clock.at(1)).unwrap();
+        let effects = call.hang_up(A, &clock.at(2)).unwrap();
+        assert_eq!(
+            describe_all(&effects),
+            [
+                "conn 1: call.ended ended",
+                "conn 2: call.ended ended",
+                "user carol: call.ended ended",
+                "log ended"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_users_participants_are_found_for_a_participant_only() {
+        let clock = Clock::new();
+        let (mut call, _, _) = started(&clock, &["bob", "carol"]);
+        call.accept(joiner("bob", B1), 8, &clock.at(1)).unwrap();
+        call.accept(joiner("bob", B2), 8, &clock.at(2)).unwrap();
+        assert_eq!(
+            call.participants_of_user(A, "bob"),
+            Ok(vec!["p-bob-2".to_owned(), "p-bob-3".to_owned()]),
+            "both of bob's devices, in join order"
+        );
+        assert_eq!(
+            call.participants_of_user(B1, "bob"),
+            Ok(vec!["p-bob-3".to_owned()]),
+            "never the asking connection itself"
+        );
+        assert_eq!(call.participants_of_user(A, "carol"), Ok(Vec::new()));
+        assert_eq!(
+            call.participants_of_user(C, "bob"),
+            Err(CallError::NotFound),
+            "carol is rung, not a participant"
+        );
+        call.end(EndBy::Moderator, &clock.at(3)).unwrap();
+        assert_eq!(
+            call.participants_of_user(A, "bob"),
+            Err(CallError::NotFound)
         );
     }
 

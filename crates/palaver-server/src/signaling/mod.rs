@@ -213,6 +213,52 @@ impl Calls {
         }
     }
 
+    /// Connection `conn` hangs up call `call_id` (see [`Call::hang_up`]).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`;
+    /// [`CallError::Unavailable`].
+    pub async fn hang_up(
+        &self,
+        call_id: &str,
+        conn: ConnId,
+        now: &Moment,
+    ) -> Result<Done, CallError> {
+        match self {
+            Calls::Local(r) => r.hang_up(call_id, conn, now).map(Done::Batch),
+            Calls::Shared(s) => s.hang_up(call_id, conn, now).await.map(Done::Logs),
+        }
+    }
+
+    /// The call connection `conn` takes part in (a connection is in at most one), if any.
+    ///
+    /// # Errors
+    /// [`CallError::Unavailable`] (shared calls).
+    pub async fn call_of(&self, conn: ConnId) -> Result<Option<String>, CallError> {
+        match self {
+            Calls::Local(r) => Ok(r.call_of(conn)),
+            Calls::Shared(s) => s.call_of(conn).await,
+        }
+    }
+
+    /// The participant ids of `user_id` in call `call_id`, other than `conn`'s own, in
+    /// join order (empty when the user takes no part).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`;
+    /// [`CallError::Unavailable`].
+    pub async fn participants_of_user(
+        &self,
+        conn: ConnId,
+        call_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, CallError> {
+        match self {
+            Calls::Local(r) => r.participants_of_user(conn, call_id, user_id),
+            Calls::Shared(s) => s.participants_of_user(conn, call_id, user_id).await,
+        }
+    }
+
     /// Room `room_id` was deleted: its call, if any, ends.
     pub async fn close_room(&self, room_id: &str, now: &Moment) -> Option<Done> {
         match self {

@@ -273,6 +273,37 @@ impl Registry {
         Ok(batch)
     }
 
+    /// Connection `conn` hangs up call `call_id` (see [`Call::hang_up`]).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`.
+    pub fn hang_up(&self, call_id: &str, conn: ConnId, now: &Moment) -> Result<Batch, CallError> {
+        let slot = self.slot_of_participant(conn, call_id)?;
+        let ((), batch) = self.change(&slot, |call| Ok(((), call.hang_up(conn, now)?)))?;
+        Ok(batch)
+    }
+
+    /// The call connection `conn` takes part in, if any.
+    pub fn call_of(&self, conn: ConnId) -> Option<String> {
+        self.lock_index().by_conn.get(&conn).cloned()
+    }
+
+    /// The participant ids of `user_id` in call `call_id` other than `conn`'s own (see
+    /// [`Call::participants_of_user`]).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`.
+    pub fn participants_of_user(
+        &self,
+        conn: ConnId,
+        call_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, CallError> {
+        let slot = self.slot_of_participant(conn, call_id)?;
+        let cell = lock(&slot.0);
+        cell.call.participants_of_user(conn, user_id)
+    }
+
     /// Room `room_id` was deleted: its call, if any, ends (see [`Call::close_room`]).
     pub fn close_room(&self, room_id: &str, now: &Moment) -> Option<Batch> {
         let slot = self.slot_of_room(room_id)?;
@@ -656,6 +687,41 @@ mod tests {
             registry.signal_recipient(C, "c1", "p-alice-1").unwrap_err(),
             CallError::NotFound
         );
+    }
+
+    #[test]
+    fn a_connections_call_and_a_users_participants_are_found_and_hung_up() {
+        let (registry, clock) = (Registry::default(), Clock::new());
+        let _ = start(&registry, &clock, "c1", "r1", joiner("alice", A), &["bob"]);
+        let _ = registry
+            .accept("c1", joiner("bob", B), 8, &clock.at(1))
+            .unwrap();
+        let _ = start(&registry, &clock, "c2", "r2", joiner("carol", C), &[]);
+
+        assert_eq!(registry.call_of(A).as_deref(), Some("c1"));
+        assert_eq!(registry.call_of(C).as_deref(), Some("c2"));
+        assert_eq!(registry.call_of(99), None);
+        assert_eq!(
+            registry.participants_of_user(A, "c1", "bob"),
+            Ok(vec!["p-bob-2".to_owned()])
+        );
+        assert_eq!(
+            registry.participants_of_user(C, "c1", "bob"),
+            Err(CallError::NotFound),
+            "carol is not in c1"
+        );
+        assert_eq!(
+            registry.hang_up("c1", C, &clock.at(2)).unwrap_err(),
+            CallError::NotFound
+        );
+
+        // Bob hangs up the call of two: it ends, and frees both connections.
+        let batch = registry.hang_up("c1", B, &clock.at(2)).unwrap();
+        assert_eq!(batch.effects().len(), 3, "ended to both, the log entry");
+        assert_eq!(registry.call_of(A), None);
+        assert_eq!(registry.call_of(B), None);
+        assert_eq!(registry.room_of("c1").unwrap_err(), CallError::NotFound);
+        assert_eq!(registry.len(), 1);
     }
 
     #[test]

@@ -417,6 +417,47 @@ impl SharedRegistry {
             .map(|((), logs)| logs)
     }
 
+    /// Connection `conn` hangs up call `call_id` (see [`Call::hang_up`]).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`;
+    /// [`CallError::Unavailable`].
+    pub async fn hang_up(
+        &self,
+        call_id: &str,
+        conn: ConnId,
+        now: &Moment,
+    ) -> Result<Vec<LogEntry>, CallError> {
+        self.change(call_id, |call| Ok(((), call.hang_up(conn, now)?)))
+            .await
+            .map(|((), logs)| logs)
+    }
+
+    /// The call connection `conn` takes part in, if any.
+    ///
+    /// # Errors
+    /// [`CallError::Unavailable`].
+    pub async fn call_of(&self, conn: ConnId) -> Result<Option<String>, CallError> {
+        self.query(redis::cmd("GET").arg(self.conn_key(conn))).await
+    }
+
+    /// The participant ids of `user_id` in call `call_id` other than `conn`'s own (see
+    /// [`Call::participants_of_user`]).
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] unless `conn` is a participant of `call_id`;
+    /// [`CallError::Unavailable`].
+    pub async fn participants_of_user(
+        &self,
+        conn: ConnId,
+        call_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, CallError> {
+        self.call(call_id)
+            .await?
+            .participants_of_user(conn, user_id)
+    }
+
     /// Room `room_id` was deleted: its call, if any, ends.
     pub async fn close_room(&self, room_id: &str, now: &Moment) -> Option<Vec<LogEntry>> {
         let call_id = self.call_of_room(room_id).await?;
@@ -1202,6 +1243,56 @@ mod tests {
 
     /// Many nodes accepting into one call at once: the compare-and-set lets exactly as
     /// many in as the cap allows, and the call and its indexes agree.
+    #[tokio::test]
+    async fn a_call_is_found_by_connection_and_user_and_hung_up_on_another_node() {
+        let nodes = Nodes::new().await;
+        let (a, b) = (nodes.node().await, nodes.node().await);
+        let (alice, bob, carol) = (conn(&a, 1), conn(&b, 1), conn(&b, 2));
+        let call_id = start(
+            &a,
+            new_call(
+                "r1",
+                joiner("alice", alice),
+                &["bob"],
+                Duration::from_secs(30),
+            ),
+        )
+        .await;
+        b.accept(&call_id, joiner("bob", bob), 8, &now())
+            .await
+            .unwrap();
+
+        // Either node finds each connection's call, and the participants of a user.
+        assert_eq!(b.call_of(alice).await.unwrap(), Some(call_id.clone()));
+        assert_eq!(a.call_of(bob).await.unwrap(), Some(call_id.clone()));
+        assert_eq!(a.call_of(carol).await.unwrap(), None);
+        assert_eq!(
+            a.participants_of_user(alice, &call_id, "bob")
+                .await
+                .unwrap(),
+            [format!("p-bob-{bob}")]
+        );
+        assert_eq!(
+            b.participants_of_user(carol, &call_id, "bob")
+                .await
+                .unwrap_err(),
+            CallError::NotFound,
+            "carol is not in the call"
+        );
+        assert_eq!(
+            b.hang_up(&call_id, carol, &now()).await.unwrap_err(),
+            CallError::NotFound
+        );
+
+        // Bob, on node b, hangs up the call node a started: it ends for both.
+        let logs = b.hang_up(&call_id, bob, &now()).await.unwrap();
+        assert_eq!(events(&logs), [CallLogEvent::Ended]);
+        assert_eq!(a.call(&call_id).await.unwrap_err(), CallError::NotFound);
+        assert_eq!(a.call_of(alice).await.unwrap(), None);
+        assert_eq!(a.call_of(bob).await.unwrap(), None);
+        nodes.remove().await;
+    }
+
     #[tokio::test]
     async fn concurrent_joins_from_many_nodes_respect_the_cap() {
         let nodes = Nodes::new().await;

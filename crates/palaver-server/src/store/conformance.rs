@@ -190,6 +190,7 @@ conformance!(
     a_retried_client_id_returns_the_first_message,
     messages_with_an_unknown_sender_or_attachment_fail_alone,
     edits_keep_earlier_versions_and_take_the_next_seq,
+    a_message_is_located_by_its_id_alone_at_its_creation_seq,
     deleting_a_message_leaves_a_tombstone_without_reactions_or_edits,
     reactions_take_a_seq_only_when_they_change_something,
     history_pages_in_both_directions,
@@ -1993,6 +1994,39 @@ async fn edits_keep_earlier_versions_and_take_the_next_seq(store: Store) {
     assert_eq!(last_seq(&store, "r1").await, 4, "failed edits take no seq");
     assert_eq!(store.messages.message("r2", &m.id).await.unwrap(), None);
     assert!(store.messages.edits("nope").await.unwrap().is_empty());
+}
+
+async fn a_message_is_located_by_its_id_alone_at_its_creation_seq(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_room(&store, "r1", "u1").await;
+    add_room(&store, "r2", "u1").await;
+    let first = post(&store, "r1", "u1", "one").await;
+    let elsewhere = post(&store, "r2", "u1", "there").await;
+    let second = post(&store, "r1", "u1", "two").await;
+    let position = |id: String| {
+        let store = store.clone();
+        async move { store.messages.message_position(&id).await.unwrap() }
+    };
+    assert_eq!(position(first.id.clone()).await, Some(("r1".into(), 1)));
+    assert_eq!(position(elsewhere.id.clone()).await, Some(("r2".into(), 1)));
+    assert_eq!(position(second.id.clone()).await, Some(("r1".into(), 2)));
+    // Changes take later seqs; the position stays the creation's, tombstones included.
+    store
+        .messages
+        .edit_message("r1", &first.id, "one!", &at(2))
+        .await
+        .unwrap();
+    store
+        .messages
+        .delete_message("r1", &second.id, &at(3))
+        .await
+        .unwrap();
+    assert_eq!(last_seq(&store, "r1").await, 4);
+    assert_eq!(position(first.id.clone()).await, Some(("r1".into(), 1)));
+    assert_eq!(position(second.id.clone()).await, Some(("r1".into(), 2)));
+    assert_eq!(position("nope".into()).await, None);
+    assert_eq!(position(String::new()).await, None);
+    assert_eq!(position("a\0b".into()).await, None, "a NUL matches nothing");
 }
 
 async fn deleting_a_message_leaves_a_tombstone_without_reactions_or_edits(store: Store) {

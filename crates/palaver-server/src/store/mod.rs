@@ -744,6 +744,12 @@ pub trait MessageStore: Send + Sync {
     /// Message `message_id` if it is in `room_id` (an id from another room is `None`).
     async fn message(&self, room_id: &str, message_id: &str) -> StoreResult<Option<MessageRow>>;
 
+    /// Where message `message_id` is, whatever its room: `(room_id, seq)`, the seq it was
+    /// created under (not its latest change); `None` when no message has that id. A
+    /// deleted message (a tombstone) is still found. For protocols that address messages
+    /// by id alone; the caller checks that the reader may see the room.
+    async fn message_position(&self, message_id: &str) -> StoreResult<Option<(String, i64)>>;
+
     /// Replaces a message's content, keeping the previous version in its edit history.
     async fn edit_message(
         &self,

@@ -257,3 +257,103 @@ async fn pipelined_requests_beyond_the_outbound_queue_are_all_answered() {
         .expect("the writer finishes")
         .unwrap();
 }
+
+/// Sends a hand-written `GET /api/v1/ws` with `headers` (CRLF-terminated lines) on a new
+/// connection; the response's status line and headers, and its body.
+async fn handshake(server: &TestServer, headers: &str) -> (String, String) {
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    let request = format!("GET /api/v1/ws HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert_ne!(n, 0, "the connection ended before a response");
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    while buffer.len() < head_end + length {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("the body in time")
+            .expect("read");
+        assert_ne!(n, 0, "the connection ended within the body");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).to_string();
+    (head, body)
+}
+
+#[tokio::test]
+async fn the_handshake_is_checked_after_authentication_and_answered_per_rfc_6455() {
+    let server = TestServer::spawn().await;
+    let alice = server.user("alice").await;
+    let auth = format!(
+        "Authorization: Bearer {}\r\n",
+        alice.token.as_deref().unwrap()
+    );
+    let upgrade = "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\n";
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+    // RFC 6455 §1.3's example key and its accept value.
+    let (head, _) = handshake(&server, &format!("{auth}{upgrade}{key}")).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+        "{head}"
+    );
+
+    // Not an upgrade: 400 bad_request, but only for an authenticated request.
+    let not_upgrades = [
+        ("a plain GET", String::new()),
+        ("no key", upgrade.to_owned()),
+        (
+            "a key that is not 16 bytes",
+            format!("{upgrade}Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA\r\n"),
+        ),
+        (
+            "a key that is not base64",
+            format!("{upgrade}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!!\r\n"),
+        ),
+        (
+            "version 8",
+            format!("{}{key}", upgrade.replace("Version: 13", "Version: 8")),
+        ),
+        (
+            "Connection without upgrade",
+            format!(
+                "{}{key}",
+                upgrade.replace("keep-alive, Upgrade", "keep-alive")
+            ),
+        ),
+    ];
+    for (case, headers) in &not_upgrades {
+        let (head, body) = handshake(&server, &format!("{auth}{headers}")).await;
+        assert!(head.starts_with("http/1.1 400"), "{case}: {head}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect(case);
+        assert_eq!(body["error"]["code"], "bad_request", "{case}: {body}");
+        assert_eq!(
+            body["error"]["message"], "expected a WebSocket upgrade request",
+            "{case}: {body}"
+        );
+        let (head, _) = handshake(&server, headers).await;
+        assert!(
+            head.starts_with("http/1.1 401"),
+            "{case}, anonymous: {head}"
+        );
+    }
+}

@@ -104,7 +104,7 @@ fn request(kind: &str, raw: Option<&RawValue>) -> AppResult<Request> {
         "message.edit" => {
             let req: EditMessage = data(raw)?;
             Request::EditMessage {
-                room_id: req.room_id,
+                room_id: Some(req.room_id),
                 message_id: req.message_id,
                 content: req.content,
             }
@@ -112,14 +112,19 @@ fn request(kind: &str, raw: Option<&RawValue>) -> AppResult<Request> {
         "message.delete" => {
             let req: MessageRef = data(raw)?;
             Request::DeleteMessage {
-                room_id: req.room_id,
+                room_id: Some(req.room_id),
                 message_id: req.message_id,
             }
         }
-        "reaction.add" | "reaction.remove" => Request::React {
-            change: data::<ReactionChange>(raw)?,
-            add: kind == "reaction.add",
-        },
+        "reaction.add" | "reaction.remove" => {
+            let req: ReactionChange = data(raw)?;
+            Request::React {
+                room_id: Some(req.room_id),
+                message_id: req.message_id,
+                emoji: req.emoji,
+                add: kind == "reaction.add",
+            }
+        }
         "read" => {
             let req: MarkRead = data(raw)?;
             Request::MarkRead {
@@ -216,6 +221,42 @@ mod tests {
             Request::MarkRead { seq, .. } => assert_eq!(seq, 2),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn native_message_requests_always_name_their_room() {
+        match parse(
+            r#"{"type":"reaction.remove","data":{"room_id":"r","message_id":"m","emoji":"👍"}}"#,
+        )
+        .request
+        .unwrap()
+        {
+            Request::React {
+                room_id,
+                message_id,
+                emoji,
+                add,
+            } => {
+                assert_eq!(room_id.as_deref(), Some("r"));
+                assert_eq!(
+                    (message_id.as_str(), emoji.as_str(), add),
+                    ("m", "👍", false)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(r#"{"type":"message.delete","data":{"room_id":"r","message_id":"m"}}"#)
+            .request
+            .unwrap()
+        {
+            Request::DeleteMessage { room_id, .. } => assert_eq!(room_id.as_deref(), Some("r")),
+            other => panic!("{other:?}"),
+        }
+        // The room stays required on the native wire.
+        assert_eq!(
+            code(r#"{"type":"message.edit","data":{"message_id":"m","content":"x"}}"#),
+            ErrorCode::ValidationFailed
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! 1. [`upgrade`]: authenticates *before* the upgrade (a bearer header, or an
 //!    `access_token` query parameter because browsers cannot set headers on a WebSocket);
-//!    a missing or bad token is a plain `401 unauthorized` response.
+//!    a missing or bad token is a plain `401 unauthorized` response. The handshake itself
+//!    is [`handshake`] (hyper and tokio-tungstenite).
 //! 2. [`codec`]: each client text frame is parsed once into a typed request;
 //!    [`socket`] carries frames between the WebSocket and the connection core
 //!    ([`crate::live::connection`]), which runs everything else.
@@ -10,13 +11,14 @@
 //! Frames and codes are documented in `docs/protocol.md`.
 
 pub mod codec;
+pub mod handshake;
 pub mod socket;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use palaver_protocol::{ErrorBody, ErrorCode};
+use palaver_protocol::ErrorBody;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,6 +26,7 @@ use crate::auth::presented_credential;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::Params;
 use crate::AppState;
+use handshake::WebSocketUpgrade;
 
 /// Read buffer per connection, bytes. tungstenite's default (128 KiB) would make every
 /// idle connection cost that much.
@@ -64,34 +67,30 @@ async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Params,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<WebSocketUpgrade, AppError>,
 ) -> AppResult<Response> {
     let token = presented_credential(&headers)
         .or(query.get("access_token"))
         .ok_or_else(|| AppError::unauthorized("missing access token or API key"))?;
     let actor = state.service.authenticate(token).await?;
-    check_origin(&headers, &state.cors.allowed_origins)?;
+    super::check_origin(&headers, &state.cors.allowed_origins)?;
     let resume = parse_since(query.get("since"))?;
     let max_sockets = state.service.user_limits.max_sockets();
     let slot = state
         .hub
         .reserve_socket(&actor.user_id, max_sockets)
         .ok_or_else(|| state.service.user_limits.too_many_sockets(max_sockets))?;
-    let ws = ws.map_err(|_| {
-        AppError::new(
-            ErrorCode::BadRequest,
-            "expected a WebSocket upgrade request",
-        )
-    })?;
+    // `400 bad_request` "expected a WebSocket upgrade request", only now.
+    let ws = ws?;
     let max = state.service.limits().ws_frame_max_bytes;
-    Ok(ws
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |ws| {
-            crate::live::connection::run(state, actor, resume, socket::NativeSocket::new(ws), slot)
-        }))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    Ok(ws.on_upgrade(config, move |ws| {
+        crate::live::connection::run(state, actor, resume, socket::NativeSocket::new(ws), slot)
+    }))
 }
 
 /// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in
@@ -120,38 +119,11 @@ fn parse_since(raw: Option<&str>) -> AppResult<Vec<(String, Option<i64>)>> {
         .collect()
 }
 
-/// Cross-site WebSocket hijacking defence (OWASP ASVS 5.0 V4.4): a browser always sends
-/// `Origin`; it must be this server's own origin or an allowed one. Non-browser clients
-/// send none and are allowed.
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> AppResult<()> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("null").trim_end_matches('/');
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let same_origin = host.is_some_and(|host| {
-        origin
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
-    });
-    let listed = allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    if origin != "null" && (same_origin || listed) {
-        Ok(())
-    } else {
-        tracing::warn!(%origin, "WebSocket refused: Origin not allowed");
-        Err(AppError::new(
-            ErrorCode::Forbidden,
-            "this Origin may not open a WebSocket here",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::check_origin;
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{header, HeaderValue};
 
     fn headers(origin: Option<&'static str>) -> HeaderMap {
         let mut h = HeaderMap::new();

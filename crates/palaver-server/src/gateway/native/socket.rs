@@ -1,11 +1,14 @@
-//! The native protocol's [`Transport`]: text frames over an axum WebSocket (RFC 6455).
+//! The native protocol's [`Transport`]: text frames over a tokio-tungstenite WebSocket
+//! (RFC 6455).
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{SinkExt, StreamExt as _};
 use palaver_protocol::ws::close_code;
 use palaver_protocol::ErrorCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::codec;
+use super::handshake::WebSocket;
 use crate::error::AppError;
 use crate::hub::CloseReason;
 use crate::live::connection::{Gone, Inbound, Transport};
@@ -48,8 +51,9 @@ impl Transport for NativeSocket {
                 )),
             },
             Message::Close(_) => Inbound::End(None),
-            // tungstenite answers pings itself; pongs need nothing.
-            Message::Ping(_) | Message::Pong(_) => Inbound::Heard,
+            // tungstenite answers pings itself; pongs need nothing. Raw frames are only
+            // ever written, never read.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Inbound::Heard,
         }
     }
 
@@ -72,13 +76,15 @@ impl Transport for NativeSocket {
         match reason {
             Some(r) => {
                 let frame = CloseFrame {
-                    code: r.code,
+                    code: r.code.into(),
                     reason: r.reason.into(),
                 };
                 let _ = self.ws.send(Message::Close(Some(frame))).await;
             }
             None => {
-                let _ = self.ws.close().await;
+                // The Sink's close (a close frame without a code, then flush), not the
+                // stream's inherent `close(frame)`.
+                let _ = SinkExt::close(&mut self.ws).await;
             }
         }
     }
@@ -87,10 +93,8 @@ impl Transport for NativeSocket {
 /// The close to send for a read error (RFC 6455 §7.4.1): 1009 for a message over the
 /// size limit (whole or in fragments), 1007 for a text message that is not UTF-8, 1002
 /// for any other protocol violation; none when the socket itself failed.
-fn read_error_close(e: axum::Error) -> Option<CloseReason> {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner().downcast::<WsError>().ok()?;
-    let (code, reason) = match *inner {
+fn read_error_close(e: WsError) -> Option<CloseReason> {
+    let (code, reason) = match e {
         WsError::Capacity(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
         WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "text message is not UTF-8"),
         WsError::Protocol(_) => (close_code::PROTOCOL_ERROR, "protocol error"),

@@ -159,6 +159,21 @@ impl MessageStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn message_position(&self, message_id: &str) -> StoreResult<Option<(String, i64)>> {
+        let row =
+            sqlx::query_as::<_, (String, i64)>("SELECT room_id, seq FROM messages WHERE id = $1")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await;
+        match row.map_err(StoreError::from) {
+            Ok(row) => Ok(row),
+            // A NUL in the id (which PostgreSQL text cannot hold) matches no message.
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn edit_message(
         &self,
         room_id: &str,

@@ -175,6 +175,16 @@ impl MessageStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, err)]
+    async fn message_position(&self, message_id: &str) -> StoreResult<Option<(String, i64)>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT room_id, seq FROM messages WHERE id = ?1")
+                .bind(message_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row)
+    }
+
+    #[tracing::instrument(skip_all, err)]
     async fn edit_message(
         &self,
         room_id: &str,
