@@ -267,14 +267,14 @@ async fn run_shard(
             let plan = plan.clone();
             async move {
                 let c = &plan.conns[i];
-                let url = plan.kind.ws_url(
-                    &plan.addrs[c.node],
-                    &plan.members[c.member],
-                    &plan.rooms[c.room],
-                    None,
-                );
+                let (member, room) = (&plan.members[c.member], &plan.rooms[c.room]);
+                let url = plan.kind.ws_url(&plan.addrs[c.node], member, room, None);
+                let hello = plan.kind.sio_connect(member, room, None);
                 let ip = target::local_ip(i, plan.per_address);
-                (i, target::connect(plan.kind, &url, ip).await)
+                (
+                    i,
+                    target::connect(plan.kind, &url, hello.as_deref(), ip).await,
+                )
             }
         }))
         .await;

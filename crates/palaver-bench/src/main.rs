@@ -1,10 +1,15 @@
 //! `palaver-bench`: drives a running server through its real protocol and measures it,
 //! side by side with a bare-broadcast baseline and a Socket.IO 4 peer, in the same run.
+//! Palaver is measured over its native WebSocket (`palaver`) and, with the Socket.IO
+//! peer's own client code, over its Socket.IO endpoint (`palaver-sio`, asked for by
+//! name): the same server, so `fanout`, `capacity`, `rooms` and `idle` compare Palaver and
+//! Node on identical Socket.IO clients.
 //!
 //! ```text
 //! cargo build --release
 //! (cd bench/peers/socketio && npm ci)
 //! target/release/palaver-bench capacity --targets palaver,baseline,socketio
+//! target/release/palaver-bench fanout --targets palaver-sio,socketio
 //! ```
 //!
 //! Each scenario starts each target server itself (Palaver with a fresh data directory),
@@ -140,12 +145,9 @@ enum Command {
 /// Options every scenario takes.
 #[derive(Clone, Debug, clap::Args)]
 struct Common {
-    /// Servers to run the scenario against, in this order.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "palaver,baseline,socketio"
-    )]
+    /// Servers to run the scenario against, in this order: `palaver`, `baseline`,
+    /// `socketio`, `palaver-sio` (Palaver over Socket.IO; not a default).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Kind::ALL)]
     targets: Vec<Kind>,
     #[command(flatten)]
     programs: Programs,
@@ -278,7 +280,8 @@ where
     let deploy = &common.programs.deploy;
     deploy.validate()?;
     let inherited = deploy::inherited_palaver_env();
-    let palaver = common.targets.contains(&Kind::Palaver);
+    // Palaver runs (natively or over Socket.IO): nodes, database, Redis apply.
+    let palaver = common.targets.iter().any(|k| k.is_palaver());
     if palaver && deploy.palaver_nodes > 1 && !matches!(scenario, "fanout" | "capacity" | "rooms") {
         anyhow::bail!(
             "{scenario} runs against one Palaver node: --palaver-nodes {} works with fanout, \
@@ -286,7 +289,10 @@ where
             deploy.palaver_nodes
         );
     }
-    if palaver && scenario == "history" && deploy.postgres(&inherited) {
+    if common.targets.contains(&Kind::Palaver)
+        && scenario == "history"
+        && deploy.postgres(&inherited)
+    {
         anyhow::bail!(
             "history seeds Palaver's SQLite file directly: it does not run on PostgreSQL \
              (--database-url or PALAVER_DATABASE_URL)"
@@ -297,25 +303,8 @@ where
     let mut postgres_version = None;
     let mut node_cpus = Vec::new();
     for &kind in &common.targets {
-        if scenario == "storm" && kind != Kind::Palaver {
-            eprintln!(
-                "{scenario}: {} has no accounts to log in or history to resume from; skipped",
-                kind.name()
-            );
-            continue;
-        }
-        if matches!(scenario, "history" | "reconnect") && kind != Kind::Palaver {
-            eprintln!(
-                "{scenario}: {} has no history to page or resume from; skipped",
-                kind.name()
-            );
-            continue;
-        }
-        if scenario == "slow-consumer" && kind != Kind::Palaver {
-            eprintln!(
-                "{scenario}: {} has no bounded per-connection queue to test; skipped",
-                kind.name()
-            );
+        if let Some(why) = skipped(scenario, kind) {
+            eprintln!("{scenario}: {} {why}; skipped", kind.name());
             continue;
         }
         eprintln!("{scenario}: starting {}", kind.name());
@@ -327,7 +316,7 @@ where
             kind.name().to_owned(),
             json!(proc::cpus_allowed_list(server.pid)),
         );
-        if kind == Kind::Palaver {
+        if kind.is_palaver() {
             postgres_version = server.postgres_version().map(str::to_owned);
             node_cpus = server
                 .pids()
@@ -346,10 +335,7 @@ where
     provenance["generator_cpus_allowed"] = json!(proc::cpus_allowed_list(std::process::id()));
     provenance["binaries"] = json!({
         "palaver_bench": provenance::binary(&std::env::current_exe().unwrap_or_default()),
-        "palaver": common
-            .targets
-            .contains(&Kind::Palaver)
-            .then(|| provenance::binary(&common.programs.palaver_bin)),
+        "palaver": palaver.then(|| provenance::binary(&common.programs.palaver_bin)),
     });
     if palaver {
         provenance["palaver_deployment"] =
@@ -376,6 +362,28 @@ where
         std::fs::write(out, format!("{text}\n"))?;
     }
     Ok(())
+}
+
+/// Why `scenario` does not run against `kind`, if it does not: storm, history,
+/// reconnect and slow-consumer need Palaver's accounts, history or bounded queues, and
+/// drive its native WebSocket protocol only (`palaver`; not `palaver-sio`).
+fn skipped(scenario: &str, kind: Kind) -> Option<&'static str> {
+    let palaver_only = matches!(
+        scenario,
+        "storm" | "history" | "reconnect" | "slow-consumer"
+    );
+    if !palaver_only || kind == Kind::Palaver {
+        return None;
+    }
+    Some(match (kind, scenario) {
+        (Kind::PalaverSio, _) => {
+            "is Palaver over Socket.IO; this scenario drives Palaver's native WebSocket \
+             protocol only (--targets palaver)"
+        }
+        (_, "storm") => "has no accounts to log in or history to resume from",
+        (_, "history" | "reconnect") => "has no history to page or resume from",
+        _ => "has no bounded per-connection queue to test",
+    })
 }
 
 /// The headline numbers of a result, on one line.
@@ -418,4 +426,43 @@ fn summary(result: &Value) -> String {
         }
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn palaver_only_scenarios_skip_every_other_target_and_palaver_sio() {
+        for scenario in ["storm", "history", "reconnect", "slow-consumer"] {
+            assert_eq!(skipped(scenario, Kind::Palaver), None, "{scenario}");
+            for kind in [Kind::Baseline, Kind::Socketio, Kind::PalaverSio] {
+                assert!(skipped(scenario, kind).is_some(), "{scenario} {kind:?}");
+            }
+        }
+        assert!(skipped("storm", Kind::PalaverSio)
+            .unwrap()
+            .contains("native WebSocket"));
+        for scenario in ["fanout", "capacity", "rooms", "idle"] {
+            for kind in Kind::EVERY {
+                assert_eq!(skipped(scenario, kind), None, "{scenario} {kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn palaver_sio_is_a_target_name_but_not_a_default() {
+        let cli = Cli::try_parse_from([
+            "palaver-bench",
+            "fanout",
+            "--targets",
+            "palaver-sio,socketio",
+        ])
+        .unwrap();
+        let common = cli.command.common().unwrap();
+        assert_eq!(common.targets, [Kind::PalaverSio, Kind::Socketio]);
+        let cli = Cli::try_parse_from(["palaver-bench", "rooms"]).unwrap();
+        assert_eq!(cli.command.common().unwrap().targets, Kind::ALL);
+        assert!(Cli::try_parse_from(["palaver-bench", "idle", "--targets", "palaversio"]).is_err());
+    }
 }

@@ -1,13 +1,14 @@
-//! Accounts and rooms for a run. Palaver gets real accounts (registered through the REST
-//! API, so each costs one argon2id hash on the server: about 30 ms of CPU) and real rooms;
-//! the peers have no accounts and name their rooms.
+//! Accounts and rooms for a run. Palaver (`palaver` and `palaver-sio`: the same server)
+//! gets real accounts (registered through the REST API, so each costs one argon2id hash on
+//! the server: about 30 ms of CPU) and real rooms; the peers have no accounts and name
+//! their rooms.
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use palaver_client::Client;
 use palaver_protocol::Visibility;
 
-use crate::target::{Kind, Member, Server};
+use crate::target::{Member, Server};
 
 /// The password of every bench account.
 pub const PASSWORD: &str = "bench-otter-lantern-42";
@@ -19,7 +20,7 @@ pub async fn rooms(
     rooms: usize,
     size: usize,
 ) -> anyhow::Result<(Vec<Member>, Vec<String>)> {
-    if server.kind != Kind::Palaver {
+    if !server.kind.is_palaver() {
         let members = vec![Member::default(); rooms * size];
         let names = (0..rooms).map(|k| format!("room-{k}")).collect();
         return Ok((members, names));

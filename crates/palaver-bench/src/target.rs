@@ -12,6 +12,15 @@
 //!   Socket.IO v5 packets (`0` connect, `2` event, `3` ack): the client sends
 //!   `42<id>["send",{"room","content"}]`, the server acks `43<id>[…]` and emits
 //!   `42["message",{"room","content"}]` to the room.
+//! - **Palaver over Socket.IO** (`palaver-sio`): the same Palaver server as `palaver`
+//!   (binary, configuration, accounts, rooms, tokens, `--palaver-nodes`), driven by the
+//!   Socket.IO generator of `socketio` at Palaver's `/socket.io/` endpoint
+//!   (docs/socketio.md): the namespace connect carries the access token
+//!   (`40{"token":…}`) and the connection counts as open once the server's `ready` event
+//!   came; the client sends `42<id>["send_message",{"roomId","content"}]`, the server acks
+//!   `43<id>[{"ok":true,…}]` once the message is committed, emits `message_sent` to the
+//!   sender (ignored: not a delivery) and `new_message` (with `changeSeq`, the seq) to
+//!   every member's sockets, the sender's included.
 //!
 //! Every bench message's content is `b|<connection>|<n>|<sent_us>|` plus padding, where
 //! `sent_us` is the wall-clock send time in microseconds since the Unix epoch: any
@@ -50,23 +59,45 @@ pub enum Kind {
     Palaver,
     Baseline,
     Socketio,
+    /// Palaver's server behind Palaver's Socket.IO endpoint (`palaver-sio`).
+    #[serde(rename = "palaver-sio")]
+    #[value(name = "palaver-sio")]
+    PalaverSio,
 }
 
 impl Kind {
-    /// Every target, in the default order.
+    /// The default targets (`--targets`' default), in order. `palaver-sio` is not among
+    /// them: it is asked for by name (`--targets palaver,palaver-sio,socketio`).
     pub const ALL: [Kind; 3] = [Kind::Palaver, Kind::Baseline, Kind::Socketio];
 
+    /// Every target, the default ones first.
+    pub const EVERY: [Kind; 4] = [
+        Kind::Palaver,
+        Kind::Baseline,
+        Kind::Socketio,
+        Kind::PalaverSio,
+    ];
+
+    /// The target's name on the command line and in the JSON documents.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Palaver => "palaver",
             Kind::Baseline => "baseline",
             Kind::Socketio => "socketio",
+            Kind::PalaverSio => "palaver-sio",
         }
     }
 
-    /// The target named `name` (`palaver`, `baseline`, `socketio`).
+    /// The target named `name` (`palaver`, `baseline`, `socketio`, `palaver-sio`).
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::EVERY.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the server under test is Palaver (`palaver`, `palaver-sio`): the `palaver`
+    /// binary with the bench's configuration, real accounts, rooms and tokens, and
+    /// `--palaver-nodes`, whatever protocol its clients speak.
+    pub fn is_palaver(self) -> bool {
+        matches!(self, Kind::Palaver | Kind::PalaverSio)
     }
 }
 
@@ -169,14 +200,14 @@ impl Server {
     /// `palaver node <k>: pid <pid>, <addr>` (what `bench/profile.sh` reads).
     pub async fn start(kind: Kind, programs: &Programs) -> anyhow::Result<Server> {
         let deploy = &programs.deploy;
-        let nodes = if kind == Kind::Palaver {
+        let nodes = if kind.is_palaver() {
             deploy.palaver_nodes.max(1)
         } else {
             1
         };
         let mut database = None;
         let mut node_env = Vec::new();
-        if kind == Kind::Palaver {
+        if kind.is_palaver() {
             if let Some(url) = &deploy.database_url {
                 let db = crate::deploy::FreshDatabase::create(url).await?;
                 node_env.push(("PALAVER_DATABASE_URL".to_owned(), db.url.clone()));
@@ -188,7 +219,7 @@ impl Server {
         }
         let jwt_secret = crate::deploy::random_hex(32);
         let data_dir = || -> anyhow::Result<Option<tempfile::TempDir>> {
-            if kind != Kind::Palaver {
+            if !kind.is_palaver() {
                 return Ok(None);
             }
             let dir = tempfile::Builder::new()
@@ -219,7 +250,7 @@ impl Server {
             node_env,
             database,
         };
-        if kind == Kind::Palaver {
+        if kind.is_palaver() {
             eprintln!("  palaver node 0: pid {}, {}", server.pid, server.addr);
         }
         for k in 1..nodes {
@@ -313,7 +344,7 @@ async fn spawn(
     port: u16,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut command = match kind {
-        Kind::Palaver => {
+        Kind::Palaver | Kind::PalaverSio => {
             let dir = data_dir.context("palaver needs a data directory")?;
             let bin = std::fs::canonicalize(&programs.palaver_bin).with_context(|| {
                 format!(
@@ -407,7 +438,7 @@ pub fn parse_payload(frame: &str) -> Option<(usize, u64, u64)> {
 /// What a received frame means to the bench.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// A room message; its payload fields and, for Palaver, its seq.
+    /// A room message; its payload fields and, for Palaver (either protocol), its seq.
     Delivery {
         conn: usize,
         n: u64,
@@ -415,7 +446,8 @@ pub enum Incoming {
         seq: Option<i64>,
     },
     /// The acknowledgement of this connection's send number `n` (Palaver and Socket.IO
-    /// acknowledge by request id, which the bench sets to `n`).
+    /// acknowledge by request id, which the bench sets to `n`); `ok` is false when the
+    /// server refused the send.
     Ack {
         n: u64,
         ok: bool,
@@ -427,7 +459,8 @@ pub enum Incoming {
 
 impl Kind {
     /// The URL a member connects to, for `room` (a Palaver room id, or a peer room name).
-    /// `since` adds Palaver's resume cursors (`?since=<room>:<seq>`).
+    /// `since` adds Palaver's resume cursors (`?since=<room>:<seq>`); on `palaver-sio`
+    /// they travel in the namespace connect instead ([`Kind::sio_connect`]).
     pub fn ws_url(self, addr: &str, member: &Member, room: &str, since: Option<i64>) -> String {
         match self {
             Kind::Palaver => {
@@ -438,8 +471,27 @@ impl Kind {
                 url
             }
             Kind::Baseline => format!("ws://{addr}/{room}"),
-            Kind::Socketio => {
-                format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&room={room}")
+            Kind::Socketio => format!("{}&room={room}", sio_url(addr)),
+            Kind::PalaverSio => sio_url(addr),
+        }
+    }
+
+    /// The Socket.IO namespace connect packet a member sends after the Engine.IO open
+    /// packet (`None` for the targets that do not speak Socket.IO): `40` for the Node
+    /// peer (no auth; the room is in the URL), `40{"token":"…"}` for Palaver, with
+    /// `"since":{"<room>":<seq>}` when resuming after `since`.
+    pub fn sio_connect(self, member: &Member, room: &str, since: Option<i64>) -> Option<String> {
+        match self {
+            Kind::Palaver | Kind::Baseline => None,
+            Kind::Socketio => Some("40".to_owned()),
+            Kind::PalaverSio => {
+                let mut auth = serde_json::json!({ "token": member.token });
+                if let Some(seq) = since {
+                    let mut cursors = serde_json::Map::new();
+                    cursors.insert(room.to_owned(), seq.into());
+                    auth["since"] = cursors.into();
+                }
+                Some(format!("40{auth}"))
             }
         }
     }
@@ -451,9 +503,16 @@ impl Kind {
                 r#"{{"id":{n},"type":"message.send","data":{{"room_id":"{room}","content":"{content}"}}}}"#
             ),
             Kind::Baseline => content.to_owned(),
-            Kind::Socketio => {
-                format!(r#"42{n}["send",{{"room":"{room}","content":"{content}"}}]"#)
-            }
+            Kind::Socketio => sio_emit(
+                n,
+                "send",
+                &format!(r#"{{"room":"{room}","content":"{content}"}}"#),
+            ),
+            Kind::PalaverSio => sio_emit(
+                n,
+                "send_message",
+                &format!(r#"{{"roomId":"{room}","content":"{content}"}}"#),
+            ),
         }
     }
 
@@ -476,13 +535,7 @@ impl Kind {
                 } else if text.starts_with(r#"{"type":"reply""#) {
                     let n = text
                         .find(r#""id":"#)
-                        .and_then(|i| {
-                            let digits: String = text[i + 5..]
-                                .chars()
-                                .take_while(char::is_ascii_digit)
-                                .collect();
-                            digits.parse().ok()
-                        })
+                        .and_then(|i| leading_digits(&text[i + 5..]))
                         .unwrap_or(u64::MAX);
                     return Incoming::Ack {
                         n,
@@ -500,29 +553,8 @@ impl Kind {
                 },
                 None => Incoming::Other,
             },
-            Kind::Socketio => {
-                if text == "2" {
-                    Incoming::Reply("3")
-                } else if let Some(rest) = text.strip_prefix("43") {
-                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    Incoming::Ack {
-                        n: digits.parse().unwrap_or(u64::MAX),
-                        ok: true,
-                    }
-                } else if text.starts_with("42") {
-                    match parse_payload(text) {
-                        Some((conn, n, sent_us)) => Incoming::Delivery {
-                            conn,
-                            n,
-                            sent_us,
-                            seq: None,
-                        },
-                        None => Incoming::Other,
-                    }
-                } else {
-                    Incoming::Other
-                }
-            }
+            Kind::Socketio => classify_sio(text, "message", None),
+            Kind::PalaverSio => classify_sio(text, "new_message", Some(r#""changeSeq":"#)),
         }
     }
 
@@ -533,10 +565,106 @@ impl Kind {
     }
 }
 
+/// `ws://<addr>/socket.io/?EIO=4&transport=websocket`: Engine.IO v4, WebSocket only.
+fn sio_url(addr: &str) -> String {
+    format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
+}
+
+/// A Socket.IO v5 event with acknowledgement id `n` in an Engine.IO v4 message packet:
+/// `42<n>["<event>",<data>]` (`data` is JSON).
+fn sio_emit(n: u64, event: &str, data: &str) -> String {
+    format!(r#"42{n}["{event}",{data}]"#)
+}
+
+/// The number at the start of `s`, if it starts with a digit.
+fn leading_digits(s: &str) -> Option<u64> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().ok()
+}
+
+/// Classifies a Socket.IO frame: an Engine.IO ping (`2`, answered `3`), an ack
+/// (`43<n>[…]`, ok when its data holds `"ok":true`), or an event `42["<event>",…]`: a
+/// delivery when it is `delivery` and carries a bench payload, its seq read from the
+/// number after `seq_field` (`"changeSeq":`, when given); every other event (Palaver's
+/// `message_sent`, `ready`, presence, …) is [`Incoming::Other`].
+fn classify_sio(text: &str, delivery: &str, seq_field: Option<&str>) -> Incoming {
+    if text == "2" {
+        return Incoming::Reply("3");
+    }
+    if let Some(rest) = text.strip_prefix("43") {
+        return Incoming::Ack {
+            n: leading_digits(rest).unwrap_or(u64::MAX),
+            ok: rest.contains(r#""ok":true"#),
+        };
+    }
+    let Some(event) = text
+        .strip_prefix(r#"42[""#)
+        .and_then(|rest| rest.strip_prefix(delivery))
+    else {
+        return Incoming::Other;
+    };
+    if !event.starts_with(r#"","#) {
+        return Incoming::Other;
+    }
+    match parse_payload(event) {
+        Some((conn, n, sent_us)) => Incoming::Delivery {
+            conn,
+            n,
+            sent_us,
+            seq: seq_field.and_then(|field| {
+                let at = event.find(field)? + field.len();
+                leading_digits(&event[at..]).map(|s| s as i64)
+            }),
+        },
+        None => Incoming::Other,
+    }
+}
+
+/// Reads text frames until `wanted` accepts one, answering Engine.IO pings (`2`) on the
+/// way (only a Socket.IO handshake sees those); `refused` turns a frame into the error
+/// that ends the handshake. `stage` names what is awaited, in errors.
+async fn await_frame(
+    ws: &mut Ws,
+    stage: &str,
+    wanted: impl Fn(&str) -> bool,
+    refused: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .with_context(|| format!("no {stage} within 30 s"))?
+        {
+            Some(Ok(WsMessage::Text(t))) => {
+                if wanted(t.as_str()) {
+                    return Ok(());
+                }
+                if let Some(why) = refused(t.as_str()) {
+                    bail!("{why}");
+                }
+                if t.as_str() == "2" {
+                    ws.send(WsMessage::text("3")).await?;
+                }
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("closed before {stage}"),
+        }
+    }
+}
+
 /// Opens a WebSocket to `url` from source address `local_ip` (127.0.0.x spreads
 /// connections over more ephemeral ports than one address has), and completes the
-/// target's handshake: Palaver's `ready` event, Socket.IO's open and namespace connect.
-pub async fn connect(kind: Kind, url: &str, local_ip: std::net::Ipv4Addr) -> anyhow::Result<Ws> {
+/// target's handshake: Palaver's `ready` event; for Socket.IO, the Engine.IO open packet,
+/// then `sio_connect` ([`Kind::sio_connect`]; required) and the server's namespace connect
+/// (`40…`; `44…` is a refusal, e.g. `unauthorized`), then on `palaver-sio` Palaver's
+/// `ready` event.
+pub async fn connect(
+    kind: Kind,
+    url: &str,
+    sio_connect: Option<&str>,
+    local_ip: std::net::Ipv4Addr,
+) -> anyhow::Result<Ws> {
     let host = url
         .trim_start_matches("ws://")
         .split('/')
@@ -548,38 +676,48 @@ pub async fn connect(kind: Kind, url: &str, local_ip: std::net::Ipv4Addr) -> any
     let tcp = socket.connect(server).await?;
     tcp.set_nodelay(true)?;
     let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
-    use futures_util::{SinkExt as _, StreamExt as _};
+    use futures_util::SinkExt as _;
+    let never = |_: &str| None;
     match kind {
-        Kind::Palaver => loop {
-            match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
-                Some(Ok(WsMessage::Text(t))) if t.starts_with(r#"{"type":"ready""#) => break,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("closed before ready"),
-            }
-        },
+        Kind::Palaver => {
+            await_frame(
+                &mut ws,
+                "ready",
+                |t| t.starts_with(r#"{"type":"ready""#),
+                never,
+            )
+            .await?
+        }
         Kind::Baseline => {}
-        Kind::Socketio => {
-            // Engine.IO open packet, then connect to the main namespace.
-            loop {
-                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
-                    Some(Ok(WsMessage::Text(t))) if t.starts_with('0') => break,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => bail!("closed before the Engine.IO open packet"),
-                }
-            }
-            ws.send(WsMessage::text("40")).await?;
-            loop {
-                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
-                    Some(Ok(WsMessage::Text(t))) if t.starts_with("40") => break,
-                    Some(Ok(WsMessage::Text(t))) if t.starts_with("44") => {
-                        bail!("Socket.IO refused the connect: {t}")
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => bail!("closed before the Socket.IO connect"),
-                }
+        Kind::Socketio | Kind::PalaverSio => {
+            let packet = sio_connect.context("a Socket.IO target needs its connect packet")?;
+            await_frame(
+                &mut ws,
+                "the Engine.IO open packet",
+                |t| t.starts_with('0'),
+                never,
+            )
+            .await?;
+            ws.send(WsMessage::text(packet)).await?;
+            let refused = |t: &str| {
+                t.starts_with("44")
+                    .then(|| format!("Socket.IO refused the connect: {t}"))
+            };
+            await_frame(
+                &mut ws,
+                "the Socket.IO connect",
+                |t| t.starts_with("40"),
+                refused,
+            )
+            .await?;
+            if kind == Kind::PalaverSio {
+                await_frame(
+                    &mut ws,
+                    "ready",
+                    |t| t.starts_with(r#"42["ready","#),
+                    refused,
+                )
+                .await?;
             }
         }
     }
@@ -610,7 +748,7 @@ mod tests {
     #[test]
     fn payloads_round_trip_inside_each_targets_frames() {
         let p = payload(7, 42, 1_700_000_000_123_456, 10);
-        for kind in [Kind::Palaver, Kind::Baseline, Kind::Socketio] {
+        for kind in Kind::EVERY {
             let sent = kind.send_frame("room-1", 42, &p);
             assert_eq!(parse_payload(&sent), Some((7, 42, 1_700_000_000_123_456)));
         }
@@ -634,7 +772,129 @@ mod tests {
             Incoming::Ack { n: 42, ok: true }
         );
         assert_eq!(Kind::Socketio.classify("2"), Incoming::Reply("3"));
+        let broadcast = format!(r#"42["message",{{"room":"room-1","content":"{p}"}}]"#);
+        assert_eq!(
+            Kind::Socketio.classify(&broadcast),
+            Incoming::Delivery {
+                conn: 7,
+                n: 42,
+                sent_us: 1_700_000_000_123_456,
+                seq: None
+            }
+        );
         assert_eq!(local_ip(0, 100), std::net::Ipv4Addr::new(127, 0, 0, 1));
         assert_eq!(local_ip(250, 100), std::net::Ipv4Addr::new(127, 0, 0, 3));
+    }
+
+    #[test]
+    fn palaver_sio_frames_follow_docs_socketio() {
+        let p = payload(3, 9, 1_700_000_000_000_001, 4);
+        assert_eq!(
+            Kind::PalaverSio.send_frame("r-1", 9, &p),
+            format!(r#"429["send_message",{{"roomId":"r-1","content":"{p}"}}]"#)
+        );
+        let message = format!(
+            r#"{{"_id":"m1","id":"m1","roomId":"r-1","senderId":"u","content":"{p}","seq":41,"changeSeq":41,"clientId":null}}"#
+        );
+        // new_message is the delivery, its seq the changeSeq.
+        assert_eq!(
+            Kind::PalaverSio.classify(&format!(r#"42["new_message",{message}]"#)),
+            Incoming::Delivery {
+                conn: 3,
+                n: 9,
+                sent_us: 1_700_000_000_000_001,
+                seq: Some(41)
+            }
+        );
+        // The sender's message_sent carries the same payload but is not a delivery.
+        assert_eq!(
+            Kind::PalaverSio.classify(&format!(r#"42["message_sent",{message}]"#)),
+            Incoming::Other
+        );
+        // Nor is the Node peer's event name, or an event whose name only starts alike.
+        assert_eq!(
+            Kind::PalaverSio.classify(&format!(r#"42["message",{message}]"#)),
+            Incoming::Other
+        );
+        assert_eq!(
+            Kind::PalaverSio.classify(&format!(r#"42["new_message_x",{message}]"#)),
+            Incoming::Other
+        );
+        assert_eq!(
+            Kind::Socketio.classify(&format!(r#"42["new_message",{message}]"#)),
+            Incoming::Other
+        );
+        assert_eq!(
+            Kind::PalaverSio.classify(&format!(r#"439[{{"ok":true,"message":{message}}}]"#)),
+            Incoming::Ack { n: 9, ok: true }
+        );
+        assert_eq!(
+            Kind::PalaverSio.classify(
+                r#"4310[{"ok":false,"error":{"code":"not_member","message":"not a member"}}]"#
+            ),
+            Incoming::Ack { n: 10, ok: false }
+        );
+        assert_eq!(Kind::PalaverSio.classify("2"), Incoming::Reply("3"));
+        assert_eq!(
+            Kind::PalaverSio.classify(r#"42["ready",{"user":{},"rooms":[]}]"#),
+            Incoming::Other
+        );
+        assert_eq!(
+            Kind::PalaverSio.classify(r#"40{"sid":"abc"}"#),
+            Incoming::Other
+        );
+        assert!(Kind::PalaverSio.acks());
+    }
+
+    #[test]
+    fn palaver_sio_connects_with_the_token_in_the_namespace_connect() {
+        let member = Member {
+            token: "tok.en-1".into(),
+            user_id: "u".into(),
+            login: "l".into(),
+        };
+        assert_eq!(
+            Kind::PalaverSio.ws_url("127.0.0.1:9", &member, "r-1", Some(5)),
+            "ws://127.0.0.1:9/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            Kind::Socketio.ws_url("127.0.0.1:9", &member, "room-0", None),
+            "ws://127.0.0.1:9/socket.io/?EIO=4&transport=websocket&room=room-0"
+        );
+        let hello = Kind::PalaverSio.sio_connect(&member, "r-1", None).unwrap();
+        assert_eq!(hello, r#"40{"token":"tok.en-1"}"#);
+        let resume = Kind::PalaverSio
+            .sio_connect(&member, "r-1", Some(17))
+            .unwrap();
+        let auth: serde_json::Value = serde_json::from_str(&resume[2..]).unwrap();
+        assert_eq!(
+            auth,
+            serde_json::json!({"token": "tok.en-1", "since": {"r-1": 17}})
+        );
+        assert_eq!(
+            Kind::Socketio
+                .sio_connect(&member, "room-0", None)
+                .as_deref(),
+            Some("40")
+        );
+        assert_eq!(Kind::Palaver.sio_connect(&member, "r-1", None), None);
+        assert_eq!(Kind::Baseline.sio_connect(&member, "r-1", None), None);
+    }
+
+    #[test]
+    fn palaver_sio_is_palaver_on_the_server_side_and_has_a_name_of_its_own() {
+        assert_eq!(
+            Kind::EVERY.map(Kind::is_palaver),
+            [true, false, false, true]
+        );
+        for kind in Kind::EVERY {
+            assert_eq!(Kind::from_name(kind.name()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), kind);
+            let value = clap::ValueEnum::to_possible_value(&kind).unwrap();
+            assert_eq!(value.get_name(), kind.name());
+        }
+        assert_eq!(Kind::ALL, [Kind::Palaver, Kind::Baseline, Kind::Socketio]);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! The first step's rate is per target (`--start-rate`, see [`StartRates`]), so one
 //! invocation climbs every target from a sensible place: Socket.IO from 2 msg/s, the
-//! others from 20.
+//! others (Palaver over Socket.IO, `palaver-sio`, included) from 20.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -25,10 +25,11 @@ pub const MIN_RATIO: f64 = 0.99;
 /// The highest p99 latency of a passing step, ms.
 pub const MAX_P99_MS: f64 = 100.0;
 /// The first step's total rate when `--start-rate` does not name the target.
-pub const DEFAULT_START_RATES: [(Kind, f64); 3] = [
+pub const DEFAULT_START_RATES: [(Kind, f64); 4] = [
     (Kind::Palaver, 20.0),
     (Kind::Baseline, 20.0),
     (Kind::Socketio, 2.0),
+    (Kind::PalaverSio, 20.0),
 ];
 
 #[derive(Clone, Debug, Serialize, clap::Args)]
@@ -54,7 +55,8 @@ pub struct CapacityArgs {
 /// The first step's rate of each target, msg/s. Parsed from a comma-separated list of
 /// `<target>=<rate>` entries and at most one bare `<rate>` (for every target not named);
 /// a target named nowhere keeps its entry in [`DEFAULT_START_RATES`]. Serialized as the
-/// resolved map `{"palaver": 20.0, "baseline": 20.0, "socketio": 2.0}`.
+/// resolved map of every target, e.g. `{"palaver": 20.0, "baseline": 20.0,
+/// "socketio": 2.0, "palaver-sio": 20.0}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StartRates(pub BTreeMap<Kind, f64>);
@@ -87,7 +89,8 @@ impl FromStr for StartRates {
             match entry.split_once('=') {
                 Some((target, value)) => {
                     let kind = Kind::from_name(target.trim()).ok_or_else(|| {
-                        format!("unknown target {target:?} (palaver, baseline, socketio)")
+                        let names: Vec<&str> = Kind::EVERY.iter().map(|k| k.name()).collect();
+                        format!("unknown target {target:?} ({})", names.join(", "))
                     })?;
                     if named.insert(kind, rate(value)?).is_some() {
                         return Err(format!("{target} named twice"));
@@ -351,7 +354,7 @@ mod tests {
     #[test]
     fn a_bare_start_rate_applies_to_every_target_not_named() {
         let r: StartRates = "30".parse().unwrap();
-        assert!(Kind::ALL.iter().all(|&k| r.of(k) == 30.0));
+        assert!(Kind::EVERY.iter().all(|&k| r.of(k) == 30.0));
         let r: StartRates = "30,socketio=2".parse().unwrap();
         assert_eq!(
             (
@@ -373,6 +376,7 @@ mod tests {
             "palaver=NaN",
             "palaver=inf",
             "slack=10",
+            "palaversio=10",
             "palaver=10,palaver=12",
             "10,20",
             "palaver=10,,socketio=2",
@@ -387,7 +391,9 @@ mod tests {
         let r: StartRates = "socketio=3".parse().unwrap();
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
-            serde_json::json!({"palaver": 20.0, "baseline": 20.0, "socketio": 3.0})
+            serde_json::json!({"palaver": 20.0, "baseline": 20.0, "socketio": 3.0, "palaver-sio": 20.0})
         );
+        let r: StartRates = "palaver-sio=7".parse().unwrap();
+        assert_eq!((r.of(Kind::PalaverSio), r.of(Kind::Palaver)), (7.0, 20.0));
     }
 }

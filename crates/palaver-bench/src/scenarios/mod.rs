@@ -25,8 +25,8 @@ pub struct LoadResult {
     pub offered_per_sec: f64,
     /// Messages sent per second in the window.
     pub sent_per_sec: f64,
-    /// Of those, acknowledged per second (Palaver: committed to disk; Socket.IO: handled;
-    /// baseline: the sender's own copy came back).
+    /// Of those, acknowledged per second (Palaver, natively or over Socket.IO: committed
+    /// to disk; Socket.IO on Node: handled; baseline: the sender's own copy came back).
     pub acked_per_sec: f64,
     /// Deliveries per second of the window's messages.
     pub deliveries_per_sec: f64,

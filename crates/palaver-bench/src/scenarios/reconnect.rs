@@ -264,7 +264,7 @@ pub async fn run(server: &mut Server, args: &ReconnectArgs) -> anyhow::Result<Re
                 let url = endpoint.url(0);
                 let ws = tokio::time::timeout(
                     CONNECT_TIMEOUT,
-                    target::connect(Kind::Palaver, &url, endpoint.ip),
+                    target::connect(Kind::Palaver, &url, None, endpoint.ip),
                 )
                 .await;
                 (i, endpoint, ws)
@@ -536,7 +536,7 @@ async fn reconnect(
         }
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            target::connect(Kind::Palaver, &url, endpoint.ip),
+            target::connect(Kind::Palaver, &url, None, endpoint.ip),
         );
         tokio::select! {
             result = attempt => {

@@ -121,14 +121,14 @@ pub async fn run(server: &Server, args: &SlowConsumerArgs) -> anyhow::Result<Slo
     let stop_receiving = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
     for r in 0..args.receivers {
-        let ws = target::connect(Kind::Palaver, &url(args.senders + r), ip).await?;
+        let ws = target::connect(Kind::Palaver, &url(args.senders + r), None, ip).await?;
         receivers.push(tokio::spawn(receive(ws, stop_receiving.clone())));
     }
     let stop_sending = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
     for s in 0..args.senders {
-        let ws = target::connect(Kind::Palaver, &url(s), ip).await?;
+        let ws = target::connect(Kind::Palaver, &url(s), None, ip).await?;
         senders.push(tokio::spawn(send(
             ws,
             room.clone(),

@@ -277,7 +277,7 @@ pub async fn run(server: &Server, args: &StormArgs) -> anyhow::Result<StormResul
         let url = endpoint.url(from_seq);
         let ws = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            target::connect(Kind::Palaver, &url, endpoint.ip),
+            target::connect(Kind::Palaver, &url, None, endpoint.ip),
         )
         .await
         .context("a reconnecting client timed out connecting")?
@@ -671,7 +671,7 @@ async fn resume(
         }
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            target::connect(Kind::Palaver, &url, endpoint.ip),
+            target::connect(Kind::Palaver, &url, None, endpoint.ip),
         );
         tokio::select! {
             result = attempt => {
