@@ -828,7 +828,10 @@ async fn operators_see_requests_security_events_and_no_false_errors() {
     );
     assert!(has("WARN", "login failed"), "{text}");
     assert!(has("WARN", "login refused"), "{text}");
-    assert!(has("WARN", "live connection refused: Origin not allowed"), "{text}");
+    assert!(
+        has("WARN", "live connection refused: Origin not allowed"),
+        "{text}"
+    );
     assert!(has("WARN", "API key revoked"), "{text}");
     // No secrets: neither tokens nor passwords.
     assert!(!text.contains(&auth.access_token), "{text}");

@@ -32,7 +32,7 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
 
-use self::socket::{Incoming, SioSocket, INBOUND_EVENTS};
+use self::socket::{ClientEvent, Incoming, SioSocket, INBOUND_EVENTS};
 use crate::auth::{presented_credential, Actor};
 use crate::error::AppError;
 use crate::hub::SocketSlot;
@@ -126,14 +126,15 @@ async fn authenticate(
               ack: AckSender,
               TryData(data): TryData<Value>| {
             let ack = ack_id.map(|_| ack);
-            let incoming = Incoming::Event {
+            let incoming = Incoming::Event(Box::new(ClientEvent {
                 name,
                 data: data.ok(),
                 ack,
-            };
-            if let Err(mpsc::error::TrySendError::Full(Incoming::Event { ack, name, .. })) =
+            }));
+            if let Err(mpsc::error::TrySendError::Full(Incoming::Event(event))) =
                 queue.try_send(incoming)
             {
+                let ClientEvent { name, ack, .. } = *event;
                 let busy = AppError::new(
                     ErrorCode::RateLimited,
                     format!("too many events waiting: {name:?} was dropped"),

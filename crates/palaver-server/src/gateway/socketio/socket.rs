@@ -41,17 +41,21 @@ const FULL_RETRY: Duration = Duration::from_millis(5);
 /// Messages in `message_history` after `join_room`.
 const HISTORY_PAGE: i64 = 50;
 
-/// What the socket's handlers hand to the connection.
+/// What the socket's handlers hand to the connection. Events are boxed: the channel's
+/// slots are allocated per socket up front, and an idle socket should not pay for them.
 pub enum Incoming {
-    /// A client event: its name, its first argument (if any), and its acknowledgement.
-    Event {
-        name: String,
-        data: Option<Value>,
-        /// `Some` when the client passed an acknowledgement callback.
-        ack: Option<AckSender>,
-    },
+    /// A client event.
+    Event(Box<ClientEvent>),
     /// The socket disconnected (the client left, or Engine.IO's heartbeat timed out).
     Disconnected,
+}
+
+/// A client event: its name, its first argument (if any), and its acknowledgement.
+pub struct ClientEvent {
+    pub name: String,
+    pub data: Option<Value>,
+    /// `Some` when the client passed an acknowledgement callback.
+    pub ack: Option<AckSender>,
 }
 
 /// A request being run: what answers it.
@@ -151,7 +155,10 @@ impl Transport for SioSocket {
         }
         let (name, data, ack) = match self.inbound.recv().await {
             None | Some(Incoming::Disconnected) => return Inbound::End(None),
-            Some(Incoming::Event { name, data, ack }) => (name, data, ack),
+            Some(Incoming::Event(event)) => {
+                let ClientEvent { name, data, ack } = *event;
+                (name, data, ack)
+            }
         };
         let (kind, request) = events::parse(&name, data);
         self.next_id += 1;
