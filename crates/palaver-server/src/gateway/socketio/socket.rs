@@ -15,7 +15,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use palaver_protocol::ws::{close_code, RequestId};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
@@ -138,11 +137,12 @@ impl SioSocket {
         }
     }
 
+    /// Emits a frame of [`Wire::SocketIo`]: its payload goes out as the JSON text it
+    /// already is (encoded once for every recipient), not parsed or copied again here.
     async fn feed_frame(&self, frame: &Frame) -> Result<(), Gone> {
         let text = frame.as_str();
         let (name, json) = text.split_once(' ').unwrap_or((text, "null"));
-        let raw = RawValue::from_string(json.to_owned()).map_err(|_| Gone)?;
-        self.emit(name, &raw).await
+        self.emit(name, &RawJson(json)).await
     }
 }
 
@@ -265,5 +265,40 @@ impl SioSocket {
                     .await
             }
         }
+    }
+}
+
+/// JSON text that serde_json writes out as is: the mechanism of
+/// `serde_json::value::RawValue` (its reserved struct name, stable across serde_json 1.x),
+/// without `RawValue::from_string`'s validating parse and copy, which would otherwise run
+/// once per recipient of every event. Only for text this server encoded itself
+/// ([`super::wire`]), which is valid JSON by construction.
+struct RawJson<'a>(&'a str);
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut raw = serializer.serialize_struct(TOKEN, 1)?;
+        raw.serialize_field(TOKEN, self.0)?;
+        raw.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawJson;
+
+    #[test]
+    fn raw_json_is_written_as_is() {
+        let payload = r#"{"content":"a \"quoted\" text","seq":3}"#;
+        let text = serde_json::to_string(&("new_message", RawJson(payload))).unwrap();
+        assert_eq!(text, format!(r#"["new_message",{payload}]"#));
+        // What serde_json's own RawValue writes: the same bytes.
+        let checked = serde_json::value::RawValue::from_string(payload.to_owned()).unwrap();
+        assert_eq!(
+            text,
+            serde_json::to_string(&("new_message", checked)).unwrap()
+        );
     }
 }
