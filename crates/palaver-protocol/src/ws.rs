@@ -196,6 +196,11 @@ pub struct StartCall {
     /// Members to ring; absent: every other member of the room.
     #[serde(default)]
     pub invite: Option<Vec<String>>,
+    /// An SDP offer to ring with: delivered in `call.incoming` to everyone rung, for
+    /// clients that send their offer before anyone answers (SignalR's `CallUser`, see
+    /// `docs/signalr.md`). Checked like an `rtc.signal` description (`rtc.max_sdp_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<SessionDescription>,
 }
 
 /// `call.accept`, `call.decline`, `call.leave` and `call.end` request data, and the data
@@ -258,6 +263,9 @@ pub struct CallIncoming {
     pub room_id: String,
     pub caller: MessageSender,
     pub kind: CallKind,
+    /// The caller's SDP offer, when `call.start` carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<SessionDescription>,
 }
 
 /// `call.declined` event data.

@@ -54,6 +54,7 @@ pub struct Config {
     pub attachments: AttachmentsConfig,
     pub rtc: RtcConfig,
     pub presence: PresenceConfig,
+    pub signalr: SignalRConfig,
     pub log: LogConfig,
     /// Reverse proxies (addresses or CIDR networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`)
     /// whose forwarding header names the client address; see [`crate::net`]. Default
@@ -84,6 +85,7 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             rtc: RtcConfig::default(),
             presence: PresenceConfig::default(),
+            signalr: SignalRConfig::default(),
             log: LogConfig::default(),
             trusted_proxies: Vec::new(),
             forwarded_header: crate::net::ForwardedHeader::default(),
@@ -152,6 +154,17 @@ impl Default for PresenceConfig {
             lease_ttl_secs: 30,
         }
     }
+}
+
+/// The SignalR hubs (`[signalr]`, see `docs/signalr.md`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignalRConfig {
+    /// The room `/hubs/webrtc`'s `SendMessage` posts to (seed 000's broadcast), by id:
+    /// its members receive `NewMessage`. When it is a public room, users connecting to
+    /// `/hubs/webrtc` join it. Unset (the default): `SendMessage` answers `not_found`.
+    /// Env: `PALAVER_SIGNALR__LOBBY_ROOM`.
+    pub lobby_room: Option<String>,
 }
 
 /// Token settings.

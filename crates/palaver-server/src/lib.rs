@@ -80,6 +80,8 @@ pub struct AppState {
     pub cors: Arc<CorsConfig>,
     /// Where a request's client address comes from (`trusted_proxies`).
     pub client_addr: Arc<net::ClientAddrConfig>,
+    /// SignalR's connection tokens and stateful connections on this node.
+    pub signalr: Arc<gateway::signalr::Sessions>,
 }
 
 /// Opens everything a node needs: the data directory, the signing key, the database
@@ -216,6 +218,9 @@ pub async fn run_notifying(
             trusted_proxies: config.trusted_proxies.clone(),
             header: config.forwarded_header,
         }),
+        signalr: Arc::new(gateway::signalr::Sessions::new(
+            config.signalr.lobby_room.clone(),
+        )),
     });
 
     let closing_hub = hub.clone();

@@ -4,8 +4,11 @@
 //!
 //! - [`native`]: the documented JSON protocol at `GET /api/v1/ws` (`docs/protocol.md`).
 //! - [`socketio`]: Socket.IO at `/socket.io/`, with seed 004's events (`docs/socketio.md`).
+//! - [`signalr`]: ASP.NET Core SignalR at `/hubs/chat` and `/hubs/webrtc`, with seeds
+//!   000–002's hubs (`docs/signalr.md`).
 
 pub mod native;
+pub mod signalr;
 pub mod socketio;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> (Router, socketioxide::SocketIo) {
     let (api, health, doc) = api(state.service.attachment_limit());
     let (socketio, io) = crate::gateway::socketio::layer(&state);
     let mut app = api
+        .merge(crate::gateway::signalr::router())
         .fallback(|| async { AppError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             AppError::new(

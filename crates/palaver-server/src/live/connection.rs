@@ -86,6 +86,20 @@ pub trait Transport: Send {
     /// Buffers one frame.
     fn feed(&mut self, frame: Frame) -> impl Future<Output = Result<(), Gone>> + Send;
 
+    /// Buffers one frame that carries change `seq` of room `room_id` (a live change or a
+    /// replayed one). By default [`Transport::feed`]; a wire that treats rooms
+    /// differently (SignalR's hubs: direct-message rooms, a lobby) or tracks what it sent
+    /// per room (for stateful reconnect) overrides it.
+    fn feed_change(
+        &mut self,
+        room_id: &str,
+        seq: i64,
+        frame: Frame,
+    ) -> impl Future<Output = Result<(), Gone>> + Send {
+        let _ = (room_id, seq);
+        self.feed(frame)
+    }
+
     /// Writes out everything buffered.
     fn flush(&mut self) -> impl Future<Output = Result<(), Gone>> + Send;
 
@@ -389,6 +403,8 @@ impl<T: Transport> Core<'_, T> {
                         continue;
                     }
                     cursor.sent(*seq);
+                    transport.feed_change(&room[..], *seq, item.frame).await?;
+                    continue;
                 }
                 transport.feed(item.frame).await?;
             }
@@ -438,7 +454,8 @@ impl<T: Transport> Core<'_, T> {
                 };
                 for (seq, event) in &page.changes {
                     let frame = T::WIRE.event(event, Some(*seq));
-                    guard(self.transport.feed(frame), self.outbox, self.stall).await?;
+                    let feed = self.transport.feed_change(&room_id, *seq, frame);
+                    guard(feed, self.outbox, self.stall).await?;
                 }
                 if page.complete {
                     break Some(page.up_to);

@@ -32,6 +32,12 @@ use crate::service::Service;
 pub enum Request {
     /// `message.send`.
     SendMessage(SendMessage),
+    /// No native name: `message` (its `room_id` ignored) to the DM room with `user_id`,
+    /// opened if needed (SignalR's `SendPrivateMessage`). Answers [`Response::Message`].
+    SendDirectMessage {
+        user_id: String,
+        message: SendMessage,
+    },
     /// `message.edit` (the native protocol always gives `room_id`).
     EditMessage {
         room_id: Option<String>,
@@ -72,6 +78,13 @@ pub enum Request {
     StartCall(StartCall),
     /// `call.accept`.
     AcceptCall { call_id: String },
+    /// No native name: accept `call_id` and send `answer` (an SDP answer) to the call's
+    /// host, in one step (SignalR's `AcceptCaller`, see `docs/signalr.md`). Answers
+    /// [`Response::Call`].
+    AcceptCallWithAnswer {
+        call_id: String,
+        answer: SessionDescription,
+    },
     /// `call.decline`.
     DeclineCall { call_id: String },
     /// `call.leave`.
@@ -148,6 +161,21 @@ pub async fn execute(
                 .await?;
             Response::Message(Box::new(message))
         }
+        Request::SendDirectMessage {
+            user_id,
+            message: req,
+        } => {
+            let room = service.open_dm(actor, &user_id).await?;
+            let options = SendOptions {
+                client_id: req.client_id.as_deref(),
+                reply_to: req.reply_to.as_deref(),
+                attachment_id: req.attachment_id.as_deref(),
+            };
+            let message = service
+                .send_message(actor, &room.id, &req.content, options)
+                .await?;
+            Response::Message(Box::new(message))
+        }
         Request::EditMessage {
             room_id,
             message_id,
@@ -212,6 +240,21 @@ pub async fn execute(
         }
         Request::AcceptCall { call_id } => {
             Response::Call(Box::new(service.accept_call(actor, conn, &call_id).await?))
+        }
+        Request::AcceptCallWithAnswer { call_id, answer } => {
+            let joined = service.accept_call(actor, conn, &call_id).await?;
+            let host = joined
+                .call
+                .participants
+                .iter()
+                .find(|p| p.participant_id == joined.call.host)
+                .map(|p| p.user_id.clone());
+            if let Some(host) = host.filter(|h| *h != actor.user_id) {
+                service
+                    .relay_signal_to_user(actor, conn, Some(&call_id), &host, Some(answer), None)
+                    .await?;
+            }
+            Response::Call(Box::new(joined))
         }
         Request::DeclineCall { call_id } => {
             service.decline_call(actor, conn, &call_id).await?;

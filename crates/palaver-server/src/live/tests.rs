@@ -70,6 +70,7 @@ async fn node() -> (tempfile::TempDir, AppState, Actor, String) {
             trusted_proxies: Vec::new(),
             header: config.forwarded_header,
         }),
+        signalr: Arc::new(crate::gateway::signalr::Sessions::new(None)),
     };
     let auth = state
         .service
@@ -539,6 +540,7 @@ async fn call(
             user_id: None,
             kind: palaver_protocol::CallKind::Audio,
             invite: Some(invite.iter().map(|a| a.user_id.clone()).collect()),
+            offer: None,
         }))
         .await;
     let call_id = joined["call"]["call_id"].as_str().unwrap().to_owned();

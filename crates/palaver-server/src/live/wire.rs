@@ -3,8 +3,8 @@
 //!
 //! The hub encodes each delivered event once per wire format present among its recipients
 //! ([`Encoded`]) and hands every recipient of that format the same bytes. Only the native
-//! JSON protocol (`docs/protocol.md`) and Socket.IO (`docs/socketio.md`) exist today; the
-//! SignalR adapter adds its format here.
+//! JSON protocol (`docs/protocol.md`), Socket.IO (`docs/socketio.md`) and SignalR's two hubs
+//! (`docs/signalr.md`).
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -29,17 +29,25 @@ pub enum Wire {
     /// by the Socket.IO transport under that name; answers are acknowledgements, made by
     /// the transport itself.
     SocketIo,
+    /// SignalR's `/hubs/chat` (`docs/signalr.md`): frames are hub protocol records
+    /// (Invocations of the seeds' client methods, each ending with `0x1E`); answers are
+    /// Completions, made by the transport.
+    SignalRChat,
+    /// SignalR's `/hubs/webrtc` (`docs/signalr.md`), as [`Wire::SignalRChat`].
+    SignalRWebRtc,
 }
 
 impl Wire {
     /// How many wire formats there are (the size of [`Encoded`]'s cache).
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 4;
 
     /// This format's index in `0..COUNT`.
     fn index(self) -> usize {
         match self {
             Wire::Native => 0,
             Wire::SocketIo => 1,
+            Wire::SignalRChat => 2,
+            Wire::SignalRWebRtc => 3,
         }
     }
 
@@ -48,6 +56,8 @@ impl Wire {
         match self {
             Wire::Native => native_event(event, seq),
             Wire::SocketIo => crate::gateway::socketio::wire::event(event, seq),
+            Wire::SignalRChat => crate::gateway::signalr::chat::event(event),
+            Wire::SignalRWebRtc => crate::gateway::signalr::webrtc::event(event),
         }
     }
 
@@ -58,6 +68,8 @@ impl Wire {
     /// [`answer`]: crate::live::connection::Transport::answer
     pub fn reply(self, id: Option<RequestId>, outcome: AppResult<Response>) -> Option<Frame> {
         match self {
+            // SignalR answers with Completions, written by its transport.
+            Wire::SignalRChat | Wire::SignalRWebRtc => None,
             Wire::SocketIo => outcome
                 .err()
                 .map(|e| crate::gateway::socketio::wire::error(&e.detail(), "")),

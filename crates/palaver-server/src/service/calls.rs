@@ -63,7 +63,8 @@ impl Service {
     ///
     /// # Errors
     /// `422 validation_failed` (`room_id` and `user_id` both or neither, `invite` not
-    /// other members, `user_id` oneself); `404 not_found`; `403 not_member`;
+    /// other members, `user_id` oneself, `offer` not an SDP offer or over
+    /// `rtc.max_sdp_bytes`); `404 not_found`; `403 not_member`;
     /// `403 forbidden` (a DM whose other member blocked the caller); `409 conflict` (a
     /// call is going on in the room, or this connection is in a call); `429 rate_limited`
     /// (`user_limits.call_starts`, counting the calls this user started).
@@ -73,6 +74,20 @@ impl Service {
         conn: ConnId,
         req: StartCall,
     ) -> AppResult<CallJoined> {
+        if let Some(offer) = &req.offer {
+            if offer.kind != palaver_protocol::ws::SdpType::Offer {
+                return Err(AppError::validation(
+                    "offer.type",
+                    "offer must be an SDP offer",
+                ));
+            }
+            if offer.sdp.len() > self.rtc.max_sdp_bytes {
+                return Err(AppError::validation(
+                    "offer.sdp",
+                    format!("offer.sdp must be at most {} bytes", self.rtc.max_sdp_bytes),
+                ));
+            }
+        }
         let room_id = match (req.room_id, req.user_id) {
             (Some(room_id), None) => room_id,
             (None, Some(user_id)) => self.open_dm(actor, &user_id).await?.id,
@@ -124,6 +139,7 @@ impl Service {
             },
             ringing,
             ring_for: Duration::from_secs(self.rtc.ring_timeout_secs),
+            offer: req.offer,
         };
         // The rate limit counts only starts that pass the registry's checks. It is asked
         // first (a shared limit is a Redis round trip, which cannot run under the

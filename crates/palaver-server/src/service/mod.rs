@@ -163,6 +163,26 @@ impl Service {
         }
     }
 
+    /// Whether `room_id` is a direct-message room (`false` for an unknown room). Group
+    /// rooms are remembered (see [`Service::is_known_group_room`]); a room's kind never
+    /// changes.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn room_is_dm(&self, room_id: &str) -> AppResult<bool> {
+        if self.is_known_group_room(room_id) {
+            return Ok(false);
+        }
+        let dm = match self.store.rooms.room_by_id(room_id).await? {
+            Some(room) => room.kind == palaver_protocol::RoomKind::Dm,
+            None => return Ok(false),
+        };
+        if !dm {
+            self.remember_group_room(room_id);
+        }
+        Ok(dm)
+    }
+
     /// The largest attachment accepted, in bytes.
     pub fn attachment_limit(&self) -> usize {
         self.attachments.max_bytes

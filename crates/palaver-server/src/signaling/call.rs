@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use palaver_protocol::ws::{
     CallDeclined, CallEnded, CallIncoming, CallInfo, CallJoined, CallRef, CallState, Event,
-    HostChanged, Participant, ParticipantJoined, ParticipantLeft, SendSignal, Signal,
+    HostChanged, Participant, ParticipantJoined, ParticipantLeft, SendSignal, SessionDescription,
+    Signal,
 };
 use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageSender};
 
@@ -72,6 +73,8 @@ pub struct NewCall {
     pub ringing: BTreeSet<String>,
     /// How long they ring (`rtc.ring_timeout_secs`).
     pub ring_for: Duration,
+    /// The caller's SDP offer, delivered with `call.incoming` (not kept with the call).
+    pub offer: Option<SessionDescription>,
 }
 
 /// Why a participant leaves (`call.participant_left`'s `reason`).
@@ -251,6 +254,7 @@ impl Call {
             room_id: call.room_id.clone(),
             caller: call.caller.clone(),
             kind: call.kind,
+            offer: new.offer,
         }));
         for user_id in &call.ringing {
             out.send_user(user_id, &incoming, None);
@@ -711,7 +715,7 @@ mod tests {
     //! effects of every step: who gets which event, in which order, and what is logged.
 
     use super::*;
-    use palaver_protocol::ws::{IceCandidate, SdpType, SessionDescription};
+    use palaver_protocol::ws::{IceCandidate, SdpType};
 
     /// Connection ids: Alice's, Bob's laptop and phone, Carol's, Dave's.
     const A: ConnId = 1;
@@ -741,6 +745,7 @@ mod tests {
                 host: joiner("alice", A),
                 ringing: ringing.iter().map(|u| (*u).to_owned()).collect(),
                 ring_for: Duration::from_secs(30),
+                offer: None,
             },
             &clock.at(0),
         )
@@ -1465,6 +1470,7 @@ mod tests {
                 host: joiner("alice", A),
                 ringing: ["bob".to_owned()].into(),
                 ring_for: Duration::MAX,
+                offer: None,
             },
             &clock.at(0),
         );

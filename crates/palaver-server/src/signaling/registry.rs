@@ -513,6 +513,7 @@ mod tests {
             host,
             ringing: ringing.iter().map(|u| (*u).to_owned()).collect(),
             ring_for: Duration::from_secs(30),
+            offer: None,
         }
     }
 

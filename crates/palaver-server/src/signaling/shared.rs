@@ -1074,6 +1074,7 @@ mod tests {
             host,
             ringing: ringing.iter().map(|u| (*u).to_owned()).collect(),
             ring_for,
+            offer: None,
         }
     }
 

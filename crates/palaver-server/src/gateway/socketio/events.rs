@@ -272,6 +272,7 @@ fn request(event: &str, raw: Option<Value>) -> AppResult<Request> {
                 user_id,
                 kind: req.call_type,
                 invite,
+                offer: None,
             })
         }
         "accept_call" => Request::AcceptCall {
