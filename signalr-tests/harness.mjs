@@ -669,7 +669,10 @@ export class SrClient {
     this.pings = 0;
     this.acks = 0;
     this.tokenCalls = 0;
+    /** How many records of each type the server sent (before any deduplication). */
+    this.recordCounts = {};
     this.protocol = new RecordingProtocol((m) => {
+      this.recordCounts[m.type] = (this.recordCounts[m.type] ?? 0) + 1;
       if (m.type === 6) this.pings += 1;
       else if (m.type === 7) this.inbox.push('$closeRecord', m);
       else if (m.type === 8) this.acks += 1;

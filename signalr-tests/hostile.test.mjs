@@ -98,7 +98,7 @@ describe('a raw client speaking the protocol by hand', () => {
     await stillServing();
   });
 
-  it('a flood of 500 invocations without waiting gets completions or a Close with an error, never a hang; the server stays up', async () => {
+  it('a flood of 500 invocations without waiting gets completions or a Close with an error, never a hang; the server stays up', async (t) => {
     const r = await srv.raw(alice, { label: 'flood' });
     const ids = [];
     for (let i = 0; i < 500; i++) {
@@ -116,6 +116,7 @@ describe('a raw client speaking the protocol by hand', () => {
       { timeout: 120_000 },
     );
     const completions = r.inbox.all('Completion');
+    t.diagnostic(`${outcome}: ${completions.length} completions, ${completions.filter((c) => c.error !== undefined).length} failed`);
     const seen = new Map();
     for (const c of completions) seen.set(c.invocationId, (seen.get(c.invocationId) ?? 0) + 1);
     for (const [id, n] of seen) {

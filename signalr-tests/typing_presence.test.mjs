@@ -28,12 +28,12 @@ describe('typing', () => {
   it('Typing(channelId, true/false) -> UserTyping(channelId, userId, isTyping) at the other member, never the typist or a stranger', async () => {
     const fromA = a.mark();
     const fromC = c.mark();
-    assert.equal(await a.invoke('Typing', room.id, true), null);
+    const results = [await a.invoke('Typing', room.id, true)];
     const [ch, uid, on] = await b.waitFor('UserTyping', ([x, u]) => x === room.id && u === alice.id);
     assert.equal(ch, room.id);
     assert.equal(uid, alice.id);
     assert.equal(on, true);
-    assert.equal(await a.invoke('Typing', room.id, false), null);
+    results.push(await a.invoke('Typing', room.id, false));
     await b.waitFor('UserTyping', ([x, u, t]) => x === room.id && u === alice.id && t === false);
     // The other way round, as a positive control for Alice's inbox.
     await b.invoke('Typing', room.id, true);
@@ -41,6 +41,7 @@ describe('typing', () => {
     await a.none('UserTyping', ([, u]) => u === alice.id, { from: fromA });
     await c.none('UserTyping', () => true, { from: fromC, ms: 0 });
     await b.invoke('Typing', room.id, false);
+    assert.deepEqual(results, [null, null], 'Typing completes with a null result');
   });
 
   it('Typing in a room you are not a member of is not_member; a wrong type bad_request', async () => {
