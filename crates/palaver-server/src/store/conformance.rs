@@ -24,7 +24,8 @@ use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageType, Role, RoomK
 
 use super::{
     ApiKeyRow, AttachmentRow, MemberRole, MessageRow, NewMessage, NewReport, NewRoom, NewSession,
-    PageQuery, PendingMessage, Profile, Rotation, Store, StoreError, StoreResult, UserRow,
+    PageQuery, PendingMessage, Profile, ResumeTicket, Rotation, Store, StoreError, StoreResult,
+    UserRow,
 };
 
 /// How long one test may take before it fails.
@@ -174,6 +175,10 @@ conformance!(
     sessions_list_newest_first_and_end_by_revocation_expiry_or_disabling,
     refresh_rotation_tells_a_concurrent_refresh_from_a_replay,
     concurrent_refreshes_with_one_token_rotate_once,
+    resume_tickets_are_taken_once_and_replaced_by_saving_again,
+    concurrent_takes_of_one_resume_ticket_take_it_once,
+    expired_resume_tickets_are_refused_deleted_and_purged,
+    deleting_an_account_removes_its_resume_tickets,
     api_keys_authenticate_until_revoked_or_expired,
     blocks_are_idempotent_and_listed_most_recent_first,
     a_room_starts_with_its_creator_as_owner_and_lists_for_its_members,
@@ -843,6 +848,213 @@ async fn concurrent_refreshes_with_one_token_rotate_once(store: Store) {
                 .all(|o| matches!(o, Rotation::Rotated { .. } | Rotation::WithinGrace)),
             "{outcomes:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Resume tickets
+
+/// A ticket hash: SHA-256 sized, every byte `n`.
+fn ticket_hash(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn ticket(user_id: &str, hub: &str, positions: &str, expires_at: &str) -> ResumeTicket {
+    ResumeTicket {
+        user_id: user_id.into(),
+        hub: hub.into(),
+        positions: positions.into(),
+        expires_at: expires_at.into(),
+    }
+}
+
+async fn resume_tickets_are_taken_once_and_replaced_by_saving_again(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    let sessions = &store.sessions;
+    let first = ticket("u1", "chat", r#"{"r1":3,"r2":17}"#, &at(100));
+    sessions
+        .save_resume_ticket(&ticket_hash(1), &first)
+        .await
+        .unwrap();
+    let other = ticket("u2", "webrtc", "{}", &at(100));
+    sessions
+        .save_resume_ticket(&ticket_hash(2), &other)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(9), &at(10))
+            .await
+            .unwrap(),
+        None,
+        "unknown ticket"
+    );
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(1), &at(10))
+            .await
+            .unwrap(),
+        Some(first),
+        "stored as saved"
+    );
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(1), &at(11))
+            .await
+            .unwrap(),
+        None,
+        "single use"
+    );
+
+    // Saving again under the same hash replaces every field.
+    let replaced = ticket("u1", "webrtc", r#"{"r3":5}"#, &at(200));
+    sessions
+        .save_resume_ticket(&ticket_hash(2), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(2), &at(150))
+            .await
+            .unwrap(),
+        Some(replaced),
+        "the later save wins, and moved the expiry"
+    );
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(2), &at(150))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A ticket for an unknown user is refused.
+    assert!(matches!(
+        sessions
+            .save_resume_ticket(&ticket_hash(3), &ticket("nobody", "chat", "{}", &at(100)))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(3), &at(10))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn concurrent_takes_of_one_resume_ticket_take_it_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for round in 0..5u8 {
+        let saved = ticket("u1", "chat", &format!(r#"{{"r1":{round}}}"#), &at(100));
+        store
+            .sessions
+            .save_resume_ticket(&ticket_hash(round), &saved)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .sessions
+                        .take_resume_ticket(&ticket_hash(round), &at(10))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for task in tasks {
+            taken.extend(task.await.unwrap());
+        }
+        assert_eq!(taken, [saved], "round {round}");
+    }
+}
+
+async fn expired_resume_tickets_are_refused_deleted_and_purged(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    let sessions = &store.sessions;
+    let save = |n: u8, expires: u32| async move {
+        sessions
+            .save_resume_ticket(&ticket_hash(n), &ticket("u1", "chat", "{}", &at(expires)))
+            .await
+            .unwrap();
+    };
+    // Valid until just before expires_at.
+    save(1, 100).await;
+    let taken = sessions
+        .take_resume_ticket(&ticket_hash(1), &at(99))
+        .await
+        .unwrap();
+    assert_eq!(taken.map(|t| t.expires_at), Some(at(100)));
+    save(1, 100).await;
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(1), &at(100))
+            .await
+            .unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    // The expired one was deleted: nothing is left to purge, and a later take (even at
+    // an earlier `now`) finds nothing.
+    assert_eq!(
+        sessions
+            .take_resume_ticket(&ticket_hash(1), &at(50))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(sessions.purge_resume_tickets(&at(1000)).await.unwrap(), 0);
+
+    // Purging deletes exactly the expired ones.
+    save(1, 10).await;
+    save(2, 20).await;
+    save(3, 30).await;
+    save(4, 40).await;
+    assert_eq!(sessions.purge_resume_tickets(&at(5)).await.unwrap(), 0);
+    assert_eq!(sessions.purge_resume_tickets(&at(20)).await.unwrap(), 2);
+    assert_eq!(sessions.purge_resume_tickets(&at(20)).await.unwrap(), 0);
+    for (n, left) in [(1, false), (2, false), (3, true)] {
+        let taken = sessions
+            .take_resume_ticket(&ticket_hash(n), &at(5))
+            .await
+            .unwrap();
+        assert_eq!(taken.is_some(), left, "ticket {n}");
+    }
+    assert_eq!(
+        sessions.purge_resume_tickets(&at(40)).await.unwrap(),
+        1,
+        "ticket 4 (3 was taken)"
+    );
+    assert_eq!(sessions.purge_resume_tickets(&at(1000)).await.unwrap(), 0);
+}
+
+async fn deleting_an_account_removes_its_resume_tickets(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    for (n, user) in [(1, "u1"), (2, "u1"), (3, "u2")] {
+        store
+            .sessions
+            .save_resume_ticket(&ticket_hash(n), &ticket(user, "chat", "{}", &at(100)))
+            .await
+            .unwrap();
+    }
+    store
+        .users
+        .delete_user("u1", "deleted-u1", &at(9))
+        .await
+        .unwrap();
+    for (n, left) in [(1, false), (2, false), (3, true)] {
+        let taken = store
+            .sessions
+            .take_resume_ticket(&ticket_hash(n), &at(10))
+            .await
+            .unwrap();
+        assert_eq!(taken.is_some(), left, "ticket {n}");
     }
 }
 

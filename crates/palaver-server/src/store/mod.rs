@@ -161,6 +161,20 @@ pub struct SessionRow {
     pub expires_at: String,
 }
 
+/// A live connection's resume ticket: where a connection was in each of its rooms when it
+/// ended, so that the client's next connection replays what it missed (SignalR, see
+/// `gateway::signalr`). Ephemeral: not exported by `palaver export`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeTicket {
+    pub user_id: String,
+    /// Which endpoint the connection was on ("chat", "webrtc").
+    pub hub: String,
+    /// JSON object text: room id → the last seq delivered in that room.
+    pub positions: String,
+    /// RFC 3339 UTC; the ticket is worthless after this.
+    pub expires_at: String,
+}
+
 /// What authenticating a credential needs to know about its account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialState {
@@ -421,7 +435,7 @@ pub trait UserStore: Send + Sync {
     /// Deletes an account, atomically: scrubs its personal data and last seen time (the
     /// row stays, with `username` replaced by `deleted_username`, so its messages stay
     /// attributed), revokes
-    /// every session and API key, removes its room memberships and blocks.
+    /// every session and API key, removes its room memberships, blocks and resume tickets.
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
 
     /// Records that user `id`'s last connection closed at `at` (RFC 3339 UTC, from
@@ -482,6 +496,29 @@ pub trait SessionStore: Send + Sync {
     /// The distinct client addresses `user_id` has had sessions from (live or not: every
     /// successful login), newest first, at most `limit`. Empty for an unknown user.
     async fn session_ips(&self, user_id: &str, limit: i64) -> StoreResult<Vec<String>>;
+
+    /// Stores (or replaces) the ticket whose token hashes to `ticket_hash` (SHA-256, 32 bytes).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no user `ticket.user_id`.
+    async fn save_resume_ticket(
+        &self,
+        ticket_hash: &[u8],
+        ticket: &ResumeTicket,
+    ) -> StoreResult<()>;
+
+    /// Takes the ticket `ticket_hash` (deleting it: single use) if it exists and has not
+    /// expired at `now`; an expired one is deleted and `None` returned. A ticket has
+    /// expired at `now` once `expires_at <= now` (as sessions do). Of concurrent takes of
+    /// one ticket, at most one gets it.
+    async fn take_resume_ticket(
+        &self,
+        ticket_hash: &[u8],
+        now: &str,
+    ) -> StoreResult<Option<ResumeTicket>>;
+
+    /// Deletes every ticket expired at `now`; returns how many.
+    async fn purge_resume_tickets(&self, now: &str) -> StoreResult<u64>;
 }
 
 /// API keys.

@@ -29,9 +29,10 @@
 //! each room's `last_seq` is set to the exported one after the messages are in (SQLite's
 //! `messages_take_seq` trigger moves it on every inserted message).
 //!
-//! What is not in the file: `_sqlx_migrations` (each backend has its own), the signing key
-//! and the attachment bytes (both in the data directory or the S3 bucket, not in the
-//! database).
+//! What is not in the file: `_sqlx_migrations` (each backend has its own), the
+//! [`EPHEMERAL_TABLES`] (state that is worthless minutes later, such as SignalR resume
+//! tickets), the signing key and the attachment bytes (both in the data directory or the
+//! S3 bucket, not in the database).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, Write as _};
@@ -85,8 +86,18 @@ pub struct Table {
 
 use Kind::{Blob, Integer, Text};
 
+/// Tables of the schema that are deliberately not transferred: short-lived state that a
+/// copy must not carry (a restored or moved install starts without it, and nothing is
+/// lost but a resume that falls back to a full resync). The schema check ignores them;
+/// the export skips them and the import leaves them empty.
+///
+/// - `resume_tickets`: SignalR resume tickets (`SessionStore::save_resume_ticket`), valid
+///   for minutes and single use.
+pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets"];
+
 /// Every table of the schema, each after the tables its foreign keys point to (so that
-/// inserting in this order satisfies them). `_sqlx_migrations` is not among them.
+/// inserting in this order satisfies them). `_sqlx_migrations` and the
+/// [`EPHEMERAL_TABLES`] are not among them.
 pub const TABLES: &[Table] = &[
     Table {
         name: "users",
@@ -367,7 +378,8 @@ impl Opened {
     }
 
     /// Checks that the database has exactly the tables and columns of [`TABLES`] (plus
-    /// `_sqlx_migrations`), so that a copy of them is a copy of everything.
+    /// `_sqlx_migrations` and the [`EPHEMERAL_TABLES`]), so that a copy of them is a copy
+    /// of everything worth copying.
     async fn check_schema(&self) -> anyhow::Result<()> {
         let columns: Vec<(String, String)> = match self {
             Opened::Sqlite(db) => sqlx::query_as(
@@ -393,6 +405,9 @@ impl Opened {
             found.entry(table).or_default().push(column);
         }
         found.remove("_sqlx_migrations");
+        for ephemeral in EPHEMERAL_TABLES {
+            found.remove(*ephemeral);
+        }
         for table in TABLES {
             let Some(mut have) = found.remove(table.name) else {
                 bail!("the database has no table {}", table.name);
@@ -1048,6 +1063,22 @@ mod tests {
             for key in table.key {
                 assert!(table.columns.iter().any(|(c, _)| c == key), "{key}");
             }
+        }
+    }
+
+    #[test]
+    fn ephemeral_tables_are_not_transferred() {
+        for name in EPHEMERAL_TABLES {
+            assert!(
+                TABLES.iter().all(|t| t.name != *name),
+                "{name} is ephemeral: not exported"
+            );
+            let line = format!(r#"{{"table":"{name}","row":{{}}}}"#);
+            let Value::Object(o) = serde_json::from_str(&line).unwrap() else {
+                unreachable!()
+            };
+            let err = parse_row(o, FORMAT_VERSION).unwrap_err().to_string();
+            assert!(err.contains("unknown table"), "{name}: {err}");
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use palaver_protocol::rest::SendMessageRequest;
 use palaver_protocol::Visibility;
 use palaver_server::config::Secret;
+use palaver_server::store::transfer::EPHEMERAL_TABLES;
 use sqlx::{Column as _, Connection as _, TypeInfo as _, ValueRef as _};
 
 use crate::binary::{assert_command_ok, palaver};
@@ -119,6 +120,13 @@ async fn dump_postgres(url: &str) -> Dump {
     dump
 }
 
+/// `dump` without the ephemeral tables (which the export leaves out).
+fn durable(dump: Dump) -> Dump {
+    dump.into_iter()
+        .filter(|(table, _)| !EPHEMERAL_TABLES.contains(&table.as_str()))
+        .collect()
+}
+
 /// The lines of an export file after its header (the header names the source backend and
 /// the time).
 fn row_lines(path: &Path) -> Vec<String> {
@@ -222,6 +230,25 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     let before = history(&alice, &channel.id).await;
     let data_dir = server.stop().await;
     let data = data_dir.path().to_str().unwrap().to_owned();
+    // A SignalR resume ticket, as a closing connection leaves one: ephemeral, not exported.
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(data_dir.path().join("palaver.db"))
+            .foreign_keys(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("open the SQLite file");
+        sqlx::query(
+            "INSERT INTO resume_tickets (ticket_hash, user_id, hub, positions, expires_at)
+             VALUES (?1, ?2, 'chat', '{}', '2999-01-01T00:00:00.000Z')",
+        )
+        .bind(vec![7u8; 32])
+        .bind(&bob_id)
+        .execute(&mut conn)
+        .await
+        .expect("store a resume ticket");
+        conn.close().await.unwrap();
+    }
 
     // Export the SQLite install: a private file.
     let work = tempfile::tempdir().unwrap();
@@ -266,13 +293,20 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     );
     assert_command_ok(&out);
 
-    // Every row of every table is the same in both databases.
+    // Every row of every table is the same in both databases, but for the ephemeral
+    // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 14, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 15, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }
+    for table in EPHEMERAL_TABLES {
+        let (columns, rows) = &target[*table];
+        assert_eq!(columns, &source[*table].0, "{table}'s columns");
+        assert!(rows.is_empty(), "{table} is not exported");
+    }
+    let (source, target) = (durable(source), durable(target));
     let (columns, users) = &source["users"];
     let last_seen = columns.iter().position(|c| c == "last_seen_at").unwrap();
     assert!(
@@ -296,6 +330,10 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     assert_command_ok(&out);
     let sqlite_lines = row_lines(&sqlite_export);
     assert!(sqlite_lines.len() > 30, "{} lines", sqlite_lines.len());
+    assert!(
+        !sqlite_lines.iter().any(|l| l.contains("resume_tickets")),
+        "resume tickets are not exported (rows nor trailer)"
+    );
     assert_eq!(sqlite_lines, row_lines(&work.path().join("pg.jsonl")));
 
     // A second import into the now non-empty database is refused and changes nothing.
@@ -307,7 +345,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     assert!(!out.status.success(), "import into a non-empty database");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("not empty"), "{said}");
-    assert_eq!(dump_postgres(&pg.url).await, target);
+    assert_eq!(durable(dump_postgres(&pg.url).await), target);
 
     // The server runs on the imported database (and the same data directory, for the
     // signing key and the attachment files): logins, sessions and history carry over.

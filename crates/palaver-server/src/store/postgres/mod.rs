@@ -20,9 +20,10 @@
 //!
 //! The schema (`migrations/postgres/0001_init.sql`) equals SQLite's after its eight
 //! first migrations, and each later one repeats a later SQLite one (`0002_last_seen.sql`
-//! is SQLite's 0009), with every TEXT column in the "C" collation so that comparisons and
-//! ordering are byte-wise, as on SQLite. They are embedded in the binary and applied at
-//! connect through sqlx's migrator (recorded in `_sqlx_migrations`).
+//! is SQLite's 0009, `0003_resume_tickets.sql` its 0010), with every TEXT column in the
+//! "C" collation so that comparisons and ordering are byte-wise, as on SQLite. They are
+//! embedded in the binary and applied at connect through sqlx's migrator (recorded in
+//! `_sqlx_migrations`).
 //!
 //! [`changes_since`]: crate::store::MessageStore::changes_since
 
@@ -56,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "last seen",
         include_str!("../../../migrations/postgres/0002_last_seen.sql"),
+    ),
+    (
+        3,
+        "resume tickets",
+        include_str!("../../../migrations/postgres/0003_resume_tickets.sql"),
     ),
 ];
 

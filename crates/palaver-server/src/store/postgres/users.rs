@@ -5,10 +5,10 @@ use palaver_protocol::Role;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::{unique_violation_on, PostgresStore};
+use super::{not_found_on_foreign_key, unique_violation_on, PostgresStore};
 use crate::store::{
-    CredentialState, NewSession, Profile, Rotation, SessionRow, SessionStore, StoreError,
-    StoreResult, UserRow, UserStore,
+    CredentialState, NewSession, Profile, ResumeTicket, Rotation, SessionRow, SessionStore,
+    StoreError, StoreResult, UserRow, UserStore,
 };
 
 /// Reads a user row (all columns of `users`).
@@ -247,6 +247,10 @@ impl UserStore for PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM resume_tickets WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -473,6 +477,65 @@ impl SessionStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(ips)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn save_resume_ticket(
+        &self,
+        ticket_hash: &[u8],
+        ticket: &ResumeTicket,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO resume_tickets (ticket_hash, user_id, hub, positions, expires_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (ticket_hash) DO UPDATE SET user_id = excluded.user_id,
+                 hub = excluded.hub, positions = excluded.positions,
+                 expires_at = excluded.expires_at",
+        )
+        .bind(ticket_hash)
+        .bind(&ticket.user_id)
+        .bind(&ticket.hub)
+        .bind(&ticket.positions)
+        .bind(&ticket.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(not_found_on_foreign_key)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn take_resume_ticket(
+        &self,
+        ticket_hash: &[u8],
+        now: &str,
+    ) -> StoreResult<Option<ResumeTicket>> {
+        // One statement: of concurrent takes, only the one that deletes the row gets it.
+        let row = sqlx::query(
+            "DELETE FROM resume_tickets WHERE ticket_hash = $1
+             RETURNING user_id, hub, positions, expires_at",
+        )
+        .bind(ticket_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let ticket = ResumeTicket {
+            user_id: row.try_get("user_id")?,
+            hub: row.try_get("hub")?,
+            positions: row.try_get("positions")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok((ticket.expires_at.as_str() > now).then_some(ticket))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn purge_resume_tickets(&self, now: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM resume_tickets WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "last seen",
         include_str!("../../../migrations/sqlite/0009_last_seen.sql"),
     ),
+    (
+        10,
+        "resume tickets",
+        include_str!("../../../migrations/sqlite/0010_resume_tickets.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

@@ -1,0 +1,15 @@
+-- SignalR resume tickets: SQLite's migration 0010, with the TEXT columns in the "C"
+-- collation like every TEXT column (see 0001_init.sql). Where a connection was in each of
+-- its rooms when it ended, so that the client's next connection (on any node, or after a
+-- restart) replays what it missed. The ticket itself is kept only as its SHA-256 hash; a
+-- ticket is taken (deleted) by its first use, and is worthless after expires_at (RFC 3339
+-- UTC). positions: a JSON object, room id -> the last seq delivered in that room.
+-- Ephemeral: `palaver export` leaves this table out.
+CREATE TABLE resume_tickets (
+    ticket_hash BYTEA PRIMARY KEY,
+    user_id     TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hub         TEXT COLLATE "C" NOT NULL,
+    positions   TEXT COLLATE "C" NOT NULL,
+    expires_at  TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX resume_tickets_expiry ON resume_tickets(expires_at);
