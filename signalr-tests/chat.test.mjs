@@ -108,7 +108,7 @@ describe('/hubs/chat', () => {
     const m = await a.invoke('SendMessage', room.id, text('still here'));
     assert.equal(m.channelId, room.id);
     assert.equal(a.state, 'Connected');
-    assert.match(await a.invokeError('NoSuchMethod', 1, 2), /^unknown_method: /);
+    assert.match(await a.invokeError('NoSuchMethod', 1, 2), /^unknown_type: /);
   });
 
   it('JoinChannel of a public room returns the room, announces the join, and its messages follow', async () => {

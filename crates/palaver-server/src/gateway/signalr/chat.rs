@@ -5,7 +5,7 @@
 //! The tables of methods and events are in `docs/signalr.md`, "/hubs/chat".
 
 use palaver_protocol::ws::{Event, PresenceStatus, SendMessage, SetPresence};
-use palaver_protocol::{ErrorCode, Message, RoomKind};
+use palaver_protocol::{ErrorCode, Message};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,10 +14,6 @@ use super::record::invocation_record;
 use crate::error::{AppError, AppResult};
 use crate::live::request::Request;
 use crate::live::wire::Frame;
-
-/// The first byte of a frame this wire writes for the transport's own use, never sent:
-/// the user's direct-message rooms (from `ready`), as `\0` then ids joined by `,`.
-pub const DM_ROOMS_MARK: char = '\0';
 
 /// `SendMessage`'s second argument: the text, or an object with it.
 #[derive(Deserialize)]
@@ -163,15 +159,7 @@ pub fn request(target: &str, arguments: Vec<Value>) -> AppResult<Request> {
 /// stays one per event for every recipient.
 pub fn event(event: &Event) -> Frame {
     let text = match event {
-        Event::Ready(ready) => {
-            let dms: Vec<&str> = ready
-                .rooms
-                .iter()
-                .filter(|r| r.kind == RoomKind::Dm)
-                .map(|r| r.id.as_str())
-                .collect();
-            format!("{DM_ROOMS_MARK}{}", dms.join(","))
-        }
+        Event::Ready(ready) => super::ready_frame(ready),
         Event::MessageCreated(m) => {
             let message = message(m);
             let mut text = invocation_record("ReceiveMessage", &args2(&m.room_id, &message));

@@ -21,15 +21,17 @@
 pub mod args;
 pub mod chat;
 pub mod record;
+pub mod resume;
 pub mod socket;
 pub mod webrtc;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -47,7 +49,9 @@ use crate::gateway::native::handshake::{WebSocket, WebSocketUpgrade};
 use crate::http::extract::Params;
 use crate::hub::SocketSlot;
 use crate::AppState;
+use palaver_protocol::ws::Ready;
 use record::Splitter;
+use resume::Resume;
 use socket::{Hub, Opened, SignalRSocket};
 
 /// How long a negotiated connection token may wait for its WebSocket.
@@ -71,6 +75,36 @@ pub enum HubKind {
     WebRtc,
 }
 
+impl HubKind {
+    /// The hub's name in its path, `/hubs/<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HubKind::Chat => "chat",
+            HubKind::WebRtc => "webrtc",
+        }
+    }
+}
+
+/// The first character of a frame a SignalR wire writes for its transport, never sent:
+/// `\0` then `{"dms": [room ids], "rooms": {room id: last seq}}`, from `ready`.
+pub const INTERNAL_MARK: char = '\0';
+
+/// `ready` as the transport's internal frame (see [`INTERNAL_MARK`]).
+pub fn ready_frame(ready: &Ready) -> String {
+    let dms: Vec<&str> = ready
+        .rooms
+        .iter()
+        .filter(|r| r.kind == palaver_protocol::RoomKind::Dm)
+        .map(|r| r.id.as_str())
+        .collect();
+    let rooms: HashMap<&str, i64> = ready
+        .rooms
+        .iter()
+        .map(|r| (r.id.as_str(), r.last_seq))
+        .collect();
+    format!("{INTERNAL_MARK}{}", json!({"dms": dms, "rooms": rooms}))
+}
+
 /// A connection token's state.
 enum Entry {
     /// Handed out by negotiate; no WebSocket yet.
@@ -79,6 +113,10 @@ enum Entry {
         hub: HubKind,
         stateful: bool,
         expires: Instant,
+        /// The resume ticket token the connection will leave when it ends.
+        ticket: String,
+        /// Rooms to replay first (from the client's previous connection's ticket).
+        resume: Vec<(String, Option<i64>)>,
     },
     /// A stateful connection: a WebSocket reconnecting with this token is handed to it.
     Live {
@@ -94,12 +132,19 @@ pub struct Sessions {
     entries: Mutex<HashMap<String, Entry>>,
     /// `signalr.lobby_room`: where `/hubs/webrtc`'s `SendMessage` goes.
     lobby: Option<String>,
+    /// Tickets stored, to purge expired ones now and then.
+    saved: AtomicU64,
 }
 
 /// What a WebSocket's connection token names.
 enum Claim {
-    /// A new connection (negotiated, or none given: `skipNegotiation`).
-    New { stateful: bool },
+    /// A new connection (negotiated, or none given: `skipNegotiation`), with its resume
+    /// ticket token and the rooms to replay first when negotiated.
+    New {
+        stateful: bool,
+        ticket: Option<String>,
+        resume: Vec<(String, Option<i64>)>,
+    },
     /// A stateful connection the client reconnects to.
     Reconnect(mpsc::Sender<WebSocket>),
 }
@@ -110,7 +155,14 @@ impl Sessions {
         Sessions {
             entries: Mutex::new(HashMap::new()),
             lobby,
+            saved: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the caller, having stored a ticket, should purge expired ones (every
+    /// 256th ticket).
+    fn purge_due(&self) -> bool {
+        self.saved.fetch_add(1, Ordering::Relaxed) % 256 == 255
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -118,7 +170,15 @@ impl Sessions {
     }
 
     /// Records a negotiated token.
-    fn negotiated(&self, token: String, user_id: String, hub: HubKind, stateful: bool) -> bool {
+    fn negotiated(
+        &self,
+        token: String,
+        user_id: String,
+        hub: HubKind,
+        stateful: bool,
+        ticket: String,
+        resume: Vec<(String, Option<i64>)>,
+    ) -> bool {
         let mut entries = self.entries();
         let now = Instant::now();
         if entries.len() >= MAX_ENTRIES / 2 {
@@ -135,6 +195,8 @@ impl Sessions {
                 hub,
                 stateful,
                 expires: now + NEGOTIATED_TTL,
+                ticket,
+                resume,
             },
         );
         true
@@ -147,15 +209,26 @@ impl Sessions {
             Entry::Negotiated {
                 user_id: owner,
                 hub: at,
-                stateful,
-                expires,
+                ..
             } => {
                 if owner != user_id || *at != hub {
                     return None;
                 }
-                let (stateful, live) = (*stateful, *expires > Instant::now());
-                entries.remove(token);
-                live.then_some(Claim::New { stateful })
+                let Some(Entry::Negotiated {
+                    stateful,
+                    expires,
+                    ticket,
+                    resume,
+                    ..
+                }) = entries.remove(token)
+                else {
+                    return None;
+                };
+                (expires > Instant::now()).then_some(Claim::New {
+                    stateful,
+                    ticket: Some(ticket),
+                    resume,
+                })
             }
             Entry::Live {
                 user_id: owner,
@@ -254,16 +327,27 @@ async fn negotiate(
             Some(_) => 1,
         };
         let stateful = query.get("useStatefulReconnect") == Some("true");
+        // The client's previous connection, if it left a ticket (see `resume`).
+        let replay = match resume::cookie_token(&headers) {
+            Some(previous) => resume::take(&state, previous, &actor, hub).await,
+            None => Vec::new(),
+        };
+        let ticket = crate::auth::tokens::random_token(32);
+        let cookie = resume::set_cookie(&ticket, hub, &headers);
         let connection_id = crate::auth::tokens::random_token(16);
         let token = if version == 0 {
             connection_id.clone()
         } else {
             crate::auth::tokens::random_token(32)
         };
-        if !state
-            .signalr
-            .negotiated(token.clone(), actor.user_id.clone(), hub, stateful)
-        {
+        if !state.signalr.negotiated(
+            token.clone(),
+            actor.user_id.clone(),
+            hub,
+            stateful,
+            ticket,
+            replay,
+        ) {
             return Err(AppError::new(
                 ErrorCode::Unavailable,
                 "too many pending connections: try again later",
@@ -280,7 +364,11 @@ async fn negotiate(
         if stateful {
             body["useStatefulReconnect"] = json!(true);
         }
-        Ok(Json(body))
+        let mut response = Json(body).into_response();
+        if let Some(cookie) = cookie {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        Ok(response)
     };
     answer.await.into_response()
 }
@@ -305,7 +393,11 @@ async fn connect(
     super::check_origin(&headers, &state.cors.allowed_origins)?;
     let token = query.get("id").map(str::to_owned);
     let claim = match &token {
-        None => Claim::New { stateful: false },
+        None => Claim::New {
+            stateful: false,
+            ticket: None,
+            resume: Vec::new(),
+        },
         Some(token) => state
             .signalr
             .claim(token, &actor.user_id, hub)
@@ -329,38 +421,57 @@ async fn connect(
                 }
             }))
         }
-        Claim::New { stateful } => {
+        Claim::New {
+            stateful,
+            ticket,
+            resume,
+        } => {
             let max_sockets = state.service.user_limits.max_sockets();
             let slot = state
                 .hub
                 .reserve_socket(&actor.user_id, max_sockets)
                 .ok_or_else(|| state.service.user_limits.too_many_sockets(max_sockets))?;
             let ws = ws?;
-            Ok(ws.on_upgrade(config, move |ws| {
-                serve(
-                    state,
-                    actor,
-                    hub,
-                    ws,
-                    slot,
-                    stateful.then_some(token).flatten(),
-                )
-            }))
+            let connection = Connection {
+                actor,
+                hub,
+                slot,
+                stateful_token: token.filter(|_| stateful),
+                ticket,
+                resume,
+            };
+            Ok(ws.on_upgrade(config, move |ws| serve(state, connection, ws)))
         }
     }
 }
 
-/// Runs a new connection: the handshake, then the live core until it ends.
-/// `stateful_token` is the connection token when the client negotiated stateful
-/// reconnect (it is honoured if the handshake asks for hub protocol version 2).
-async fn serve(
-    state: AppState,
+/// A new connection, authenticated, about to open.
+struct Connection {
     actor: Actor,
     hub: HubKind,
-    mut ws: WebSocket,
     slot: SocketSlot,
+    /// The connection token when the client negotiated stateful reconnect (honoured if
+    /// the handshake asks for hub protocol version 2).
     stateful_token: Option<String>,
-) {
+    /// The resume ticket token it leaves when it ends (negotiated connections).
+    ticket: Option<String>,
+    /// Rooms to replay first, each after its seq.
+    resume: Vec<(String, Option<i64>)>,
+}
+
+/// Runs a new connection: the handshake, then the live core until it ends, then leaves
+/// its resume ticket. The handshake is answered by the transport once the connection is
+/// registered with the hub and has its snapshot (see [`socket`]), so that a client whose
+/// `start()` resolved already counts as connected and receives every later event.
+async fn serve(state: AppState, connection: Connection, mut ws: WebSocket) {
+    let Connection {
+        actor,
+        hub,
+        slot,
+        stateful_token,
+        ticket,
+        resume: replay,
+    } = connection;
     let max_record = state.service.limits().ws_frame_max_bytes;
     let (splitter, records, version) = match handshake(&mut ws, max_record).await {
         Ok(done) => done,
@@ -374,13 +485,6 @@ async fn serve(
             return;
         }
     };
-    if ws
-        .send(Message::Text(record::handshake_record(None).into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
     let token = stateful_token.filter(|_| version >= 2);
     tracing::debug!(
         version,
@@ -393,11 +497,19 @@ async fn serve(
         state.signalr.live(token, &actor.user_id, hub, tx);
         rx
     });
+    let resume = ticket.map(|ticket| {
+        let resume = Resume::new(ticket, actor.user_id.clone(), hub);
+        for (room_id, seq) in &replay {
+            resume.track().start(room_id, seq.unwrap_or(0));
+        }
+        Arc::new(resume)
+    });
     let opened = Opened {
         ws,
         splitter,
         records,
         swap,
+        resume: resume.clone(),
     };
     match hub {
         HubKind::Chat => {
@@ -409,7 +521,7 @@ async fn serve(
                     group_rooms: HashSet::new(),
                 },
             );
-            crate::live::connection::run(state.clone(), actor, Vec::new(), socket, slot).await;
+            crate::live::connection::run(state.clone(), actor, replay, socket, slot).await;
         }
         HubKind::WebRtc => {
             let lobby = state.signalr.lobby.clone();
@@ -425,11 +537,16 @@ async fn serve(
                 state.clone(),
                 Hub::WebRtc(webrtc::Context::new(lobby)),
             );
-            crate::live::connection::run(state.clone(), actor, Vec::new(), socket, slot).await;
+            crate::live::connection::run(state.clone(), actor, replay, socket, slot).await;
         }
     }
-    if let Some(token) = token {
-        state.signalr.ended(&token);
+    if let Some(token) = &token {
+        state.signalr.ended(token);
+    }
+    if let Some(resume) = resume {
+        // Ended without a Close record from the server: a stateful client is known to
+        // have what it acknowledged, any other what was written.
+        resume.save(&state, token.is_none()).await;
     }
 }
 

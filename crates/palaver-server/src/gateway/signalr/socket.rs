@@ -22,7 +22,8 @@
 //!   buffer is bounded ([`MAX_UNACKED_BYTES`]): past it the connection ends like a slow
 //!   consumer.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt as _};
@@ -34,6 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::record::{self, HubMessage, Splitter};
+use super::resume::Resume;
 use super::{chat, webrtc};
 use crate::error::{AppError, AppResult};
 use crate::gateway::native::handshake::WebSocket;
@@ -75,8 +77,8 @@ pub enum Hub {
 struct Stateful {
     /// The sequence id of the next trackable message the server sends.
     next_out: u64,
-    /// Sent, not yet acknowledged: (first sequence id, records, frame), in order.
-    unacked: VecDeque<(u64, u64, Frame)>,
+    /// Sent, not yet acknowledged, in order.
+    unacked: VecDeque<Unacked>,
     unacked_bytes: usize,
     /// The client's trackable messages: the id the next one carries, and the highest
     /// processed.
@@ -87,6 +89,17 @@ struct Stateful {
     ack_due: Option<Instant>,
     /// Replacement sockets, from a reconnect with this connection's token.
     swap: mpsc::Receiver<WebSocket>,
+}
+
+/// A frame sent under stateful reconnect and not yet acknowledged.
+struct Unacked {
+    /// The sequence id of its first record.
+    first: u64,
+    /// How many records it holds.
+    count: u64,
+    frame: Frame,
+    /// The room change it carries, if any.
+    change: Option<(Box<str>, i64)>,
 }
 
 /// A SignalR connection serving one live connection of the core.
@@ -109,6 +122,10 @@ pub struct SignalRSocket<const WEBRTC: bool> {
     stateful: Option<Stateful>,
     /// Why the connection is being closed, for the Close record (protocol errors).
     close_error: Option<String>,
+    /// The handshake response is still to be sent (when the connection is registered).
+    handshake_pending: bool,
+    /// Where the connection is, for its resume ticket (negotiated connections).
+    resume: Option<Arc<Resume>>,
 }
 
 /// A socket whose handshake is done, ready to serve.
@@ -118,6 +135,8 @@ pub struct Opened {
     pub records: VecDeque<String>,
     /// `Some` for stateful reconnect: where replacement sockets arrive.
     pub swap: Option<mpsc::Receiver<WebSocket>>,
+    /// `Some` for a negotiated connection, which leaves a resume ticket.
+    pub resume: Option<Arc<Resume>>,
 }
 
 impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
@@ -147,6 +166,8 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
                 swap,
             }),
             close_error: None,
+            handshake_pending: true,
+            resume: opened.resume,
         }
     }
 
@@ -163,12 +184,29 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
     /// Buffers `frame` (whole trackable records) for the client, numbering it under
     /// stateful reconnect.
     async fn write(&mut self, frame: Frame) -> Result<(), Gone> {
+        self.write_change(frame, None).await
+    }
+
+    /// [`Self::write`] for a frame carrying `change` (room and seq).
+    async fn write_change(
+        &mut self,
+        frame: Frame,
+        change: Option<(&str, i64)>,
+    ) -> Result<(), Gone> {
         if frame.is_empty() {
             return Ok(());
         }
+        if let (Some(resume), Some((room_id, seq))) = (&self.resume, change) {
+            resume.track().sent(room_id, seq);
+        }
         if let Some(s) = self.stateful.as_mut() {
             let count = record::count_records(frame.as_str());
-            s.unacked.push_back((s.next_out, count, frame.clone()));
+            s.unacked.push_back(Unacked {
+                first: s.next_out,
+                count,
+                frame: frame.clone(),
+                change: change.map(|(room_id, seq)| (Box::from(room_id), seq)),
+            });
             s.next_out += count;
             s.unacked_bytes += frame.len();
             if s.unacked_bytes > MAX_UNACKED_BYTES {
@@ -206,8 +244,8 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
         let Some(s) = self.stateful.as_ref() else {
             return Err(Gone);
         };
-        let first = s.unacked.front().map_or(s.next_out, |(id, _, _)| *id);
-        let frames: Vec<Frame> = s.unacked.iter().map(|(_, _, f)| f.clone()).collect();
+        let first = s.unacked.front().map_or(s.next_out, |u| u.first);
+        let frames: Vec<Frame> = s.unacked.iter().map(|u| u.frame.clone()).collect();
         tracing::debug!(replay = frames.len(), "SignalR stateful reconnect");
         self.ws = Some(ws);
         self.detached_at = None;
@@ -234,11 +272,14 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
     /// Under stateful reconnect: the client acknowledged every message up to `id`.
     fn acknowledged(&mut self, id: u64) {
         if let Some(s) = self.stateful.as_mut() {
-            while let Some((first, count, frame)) = s.unacked.front() {
-                if first + count - 1 > id {
+            while let Some(u) = s.unacked.front() {
+                if u.first + u.count - 1 > id {
                     break;
                 }
-                s.unacked_bytes -= frame.len();
+                s.unacked_bytes -= u.frame.len();
+                if let (Some(resume), Some((room_id, seq))) = (&self.resume, &u.change) {
+                    resume.track().acked(room_id, *seq);
+                }
                 s.unacked.pop_front();
             }
         }
@@ -381,11 +422,56 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
                         close_code::INVALID_PAYLOAD,
                         "binary frames are not supported: use the JSON hub protocol".to_owned(),
                     )),
-                    Message::Close(_) => self.gone(),
+                    Message::Close(_) => {
+                        // The client closes on purpose (a reconnecting client drops its
+                        // socket without a close frame).
+                        self.client_closed();
+                        Err(None)
+                    }
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(false),
                 }
             }
         }
+    }
+
+    /// The client ended the connection on purpose: it leaves no resume ticket.
+    fn client_closed(&mut self) {
+        if let Some(resume) = &self.resume {
+            resume.track().client_closed = true;
+        }
+    }
+
+    /// The `ready` snapshot (the transport's internal frame): the direct-message rooms,
+    /// where the connection starts in each room, and the handshake response, now that
+    /// the connection is registered.
+    async fn ready(&mut self, json: &str) -> Result<(), Gone> {
+        #[derive(serde::Deserialize)]
+        struct Snapshot {
+            dms: Vec<String>,
+            rooms: HashMap<String, i64>,
+        }
+        if let Ok(snapshot) = serde_json::from_str::<Snapshot>(json) {
+            let lobby = match &mut self.hub {
+                Hub::Chat { dm_rooms, .. } => {
+                    dm_rooms.extend(snapshot.dms);
+                    None
+                }
+                Hub::WebRtc(context) => Some(context.lobby.clone()),
+            };
+            if let Some(resume) = &self.resume {
+                let mut track = resume.track();
+                for (room_id, seq) in &snapshot.rooms {
+                    // On /hubs/webrtc only the lobby's changes are delivered.
+                    if lobby.as_ref().is_none_or(|l| l.as_deref() == Some(room_id)) {
+                        track.start(room_id, *seq);
+                    }
+                }
+            }
+        }
+        if std::mem::take(&mut self.handshake_pending) {
+            self.send_control(record::handshake_record(None)).await?;
+        }
+        Ok(())
     }
 
     /// The socket closed or failed: a stateful connection waits for a reconnect, any
@@ -453,7 +539,10 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
             // Invocations run to completion; their Completion is still sent (HubProtocol.md,
             // "Cancellation").
             HubMessage::CancelInvocation { .. } | HubMessage::Ping => Ok(None),
-            HubMessage::Close => Err(None),
+            HubMessage::Close => {
+                self.client_closed();
+                Err(None)
+            }
             HubMessage::Ack { sequence_id } => {
                 self.acknowledged(sequence_id);
                 Ok(None)
@@ -547,11 +636,8 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
     }
 
     async fn feed(&mut self, frame: Frame) -> Result<(), Gone> {
-        if let Some(rest) = frame.as_str().strip_prefix(chat::DM_ROOMS_MARK) {
-            if let Hub::Chat { dm_rooms, .. } = &mut self.hub {
-                dm_rooms.extend(rest.split(',').filter(|r| !r.is_empty()).map(str::to_owned));
-            }
-            return Ok(());
+        if let Some(json) = frame.as_str().strip_prefix(super::INTERNAL_MARK) {
+            return self.ready(json).await;
         }
         if let Hub::WebRtc(context) = &mut self.hub {
             context.observe(frame.as_str());
@@ -559,19 +645,26 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
         self.write(frame).await
     }
 
-    async fn feed_change(&mut self, room_id: &str, _seq: i64, frame: Frame) -> Result<(), Gone> {
+    async fn feed_change(&mut self, room_id: &str, seq: i64, frame: Frame) -> Result<(), Gone> {
         match &self.hub {
             Hub::WebRtc(context) => {
                 // Only the lobby's messages reach this hub (as `NewMessage`).
                 if context.lobby.as_deref() != Some(room_id) {
                     return Ok(());
                 }
-                self.feed(frame).await
+                self.write_change(frame, Some((room_id, seq))).await
             }
             Hub::Chat { .. } => {
                 let records = record::count_records(frame.as_str());
                 if records < 2 {
-                    return self.write(frame).await;
+                    if frame.is_empty() {
+                        // Not carried by this hub, but delivered all the same.
+                        if let Some(resume) = &self.resume {
+                            resume.track().sent(room_id, seq);
+                        }
+                        return Ok(());
+                    }
+                    return self.write_change(frame, Some((room_id, seq))).await;
                 }
                 // `message.created`: `ReceiveMessage` for a group room, else
                 // `ReceivePrivateMessage` (see `chat::event`).
@@ -584,7 +677,7 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
                 };
                 let bytes: &tokio_tungstenite::tungstenite::Bytes = frame.as_ref();
                 match Frame::try_from(bytes.slice(range)) {
-                    Ok(one) => self.write(one).await,
+                    Ok(one) => self.write_change(one, Some((room_id, seq))).await,
                     Err(_) => Ok(()),
                 }
             }
@@ -619,9 +712,10 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
         };
         let frame = match outcome {
             Ok(response) => {
-                let result = result(&response);
-                let text = result.as_ref().map(Value::to_string);
-                record::completion_record(&id, Ok(text.as_deref()))
+                // `null` for requests that answer nothing, as ASP.NET does for `void`
+                // hub methods.
+                let result = result(&response).unwrap_or(Value::Null).to_string();
+                record::completion_record(&id, Ok(Some(&result)))
             }
             Err(e) => record::completion_record(&id, Err(&error_text(&e))),
         };
@@ -630,6 +724,20 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
     }
 
     async fn close(&mut self, reason: Option<CloseReason>) {
+        if self.handshake_pending {
+            // Refused before it was registered (e.g. a credential revoked meanwhile).
+            let error = match &reason {
+                Some(r) if r.code == close_code::SESSION_ENDED => "Session ended: sign in again.",
+                _ => "The server could not open the connection: try again later.",
+            };
+            let _ = self
+                .send_control(record::handshake_record(Some(error)))
+                .await;
+            if let Some(ws) = self.ws.as_mut() {
+                let _ = ws.close(None).await;
+            }
+            return;
+        }
         let (error, allow_reconnect, code) = match &reason {
             None => (None, false, close_code::NORMAL),
             Some(r) => {
@@ -651,9 +759,15 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
                 (Some(error), allow, r.code)
             }
         };
-        let _ = self
+        let closed = self
             .send_control(record::close_record(error.as_deref(), allow_reconnect))
-            .await;
+            .await
+            .is_ok()
+            && self.ws.is_some();
+        if let Some(resume) = self.resume.clone() {
+            // The Close record went out after everything written: the client has it all.
+            resume.save(&self.state, closed).await;
+        }
         if let Some(ws) = self.ws.as_mut() {
             let frame = CloseFrame {
                 code: code.into(),
@@ -695,7 +809,10 @@ fn error_text(e: &AppError) -> String {
 /// The close for a read error (RFC 6455 §7.4.1), as on the native wire; none when the
 /// socket itself failed.
 fn read_error_close(e: &WsError) -> Option<CloseReason> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     let (code, reason) = match e {
+        // The peer vanished (e.g. its network dropped): a lost socket, not a violation.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
         WsError::Capacity(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
         WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "text message is not UTF-8"),
         WsError::Protocol(_) => (close_code::PROTOCOL_ERROR, "protocol error"),

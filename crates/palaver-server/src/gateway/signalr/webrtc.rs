@@ -247,6 +247,7 @@ pub fn event(event: &Event) -> Frame {
     let one =
         |target: &str, argument: Value| invocation_record(target, &json!([argument]).to_string());
     let text = match event {
+        Event::Ready(ready) => super::ready_frame(ready),
         Event::CallIncoming(c) => one(
             "IncomingCall",
             json!({
