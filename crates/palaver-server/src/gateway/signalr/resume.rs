@@ -40,10 +40,9 @@ pub const TICKET_TTL: Duration = Duration::from_secs(600);
 /// Where one connection is, per room, and how it ended.
 #[derive(Debug, Default)]
 pub struct Track {
-    /// Room → last seq written to the client.
-    sent: HashMap<String, i64>,
-    /// Room → last seq the client acknowledged (stateful reconnect only).
-    acked: HashMap<String, i64>,
+    /// Room → (last seq written to the client, last seq the client acknowledged: stateful
+    /// reconnect only).
+    rooms: HashMap<Box<str>, (i64, i64)>,
     /// The client closed on purpose: no ticket.
     pub client_closed: bool,
     /// The ticket was stored (or must not be).
@@ -54,44 +53,42 @@ impl Track {
     /// The connection starts at `seq` in `room_id` (its `ready` snapshot, or a resumed
     /// position, whichever is earlier).
     pub fn start(&mut self, room_id: &str, seq: i64) {
-        for map in [&mut self.sent, &mut self.acked] {
-            map.entry(room_id.to_owned())
-                .and_modify(|s| *s = (*s).min(seq))
-                .or_insert(seq);
+        match self.rooms.get_mut(room_id) {
+            Some((sent, acked)) => {
+                *sent = (*sent).min(seq);
+                *acked = (*acked).min(seq);
+            }
+            None => {
+                self.rooms.insert(room_id.into(), (seq, seq));
+            }
         }
     }
 
     /// Change `seq` of `room_id` was written. A room met for the first time (joined
     /// meanwhile) counts as acknowledged up to just before it.
     pub fn sent(&mut self, room_id: &str, seq: i64) {
-        raise(&mut self.sent, room_id, seq);
-        if !self.acked.contains_key(room_id) {
-            self.acked.insert(room_id.to_owned(), seq - 1);
+        match self.rooms.get_mut(room_id) {
+            Some((sent, _)) => *sent = (*sent).max(seq),
+            None => {
+                self.rooms.insert(room_id.into(), (seq, seq - 1));
+            }
         }
     }
 
     /// The client acknowledged change `seq` of `room_id`.
     pub fn acked(&mut self, room_id: &str, seq: i64) {
-        raise(&mut self.acked, room_id, seq);
+        if let Some((_, acked)) = self.rooms.get_mut(room_id) {
+            *acked = (*acked).max(seq);
+        }
     }
 
     /// The positions to store: what was written when that is known to have arrived
     /// (`written_arrived`), else what was acknowledged.
-    fn positions(&self, written_arrived: bool) -> &HashMap<String, i64> {
-        if written_arrived {
-            &self.sent
-        } else {
-            &self.acked
-        }
-    }
-}
-
-fn raise(map: &mut HashMap<String, i64>, room_id: &str, seq: i64) {
-    match map.get_mut(room_id) {
-        Some(s) => *s = (*s).max(seq),
-        None => {
-            map.insert(room_id.to_owned(), seq);
-        }
+    fn positions(&self, written_arrived: bool) -> HashMap<&str, i64> {
+        self.rooms
+            .iter()
+            .map(|(room, (sent, acked))| (&**room, if written_arrived { *sent } else { *acked }))
+            .collect()
     }
 }
 
@@ -128,7 +125,7 @@ impl Resume {
                 return;
             }
             track.done = true;
-            serde_json::to_string(track.positions(written_arrived)).unwrap_or_default()
+            serde_json::to_string(&track.positions(written_arrived)).unwrap_or_default()
         };
         let expires = time::OffsetDateTime::now_utc() + TICKET_TTL;
         let ticket = ResumeTicket {

@@ -655,25 +655,24 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
                 self.write_change(frame, Some((room_id, seq))).await
             }
             Hub::Chat { .. } => {
-                let records = record::count_records(frame.as_str());
-                if records < 2 {
-                    if frame.is_empty() {
-                        // Not carried by this hub, but delivered all the same.
-                        if let Some(resume) = &self.resume {
-                            resume.track().sent(room_id, seq);
-                        }
-                        return Ok(());
+                if frame.is_empty() {
+                    // Not carried by this hub, but delivered all the same.
+                    if let Some(resume) = &self.resume {
+                        resume.track().sent(room_id, seq);
                     }
+                    return Ok(());
+                }
+                let text = frame.as_str();
+                let first_end = text.find(record::RS).map_or(text.len(), |i| i + 1);
+                if first_end >= text.len() {
                     return self.write_change(frame, Some((room_id, seq))).await;
                 }
                 // `message.created`: `ReceiveMessage` for a group room, else
                 // `ReceivePrivateMessage` (see `chat::event`).
-                let text = frame.as_str();
-                let split = text.find(record::RS).map_or(text.len(), |i| i + 1);
                 let range = if self.is_dm(room_id).await {
-                    split..text.len()
+                    first_end..text.len()
                 } else {
-                    0..split
+                    0..first_end
                 };
                 let bytes: &tokio_tungstenite::tungstenite::Bytes = frame.as_ref();
                 match Frame::try_from(bytes.slice(range)) {
