@@ -150,31 +150,13 @@ pub async fn execute(
     request: Request,
 ) -> AppResult<Response> {
     Ok(match request {
-        Request::SendMessage(req) => {
-            let options = SendOptions {
-                client_id: req.client_id.as_deref(),
-                reply_to: req.reply_to.as_deref(),
-                attachment_id: req.attachment_id.as_deref(),
-            };
-            let message = service
-                .send_message(actor, &req.room_id, &req.content, options)
-                .await?;
-            Response::Message(Box::new(message))
-        }
+        Request::SendMessage(req) => send(service, actor, &req.room_id, &req).await?,
         Request::SendDirectMessage {
             user_id,
             message: req,
         } => {
             let room = service.open_dm(actor, &user_id).await?;
-            let options = SendOptions {
-                client_id: req.client_id.as_deref(),
-                reply_to: req.reply_to.as_deref(),
-                attachment_id: req.attachment_id.as_deref(),
-            };
-            let message = service
-                .send_message(actor, &room.id, &req.content, options)
-                .await?;
-            Response::Message(Box::new(message))
+            send(service, actor, &room.id, &req).await?
         }
         Request::EditMessage {
             room_id,
@@ -299,6 +281,24 @@ pub async fn execute(
             return Err(AppError::internal("sync is handled by the connection core"))
         }
     })
+}
+
+/// Sends `req` (its content and options) in `room_id`.
+async fn send(
+    service: &Service,
+    actor: &Actor,
+    room_id: &str,
+    req: &SendMessage,
+) -> AppResult<Response> {
+    let options = SendOptions {
+        client_id: req.client_id.as_deref(),
+        reply_to: req.reply_to.as_deref(),
+        attachment_id: req.attachment_id.as_deref(),
+    };
+    let message = service
+        .send_message(actor, room_id, &req.content, options)
+        .await?;
+    Ok(Response::Message(Box::new(message)))
 }
 
 /// The room of message `message_id`: `room_id` when given (the service then checks that

@@ -82,15 +82,21 @@ async fn upgrade(
         .ok_or_else(|| state.service.user_limits.too_many_sockets(max_sockets))?;
     // `400 bad_request` "expected a WebSocket upgrade request", only now.
     let ws = ws?;
-    let max = state.service.limits().ws_frame_max_bytes;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+    let config = websocket_config(state.service.limits().ws_frame_max_bytes);
     Ok(ws.on_upgrade(config, move |ws| {
         crate::live::connection::run(state, actor, resume, socket::NativeSocket::new(ws), slot)
     }))
+}
+
+/// A live WebSocket's settings (native and SignalR): small buffers, so an idle
+/// connection costs little, and messages and frames of at most `max` bytes (a larger one
+/// closes with 1009).
+pub fn websocket_config(max: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 /// Parses the connect URL's `since=<room_id>:<seq>,<room_id>:<seq>` (a missing seq, as in

@@ -87,6 +87,14 @@ impl<'a> Args<'a> {
     }
 }
 
+/// `400 unknown_type` for a method `hub` does not have.
+pub fn unknown_method(hub: &str, method: &str) -> AppError {
+    AppError::new(
+        ErrorCode::UnknownType,
+        format!("the {hub} hub has no method '{}'", shown(method)),
+    )
+}
+
 /// A client-chosen method name as it may appear in an error: at most 64 characters.
 pub fn shown(method: &str) -> String {
     method.chars().take(64).collect()

@@ -5,7 +5,7 @@
 //! The tables of methods and events are in `docs/signalr.md`, "/hubs/chat".
 
 use palaver_protocol::ws::{Event, PresenceStatus, SendMessage, SetPresence};
-use palaver_protocol::{ErrorCode, Message};
+use palaver_protocol::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -136,15 +136,7 @@ pub fn request(target: &str, arguments: Vec<Value>) -> AppResult<Request> {
             room_id: args.next("channelId")?,
             seq: args.next("seq")?,
         },
-        _ => {
-            return Err(AppError::new(
-                ErrorCode::UnknownType,
-                format!(
-                    "the chat hub has no method '{}'",
-                    super::args::shown(target)
-                ),
-            ))
-        }
+        _ => return Err(super::args::unknown_method("chat", target)),
     };
     args.finish()?;
     Ok(request)
@@ -252,6 +244,7 @@ pub fn message(m: &Message) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palaver_protocol::ErrorCode;
 
     fn args(v: Value) -> Vec<Value> {
         v.as_array().unwrap().clone()

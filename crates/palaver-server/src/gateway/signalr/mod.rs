@@ -40,12 +40,12 @@ use palaver_protocol::ErrorCode;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::auth::{presented_credential, Actor};
 use crate::error::{AppError, AppResult};
 use crate::gateway::native::handshake::{WebSocket, WebSocketUpgrade};
+use crate::gateway::native::websocket_config;
 use crate::http::extract::Params;
 use crate::hub::SocketSlot;
 use crate::AppState;
@@ -61,10 +61,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Negotiated tokens and stateful connections a node keeps at most (a negotiate beyond
 /// it is `503 unavailable`).
 const MAX_ENTRIES: usize = 200_000;
-/// Read buffer per connection, bytes (as the native gateway).
-const READ_BUFFER_BYTES: usize = 1024;
-/// Bytes buffered before tungstenite writes to the socket.
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The two hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,12 +399,7 @@ async fn connect(
             .claim(token, &actor.user_id, hub)
             .ok_or_else(|| AppError::not_found("connection"))?,
     };
-    let max = state.service.limits().ws_frame_max_bytes;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+    let config = websocket_config(state.service.limits().ws_frame_max_bytes);
     match claim {
         Claim::Reconnect(swap) => {
             let ws = ws?;

@@ -19,8 +19,9 @@
 //!   keep being buffered, and a WebSocket reconnecting with the same connection token is
 //!   handed over ([`super::Sessions`]); the server then sends Sequence and every
 //!   unacknowledged message, and skips the client's messages it already processed. The
-//!   buffer is bounded ([`MAX_UNACKED_BYTES`]): past it the connection ends like a slow
-//!   consumer.
+//!   buffer is bounded ([`MAX_UNACKED_BYTES`]): past it the connection ends, and its
+//!   resume ticket ([`super::resume`]) lets the client's next connection replay what it
+//!   missed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// reconnect before it ends.
 pub const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
 /// Bytes of sent but unacknowledged messages a stateful connection keeps.
-pub const MAX_UNACKED_BYTES: usize = 1024 * 1024;
+pub const MAX_UNACKED_BYTES: usize = 4 * 1024 * 1024;
 /// Records of one frame waiting to be handled: a frame bringing more is a flood and
 /// closes the connection.
 pub const MAX_PENDING_RECORDS: usize = 128;

@@ -212,15 +212,7 @@ pub fn request(target: &str, arguments: Vec<Value>, context: &Context) -> AppRes
                 attachment_id: None,
             })
         }
-        _ => {
-            return Err(AppError::new(
-                ErrorCode::UnknownType,
-                format!(
-                    "the webrtc hub has no method '{}'",
-                    super::args::shown(target)
-                ),
-            ))
-        }
+        _ => return Err(super::args::unknown_method("webrtc", target)),
     };
     args.finish()?;
     Ok(request)
