@@ -116,6 +116,27 @@ describe('presence', () => {
     await a.waitFor('UserDisconnected', ([u]) => u === bob.id, { from: two, timeout: PRESENCE_MS });
   });
 
+  it('looped: a device whose start() resolved counts at once, so the other device closing right after never makes the user offline', async () => {
+    // The race: a connection answered before it counted as connected would let the
+    // other device's close announce the user offline. 15 rounds of connect-then-close.
+    const alice = await srv.user('alice');
+    const bob = await srv.user('bob');
+    await srv.roomWith(alice, bob);
+    const a = await srv.signalr(alice);
+    const from = a.mark();
+    let current = await srv.signalr(bob, { label: 'bob-0' });
+    await a.waitFor('UserPresenceUpdate', ([u, s]) => u === bob.id && s === 'online', { from, timeout: PRESENCE_MS });
+    const steady = a.mark();
+    for (let round = 1; round <= 15; round++) {
+      const next = await srv.signalr(await srv.login(bob), { label: `bob-${round}` });
+      await current.close();
+      current = next;
+    }
+    await a.none('UserPresenceUpdate', ([u, s]) => u === bob.id && s === 'offline', { from: steady, ms: 2000 });
+    await a.none('UserDisconnected', ([u]) => u === bob.id, { from: steady, ms: 0 });
+    await current.close();
+  });
+
   it('SetStatus returns {userId, status} and announces UserPresenceUpdate to room-mates; invisible shows as offline', async () => {
     const alice = await srv.user('alice');
     const bob = await srv.user('bob');

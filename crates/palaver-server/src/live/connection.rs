@@ -166,6 +166,10 @@ pub async fn run<T: Transport>(
         .iter()
         .map(|r| (r.id.clone(), Cursor::live_after(r.last_seq)))
         .collect();
+    // Counted as connected (presence) before `ready` goes out: a client that has its
+    // `ready` (or, on SignalR, its handshake answer) is online, and another of its
+    // connections closing meanwhile cannot announce it offline.
+    Box::pin(state.service.connection_opened(&actor, conn)).await;
     let sent = async {
         transport
             .feed(T::WIRE.event(&Event::Ready(ready), None))
@@ -173,11 +177,11 @@ pub async fn run<T: Transport>(
         transport.flush().await
     };
     if sent.await.is_err() {
+        Box::pin(state.service.connection_closed(&actor, conn)).await;
         state.hub.unregister(conn);
         return;
     }
 
-    Box::pin(state.service.connection_opened(&actor, conn)).await;
     let mut core = Core {
         state: &state,
         actor: &actor,
