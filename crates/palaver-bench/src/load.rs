@@ -259,7 +259,7 @@ async fn run_shard(
         }
         Arc::new(sizes)
     };
-    // Connect, 64 at a time.
+    // Connect, 64 at a time, keeping the open ones alive meanwhile.
     let mut sockets = Vec::with_capacity(mine.len());
     let mut failures = 0;
     for chunk in mine.chunks(64) {
@@ -280,7 +280,7 @@ async fn run_shard(
         .await;
         for (i, ws) in opened {
             match ws {
-                Ok(ws) => sockets.push((i, ws)),
+                Ok(ws) => sockets.push((i, ws, tokio::time::Instant::now())),
                 Err(e) => {
                     failures += 1;
                     if failures <= 3 {
@@ -289,9 +289,18 @@ async fn run_shard(
                 }
             }
         }
+        keep_alive(plan.kind, &mut sockets).await;
     }
     let _ = connected.send(());
-    let start = go.await;
+    let mut go = std::pin::pin!(go);
+    let start = loop {
+        tokio::select! {
+            start = &mut go => break start,
+            () = tokio::time::sleep(Duration::from_secs(1)), if plan.kind.keep_alive().is_some() => {
+                keep_alive(plan.kind, &mut sockets).await;
+            }
+        }
+    };
     let cpu_start = crate::proc::cpu_seconds(std::process::id());
     let senders = plan.conns.iter().filter(|c| c.sends).count();
     let ranks: Vec<usize> = plan
@@ -305,13 +314,14 @@ async fn run_shard(
         .collect();
     let tasks: Vec<_> = sockets
         .into_iter()
-        .map(|(i, ws)| {
+        .map(|(i, ws, last_sent)| {
             let offset = phase(ranks[i], senders);
             tokio::spawn(drive(
                 plan.clone(),
                 room_sizes.clone(),
                 i,
                 ws,
+                last_sent,
                 start,
                 offset,
             ))
@@ -343,6 +353,23 @@ async fn run_shard(
     Ok(tally)
 }
 
+/// Sends the target's keep-alive ([`Kind::keep_alive`]) on each of `sockets` (index,
+/// socket, when it last sent) that has sent nothing for the target's interval: before
+/// the load starts, while the rest of the connections open, nobody reads or writes them
+/// otherwise. A failed send is left for [`drive`] to find.
+async fn keep_alive(kind: Kind, sockets: &mut [(usize, target::Ws, tokio::time::Instant)]) {
+    let Some((every, ping)) = kind.keep_alive() else {
+        return;
+    };
+    let now = tokio::time::Instant::now();
+    for (_, ws, last_sent) in sockets.iter_mut() {
+        if now >= *last_sent + every {
+            let _ = ws.send(WsMessage::text(ping)).await;
+            *last_sent = now;
+        }
+    }
+}
+
 /// What one connection saw.
 #[derive(Default)]
 struct ConnTally {
@@ -367,12 +394,15 @@ pub fn phase(rank: usize, senders: usize) -> f64 {
 }
 
 /// Runs one connection from `start` to the end of the drain; an open-loop sender first
-/// sends `offset` of a period after `start`.
+/// sends `offset` of a period after `start`. `last_sent` is when the connection last
+/// sent anything: on a target that needs it, a keep-alive goes out after its interval
+/// without sending ([`Kind::keep_alive`]).
 async fn drive(
     plan: Arc<Plan>,
     room_sizes: Arc<Vec<u64>>,
     i: usize,
     mut ws: target::Ws,
+    mut last_sent: tokio::time::Instant,
     start: u64,
     offset: f64,
 ) -> ConnTally {
@@ -405,6 +435,8 @@ async fn drive(
     };
     let drain_deadline = tokio::time::Instant::now()
         + Duration::from_micros(drain_end.saturating_sub(target::now_us()));
+    let keep_alive = plan.kind.keep_alive();
+    let (keep_alive_every, ping) = keep_alive.unwrap_or((Duration::from_secs(3600), ""));
     let mut started = false;
     let mut done_sending = false;
     loop {
@@ -431,6 +463,7 @@ async fn drive(
                     t.dropped = true;
                     return finish(t, &room_sizes, c.room);
                 }
+                last_sent = tokio::time::Instant::now();
             }
         }
         tokio::select! {
@@ -444,37 +477,40 @@ async fn drive(
                     }
                     Some(Ok(_)) => continue,
                 };
-                match plan.kind.classify(&text) {
-                    Incoming::Delivery { conn, n: their_n, sent_us, .. } => {
-                        if in_window(sent_us) {
-                            t.delivered += 1;
-                            t.latency.record(now.saturating_sub(sent_us));
+                for message in plan.kind.records(&text) {
+                    match plan.kind.classify(message) {
+                        Incoming::Delivery { conn, n: their_n, sent_us, .. } => {
+                            if in_window(sent_us) {
+                                t.delivered += 1;
+                                t.latency.record(now.saturating_sub(sent_us));
+                            }
+                            if !plan.kind.acks() && conn == i {
+                                if let Some(sent) = pending.remove(&their_n) {
+                                    if in_window(sent) {
+                                        t.acked += 1;
+                                        t.ack_latency.record(now.saturating_sub(sent));
+                                    }
+                                }
+                            }
                         }
-                        if !plan.kind.acks() && conn == i {
-                            if let Some(sent) = pending.remove(&their_n) {
+                        Incoming::Ack { n: acked, ok } => {
+                            if let Some(sent) = pending.remove(&acked) {
                                 if in_window(sent) {
-                                    t.acked += 1;
-                                    t.ack_latency.record(now.saturating_sub(sent));
+                                    if ok {
+                                        t.acked += 1;
+                                        t.ack_latency.record(now.saturating_sub(sent));
+                                    } else {
+                                        t.refused += 1;
+                                    }
                                 }
                             }
                         }
-                    }
-                    Incoming::Ack { n: acked, ok } => {
-                        if let Some(sent) = pending.remove(&acked) {
-                            if in_window(sent) {
-                                if ok {
-                                    t.acked += 1;
-                                    t.ack_latency.record(now.saturating_sub(sent));
-                                } else {
-                                    t.refused += 1;
-                                }
-                            }
+                        Incoming::Reply(r) => {
+                            let _ = ws.send(WsMessage::text(r)).await;
+                            last_sent = tokio::time::Instant::now();
                         }
+                        Incoming::Other => {}
                     }
-                    Incoming::Reply(r) => {
-                        let _ = ws.send(WsMessage::text(r)).await;
-                    }
-                    Incoming::Other => {}
                 }
             }
             _ = tick.tick(), if window == 0 && c.sends && !done_sending => {
@@ -490,6 +526,14 @@ async fn drive(
                     t.dropped = true;
                     return finish(t, &room_sizes, c.room);
                 }
+                last_sent = tokio::time::Instant::now();
+            }
+            () = tokio::time::sleep_until(last_sent + keep_alive_every), if keep_alive.is_some() => {
+                if ws.send(WsMessage::text(ping)).await.is_err() {
+                    t.dropped = target::now_us() < drain_end;
+                    return finish(t, &room_sizes, c.room);
+                }
+                last_sent = tokio::time::Instant::now();
             }
             _ = tokio::time::sleep(Duration::from_millis(20)), if window > 0 => {}
             _ = tokio::time::sleep_until(drain_deadline) => {

@@ -1,15 +1,17 @@
 //! `palaver-bench`: drives a running server through its real protocol and measures it,
 //! side by side with a bare-broadcast baseline and a Socket.IO 4 peer, in the same run.
-//! Palaver is measured over its native WebSocket (`palaver`) and, with the Socket.IO
-//! peer's own client code, over its Socket.IO endpoint (`palaver-sio`, asked for by
+//! Palaver is measured over its native WebSocket (`palaver`), with the Socket.IO
+//! peer's own client code over its Socket.IO endpoint (`palaver-sio`, asked for by
 //! name): the same server, so `fanout`, `capacity`, `rooms` and `idle` compare Palaver and
-//! Node on identical Socket.IO clients.
+//! Node on identical Socket.IO clients; and over its SignalR endpoint
+//! (`palaver-signalr`, asked for by name: the JSON hub protocol at `/hubs/chat`).
 //!
 //! ```text
 //! cargo build --release
 //! (cd bench/peers/socketio && npm ci)
 //! target/release/palaver-bench capacity --targets palaver,baseline,socketio
 //! target/release/palaver-bench fanout --targets palaver-sio,socketio
+//! target/release/palaver-bench fanout --targets palaver,palaver-signalr
 //! ```
 //!
 //! Each scenario starts each target server itself (Palaver with a fresh data directory),
@@ -146,7 +148,8 @@ enum Command {
 #[derive(Clone, Debug, clap::Args)]
 struct Common {
     /// Servers to run the scenario against, in this order: `palaver`, `baseline`,
-    /// `socketio`, `palaver-sio` (Palaver over Socket.IO; not a default).
+    /// `socketio`, `palaver-sio` (Palaver over Socket.IO; not a default),
+    /// `palaver-signalr` (Palaver over SignalR; not a default).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Kind::ALL)]
     targets: Vec<Kind>,
     #[command(flatten)]
@@ -280,7 +283,8 @@ where
     let deploy = &common.programs.deploy;
     deploy.validate()?;
     let inherited = deploy::inherited_palaver_env();
-    // Palaver runs (natively or over Socket.IO): nodes, database, Redis apply.
+    // Palaver runs (natively, over Socket.IO or over SignalR): nodes, database, Redis
+    // apply.
     let palaver = common.targets.iter().any(|k| k.is_palaver());
     if palaver && deploy.palaver_nodes > 1 && !matches!(scenario, "fanout" | "capacity" | "rooms") {
         anyhow::bail!(
@@ -366,7 +370,8 @@ where
 
 /// Why `scenario` does not run against `kind`, if it does not: storm, history,
 /// reconnect and slow-consumer need Palaver's accounts, history or bounded queues, and
-/// drive its native WebSocket protocol only (`palaver`; not `palaver-sio`).
+/// drive its native WebSocket protocol only (`palaver`; not `palaver-sio` or
+/// `palaver-signalr`).
 fn skipped(scenario: &str, kind: Kind) -> Option<&'static str> {
     let palaver_only = matches!(
         scenario,
@@ -378,6 +383,10 @@ fn skipped(scenario: &str, kind: Kind) -> Option<&'static str> {
     Some(match (kind, scenario) {
         (Kind::PalaverSio, _) => {
             "is Palaver over Socket.IO; this scenario drives Palaver's native WebSocket \
+             protocol only (--targets palaver)"
+        }
+        (Kind::PalaverSignalR, _) => {
+            "is Palaver over SignalR; this scenario drives Palaver's native WebSocket \
              protocol only (--targets palaver)"
         }
         (_, "storm") => "has no accounts to log in or history to resume from",
@@ -436,13 +445,21 @@ mod tests {
     fn palaver_only_scenarios_skip_every_other_target_and_palaver_sio() {
         for scenario in ["storm", "history", "reconnect", "slow-consumer"] {
             assert_eq!(skipped(scenario, Kind::Palaver), None, "{scenario}");
-            for kind in [Kind::Baseline, Kind::Socketio, Kind::PalaverSio] {
+            for kind in [
+                Kind::Baseline,
+                Kind::Socketio,
+                Kind::PalaverSio,
+                Kind::PalaverSignalR,
+            ] {
                 assert!(skipped(scenario, kind).is_some(), "{scenario} {kind:?}");
             }
         }
         assert!(skipped("storm", Kind::PalaverSio)
             .unwrap()
             .contains("native WebSocket"));
+        assert!(skipped("reconnect", Kind::PalaverSignalR)
+            .unwrap()
+            .contains("over SignalR"));
         for scenario in ["fanout", "capacity", "rooms", "idle"] {
             for kind in Kind::EVERY {
                 assert_eq!(skipped(scenario, kind), None, "{scenario} {kind:?}");
@@ -464,5 +481,20 @@ mod tests {
         let cli = Cli::try_parse_from(["palaver-bench", "rooms"]).unwrap();
         assert_eq!(cli.command.common().unwrap().targets, Kind::ALL);
         assert!(Cli::try_parse_from(["palaver-bench", "idle", "--targets", "palaversio"]).is_err());
+    }
+
+    #[test]
+    fn palaver_signalr_is_a_target_name_but_not_a_default() {
+        let cli = Cli::try_parse_from([
+            "palaver-bench",
+            "idle",
+            "--targets",
+            "palaver,palaver-signalr",
+        ])
+        .unwrap();
+        let common = cli.command.common().unwrap();
+        assert_eq!(common.targets, [Kind::Palaver, Kind::PalaverSignalR]);
+        assert!(!Kind::ALL.contains(&Kind::PalaverSignalR));
+        assert!(Cli::try_parse_from(["palaver-bench", "fanout", "--targets", "signalr"]).is_err());
     }
 }

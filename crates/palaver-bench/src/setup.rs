@@ -1,7 +1,7 @@
-//! Accounts and rooms for a run. Palaver (`palaver` and `palaver-sio`: the same server)
-//! gets real accounts (registered through the REST API, so each costs one argon2id hash on
-//! the server: about 30 ms of CPU) and real rooms; the peers have no accounts and name
-//! their rooms.
+//! Accounts and rooms for a run. Palaver (`palaver`, `palaver-sio` and `palaver-signalr`:
+//! the same server) gets real accounts (registered through the REST API, so each costs one
+//! argon2id hash on the server: about 30 ms of CPU) and real rooms; the peers have no
+//! accounts and name their rooms.
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;

@@ -21,6 +21,20 @@
 //!   `43<id>[{"ok":true,…}]` once the message is committed, emits `message_sent` to the
 //!   sender (ignored: not a delivery) and `new_message` (with `changeSeq`, the seq) to
 //!   every member's sockets, the sender's included.
+//! - **Palaver over SignalR** (`palaver-signalr`): the same Palaver server again, driven
+//!   over the SignalR JSON hub protocol at its `/hubs/chat` endpoint (docs/signalr.md),
+//!   as the official clients speak it with `skipNegotiation` (no negotiate request): a
+//!   WebSocket to `/hubs/chat?access_token=…`, the handshake
+//!   `{"protocol":"json","version":1}`, and the connection counts as open once the
+//!   server's handshake response `{}` came (sent once the connection is registered, as
+//!   the native `ready`). Every record ends with `0x1E` and a text frame may hold several
+//!   ([`Kind::records`]). The client invokes
+//!   `{"type":1,"invocationId":"<n>","target":"SendMessage","arguments":["<room>",{"text":…}]}`,
+//!   the server answers a Completion (`"type":3`, with `result`, the committed message,
+//!   or `error`) and invokes `ReceiveMessage(<room>, message)` (with its `seq`) on every
+//!   member's connections, the sender's included. The server closes a client it has not
+//!   heard from for 30 s, so a connection sends a Ping (`{"type":6}`) after 15 s without
+//!   sending anything ([`Kind::keep_alive`]), as the official clients do.
 //!
 //! Every bench message's content is `b|<connection>|<n>|<sent_us>|` plus padding, where
 //! `sent_us` is the wall-clock send time in microseconds since the Unix epoch: any
@@ -63,19 +77,25 @@ pub enum Kind {
     #[serde(rename = "palaver-sio")]
     #[value(name = "palaver-sio")]
     PalaverSio,
+    /// Palaver's server behind Palaver's SignalR endpoint (`palaver-signalr`).
+    #[serde(rename = "palaver-signalr")]
+    #[value(name = "palaver-signalr")]
+    PalaverSignalR,
 }
 
 impl Kind {
-    /// The default targets (`--targets`' default), in order. `palaver-sio` is not among
-    /// them: it is asked for by name (`--targets palaver,palaver-sio,socketio`).
+    /// The default targets (`--targets`' default), in order. `palaver-sio` and
+    /// `palaver-signalr` are not among them: they are asked for by name
+    /// (`--targets palaver,palaver-sio,palaver-signalr,socketio`).
     pub const ALL: [Kind; 3] = [Kind::Palaver, Kind::Baseline, Kind::Socketio];
 
     /// Every target, the default ones first.
-    pub const EVERY: [Kind; 4] = [
+    pub const EVERY: [Kind; 5] = [
         Kind::Palaver,
         Kind::Baseline,
         Kind::Socketio,
         Kind::PalaverSio,
+        Kind::PalaverSignalR,
     ];
 
     /// The target's name on the command line and in the JSON documents.
@@ -85,19 +105,25 @@ impl Kind {
             Kind::Baseline => "baseline",
             Kind::Socketio => "socketio",
             Kind::PalaverSio => "palaver-sio",
+            Kind::PalaverSignalR => "palaver-signalr",
         }
     }
 
-    /// The target named `name` (`palaver`, `baseline`, `socketio`, `palaver-sio`).
+    /// The target named `name` (`palaver`, `baseline`, `socketio`, `palaver-sio`,
+    /// `palaver-signalr`).
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::EVERY.into_iter().find(|k| k.name() == name)
     }
 
-    /// Whether the server under test is Palaver (`palaver`, `palaver-sio`): the `palaver`
-    /// binary with the bench's configuration, real accounts, rooms and tokens, and
-    /// `--palaver-nodes`, whatever protocol its clients speak.
+    /// Whether the server under test is Palaver (`palaver`, `palaver-sio`,
+    /// `palaver-signalr`): the `palaver` binary with the bench's configuration, real
+    /// accounts, rooms and tokens, and `--palaver-nodes`, whatever protocol its clients
+    /// speak.
     pub fn is_palaver(self) -> bool {
-        matches!(self, Kind::Palaver | Kind::PalaverSio)
+        matches!(
+            self,
+            Kind::Palaver | Kind::PalaverSio | Kind::PalaverSignalR
+        )
     }
 }
 
@@ -344,7 +370,7 @@ async fn spawn(
     port: u16,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut command = match kind {
-        Kind::Palaver | Kind::PalaverSio => {
+        Kind::Palaver | Kind::PalaverSio | Kind::PalaverSignalR => {
             let dir = data_dir.context("palaver needs a data directory")?;
             let bin = std::fs::canonicalize(&programs.palaver_bin).with_context(|| {
                 format!(
@@ -435,10 +461,10 @@ pub fn parse_payload(frame: &str) -> Option<(usize, u64, u64)> {
     Some((conn, n, sent))
 }
 
-/// What a received frame means to the bench.
+/// What a received frame (on `palaver-signalr`: record) means to the bench.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// A room message; its payload fields and, for Palaver (either protocol), its seq.
+    /// A room message; its payload fields and, for Palaver (every protocol), its seq.
     Delivery {
         conn: usize,
         n: u64,
@@ -446,8 +472,8 @@ pub enum Incoming {
         seq: Option<i64>,
     },
     /// The acknowledgement of this connection's send number `n` (Palaver and Socket.IO
-    /// acknowledge by request id, which the bench sets to `n`); `ok` is false when the
-    /// server refused the send.
+    /// acknowledge by request id, SignalR by invocation id, which the bench sets to
+    /// `n`); `ok` is false when the server refused the send.
     Ack {
         n: u64,
         ok: bool,
@@ -460,7 +486,9 @@ pub enum Incoming {
 impl Kind {
     /// The URL a member connects to, for `room` (a Palaver room id, or a peer room name).
     /// `since` adds Palaver's resume cursors (`?since=<room>:<seq>`); on `palaver-sio`
-    /// they travel in the namespace connect instead ([`Kind::sio_connect`]).
+    /// they travel in the namespace connect instead ([`Kind::sio_connect`]);
+    /// `palaver-signalr` has none (SignalR clients cannot say what they have; the
+    /// scenarios that resume run on `palaver` only).
     pub fn ws_url(self, addr: &str, member: &Member, room: &str, since: Option<i64>) -> String {
         match self {
             Kind::Palaver => {
@@ -473,6 +501,9 @@ impl Kind {
             Kind::Baseline => format!("ws://{addr}/{room}"),
             Kind::Socketio => format!("{}&room={room}", sio_url(addr)),
             Kind::PalaverSio => sio_url(addr),
+            Kind::PalaverSignalR => {
+                format!("ws://{addr}/hubs/chat?access_token={}", member.token)
+            }
         }
     }
 
@@ -482,7 +513,7 @@ impl Kind {
     /// `"since":{"<room>":<seq>}` when resuming after `since`.
     pub fn sio_connect(self, member: &Member, room: &str, since: Option<i64>) -> Option<String> {
         match self {
-            Kind::Palaver | Kind::Baseline => None,
+            Kind::Palaver | Kind::Baseline | Kind::PalaverSignalR => None,
             Kind::Socketio => Some("40".to_owned()),
             Kind::PalaverSio => {
                 let mut auth = serde_json::json!({ "token": member.token });
@@ -513,10 +544,35 @@ impl Kind {
                 "send_message",
                 &format!(r#"{{"roomId":"{room}","content":"{content}"}}"#),
             ),
+            Kind::PalaverSignalR => format!(
+                r#"{{"type":1,"invocationId":"{n}","target":"SendMessage","arguments":["{room}",{{"text":"{content}"}}]}}{RS}"#
+            ),
         }
     }
 
-    /// Classifies a received text frame.
+    /// The messages of a received text frame, in order: the frame itself, except on
+    /// `palaver-signalr`, whose frames hold one or more records, each ended by `0x1E`
+    /// (Palaver writes whole records: none is split across frames).
+    pub fn records(self, frame: &str) -> impl Iterator<Item = &str> {
+        let (whole, records) = if self == Kind::PalaverSignalR {
+            (None, Some(frame.split_terminator(RS)))
+        } else {
+            (Some(frame), None)
+        };
+        whole.into_iter().chain(records.into_iter().flatten())
+    }
+
+    /// What a connection sends to stay open when it has sent nothing for a while, and
+    /// after how long: a SignalR Ping after 15 s on `palaver-signalr` (the server closes
+    /// a client silent for 30 s). The other targets need nothing: their servers ping,
+    /// and the client answers (tungstenite answers WebSocket pings as it reads; Engine.IO
+    /// pings are [`Incoming::Reply`]).
+    pub fn keep_alive(self) -> Option<(Duration, &'static str)> {
+        (self == Kind::PalaverSignalR).then_some((SIGNALR_KEEP_ALIVE, SIGNALR_PING))
+    }
+
+    /// Classifies a received message: a text frame, or on `palaver-signalr` one record
+    /// of it ([`Kind::records`]; a trailing `0x1E` is allowed).
     pub fn classify(self, text: &str) -> Incoming {
         match self {
             Kind::Palaver => {
@@ -555,6 +611,7 @@ impl Kind {
             },
             Kind::Socketio => classify_sio(text, "message", None),
             Kind::PalaverSio => classify_sio(text, "new_message", Some(r#""changeSeq":"#)),
+            Kind::PalaverSignalR => classify_signalr(text.strip_suffix(RS).unwrap_or(text)),
         }
     }
 
@@ -562,6 +619,49 @@ impl Kind {
     /// its broadcast is the acknowledgement).
     pub fn acks(self) -> bool {
         !matches!(self, Kind::Baseline)
+    }
+}
+
+/// The SignalR record separator (ASCII RS) that ends every record.
+const RS: char = '\u{1e}';
+/// The SignalR JSON hub protocol handshake request, version 1.
+const SIGNALR_HANDSHAKE: &str = "{\"protocol\":\"json\",\"version\":1}\u{1e}";
+/// A SignalR Ping record.
+const SIGNALR_PING: &str = "{\"type\":6}\u{1e}";
+/// How long a SignalR client may go without sending before it pings (the official
+/// clients' default; Palaver closes a client silent for 30 s).
+const SIGNALR_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Classifies one SignalR record (without its separator), written as Palaver writes them
+/// (`gateway/signalr/record.rs`): a Completion `{"type":3,"invocationId":"<n>",…}` is the
+/// acknowledgement of send `n`, ok unless it carries an `error`; an Invocation
+/// `{"type":1,"target":"ReceiveMessage","arguments":["<room>",<message>]}` carrying a
+/// bench payload is a delivery, its seq the message's `"seq"`. Every other record (the
+/// handshake response, Ping, Close, presence, typing, membership invocations) is
+/// [`Incoming::Other`]: the connection's own timer sends Pings ([`Kind::keep_alive`]).
+fn classify_signalr(record: &str) -> Incoming {
+    if let Some(rest) = record.strip_prefix(r#"{"type":3,"invocationId":""#) {
+        let (id, after) = rest.split_once('"').unwrap_or((rest, ""));
+        return Incoming::Ack {
+            n: id.parse().unwrap_or(u64::MAX),
+            ok: !after.starts_with(r#","error":"#),
+        };
+    }
+    let Some(message) = record.strip_prefix(r#"{"type":1,"target":"ReceiveMessage","arguments":["#)
+    else {
+        return Incoming::Other;
+    };
+    match parse_payload(message) {
+        Some((conn, n, sent_us)) => Incoming::Delivery {
+            conn,
+            n,
+            sent_us,
+            seq: message
+                .find(r#""seq":"#)
+                .and_then(|at| leading_digits(&message[at + 6..]))
+                .map(|s| s as i64),
+        },
+        None => Incoming::Other,
     }
 }
 
@@ -658,7 +758,9 @@ async fn await_frame(
 /// target's handshake: Palaver's `ready` event; for Socket.IO, the Engine.IO open packet,
 /// then `sio_connect` ([`Kind::sio_connect`]; required) and the server's namespace connect
 /// (`40…`; `44…` is a refusal, e.g. `unauthorized`), then on `palaver-sio` Palaver's
-/// `ready` event.
+/// `ready` event; for SignalR, the handshake request and the server's empty handshake
+/// response (`{}`; `{"error":…}` is a refusal). Records that share the handshake
+/// response's frame are dropped: none is a message.
 pub async fn connect(
     kind: Kind,
     url: &str,
@@ -689,6 +791,21 @@ pub async fn connect(
             .await?
         }
         Kind::Baseline => {}
+        Kind::PalaverSignalR => {
+            ws.send(WsMessage::text(SIGNALR_HANDSHAKE)).await?;
+            // `{}` accepts (once the connection is registered), `{"error":…}` refuses.
+            let refused = |t: &str| {
+                t.starts_with(r#"{"error":"#)
+                    .then(|| format!("SignalR refused the handshake: {}", t.trim_end_matches(RS)))
+            };
+            await_frame(
+                &mut ws,
+                "the SignalR handshake response",
+                |t| t.starts_with("{}\u{1e}"),
+                refused,
+            )
+            .await?
+        }
         Kind::Socketio | Kind::PalaverSio => {
             let packet = sio_connect.context("a Socket.IO target needs its connect packet")?;
             await_frame(
@@ -882,10 +999,176 @@ mod tests {
     }
 
     #[test]
+    fn palaver_signalr_frames_follow_docs_signalr() {
+        let p = payload(3, 9, 1_700_000_000_000_001, 4);
+        assert_eq!(
+            Kind::PalaverSignalR.send_frame("r-1", 9, &p),
+            format!(
+                "{{\"type\":1,\"invocationId\":\"9\",\"target\":\"SendMessage\",\
+                 \"arguments\":[\"r-1\",{{\"text\":\"{p}\"}}]}}\u{1e}"
+            )
+        );
+        // The frame is one record of valid JSON, as the server parses it.
+        let sent = Kind::PalaverSignalR.send_frame("r-1", 9, &p);
+        let records: Vec<&str> = Kind::PalaverSignalR.records(&sent).collect();
+        assert_eq!(records.len(), 1);
+        let invocation: serde_json::Value = serde_json::from_str(records[0]).unwrap();
+        assert_eq!(
+            invocation,
+            serde_json::json!({
+                "type": 1,
+                "invocationId": "9",
+                "target": "SendMessage",
+                "arguments": ["r-1", {"text": p}]
+            })
+        );
+        // The message object as Palaver writes it (gateway/signalr/chat.rs).
+        let message = format!(
+            r#"{{"id":"m1","channelId":"r-1","senderId":"u","senderName":"b17_3","text":"{p}","attachments":[],"createdAt":"2026-01-01T00:00:00.000Z","editedAt":null,"deletedAt":null,"seq":41,"clientId":null,"replyTo":null}}"#
+        );
+        let receive =
+            format!(r#"{{"type":1,"target":"ReceiveMessage","arguments":["r-1",{message}]}}"#);
+        let delivery = Incoming::Delivery {
+            conn: 3,
+            n: 9,
+            sent_us: 1_700_000_000_000_001,
+            seq: Some(41),
+        };
+        assert_eq!(Kind::PalaverSignalR.classify(&receive), delivery);
+        // With its separator too.
+        assert_eq!(
+            Kind::PalaverSignalR.classify(&format!("{receive}\u{1e}")),
+            delivery
+        );
+        // The Completion with the committed message is the acknowledgement, not a
+        // delivery; one with an error is a refusal.
+        assert_eq!(
+            Kind::PalaverSignalR.classify(&format!(
+                r#"{{"type":3,"invocationId":"9","result":{message}}}"#
+            )),
+            Incoming::Ack { n: 9, ok: true }
+        );
+        assert_eq!(
+            Kind::PalaverSignalR.classify(
+                r#"{"type":3,"invocationId":"10","error":"not_member: not a member of this room"}"#
+            ),
+            Incoming::Ack { n: 10, ok: false }
+        );
+        assert_eq!(
+            Kind::PalaverSignalR.classify(r#"{"type":3,"invocationId":"11"}"#),
+            Incoming::Ack { n: 11, ok: true }
+        );
+        // An invocation id the bench did not make matches no send.
+        assert_eq!(
+            Kind::PalaverSignalR.classify(r#"{"type":3,"invocationId":"x1","result":null}"#),
+            Incoming::Ack {
+                n: u64::MAX,
+                ok: true
+            }
+        );
+        // Ping, the handshake response, Close and the other invocations are not messages;
+        // nor is a direct message, or ReceiveMessage under another name.
+        for other in [
+            "{\"type\":6}".to_owned(),
+            "{}".to_owned(),
+            "{\"type\":7,\"error\":\"Server is shutting down.\",\"allowReconnect\":true}"
+                .to_owned(),
+            r#"{"type":1,"target":"UserPresenceUpdate","arguments":["u","online"]}"#.to_owned(),
+            r#"{"type":1,"target":"UserConnected","arguments":["u"]}"#.to_owned(),
+            r#"{"type":1,"target":"UserTyping","arguments":["r-1","u",true]}"#.to_owned(),
+            r#"{"type":1,"target":"UserJoinedChannel","arguments":["r-1","u"]}"#.to_owned(),
+            format!(r#"{{"type":1,"target":"MessageEdited","arguments":["r-1",{message}]}}"#),
+            format!(r#"{{"type":1,"target":"ReceivePrivateMessage","arguments":["u",{message}]}}"#),
+            format!(r#"42["new_message",{message}]"#),
+        ] {
+            assert_eq!(
+                Kind::PalaverSignalR.classify(&other),
+                Incoming::Other,
+                "{other}"
+            );
+        }
+        // The other targets do not read SignalR records as theirs.
+        assert_eq!(Kind::PalaverSio.classify(&receive), Incoming::Other);
+        assert!(Kind::PalaverSignalR.acks());
+    }
+
+    #[test]
+    fn palaver_signalr_frames_split_into_records() {
+        let p = payload(1, 2, 1_700_000_000_000_002, 0);
+        let q = payload(5, 6, 1_700_000_000_000_006, 0);
+        // A completion and a delivery in one frame, then a frame of a single record.
+        let frame = format!(
+            "{{\"type\":3,\"invocationId\":\"2\",\"result\":{{\"text\":\"{p}\",\"seq\":7}}}}\u{1e}\
+             {{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"r\",{{\"text\":\"{q}\",\"seq\":8}}]}}\u{1e}"
+        );
+        let seen: Vec<Incoming> = Kind::PalaverSignalR
+            .records(&frame)
+            .map(|r| Kind::PalaverSignalR.classify(r))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                Incoming::Ack { n: 2, ok: true },
+                Incoming::Delivery {
+                    conn: 5,
+                    n: 6,
+                    sent_us: 1_700_000_000_000_006,
+                    seq: Some(8)
+                }
+            ]
+        );
+        assert_eq!(
+            Kind::PalaverSignalR
+                .records("{\"type\":6}\u{1e}")
+                .collect::<Vec<_>>(),
+            ["{\"type\":6}"]
+        );
+        assert_eq!(Kind::PalaverSignalR.records("").count(), 0);
+        // The other targets' frames are whole messages, whatever they hold.
+        assert_eq!(
+            Kind::Palaver.records(&frame).collect::<Vec<_>>(),
+            [frame.as_str()]
+        );
+        assert_eq!(Kind::PalaverSio.records("2").collect::<Vec<_>>(), ["2"]);
+    }
+
+    #[test]
+    fn palaver_signalr_connects_to_the_chat_hub_with_the_token_and_keeps_alive() {
+        let member = Member {
+            token: "tok.en-1".into(),
+            user_id: "u".into(),
+            login: "l".into(),
+        };
+        assert_eq!(
+            Kind::PalaverSignalR.ws_url("127.0.0.1:9", &member, "r-1", None),
+            "ws://127.0.0.1:9/hubs/chat?access_token=tok.en-1"
+        );
+        assert_eq!(Kind::PalaverSignalR.sio_connect(&member, "r-1", None), None);
+        let handshake: serde_json::Value =
+            serde_json::from_str(SIGNALR_HANDSHAKE.strip_suffix(RS).unwrap()).unwrap();
+        assert_eq!(
+            handshake,
+            serde_json::json!({"protocol": "json", "version": 1})
+        );
+        // A Ping within the server's 30 s client timeout; the others need none.
+        let (every, ping) = Kind::PalaverSignalR.keep_alive().unwrap();
+        assert_eq!(ping, "{\"type\":6}\u{1e}");
+        assert!(every < Duration::from_secs(30), "{every:?}");
+        for kind in [
+            Kind::Palaver,
+            Kind::Baseline,
+            Kind::Socketio,
+            Kind::PalaverSio,
+        ] {
+            assert_eq!(kind.keep_alive(), None, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn palaver_sio_is_palaver_on_the_server_side_and_has_a_name_of_its_own() {
         assert_eq!(
             Kind::EVERY.map(Kind::is_palaver),
-            [true, false, false, true]
+            [true, false, false, true, true]
         );
         for kind in Kind::EVERY {
             assert_eq!(Kind::from_name(kind.name()), Some(kind));

@@ -9,7 +9,8 @@
 //!
 //! The first step's rate is per target (`--start-rate`, see [`StartRates`]), so one
 //! invocation climbs every target from a sensible place: Socket.IO from 2 msg/s, the
-//! others (Palaver over Socket.IO, `palaver-sio`, included) from 20.
+//! others (Palaver over Socket.IO, `palaver-sio`, and over SignalR, `palaver-signalr`,
+//! included) from 20.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -25,11 +26,12 @@ pub const MIN_RATIO: f64 = 0.99;
 /// The highest p99 latency of a passing step, ms.
 pub const MAX_P99_MS: f64 = 100.0;
 /// The first step's total rate when `--start-rate` does not name the target.
-pub const DEFAULT_START_RATES: [(Kind, f64); 4] = [
+pub const DEFAULT_START_RATES: [(Kind, f64); 5] = [
     (Kind::Palaver, 20.0),
     (Kind::Baseline, 20.0),
     (Kind::Socketio, 2.0),
     (Kind::PalaverSio, 20.0),
+    (Kind::PalaverSignalR, 20.0),
 ];
 
 #[derive(Clone, Debug, Serialize, clap::Args)]
@@ -56,7 +58,7 @@ pub struct CapacityArgs {
 /// `<target>=<rate>` entries and at most one bare `<rate>` (for every target not named);
 /// a target named nowhere keeps its entry in [`DEFAULT_START_RATES`]. Serialized as the
 /// resolved map of every target, e.g. `{"palaver": 20.0, "baseline": 20.0,
-/// "socketio": 2.0, "palaver-sio": 20.0}`.
+/// "socketio": 2.0, "palaver-sio": 20.0, "palaver-signalr": 20.0}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StartRates(pub BTreeMap<Kind, f64>);
@@ -391,9 +393,20 @@ mod tests {
         let r: StartRates = "socketio=3".parse().unwrap();
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
-            serde_json::json!({"palaver": 20.0, "baseline": 20.0, "socketio": 3.0, "palaver-sio": 20.0})
+            serde_json::json!({
+                "palaver": 20.0,
+                "baseline": 20.0,
+                "socketio": 3.0,
+                "palaver-sio": 20.0,
+                "palaver-signalr": 20.0
+            })
         );
         let r: StartRates = "palaver-sio=7".parse().unwrap();
         assert_eq!((r.of(Kind::PalaverSio), r.of(Kind::Palaver)), (7.0, 20.0));
+        let r: StartRates = "palaver-signalr=9,socketio=2".parse().unwrap();
+        assert_eq!(
+            (r.of(Kind::PalaverSignalR), r.of(Kind::PalaverSio)),
+            (9.0, 20.0)
+        );
     }
 }

@@ -25,7 +25,8 @@ pub struct LoadResult {
     pub offered_per_sec: f64,
     /// Messages sent per second in the window.
     pub sent_per_sec: f64,
-    /// Of those, acknowledged per second (Palaver, natively or over Socket.IO: committed
+    /// Of those, acknowledged per second (Palaver, natively, over Socket.IO or over
+    /// SignalR: committed
     /// to disk; Socket.IO on Node: handled; baseline: the sender's own copy came back).
     pub acked_per_sec: f64,
     /// Deliveries per second of the window's messages.
