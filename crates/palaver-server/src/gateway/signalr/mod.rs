@@ -118,7 +118,7 @@ enum Entry {
     Live {
         user_id: String,
         hub: HubKind,
-        swap: mpsc::Sender<WebSocket>,
+        swap: mpsc::Sender<Box<WebSocket>>,
     },
 }
 
@@ -142,7 +142,7 @@ enum Claim {
         resume: Vec<(String, Option<i64>)>,
     },
     /// A stateful connection the client reconnects to.
-    Reconnect(mpsc::Sender<WebSocket>),
+    Reconnect(mpsc::Sender<Box<WebSocket>>),
 }
 
 impl Sessions {
@@ -235,7 +235,7 @@ impl Sessions {
     }
 
     /// Makes `token` name a stateful connection whose replacement sockets go to `swap`.
-    fn live(&self, token: &str, user_id: &str, hub: HubKind, swap: mpsc::Sender<WebSocket>) {
+    fn live(&self, token: &str, user_id: &str, hub: HubKind, swap: mpsc::Sender<Box<WebSocket>>) {
         self.entries().insert(
             token.to_owned(),
             Entry::Live {
@@ -404,11 +404,11 @@ async fn connect(
         Claim::Reconnect(swap) => {
             let ws = ws?;
             Ok(ws.on_upgrade(config, move |ws| async move {
-                if let Err(mpsc::error::SendError(mut ws)) = swap.send(ws).await {
+                if let Err(mpsc::error::SendError(mut ws)) = swap.send(Box::new(ws)).await {
                     // The connection ended meanwhile.
                     let close = record::close_record(Some("Connection not found."), false);
                     let _ = ws.send(Message::Text(close.into())).await;
-                    let _ = ws.close(None).await;
+                    let _ = SinkExt::close(&mut *ws).await;
                 }
             }))
         }

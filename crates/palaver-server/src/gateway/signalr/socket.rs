@@ -89,7 +89,7 @@ struct Stateful {
     acked_in: u64,
     ack_due: Option<Instant>,
     /// Replacement sockets, from a reconnect with this connection's token.
-    swap: mpsc::Receiver<WebSocket>,
+    swap: mpsc::Receiver<Box<WebSocket>>,
 }
 
 /// A frame sent under stateful reconnect and not yet acknowledged.
@@ -135,7 +135,7 @@ pub struct Opened {
     pub splitter: Splitter,
     pub records: VecDeque<String>,
     /// `Some` for stateful reconnect: where replacement sockets arrive.
-    pub swap: Option<mpsc::Receiver<WebSocket>>,
+    pub swap: Option<mpsc::Receiver<Box<WebSocket>>>,
     /// `Some` for a negotiated connection, which leaves a resume ticket.
     pub resume: Option<Arc<Resume>>,
 }
@@ -309,20 +309,21 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
     /// over) should be reported or looked at again, `Err` with how the connection ends.
     async fn read_more(&mut self) -> Result<bool, Option<CloseReason>> {
         /// What woke the wait (taken out of `select!` so that its futures, which borrow
-        /// `self`, are gone before it is handled). Matched at once, never stored.
-        #[allow(clippy::large_enum_variant)]
+        /// `self`, are gone before it is handled).
         enum Woke {
             Read(Option<Result<Message, WsError>>),
-            Swap(Option<WebSocket>),
-            KeepAlive,
-            Ack,
-            Timeout,
+            Swap(Option<Box<WebSocket>>),
+            /// The earliest of the keep-alive, the client timeout and the Ack to send.
+            Timer,
             Abandoned,
         }
         let keep_alive_at = self.last_sent + KEEP_ALIVE;
         let timeout_at = self.last_heard + CLIENT_TIMEOUT;
         let ack_at = self.stateful.as_ref().and_then(|s| s.ack_due);
-        let far = Instant::now() + Duration::from_secs(3600);
+        // One timer per idle connection, for whichever comes first.
+        let timer_at = ack_at.map_or(keep_alive_at.min(timeout_at), |at| {
+            at.min(keep_alive_at).min(timeout_at)
+        });
         let reconnect_by = self.detached_at.unwrap_or_else(Instant::now) + RECONNECT_WINDOW;
         let woke = {
             let swap = self.stateful.as_mut().map(|s| &mut s.swap);
@@ -338,9 +339,7 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
                     tokio::select! {
                         message = ws.next() => Woke::Read(message),
                         ws = async { swap.expect("stateful").recv().await }, if stateful => Woke::Swap(ws),
-                        () = tokio::time::sleep_until(keep_alive_at) => Woke::KeepAlive,
-                        () = tokio::time::sleep_until(ack_at.unwrap_or(far)), if ack_at.is_some() => Woke::Ack,
-                        () = tokio::time::sleep_until(timeout_at) => Woke::Timeout,
+                        () = tokio::time::sleep_until(timer_at) => Woke::Timer,
                     }
                 }
             }
@@ -348,7 +347,8 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
         match woke {
             Woke::Swap(Some(ws)) => {
                 // A reconnect (possibly before this server saw the old socket fail).
-                self.attach(ws).await.map_err(|_| None)?;
+                // Boxed: rare, and an idle connection should not carry its state.
+                Box::pin(self.attach(*ws)).await.map_err(|_| None)?;
                 Ok(false)
             }
             Woke::Swap(None) => Err(None),
@@ -356,42 +356,45 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
                 tracing::debug!("SignalR client did not reconnect in time");
                 Err(None)
             }
-            Woke::KeepAlive => {
-                if self
-                    .send_control(record::PING_RECORD.to_owned())
-                    .await
-                    .is_err()
+            Woke::Timer => {
+                let now = Instant::now();
+                if now >= timeout_at {
+                    if self.stateful.is_some() {
+                        // A stateful client that went silent may come back on a new
+                        // socket.
+                        self.socket_lost();
+                        return Ok(false);
+                    }
+                    self.close_error = Some(
+                        "Server timeout elapsed without receiving a message from the client."
+                            .to_owned(),
+                    );
+                    return Err(Some(CloseReason {
+                        code: close_code::HEARTBEAT_TIMEOUT,
+                        reason: "client timeout",
+                    }));
+                }
+                if ack_at.is_some_and(|at| now >= at) {
+                    let s = self.stateful.as_mut().expect("ack_due is set");
+                    s.ack_due = None;
+                    let id = s.latest_in;
+                    if id > s.acked_in {
+                        s.acked_in = id;
+                        if self.send_control(record::ack_record(id)).await.is_err() {
+                            self.socket_lost();
+                        }
+                    }
+                }
+                if self.ws.is_some()
+                    && Instant::now() >= self.last_sent + KEEP_ALIVE
+                    && self
+                        .send_control(record::PING_RECORD.to_owned())
+                        .await
+                        .is_err()
                 {
                     self.socket_lost();
                 }
                 Ok(false)
-            }
-            Woke::Ack => {
-                let s = self.stateful.as_mut().expect("ack_due is set");
-                s.ack_due = None;
-                let id = s.latest_in;
-                if id > s.acked_in {
-                    s.acked_in = id;
-                    if self.send_control(record::ack_record(id)).await.is_err() {
-                        self.socket_lost();
-                    }
-                }
-                Ok(false)
-            }
-            Woke::Timeout => {
-                if self.stateful.is_some() {
-                    // A stateful client that went silent may come back on a new socket.
-                    self.socket_lost();
-                    return Ok(false);
-                }
-                self.close_error = Some(
-                    "Server timeout elapsed without receiving a message from the client."
-                        .to_owned(),
-                );
-                Err(Some(CloseReason {
-                    code: close_code::HEARTBEAT_TIMEOUT,
-                    reason: "client timeout",
-                }))
             }
             Woke::Read(None) => self.gone(),
             Woke::Read(Some(Err(e))) => {
@@ -529,7 +532,9 @@ impl<const WEBRTC: bool> SignalRSocket<WEBRTC> {
             HubMessage::StreamInvocation { invocation_id } => {
                 let error = "bad_request: stream invocations are not supported by this hub";
                 let frame = record::completion_record(&invocation_id, Err(error));
-                self.write(Frame::from(frame)).await.map_err(|_| None)?;
+                Box::pin(self.write(Frame::from(frame)))
+                    .await
+                    .map_err(|_| None)?;
                 self.flush_socket().await;
                 Ok(None)
             }
@@ -638,7 +643,7 @@ impl<const WEBRTC: bool> Transport for SignalRSocket<WEBRTC> {
 
     async fn feed(&mut self, frame: Frame) -> Result<(), Gone> {
         if let Some(json) = frame.as_str().strip_prefix(super::INTERNAL_MARK) {
-            return self.ready(json).await;
+            return Box::pin(self.ready(json)).await;
         }
         if let Hub::WebRtc(context) = &mut self.hub {
             context.observe(frame.as_str());
