@@ -1,0 +1,176 @@
+// What the Socket.IO and SignalR suites share: timeouts, waiting, the `palaver` binary
+// and its environment, and the inbox that records every event a client receives so a test
+// can wait for one or assert that one did not arrive. No npm dependencies: each suite
+// imports it by relative path.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** How long a test waits for something that must happen (generous: a busy 2-core box). */
+export const TIMEOUT_MS = 20_000;
+/** How long a test waits, after a positive control arrived, before asserting absence. */
+export const QUIET_MS = 500;
+export const PASSWORD = 'correct horse battery';
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value (returned), or throws after `timeout`. */
+export async function waitUntil(what, fn, { timeout = TIMEOUT_MS, interval = 50 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    }
+    await sleep(interval);
+  }
+}
+
+/** Rejects with a message naming `what` unless `promise` settles within `ms`. */
+export function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function bin() {
+  const b = process.env.PALAVER_BIN;
+  if (!b) throw new Error('PALAVER_BIN must name the palaver binary (e.g. target/debug/palaver)');
+  if (!fs.existsSync(b)) throw new Error(`PALAVER_BIN=${b}: no such file`);
+  return path.resolve(b);
+}
+
+// The server's environment: ours, without PALAVER_BIN (the server warns about PALAVER_*
+// variables that name no configuration key), with the per-account message limit and the
+// per-IP registration and request budgets lifted: every test client comes from
+// 127.0.0.1 and sends faster than a person (the limits have tests of their own). `extra`
+// adds configuration of the test's own (e.g. PALAVER_SIGNALR__LOBBY_ROOM).
+export function serverEnv(extra = {}) {
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
+  for (const k of Object.keys(env)) if (k.startsWith('PALAVER_')) delete env[k];
+  env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
+  env.PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX = '0';
+  env.PALAVER_RATE_LIMITS__REQUESTS_PER_IP__MAX = '0';
+  return { ...env, ...extra };
+}
+
+// ---------------------------------------------------------------------------------------
+// Inbox: everything a client received, in order.
+
+/** Everything one client received, as `{name, payload, at}` in arrival order. */
+export class Inbox {
+  constructor(label) {
+    this.label = label;
+    this.events = [];
+    this.waiters = new Set();
+  }
+
+  push(name, payload) {
+    const e = { name, payload, at: Date.now() };
+    this.events.push(e);
+    for (const w of [...this.waiters]) w(e);
+  }
+
+  /** A position: pass it as `from` to look only at what arrives after now. */
+  mark() {
+    return this.events.length;
+  }
+
+  /** Payloads of the events named `name` matching `pred`, from position `from` on. */
+  all(name, pred = () => true, from = 0) {
+    return this.events.slice(from).filter((e) => e.name === name && safe(pred, e.payload)).map((e) => e.payload);
+  }
+
+  /** Resolves with the first event `name` matching `pred` (already received or to come). */
+  waitFor(name, pred = () => true, { timeout = TIMEOUT_MS, from = 0 } = {}) {
+    return this.decide((e) => (e.name === name && safe(pred, e.payload) ? { value: e.payload } : null), {
+      timeout,
+      from,
+      what: `"${name}" event matching ${describe(pred)}`,
+    });
+  }
+
+  /**
+   * The general wait: `decide(event)` returns null to keep waiting, `{value}` to resolve
+   * or `{error}` to reject. Looks at what arrived since `from`, then at what comes.
+   */
+  decide(decide, { timeout = TIMEOUT_MS, from = 0, what = 'an event' } = {}) {
+    for (const e of this.events.slice(from)) {
+      const d = decide(e);
+      if (d) return d.error ? Promise.reject(d.error) : Promise.resolve(d.value);
+    }
+    return new Promise((resolve, reject) => {
+      const w = (e) => {
+        const d = decide(e);
+        if (!d) return;
+        clearTimeout(timer);
+        this.waiters.delete(w);
+        if (d.error) reject(d.error);
+        else resolve(d.value);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(new Error(`${this.label}: no ${what} within ${timeout} ms; received:\n${this.summary(from)}`));
+      }, timeout);
+      this.waiters.add(w);
+    });
+  }
+
+  /** Waits until `count` events `name` matching `pred` have arrived; returns them. */
+  async waitForCount(name, count, pred = () => true, { timeout = TIMEOUT_MS, from = 0 } = {}) {
+    try {
+      return await waitUntil(`${count} "${name}"`, () => {
+        const got = this.all(name, pred, from);
+        return got.length >= count ? got : null;
+      }, { timeout });
+    } catch (e) {
+      throw new Error(`${this.label}: ${e.message}; got ${this.all(name, pred, from).length}; received:\n${this.summary(from)}`);
+    }
+  }
+
+  /**
+   * Asserts that no event `name` matching `pred` arrives: waits `ms` first (call it after
+   * a positive control showed that delivery happened), then looks from `from` on.
+   */
+  async none(name, pred = () => true, { ms = QUIET_MS, from = 0 } = {}) {
+    if (ms) await sleep(ms);
+    const got = this.all(name, pred, from);
+    assert.equal(got.length, 0, `${this.label}: expected no "${name}" matching ${describe(pred)}, got ${JSON.stringify(got)}`);
+  }
+
+  summary(from = 0) {
+    const lines = this.events.slice(from).map((e) => `    ${e.name} ${truncate(JSON.stringify(e.payload), 300)}`);
+    return lines.length ? lines.slice(-40).join('\n') : '    (nothing)';
+  }
+}
+
+function safe(pred, payload) {
+  try {
+    return !!pred(payload);
+  } catch {
+    return false;
+  }
+}
+
+function describe(pred) {
+  const s = String(pred);
+  return s === '() => true' ? '(any)' : truncate(s, 160);
+}
+
+function truncate(s, n) {
+  s = String(s);
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+// ---------------------------------------------------------------------------------------
+// The server
+
+/** One `palaver serve` process on a temporary data directory; restartable on one port. */
