@@ -57,7 +57,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
 #[openapi(
     info(
         title = "Palaver",
-        description = "Self-hosted real-time chat and WebRTC signaling server. REST under /api/v1; live events over the WebSocket at /api/v1/ws (frames documented in docs/protocol.md), or over Socket.IO at /socket.io/ (docs/socketio.md), or over SignalR at /hubs/chat and /hubs/webrtc (docs/signalr.md). Errors: {\"error\": {\"code\", \"message\", \"field\"?}}.",
+        description = "Self-hosted real-time chat and WebRTC signaling server. REST under /api/v1; live events over the WebSocket at /api/v1/ws (frames documented in docs/protocol.md), or over Socket.IO at /socket.io/ (docs/socketio.md), or over SignalR at /hubs/chat and /hubs/webrtc (docs/signalr.md). Apps of the Go signaling server (seed 003) use /compat/signaling/ (register, updatepassword, regenerate, ws; docs/signaling-compat.md), which are protocol endpoints outside this document. Errors: {\"error\": {\"code\", \"message\", \"field\"?}}.",
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),

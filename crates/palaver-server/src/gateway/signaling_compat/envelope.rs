@@ -402,6 +402,96 @@ mod tests {
         );
     }
 
+    /// Mutations of valid and invalid envelopes (a deterministic xorshift, 30,000 of
+    /// them): `parse` never panics, refuses only with the documented codes, and what it
+    /// accepts is well formed.
+    #[test]
+    fn mutated_envelopes_never_panic_and_are_refused_with_documented_codes() {
+        use ErrorCode::*;
+        let seeds = [
+            r#"{"msg_type":0,"from":7,"payload":{}}"#,
+            r#"{"msg_type":1,"from":7,"payload":{"room_id":4503599627370497}}"#,
+            r#"{"msg_type":2,"from":7,"to":9,"payload":{"type":"offer","sdp":"v=0\r\n"}}"#,
+            r#"{"msg_type":2,"payload":{"to":9,"room_id":3,"sdp":{"type":"answer","sdp":"v=0"}}}"#,
+            r#"{"msg_type":3,"to":9,"payload":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+            r#"{"msg_type":3,"to":9,"payload":{"candidate":{"candidate":"","usernameFragment":"u"}}}"#,
+            r#"{"msg_type":4,"payload":{"room_id":1}}"#,
+        ];
+        let tokens: [&[u8]; 14] = [
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"",
+            b":",
+            b",",
+            b"-1",
+            b"1e99",
+            b"null",
+            b"0",
+            b"18446744073709551616",
+            b"\"candidate\"",
+            b"{\"type\":\"offer\"}",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for round in 0..30_000u32 {
+            let mut bytes = seeds[round as usize % seeds.len()].as_bytes().to_vec();
+            for _ in 0..=(next() % 4) {
+                let at = usize::try_from(next() % (bytes.len() as u64 + 1)).unwrap();
+                match next() % 4 {
+                    0 if at < bytes.len() => bytes[at] = (next() % 128) as u8,
+                    1 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {
+                        let token = tokens[usize::try_from(next() % 14).unwrap()];
+                        bytes.splice(at..at, token.iter().copied());
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            match parse(&text, 7) {
+                Ok((msg_type, command)) => {
+                    accepted += 1;
+                    assert!((0..=4).contains(&msg_type), "{text}");
+                    if let Command::Signal {
+                        to,
+                        room,
+                        description,
+                        candidate,
+                    } = command
+                    {
+                        assert!(to > 0 && room.is_none_or(|r| r > 0), "{text}");
+                        assert!(description.is_some() != candidate.is_some(), "{text}");
+                    }
+                }
+                Err(r) => {
+                    refused += 1;
+                    assert!(
+                        matches!(
+                            r.error.code,
+                            BadRequest | UnknownType | Forbidden | ValidationFailed
+                        ),
+                        "{text}: {:?}",
+                        r.error
+                    );
+                    assert_eq!(r.msg_type.is_none(), r.error.code == BadRequest, "{text}");
+                }
+            }
+        }
+        assert!(
+            accepted > 1_000 && refused > 1_000,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     #[test]
     fn errors_echo_the_refused_type() {
         let frame = error(
