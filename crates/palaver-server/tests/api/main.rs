@@ -29,6 +29,7 @@ mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
 mod shared_limits;
+mod signaling_compat;
 mod transfer;
 #[cfg(feature = "turn-tests")]
 mod turn;
