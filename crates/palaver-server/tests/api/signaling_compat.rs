@@ -48,6 +48,7 @@ const ERROR: u64 = 7;
 const USER_JOINED: u64 = 8;
 const USER_LEFT: u64 = 9;
 const HOST_CHANGED: u64 = 10;
+const ROOM_CLOSED: u64 = 11;
 
 // ---------------------------------------------------------------------------------------
 // REST
@@ -1456,4 +1457,152 @@ async fn create_or_join_while_in_a_room_conflicts_and_leave_outside_one_is_not_f
     a.leave_room().await;
     // And she can create again.
     a.create_room().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Membership, several sockets, several nodes
+// ---------------------------------------------------------------------------------------
+
+/// `account`'s Palaver client, authenticated by its API key, and its user id.
+async fn native(server: &TestServer, account: &Account) -> (palaver_client::Client, String) {
+    let client = palaver_client::Client::with_token(server.base.clone(), account.key.clone());
+    let id = client.me().await.expect("the key authenticates REST").id;
+    (client, id)
+}
+
+/// The Palaver id of the call room `owner` made (its only room).
+async fn only_room(owner: &palaver_client::Client) -> String {
+    let rooms = owner.my_rooms().await.expect("rooms");
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    rooms[0].id.clone()
+}
+
+/// The room's owner kicks a member from Palaver's REST API: the call closes for the member
+/// (RoomClosed `removed`), the others see them leave; the number admits them again; once
+/// banned, JoinRoom is `forbidden` and the call is unchanged.
+#[tokio::test]
+async fn a_kicked_member_is_out_of_the_call_and_a_banned_one_cannot_join_by_number() {
+    let server = TestServer::spawn().await;
+    let (alice, bob) = (
+        register(&server, "alice").await,
+        register(&server, "bob").await,
+    );
+    let mut a = SeedClient::connect(&server, &alice, "alice").await;
+    let mut b = SeedClient::connect(&server, &bob, "bob").await;
+    let room = a.create_room().await;
+    b.join_room(room).await;
+    a.next_of(USER_JOINED, "bob joining").await;
+    let (owner, _) = native(&server, &alice).await;
+    let (_, bob_id) = native(&server, &bob).await;
+    let room_id = only_room(&owner).await;
+
+    owner.kick(&room_id, &bob_id).await.expect("kick");
+    let closed = b.next_of(ROOM_CLOSED, "RoomClosed after the kick").await;
+    assert_eq!(closed["payload"]["room_id"], room, "{closed}");
+    assert_eq!(closed["payload"]["reason"], "removed", "{closed}");
+    let left = a.expect(USER_LEFT, "bob removed").await;
+    assert_eq!(left["payload"]["user_id"], bob.id, "{left}");
+    assert_eq!(left["payload"]["reason"], "removed", "{left}");
+    // Out of the call: no signal goes from him to alice any more.
+    b.send(
+        SDP,
+        Some(alice.id),
+        json!({"type": "offer", "sdp": OFFER_SDP}),
+    )
+    .await;
+    b.refused("an offer after the kick", "not_found", json!(SDP), None)
+        .await;
+
+    // A kick is not a ban: the number admits him again.
+    let again = b.join_room(room).await;
+    assert_eq!(again["members"], json!([alice.id, bob.id]), "{again}");
+    a.next_of(USER_JOINED, "bob back").await;
+
+    owner.ban(&room_id, &bob_id).await.expect("ban");
+    b.next_of(ROOM_CLOSED, "RoomClosed after the ban").await;
+    a.expect(USER_LEFT, "bob banned").await;
+    b.send(JOIN_ROOM, None, json!({"room_id": room})).await;
+    b.refused("JoinRoom when banned", "forbidden", json!(JOIN_ROOM), None)
+        .await;
+
+    // Alice is alone in her call: a newcomer is told so.
+    let carol = register(&server, "carol").await;
+    let mut c = SeedClient::connect(&server, &carol, "carol").await;
+    let joined = c.join_room(room).await;
+    assert_eq!(joined["members"], json!([alice.id, carol.id]), "{joined}");
+    assert_eq!(joined["host"], alice.id, "{joined}");
+}
+
+/// One user with two sockets in the room: listed once, and an SDP sent to them reaches
+/// both sockets.
+#[tokio::test]
+async fn a_user_with_two_sockets_in_a_room_is_listed_once_and_signalled_on_both() {
+    let server = TestServer::spawn().await;
+    let (alice, bob) = (
+        register(&server, "alice").await,
+        register(&server, "bob").await,
+    );
+    let mut a = SeedClient::connect(&server, &alice, "alice").await;
+    let mut laptop = SeedClient::connect(&server, &bob, "bob's laptop").await;
+    let mut phone = SeedClient::connect(&server, &bob, "bob's phone").await;
+    let room = a.create_room().await;
+    laptop.join_room(room).await;
+    let second = phone.join_room(room).await;
+    assert_eq!(second["members"], json!([alice.id, bob.id]), "{second}");
+    a.next_of(USER_JOINED, "the laptop").await;
+    a.next_of(USER_JOINED, "the phone").await;
+    laptop.next_of(USER_JOINED, "the phone").await;
+
+    a.send(
+        SDP,
+        Some(bob.id),
+        json!({"type": "offer", "sdp": OFFER_SDP}),
+    )
+    .await;
+    for socket in [&mut laptop, &mut phone] {
+        let offer = socket.next_of(SDP, "alice's offer").await;
+        assert_relay(&offer, SDP, alice.id, room);
+        assert_eq!(offer["payload"]["sdp"], OFFER_SDP, "{offer}");
+    }
+}
+
+/// Two nodes sharing PostgreSQL and Redis: the number made on one node is joined on the
+/// other, signals cross both ways, and the host handoff reaches the other node.
+#[tokio::test]
+async fn a_room_made_on_one_node_is_joined_and_signalled_across_nodes() {
+    let cluster = crate::cluster::Cluster::start(2).await;
+    let (n0, n1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let alice = register(n0, "alice").await;
+    let bob = register(n1, "bob").await;
+    assert_ne!(alice.id, bob.id, "numbers are shared by the nodes");
+    let mut a = SeedClient::connect(n0, &alice, "alice on node 0").await;
+    let mut b = SeedClient::connect(n1, &bob, "bob on node 1").await;
+    let room = a.create_room().await;
+    let joined = b.join_room(room).await;
+    assert_eq!(joined["members"], json!([alice.id, bob.id]), "{joined}");
+    assert_eq!(joined["host"], alice.id, "{joined}");
+    let seen = a.next_of(USER_JOINED, "bob joining on node 1").await;
+    assert_eq!(seen["payload"]["user_id"], bob.id, "{seen}");
+
+    b.send(
+        SDP,
+        Some(alice.id),
+        json!({"type": "offer", "sdp": OFFER_SDP}),
+    )
+    .await;
+    let offer = a.next_of(SDP, "bob's offer from node 1").await;
+    assert_relay(&offer, SDP, bob.id, room);
+    a.send(
+        SDP,
+        Some(bob.id),
+        json!({"type": "answer", "sdp": ANSWER_SDP}),
+    )
+    .await;
+    let answer = b.next_of(SDP, "alice's answer from node 0").await;
+    assert_relay(&answer, SDP, alice.id, room);
+    assert_eq!(answer["payload"]["type"], "answer", "{answer}");
+
+    a.leave_room().await;
+    let host = b.expect(HOST_CHANGED, "the handoff on node 1").await;
+    assert_eq!(host["payload"]["host"], bob.id, "{host}");
 }
