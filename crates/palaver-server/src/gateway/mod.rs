@@ -6,8 +6,11 @@
 //! - [`socketio`]: Socket.IO at `/socket.io/`, with seed 004's events (`docs/socketio.md`).
 //! - [`signalr`]: ASP.NET Core SignalR at `/hubs/chat` and `/hubs/webrtc`, with seeds
 //!   000–002's hubs (`docs/signalr.md`).
+//! - [`signaling_compat`]: seed 003's Go signaling server at `/compat/signaling/`: its
+//!   REST routes and `msg_type` envelope (`docs/signaling-compat.md`).
 
 pub mod native;
+pub mod signaling_compat;
 pub mod signalr;
 pub mod socketio;
 

@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> (Router, socketioxide::SocketIo) {
     let (socketio, io) = crate::gateway::socketio::layer(&state);
     let mut app = api
         .merge(crate::gateway::signalr::router())
+        .merge(crate::gateway::signaling_compat::router())
         .fallback(|| async { AppError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             AppError::new(

@@ -108,6 +108,15 @@ pub enum Request {
     /// ringing ends. `call_id: None` is the call this connection takes part in. See
     /// [`Service::hang_up`]. Answers [`Response::Empty`].
     HangUp { call_id: Option<String> },
+    /// No native name: make a call room (a private room with a number, see
+    /// [`crate::service::call_rooms`]) and start a call of `kind` in it ringing nobody
+    /// (seed 003's `CreateRoom`, `docs/signaling-compat.md`). Answers
+    /// [`Response::CallRoom`].
+    CreateCallRoom { kind: palaver_protocol::CallKind },
+    /// No native name: join the call room numbered `number` and its call, or start one
+    /// (seed 003's `JoinRoom`, see [`Service::join_call_room`]). Answers
+    /// [`Response::CallRoom`].
+    JoinCallRoom { number: i64 },
     /// `sync`: per room, replay every change after the given seq (`None`: from the latest
     /// page), then continue live. Handled by the connection core.
     Sync {
@@ -131,6 +140,12 @@ pub enum Response {
     Presence(PresenceInfo),
     /// The call joined (`call.start`, `call.accept`).
     Call(Box<CallJoined>),
+    /// The call joined in a call room, with the room's number (`CreateCallRoom`,
+    /// `JoinCallRoom`).
+    CallRoom {
+        number: i64,
+        joined: Box<CallJoined>,
+    },
     /// `sync`: the seq each room is now complete up to.
     Synced { rooms: BTreeMap<String, i64> },
     /// Done, nothing to say (`{}` on the native wire).
@@ -276,6 +291,17 @@ pub async fn execute(
             service.hang_up(actor, conn, call_id.as_deref()).await?;
             Response::Empty {}
         }
+        Request::CreateCallRoom { kind } => {
+            let (number, joined) = service.create_call_room(actor, conn, kind).await?;
+            Response::CallRoom {
+                number,
+                joined: Box::new(joined),
+            }
+        }
+        Request::JoinCallRoom { number } => Response::CallRoom {
+            number,
+            joined: Box::new(service.join_call_room(actor, conn, number).await?),
+        },
         Request::Ping => Response::Empty {},
         Request::Sync { .. } => {
             return Err(AppError::internal("sync is handled by the connection core"))

@@ -3,8 +3,8 @@
 //!
 //! The hub encodes each delivered event once per wire format present among its recipients
 //! ([`Encoded`]) and hands every recipient of that format the same bytes. Only the native
-//! JSON protocol (`docs/protocol.md`), Socket.IO (`docs/socketio.md`) and SignalR's two hubs
-//! (`docs/signalr.md`).
+//! JSON protocol (`docs/protocol.md`), Socket.IO (`docs/socketio.md`), SignalR's two hubs
+//! (`docs/signalr.md`) and seed 003's envelope (`docs/signaling-compat.md`).
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -35,11 +35,15 @@ pub enum Wire {
     SignalRChat,
     /// SignalR's `/hubs/webrtc` (`docs/signalr.md`), as [`Wire::SignalRChat`].
     SignalRWebRtc,
+    /// Seed 003's envelope at `/compat/signaling/ws` (`docs/signaling-compat.md`): frames
+    /// are the call events it carries, in native JSON, which its transport writes as
+    /// envelopes with numbers instead of ids; answers are made by the transport.
+    SignalingCompat,
 }
 
 impl Wire {
     /// How many wire formats there are (the size of [`Encoded`]'s cache).
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// This format's index in `0..COUNT`.
     fn index(self) -> usize {
@@ -48,6 +52,7 @@ impl Wire {
             Wire::SocketIo => 1,
             Wire::SignalRChat => 2,
             Wire::SignalRWebRtc => 3,
+            Wire::SignalingCompat => 4,
         }
     }
 
@@ -58,6 +63,7 @@ impl Wire {
             Wire::SocketIo => crate::gateway::socketio::wire::event(event, seq),
             Wire::SignalRChat => crate::gateway::signalr::chat::event(event),
             Wire::SignalRWebRtc => crate::gateway::signalr::webrtc::event(event),
+            Wire::SignalingCompat => crate::gateway::signaling_compat::envelope::event(event),
         }
     }
 
@@ -68,8 +74,9 @@ impl Wire {
     /// [`answer`]: crate::live::connection::Transport::answer
     pub fn reply(self, id: Option<RequestId>, outcome: AppResult<Response>) -> Option<Frame> {
         match self {
-            // SignalR answers with Completions, written by its transport.
-            Wire::SignalRChat | Wire::SignalRWebRtc => None,
+            // SignalR answers with Completions, seed 003 with its envelopes, written by
+            // their transports.
+            Wire::SignalRChat | Wire::SignalRWebRtc | Wire::SignalingCompat => None,
             Wire::SocketIo => outcome
                 .err()
                 .map(|e| crate::gateway::socketio::wire::error(&e.detail(), "")),

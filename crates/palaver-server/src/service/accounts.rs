@@ -42,7 +42,7 @@ pub struct LoginLimiters {
     failures_per_ip: RateLimiter,
     failures_per_account: RateLimiter,
     failures_per_account_global: RateLimiter,
-    registrations_per_ip: RateLimiter,
+    pub(crate) registrations_per_ip: RateLimiter,
 }
 
 impl LoginLimiters {
@@ -205,6 +205,17 @@ impl Service {
     /// `429 rate_limited`.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest, client: ClientInfo) -> AppResult<AuthResponse> {
+        let user = self.check_login(req, &client).await?;
+        self.start_session(&user, client).await
+    }
+
+    /// Checks a login and password as [`Service::login`] does (same rate limits, same
+    /// errors, same time for unknown accounts) without starting a session: for routes
+    /// that authenticate each request by password (seed 003's `/compat/signaling/`).
+    ///
+    /// # Errors
+    /// As [`Service::login`].
+    pub async fn check_login(&self, req: LoginRequest, client: &ClientInfo) -> AppResult<UserRow> {
         let login = req.login.trim().to_lowercase();
         let user = if login.is_empty() || login.len() > 254 {
             None
@@ -288,7 +299,7 @@ impl Service {
                 }
                 self.rate.failures_per_account.reset(&account_network).await;
                 self.count_login("success");
-                self.start_session(&user, client).await
+                Ok(user)
             }
             user => {
                 tracing::warn!(

@@ -27,6 +27,7 @@ pub mod accounts;
 pub mod admin;
 pub mod attachments;
 pub mod blocks;
+pub mod call_rooms;
 pub mod calls;
 pub mod credentials;
 pub mod invitations;

@@ -241,6 +241,17 @@ impl Calls {
         }
     }
 
+    /// The call going on in room `room_id` (a room has at most one), if any.
+    ///
+    /// # Errors
+    /// [`CallError::Unavailable`] (shared calls).
+    pub async fn call_in_room(&self, room_id: &str) -> Result<Option<String>, CallError> {
+        match self {
+            Calls::Local(r) => Ok(r.call_in_room(room_id)),
+            Calls::Shared(s) => s.call_in_room(room_id).await,
+        }
+    }
+
     /// The participant ids of `user_id` in call `call_id`, other than `conn`'s own, in
     /// join order (empty when the user takes no part).
     ///

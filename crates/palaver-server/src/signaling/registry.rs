@@ -288,6 +288,11 @@ impl Registry {
         self.lock_index().by_conn.get(&conn).cloned()
     }
 
+    /// The call going on in room `room_id`, if any.
+    pub fn call_in_room(&self, room_id: &str) -> Option<String> {
+        self.lock_index().by_room.get(room_id).cloned()
+    }
+
     /// The participant ids of `user_id` in call `call_id` other than `conn`'s own (see
     /// [`Call::participants_of_user`]).
     ///

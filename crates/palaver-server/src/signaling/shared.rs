@@ -441,6 +441,15 @@ impl SharedRegistry {
         self.query(redis::cmd("GET").arg(self.conn_key(conn))).await
     }
 
+    /// The call going on in room `room_id`, if any.
+    ///
+    /// # Errors
+    /// [`CallError::Unavailable`].
+    pub async fn call_in_room(&self, room_id: &str) -> Result<Option<String>, CallError> {
+        self.query(redis::cmd("GET").arg(self.room_key(room_id)))
+            .await
+    }
+
     /// The participant ids of `user_id` in call `call_id` other than `conn`'s own (see
     /// [`Call::participants_of_user`]).
     ///

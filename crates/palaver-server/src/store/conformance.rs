@@ -179,6 +179,8 @@ conformance!(
     concurrent_takes_of_one_resume_ticket_take_it_once,
     expired_resume_tickets_are_refused_deleted_and_purged,
     deleting_an_account_removes_its_resume_tickets,
+    numbers_are_given_once_per_id_in_order_for_users_and_as_asked_for_rooms,
+    concurrent_numbering_gives_every_id_one_distinct_number,
     api_keys_authenticate_until_revoked_or_expired,
     blocks_are_idempotent_and_listed_most_recent_first,
     a_room_starts_with_its_creator_as_owner_and_lists_for_its_members,
@@ -943,6 +945,90 @@ async fn resume_tickets_are_taken_once_and_replaced_by_saving_again(store: Store
             .unwrap(),
         None
     );
+}
+
+async fn numbers_are_given_once_per_id_in_order_for_users_and_as_asked_for_rooms(store: Store) {
+    use super::NumericKind::{Room, User};
+    let users = &store.users;
+    assert_eq!(users.numeric_id(User, "u1").await.unwrap(), None);
+    assert_eq!(
+        users.assign_number(User, "u1", None).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        users.assign_number(User, "u2", None).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        users.assign_number(User, "u1", None).await.unwrap(),
+        Some(1),
+        "an id keeps its number"
+    );
+    assert_eq!(users.numeric_id(User, "u2").await.unwrap(), Some(2));
+    assert_eq!(
+        users.id_of_number(User, 2).await.unwrap().as_deref(),
+        Some("u2")
+    );
+    assert_eq!(users.id_of_number(User, 3).await.unwrap(), None);
+    // Rooms: the number asked for, unless it is taken; kinds do not share numbers.
+    let big = (1i64 << 53) - 1;
+    assert_eq!(
+        users.assign_number(Room, "r1", Some(big)).await.unwrap(),
+        Some(big)
+    );
+    assert_eq!(
+        users.assign_number(Room, "r2", Some(big)).await.unwrap(),
+        None
+    );
+    assert_eq!(users.numeric_id(Room, "r2").await.unwrap(), None);
+    assert_eq!(
+        users.assign_number(Room, "r2", Some(1)).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        users.assign_number(Room, "r1", Some(5)).await.unwrap(),
+        Some(big),
+        "an id keeps its number"
+    );
+    assert_eq!(
+        users.id_of_number(Room, 1).await.unwrap().as_deref(),
+        Some("r2")
+    );
+    assert_eq!(
+        users.id_of_number(User, 1).await.unwrap().as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        users.id_of_number(Room, big).await.unwrap().as_deref(),
+        Some("r1")
+    );
+}
+
+async fn concurrent_numbering_gives_every_id_one_distinct_number(store: Store) {
+    use super::NumericKind::User;
+    // 8 ids, each asked for by 3 tasks at once.
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("u{}", i % 8);
+                let n = store.users.assign_number(User, &id, None).await.unwrap();
+                (id, n.expect("a number"))
+            })
+        })
+        .collect();
+    let mut by_id = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (id, n) = task.await.unwrap();
+        assert_eq!(
+            *by_id.entry(id.clone()).or_insert(n),
+            n,
+            "{id} got two numbers"
+        );
+    }
+    let mut numbers: Vec<i64> = by_id.values().copied().collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<i64>>());
 }
 
 async fn concurrent_takes_of_one_resume_ticket_take_it_once(store: Store) {

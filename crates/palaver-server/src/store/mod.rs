@@ -446,6 +446,44 @@ pub trait UserStore: Send + Sync {
     /// User `id`'s last seen time, as [`set_last_seen`](Self::set_last_seen) stored it;
     /// `None` if never (or an unknown or deleted user: deletion forgets it).
     async fn last_seen(&self, id: &str) -> StoreResult<Option<String>>;
+
+    /// The number of Palaver id `id` of `kind`, if it has one (see [`NumericKind`]).
+    async fn numeric_id(&self, kind: NumericKind, id: &str) -> StoreResult<Option<i64>>;
+
+    /// The Palaver id of `kind` numbered `n`, if any.
+    async fn id_of_number(&self, kind: NumericKind, n: i64) -> StoreResult<Option<String>>;
+
+    /// Gives `id` of `kind` a number, unless it has one: `n` if given (and free), else the
+    /// next after the highest of that kind. Returns the id's number (its existing one if
+    /// it had one), or `None` when `n` was given and is another id's. Of concurrent
+    /// assignments to one id, all get the same number.
+    async fn assign_number(
+        &self,
+        kind: NumericKind,
+        id: &str,
+        n: Option<i64>,
+    ) -> StoreResult<Option<i64>>;
+}
+
+/// What a number of [`UserStore::assign_number`] names: numbers for users and rooms in
+/// protocols whose ids are integers (seed 003's signaling envelope,
+/// `docs/signaling-compat.md`). Kept in table `numeric_ids`; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumericKind {
+    /// A user (numbered in order: 1, 2, ...).
+    User,
+    /// A room (numbered at random by the service).
+    Room,
+}
+
+impl NumericKind {
+    /// The `kind` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumericKind::User => "user",
+            NumericKind::Room => "room",
+        }
+    }
 }
 
 /// Login sessions (one per device login; holds the refresh token hash).

@@ -93,7 +93,7 @@ impl Transport for NativeSocket {
 /// The close to send for a read error (RFC 6455 §7.4.1): 1009 for a message over the
 /// size limit (whole or in fragments), 1007 for a text message that is not UTF-8, 1002
 /// for any other protocol violation; none when the socket itself failed.
-fn read_error_close(e: WsError) -> Option<CloseReason> {
+pub(crate) fn read_error_close(e: WsError) -> Option<CloseReason> {
     let (code, reason) = match e {
         WsError::Capacity(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
         WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "text message is not UTF-8"),

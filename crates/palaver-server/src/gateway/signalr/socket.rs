@@ -791,6 +791,7 @@ fn result(response: &Response) -> Option<Value> {
         Response::Message(m) => Some(chat::message(m)),
         Response::Room(room) => Some(camel(json!(room))),
         Response::Call(call) => Some(json!({"callId": call.call.call_id})),
+        Response::CallRoom { joined, .. } => Some(json!({"callId": joined.call.call_id})),
         Response::Read(read) => Some(camel(json!(read))),
         Response::Presence(presence) => Some(camel(json!(presence))),
         Response::Synced { rooms } => Some(json!(rooms)),

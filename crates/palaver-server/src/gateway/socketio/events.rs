@@ -350,6 +350,13 @@ pub fn ack_ok(response: &Response) -> Value {
             "participantId": joined.participant_id,
             "call": camel(json!(joined.call)),
         }),
+        Response::CallRoom { number, joined } => json!({
+            "ok": true,
+            "roomNumber": number,
+            "callId": joined.call.call_id,
+            "participantId": joined.participant_id,
+            "call": camel(json!(joined.call)),
+        }),
         Response::Synced { rooms } => json!({"ok": true, "rooms": rooms}),
         Response::Empty {} => json!({"ok": true}),
     }

@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "resume tickets",
         include_str!("../../../migrations/sqlite/0010_resume_tickets.sql"),
     ),
+    (
+        11,
+        "numeric ids",
+        include_str!("../../../migrations/sqlite/0011_numeric_ids.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

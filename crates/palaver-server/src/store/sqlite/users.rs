@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::{foreign_key_violation, unique_violation_on, SqliteStore};
 use crate::store::{
-    CredentialState, NewSession, Profile, ResumeTicket, Rotation, SessionRow, SessionStore,
-    StoreError, StoreResult, UserRow, UserStore,
+    CredentialState, NewSession, NumericKind, Profile, ResumeTicket, Rotation, SessionRow,
+    SessionStore, StoreError, StoreResult, UserRow, UserStore,
 };
 
 /// Reads a user row (all columns of `users`).
@@ -265,6 +265,60 @@ impl UserStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await?;
         Ok(found.flatten())
+    }
+
+    async fn numeric_id(&self, kind: NumericKind, id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT n FROM numeric_ids WHERE kind = ?1 AND id = ?2")
+                .bind(kind.as_str())
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn id_of_number(&self, kind: NumericKind, n: i64) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM numeric_ids WHERE kind = ?1 AND n = ?2")
+                .bind(kind.as_str())
+                .bind(n)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn assign_number(
+        &self,
+        kind: NumericKind,
+        id: &str,
+        n: Option<i64>,
+    ) -> StoreResult<Option<i64>> {
+        // A conflict on either key inserts nothing. Without a given number, a concurrent
+        // assignment to another id may take the one computed here: then try again.
+        for _ in 0..16 {
+            sqlx::query(
+                "INSERT INTO numeric_ids (kind, id, n)
+                 SELECT ?1, ?2, COALESCE(?3, (SELECT COALESCE(MAX(n), 0) + 1
+                                            FROM numeric_ids WHERE kind = ?1))
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(n)
+            .execute(&self.writer)
+            .await?;
+            let assigned: Option<i64> =
+                sqlx::query_scalar("SELECT n FROM numeric_ids WHERE kind = ?1 AND id = ?2")
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .fetch_optional(&self.writer)
+                    .await?;
+            if assigned.is_some() || n.is_some() {
+                return Ok(assigned);
+            }
+        }
+        Err(StoreError::Conflict("numeric id"))
     }
 }
 
