@@ -8,10 +8,6 @@
 // Env: PALAVER_BIN (required), RUST_LOG (the server's, default "info"). Server logs go to
 // artifacts/<label>.log.
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -21,110 +17,25 @@ import WebSocket from 'ws';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = path.join(HERE, 'artifacts');
 
-import { TIMEOUT_MS, QUIET_MS, PASSWORD, sleep, waitUntil, within, Inbox, bin, serverEnv } from '../test-support/common.mjs';
+import { TIMEOUT_MS, QUIET_MS, PASSWORD, waitUntil, within, Inbox, Server } from '../test-support/common.mjs';
 export { TIMEOUT_MS, QUIET_MS, PASSWORD, sleep, waitUntil, within, Inbox } from '../test-support/common.mjs';
 
 let userCounter = 0;
 
-export class Palaver {
+export class Palaver extends Server {
   /** Starts a server labelled `label` (its log: artifacts/<label>.log). */
   static async start(label) {
     const p = new Palaver(label);
-    await p.#start(0);
+    await p.start(0);
     return p;
   }
 
   constructor(label) {
-    this.label = label;
-    this.bin = bin();
-    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `palaver-sio-${label}-`));
-    this.proc = null;
-    this.url = null;
-    this.port = 0;
+    super({ label, logFile: path.join(ARTIFACTS, `${label}.log`), dataDirPrefix: `palaver-sio-${label}-` });
     this.closeables = new Set();
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    this.logFile = path.join(ARTIFACTS, `${label}.log`);
-    fs.writeFileSync(this.logFile, '');
-    // A test file that dies leaves no server behind.
-    this.onExit = () => this.proc?.kill('SIGKILL');
-    process.on('exit', this.onExit);
   }
 
-  async #start(port) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#spawn(port);
-        return;
-      } catch (e) {
-        // The port of a just-stopped server can take a moment to free up.
-        if (port === 0 || attempt >= 40) throw e;
-        await sleep(250);
-      }
-    }
-  }
-
-  #spawn(port) {
-    return new Promise((resolve, reject) => {
-      const proc = spawn(this.bin, ['serve', '--port', String(port), '--data-dir', this.dataDir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: serverEnv(),
-      });
-      const out = fs.createWriteStream(this.logFile, { flags: 'a' });
-      let buf = '';
-      let done = false;
-      const timer = setTimeout(() => finish(new Error('the server did not print its address within 30 s')), 30_000);
-      const finish = (err) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) {
-          proc.kill('SIGKILL');
-          reject(err);
-        } else resolve();
-      };
-      proc.stdout.on('data', (chunk) => {
-        out.write(chunk);
-        buf += chunk;
-        const m = /palaver listening on (http:\/\/[\d.]+:(\d+))/.exec(buf);
-        if (m) {
-          this.proc = proc;
-          this.url = m[1];
-          this.port = Number(m[2]);
-          finish();
-        }
-      });
-      proc.stderr.on('data', (chunk) => out.write(chunk));
-      proc.on('exit', (code, sig) => {
-        if (!done) finish(new Error(`the server exited before listening (code ${code}, signal ${sig}); see ${this.logFile}`));
-      });
-    });
-  }
-
-  /** Stops the process (SIGTERM, then SIGKILL after 20 s); the data directory stays. */
-  async stop() {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    this.proc = null;
-    const exited = once(proc, 'exit');
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  /** Starts again on the same port and data directory (after `stop`). */
-  async startAgain() {
-    assert.ok(this.port, 'startAgain needs a server that ran before');
-    const url = this.url;
-    await this.#start(this.port);
-    assert.equal(this.url, url, 'the restarted server listens where it did');
-  }
-
-  /** `stop` then `startAgain`. */
-  async restart() {
-    await this.stop();
-    await this.startAgain();
-  }
+  // stop, startAgain, restart: test-support/common.mjs's Server.
 
   /** Closes every client opened through this server, stops it, removes its data. */
   async close() {
@@ -136,9 +47,7 @@ export class Palaver {
       }
     }
     this.closeables.clear();
-    await this.stop();
-    process.off('exit', this.onExit);
-    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    await super.close();
   }
 
   // -------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-// What the Socket.IO and SignalR suites share: timeouts, waiting, the `palaver` binary
-// and its environment, and the inbox that records every event a client receives so a test
-// can wait for one or assert that one did not arrive. No npm dependencies: each suite
-// imports it by relative path.
+// What the Socket.IO, SignalR and browser suites share: timeouts, waiting, the `palaver`
+// binary and its environment, the inbox that records every event a client receives so a
+// test can wait for one or assert that one did not arrive, and the `palaver serve`
+// process itself (Server). No npm dependencies: each suite imports it by relative path.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 /** How long a test waits for something that must happen (generous: a busy 2-core box). */
@@ -173,4 +176,147 @@ function truncate(s, n) {
 // ---------------------------------------------------------------------------------------
 // The server
 
-/** One `palaver serve` process on a temporary data directory; restartable on one port. */
+/**
+ * One `palaver serve` process on a temporary data directory; restartable on one port.
+ *
+ * Options (what differs between the suites):
+ * - `logFile` (required): where the server's stdout and stderr go; emptied here (its
+ *   directory is made), appended to by every start.
+ * - `dataDir`: the data directory; without it, a new temporary one named
+ *   `<dataDirPrefix>XXXXXX`. `close` removes it either way.
+ * - `bin`: the `palaver` binary (default: `bin()`, i.e. PALAVER_BIN).
+ * - `env`: extra configuration (e.g. PALAVER_SIGNALR__LOBBY_ROOM), kept as `extraEnv`;
+ *   `serverEnv(extraEnv)` gives the process's environment (default: `serverEnv` above).
+ * - `startTimeoutMs`: how long a start waits for "palaver listening on <url>" (30 s).
+ * - `stopTimeoutMs`: how long `stop` waits after SIGTERM before SIGKILL (20 s).
+ * - `portRetries`: how often a start on a given port retries while the port of a
+ *   just-stopped server is still taken, 250 ms apart (40).
+ *
+ * A test file that dies leaves no server behind (SIGKILL on the process's exit).
+ */
+export class Server {
+  constructor({
+    label,
+    logFile,
+    dataDir,
+    dataDirPrefix = 'palaver-',
+    bin: binary,
+    env = {},
+    serverEnv: makeEnv = serverEnv,
+    startTimeoutMs = 30_000,
+    stopTimeoutMs = 20_000,
+    portRetries = 40,
+  } = {}) {
+    if (!logFile) throw new Error('Server: `logFile` is required');
+    this.label = label;
+    this.bin = binary ?? bin();
+    this.dataDir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), dataDirPrefix));
+    this.proc = null;
+    this.url = null;
+    this.port = 0;
+    this.extraEnv = env;
+    this.makeEnv = makeEnv;
+    this.startTimeoutMs = startTimeoutMs;
+    this.stopTimeoutMs = stopTimeoutMs;
+    this.portRetries = portRetries;
+    fs.mkdirSync(path.dirname(logFile), { recursive: true });
+    this.logFile = logFile;
+    fs.writeFileSync(this.logFile, '');
+    this.onExit = () => this.proc?.kill('SIGKILL');
+    process.on('exit', this.onExit);
+  }
+
+  /**
+   * Starts the process on `port` (0: any free one) and waits until it listens; `url` and
+   * `port` say where. On a given port, retries while that port is still taken.
+   */
+  async start(port = 0) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#spawn(port);
+        return;
+      } catch (e) {
+        // The port of a just-stopped server can take a moment to free up.
+        if (port === 0 || attempt >= this.portRetries) throw e;
+        await sleep(250);
+      }
+    }
+  }
+
+  #spawn(port) {
+    return new Promise((resolve, reject) => {
+      const proc = spawn(this.bin, ['serve', '--port', String(port), '--data-dir', this.dataDir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: this.makeEnv(this.extraEnv),
+      });
+      const out = fs.createWriteStream(this.logFile, { flags: 'a' });
+      let buf = '';
+      let done = false;
+      const timer = setTimeout(
+        () => finish(new Error(`the server did not print its address within ${this.startTimeoutMs / 1000} s`)),
+        this.startTimeoutMs,
+      );
+      const finish = (err) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) {
+          proc.kill('SIGKILL');
+          reject(err);
+        } else resolve();
+      };
+      proc.stdout.on('data', (chunk) => {
+        out.write(chunk);
+        buf += chunk;
+        const m = /palaver listening on (http:\/\/[\d.]+:(\d+))/.exec(buf);
+        if (m) {
+          this.proc = proc;
+          this.url = m[1];
+          this.port = Number(m[2]);
+          finish();
+        }
+      });
+      proc.stderr.on('data', (chunk) => out.write(chunk));
+      proc.on('exit', (code, sig) => {
+        if (!done) finish(new Error(`the server exited before listening (code ${code}, signal ${sig}); see ${this.logFile}`));
+      });
+    });
+  }
+
+  /** Stops the process (SIGTERM, then SIGKILL after `stopTimeoutMs`); the data directory stays. */
+  async stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    this.proc = null;
+    const exited = once(proc, 'exit');
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), this.stopTimeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /**
+   * Starts again on the same port and data directory (after `stop`); `env`, when given,
+   * replaces the extra configuration of the earlier start.
+   */
+  async startAgain({ env } = {}) {
+    assert.ok(this.port, 'startAgain needs a server that ran before');
+    if (env) this.extraEnv = env;
+    const url = this.url;
+    await this.start(this.port);
+    assert.equal(this.url, url, 'the restarted server listens where it did');
+  }
+
+  /** `stop` then `startAgain`. */
+  async restart(opts) {
+    await this.stop();
+    await this.startAgain(opts);
+  }
+
+  /** Stops the process and removes its data directory. */
+  async close() {
+    await this.stop();
+    process.off('exit', this.onExit);
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

@@ -8,14 +8,13 @@
 // Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
 // /usr/bin/chromium), HEADFUL=1 to watch.
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { Server } from '../test-support/common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
@@ -40,6 +39,8 @@ const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padS
 // ---------------------------------------------------------------------------------------
 // The server
 
+// test-support/common.mjs's Server, with this runner's own environment, timeouts and log.
+//
 // The server's environment: ours, without this runner's own PALAVER_BIN (the server
 // warns about PALAVER_* variables that name no configuration key), and without the
 // per-account message limit, because the history test seeds 120 messages over REST in
@@ -49,79 +50,6 @@ function serverEnv() {
   delete env.PALAVER_BIN;
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
   return env;
-}
-
-class Server {
-  constructor(bin, dataDir) {
-    this.bin = bin;
-    this.dataDir = dataDir;
-    this.proc = null;
-    this.url = null;
-    this.port = 0;
-    this.logFile = path.join(ARTIFACTS, 'server.log');
-    fs.writeFileSync(this.logFile, '');
-  }
-
-  async start(port = 0) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#spawn(port);
-        return;
-      } catch (e) {
-        // The port of a just-stopped server can take a moment to free up.
-        if (port === 0 || attempt >= 20) throw e;
-        await sleep(250);
-      }
-    }
-  }
-
-  #spawn(port) {
-    return new Promise((resolve, reject) => {
-      const proc = spawn(this.bin, ['serve', '--port', String(port), '--data-dir', this.dataDir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: serverEnv(),
-      });
-      const out = fs.createWriteStream(this.logFile, { flags: 'a' });
-      let buf = '';
-      let done = false;
-      const timer = setTimeout(() => finish(new Error('the server did not print its address within 20 s')), 20_000);
-      const finish = (err) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) {
-          proc.kill('SIGKILL');
-          reject(err);
-        } else resolve();
-      };
-      proc.stdout.on('data', (chunk) => {
-        out.write(chunk);
-        buf += chunk;
-        const m = /palaver listening on (http:\/\/[\d.]+:(\d+))/.exec(buf);
-        if (m) {
-          this.proc = proc;
-          this.url = m[1];
-          this.port = Number(m[2]);
-          finish();
-        }
-      });
-      proc.stderr.on('data', (chunk) => out.write(chunk));
-      proc.on('exit', (code, sig) => {
-        if (!done) finish(new Error(`the server exited before listening (code ${code}, signal ${sig}); see ${this.logFile}`));
-      });
-    });
-  }
-
-  async stop() {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    this.proc = null;
-    const exited = once(proc, 'exit');
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -274,7 +202,15 @@ async function test(name, fn) {
 
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'palaver-web-tests-'));
-  const server = new Server(BIN, dataDir);
+  const server = new Server({
+    bin: BIN,
+    dataDir,
+    logFile: path.join(ARTIFACTS, 'server.log'),
+    serverEnv,
+    startTimeoutMs: 20_000,
+    stopTimeoutMs: 15_000,
+    portRetries: 20,
+  });
   ctx.server = server;
   await server.start(0);
   log(`server at ${server.url} (data ${dataDir}, log ${server.logFile})`);

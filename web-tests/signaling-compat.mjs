@@ -18,15 +18,13 @@
 // PALAVER_BIN (required), CHROMIUM (default /usr/bin/chromium), HEADFUL=1 to watch.
 // Server log: artifacts/signaling-compat-server.log.
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { PASSWORD, QUIET_MS, bin, serverEnv, sleep, waitUntil } from '../test-support/common.mjs';
+import { PASSWORD, QUIET_MS, Server, bin, sleep, waitUntil } from '../test-support/common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
@@ -61,66 +59,6 @@ fs.mkdirSync(ARTIFACTS, { recursive: true });
 
 const t0 = Date.now();
 const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`, ...a);
-
-// ---------------------------------------------------------------------------------------
-// The server (as run.mjs starts it; test-support/common.mjs gives its environment)
-
-class Server {
-  constructor(dataDir) {
-    this.dataDir = dataDir;
-    this.proc = null;
-    this.url = null;
-    this.logFile = path.join(ARTIFACTS, 'signaling-compat-server.log');
-    fs.writeFileSync(this.logFile, '');
-  }
-
-  start() {
-    return new Promise((resolve, reject) => {
-      const proc = spawn(BIN, ['serve', '--port', '0', '--data-dir', this.dataDir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: serverEnv(),
-      });
-      this.proc = proc;
-      const out = fs.createWriteStream(this.logFile, { flags: 'a' });
-      let buf = '';
-      let done = false;
-      const timer = setTimeout(() => finish(new Error('the server did not print its address within 30 s')), 30_000);
-      const finish = (err) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) {
-          proc.kill('SIGKILL');
-          reject(err);
-        } else resolve();
-      };
-      proc.stdout.on('data', (chunk) => {
-        out.write(chunk);
-        buf += chunk;
-        const m = /palaver listening on (http:\/\/[\d.]+:\d+)/.exec(buf);
-        if (m) {
-          this.url = m[1];
-          finish();
-        }
-      });
-      proc.stderr.on('data', (chunk) => out.write(chunk));
-      proc.on('exit', (code, sig) => {
-        if (!done) finish(new Error(`the server exited before listening (code ${code}, signal ${sig}); see ${this.logFile}`));
-      });
-    });
-  }
-
-  async stop() {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    this.proc = null;
-    const exited = once(proc, 'exit');
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
 
 /** `POST /compat/signaling/register`: `{ID, Username, APIKey}`. */
 async function register(server, username) {
@@ -417,7 +355,13 @@ async function step(name, fn) {
 
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'palaver-signaling-compat-'));
-  const server = (ctx.server = new Server(dataDir));
+  // test-support/common.mjs's Server (its environment: serverEnv there), on port 0.
+  const server = (ctx.server = new Server({
+    bin: BIN,
+    dataDir,
+    logFile: path.join(ARTIFACTS, 'signaling-compat-server.log'),
+    stopTimeoutMs: 15_000,
+  }));
   let browser;
   try {
     await server.start();
