@@ -46,6 +46,11 @@ pub struct Config {
     /// in-flight requests to finish before closing the store and exiting. Seconds;
     /// default 10.
     pub shutdown_grace_secs: u64,
+    /// The URL people reach this server at, e.g. `https://chat.example.com` (scheme,
+    /// host, optional port; no path): the base of links the server hands out that must
+    /// work outside the request they answer (links in e-mails, OpenID Connect redirect
+    /// URIs). Default unset: `http://<host>:<port>` (see [`Config::public_base`]).
+    pub public_url: Option<String>,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub rate_limits: RateLimits,
@@ -77,6 +82,7 @@ impl Default for Config {
             database_url: None,
             redis_url: None,
             shutdown_grace_secs: 10,
+            public_url: None,
             auth: AuthConfig::default(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
@@ -534,6 +540,15 @@ pub struct LogOverrides {
 }
 
 impl Config {
+    /// `public_url` without a trailing `/`, or `http://<host>:<port>` when unset (an IPv6
+    /// host in brackets).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", std::net::SocketAddr::new(self.host, self.port)),
+        }
+    }
+
     /// Loads the layered configuration. `file` is the TOML file to read if it exists
     /// (`palaver.toml` in the working directory by default); a missing file is not an
     /// error, a malformed one is.
