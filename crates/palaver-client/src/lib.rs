@@ -175,6 +175,7 @@ impl Client {
         let body = LoginRequest {
             login: login.into(),
             password: password.into(),
+            code: None,
         };
         let auth: AuthResponse = self.post("/api/v1/auth/login", &body).await?;
         self.token = Some(auth.access_token.clone());

@@ -66,6 +66,11 @@ pub enum ErrorCode {
     /// the inviter left, was kicked or banned, or their account was disabled or deleted).
     /// HTTP 410.
     InvitationRevoked,
+    /// The password was right, and the account has two-factor codes enabled: send the
+    /// login again with `code` (a current TOTP code or a recovery code). HTTP 401.
+    TwoFactorRequired,
+    /// The two-factor `code` is wrong, expired or already used. HTTP 401.
+    InvalidTwoFactorCode,
 }
 
 impl ErrorCode {
@@ -86,7 +91,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::AccountDisabled => 403,
-            ErrorCode::RefreshTokenReused => 401,
+            ErrorCode::RefreshTokenReused
+            | ErrorCode::TwoFactorRequired
+            | ErrorCode::InvalidTwoFactorCode => 401,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -120,6 +127,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::CallFull => "call_full",
             ErrorCode::InvitationRevoked => "invitation_revoked",
+            ErrorCode::TwoFactorRequired => "two_factor_required",
+            ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
         }
     }
 }

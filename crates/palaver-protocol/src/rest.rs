@@ -34,6 +34,56 @@ pub struct LoginRequest {
     /// A username or an email address (matched case-insensitively).
     pub login: String,
     pub password: String,
+    /// For accounts with two-factor codes: a current 6-digit TOTP code (RFC 6238) or an
+    /// unused recovery code. Without it such a login answers `401 two_factor_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `GET /api/v1/users/me/two-factor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TwoFactorStatus {
+    /// Whether password logins need a code.
+    pub enabled: bool,
+    /// Unused recovery codes (0 when not enabled).
+    pub recovery_codes_left: i64,
+}
+
+/// `POST /api/v1/users/me/two-factor`: start a setup (re-authenticating with the
+/// password).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BeginTwoFactorRequest {
+    pub password: String,
+}
+
+/// The answer to [`BeginTwoFactorRequest`]: what an authenticator app needs. Nothing is
+/// required at login until the setup is confirmed with a code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TwoFactorSetup {
+    /// The shared secret, base32 (RFC 4648, no padding), for typing into an app.
+    pub secret: String,
+    /// `otpauth://totp/...` (the Key URI Format apps read from the QR code): SHA-1, 6
+    /// digits, 30-second period.
+    pub otpauth_uri: String,
+    /// The QR code of `otpauth_uri` as an SVG document, rendered by the server.
+    pub qr_svg: String,
+}
+
+/// A two-factor code: a 6-digit TOTP code or (where the route says so) a recovery code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TwoFactorCode {
+    pub code: String,
+}
+
+/// Recovery codes, shown once: each signs in once in place of a TOTP code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
 }
 
 /// The answer to register and login: the user and a fresh token pair.

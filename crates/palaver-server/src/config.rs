@@ -276,6 +276,10 @@ pub struct RateLimits {
     pub registrations_per_ip: Rule,
     /// All REST requests from one IP address. Default 1200 per minute.
     pub requests_per_ip: Rule,
+    /// Wrong two-factor codes (and wrong passwords when starting a two-factor setup) for
+    /// one account, from anywhere; a right code refunds its count. Default 5 per 5
+    /// minutes.
+    pub two_factor_failures_per_account: Rule,
 }
 
 impl Default for RateLimits {
@@ -300,6 +304,10 @@ impl Default for RateLimits {
             requests_per_ip: Rule {
                 max: 1200,
                 window_secs: 60,
+            },
+            two_factor_failures_per_account: Rule {
+                max: 5,
+                window_secs: 300,
             },
         }
     }

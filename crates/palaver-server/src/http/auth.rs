@@ -60,14 +60,17 @@ async fn register(
 /// Log in.
 ///
 /// `POST /api/v1/auth/login`:
-/// `{login, password}` (login = username or email) → `200` same shape as register;
-/// `401 invalid_credentials`; `403 account_disabled`; `429 rate_limited`.
+/// `{login, password, code?}` (login = username or email; `code` a TOTP or recovery code
+/// for accounts with two-factor codes) → `200` same shape as register;
+/// `401 invalid_credentials`; `401 two_factor_required` (the password was right: send
+/// the login again with `code`); `401 invalid_two_factor_code`; `403 account_disabled`;
+/// `429 rate_limited`.
 #[utoipa::path(
     post,
     path = "/auth/login",
     tag = "auth",
     request_body = LoginRequest,
-    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn login(
     State(state): State<AppState>,

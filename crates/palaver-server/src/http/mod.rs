@@ -20,6 +20,7 @@ mod messages;
 mod moderation;
 mod rooms;
 mod rtc;
+mod two_factor;
 mod users;
 mod web;
 
@@ -110,6 +111,7 @@ pub fn api(
     let v1 = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(two_factor::router())
         .merge(rooms::router())
         .merge(invitations::router())
         .merge(messages::router())

@@ -43,6 +43,7 @@ pub struct LoginLimiters {
     failures_per_account: RateLimiter,
     failures_per_account_global: RateLimiter,
     pub(crate) registrations_per_ip: RateLimiter,
+    pub(crate) two_factor_failures: RateLimiter,
 }
 
 impl LoginLimiters {
@@ -61,6 +62,10 @@ impl LoginLimiters {
                 "login_failures_per_account_global",
             ),
             registrations_per_ip: limiter(rules.registrations_per_ip, "registrations_per_ip"),
+            two_factor_failures: limiter(
+                rules.two_factor_failures_per_account,
+                "two_factor_failures_per_account",
+            ),
         }
     }
 }
@@ -298,6 +303,10 @@ impl Service {
                     ));
                 }
                 self.rate.failures_per_account.reset(&account_network).await;
+                if let Err(e) = self.check_two_factor(&user, req.code.as_deref()).await {
+                    self.count_login(e.code.as_str());
+                    return Err(e);
+                }
                 self.count_login("success");
                 Ok(user)
             }

@@ -241,20 +241,30 @@ impl Service {
         Ok((user, key))
     }
 
-    /// After checking `login` and `password` (as a login: rate limits included), revokes
+    /// After checking `login` and `password` (as a login: rate limits and, for accounts
+    /// with two-factor codes, `code` included), revokes
     /// the account's API keys named [`SIGNALING_KEY_NAME`] (closing their WebSockets)
     /// and makes a new one.
     ///
     /// # Errors
-    /// As [`Service::login`]; `409 conflict` if the account holds the most API keys.
+    /// As [`Service::login`] (`401 two_factor_required`...); `409 conflict` if the
+    /// account holds the most API keys.
     pub async fn regenerate_api_key(
         &self,
         login: String,
         password: String,
+        code: Option<String>,
         client: &ClientInfo,
     ) -> AppResult<(UserRow, CreatedApiKey)> {
         let user = self
-            .check_login(LoginRequest { login, password }, client)
+            .check_login(
+                LoginRequest {
+                    login,
+                    password,
+                    code,
+                },
+                client,
+            )
             .await?;
         let actor = by_password(&user);
         for key in self.api_keys(&actor).await? {
@@ -271,7 +281,7 @@ impl Service {
         Ok((user, key))
     }
 
-    /// After checking `login` and `password` (as a login), changes the password as
+    /// After checking `login`, `password` and `code` (as a login), changes the password as
     /// [`Service::change_password`] does: every login session of the account ends; API
     /// keys stay.
     ///
@@ -282,6 +292,7 @@ impl Service {
         login: String,
         password: String,
         new_password: String,
+        code: Option<String>,
         client: &ClientInfo,
     ) -> AppResult<UserRow> {
         let user = self
@@ -289,6 +300,7 @@ impl Service {
                 LoginRequest {
                     login,
                     password: password.clone(),
+                    code,
                 },
                 client,
             )

@@ -38,6 +38,7 @@ pub mod moderation;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;
+pub mod two_factor;
 pub mod user_limits;
 pub mod validate;
 

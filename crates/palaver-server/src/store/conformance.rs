@@ -181,6 +181,9 @@ conformance!(
     deleting_an_account_removes_its_resume_tickets,
     numbers_are_given_once_per_id_in_order_for_users_and_as_asked_for_rooms,
     concurrent_numbering_gives_every_id_one_distinct_number,
+    two_factor_is_enabled_once_with_its_secret_and_steps_and_codes_are_used_once,
+    concurrent_uses_of_one_step_or_recovery_code_succeed_once,
+    deleting_an_account_removes_its_two_factor_secret_and_codes,
     api_keys_authenticate_until_revoked_or_expired,
     blocks_are_idempotent_and_listed_most_recent_first,
     a_room_starts_with_its_creator_as_owner_and_lists_for_its_members,
@@ -1002,6 +1005,158 @@ async fn numbers_are_given_once_per_id_in_order_for_users_and_as_asked_for_rooms
         users.id_of_number(Room, big).await.unwrap().as_deref(),
         Some("r1")
     );
+}
+
+async fn two_factor_is_enabled_once_with_its_secret_and_steps_and_codes_are_used_once(
+    store: Store,
+) {
+    add_user(&store, "u1", "alice").await;
+    let users = &store.users;
+    assert_eq!(users.two_factor("u1").await.unwrap(), None);
+    assert!(
+        !users.use_two_factor_step("u1", 5).await.unwrap(),
+        "not enabled"
+    );
+    assert!(users
+        .begin_two_factor("u1", b"first", &at(1))
+        .await
+        .unwrap());
+    // Begun again: the new secret replaces the first, which no longer enables.
+    assert!(users
+        .begin_two_factor("u1", b"second", &at(2))
+        .await
+        .unwrap());
+    let codes = [vec![1u8; 32], vec![2u8; 32]];
+    assert!(!users
+        .enable_two_factor("u1", b"first", 100, &codes, &at(3))
+        .await
+        .unwrap());
+    assert!(
+        !users.use_two_factor_step("u1", 101).await.unwrap(),
+        "pending"
+    );
+    assert!(users
+        .enable_two_factor("u1", b"second", 100, &codes, &at(3))
+        .await
+        .unwrap());
+    assert!(
+        !users
+            .enable_two_factor("u1", b"second", 100, &codes, &at(3))
+            .await
+            .unwrap(),
+        "enabled once"
+    );
+    let row = users.two_factor("u1").await.unwrap().unwrap();
+    assert_eq!(row.secret, b"second");
+    assert_eq!(row.enabled_at.as_deref(), Some(at(3).as_str()));
+    assert_eq!(row.last_step, 100);
+    assert!(
+        !users
+            .begin_two_factor("u1", b"third", &at(4))
+            .await
+            .unwrap(),
+        "enabled: kept"
+    );
+    // A step is used once, and never one at or before the last.
+    assert!(!users.use_two_factor_step("u1", 100).await.unwrap());
+    assert!(!users.use_two_factor_step("u1", 99).await.unwrap());
+    assert!(users.use_two_factor_step("u1", 101).await.unwrap());
+    assert!(!users.use_two_factor_step("u1", 101).await.unwrap());
+    assert_eq!(users.recovery_codes_left("u1").await.unwrap(), 2);
+    assert!(users
+        .use_recovery_code("u1", &codes[0], &at(5))
+        .await
+        .unwrap());
+    assert!(!users
+        .use_recovery_code("u1", &codes[0], &at(6))
+        .await
+        .unwrap());
+    assert!(!users
+        .use_recovery_code("u1", &[9u8; 32], &at(6))
+        .await
+        .unwrap());
+    assert_eq!(users.recovery_codes_left("u1").await.unwrap(), 1);
+    assert!(users.disable_two_factor("u1").await.unwrap());
+    assert_eq!(users.two_factor("u1").await.unwrap(), None);
+    assert_eq!(users.recovery_codes_left("u1").await.unwrap(), 0);
+    assert!(!users.disable_two_factor("u1").await.unwrap());
+    // A begun setup is not "enabled" when removed.
+    assert!(users
+        .begin_two_factor("u1", b"again", &at(7))
+        .await
+        .unwrap());
+    assert!(!users.disable_two_factor("u1").await.unwrap());
+    assert!(matches!(
+        users.begin_two_factor("nobody", b"x", &at(8)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn concurrent_uses_of_one_step_or_recovery_code_succeed_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    let code = vec![7u8; 32];
+    store
+        .users
+        .begin_two_factor("u1", b"s", &at(1))
+        .await
+        .unwrap();
+    store
+        .users
+        .enable_two_factor("u1", b"s", 10, std::slice::from_ref(&code), &at(2))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, code) = (store.clone(), code.clone());
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    (
+                        true,
+                        store.users.use_two_factor_step("u1", 11).await.unwrap(),
+                    )
+                } else {
+                    (
+                        false,
+                        store
+                            .users
+                            .use_recovery_code("u1", &code, &at(3))
+                            .await
+                            .unwrap(),
+                    )
+                }
+            })
+        })
+        .collect();
+    let (mut steps, mut codes) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (true, true) => steps += 1,
+            (false, true) => codes += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((steps, codes), (1, 1));
+}
+
+async fn deleting_an_account_removes_its_two_factor_secret_and_codes(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    store
+        .users
+        .begin_two_factor("u1", b"s", &at(1))
+        .await
+        .unwrap();
+    store
+        .users
+        .enable_two_factor("u1", b"s", 1, &[vec![1u8; 32]], &at(2))
+        .await
+        .unwrap();
+    store
+        .users
+        .delete_user("u1", "deleted-u1", &at(3))
+        .await
+        .unwrap();
+    assert_eq!(store.users.two_factor("u1").await.unwrap(), None);
+    assert_eq!(store.users.recovery_codes_left("u1").await.unwrap(), 0);
 }
 
 async fn concurrent_numbering_gives_every_id_one_distinct_number(store: Store) {

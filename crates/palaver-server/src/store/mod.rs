@@ -463,6 +463,58 @@ pub trait UserStore: Send + Sync {
         id: &str,
         n: Option<i64>,
     ) -> StoreResult<Option<i64>>;
+
+    /// User `user_id`'s two-factor secret and state, if they have started a setup.
+    async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorRow>>;
+
+    /// Starts (or restarts) a two-factor setup with `secret`, unless two-factor codes are
+    /// enabled already. Returns whether it was stored.
+    async fn begin_two_factor(&self, user_id: &str, secret: &[u8], at: &str) -> StoreResult<bool>;
+
+    /// Enables the setup begun with `secret` (unless enabled already, or begun again with
+    /// another secret meanwhile), recording `step` as the last time step used and
+    /// replacing the recovery codes with `recovery_hashes`, in one transaction. Returns
+    /// whether it was enabled.
+    async fn enable_two_factor(
+        &self,
+        user_id: &str,
+        secret: &[u8],
+        step: i64,
+        recovery_hashes: &[Vec<u8>],
+        at: &str,
+    ) -> StoreResult<bool>;
+
+    /// Accepts a code of time step `step` if two-factor codes are enabled and no code of
+    /// this or a later step was accepted before (RFC 6238 §5.2: a code is used once). Of
+    /// concurrent uses of one step, at most one is accepted.
+    async fn use_two_factor_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
+
+    /// Marks the unused recovery code with SHA-256 `code_hash` used at `at`. Of
+    /// concurrent uses, at most one succeeds.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        at: &str,
+    ) -> StoreResult<bool>;
+
+    /// How many of the user's recovery codes are unused.
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64>;
+
+    /// Removes the user's two-factor secret and recovery codes; returns whether they had
+    /// two-factor codes enabled.
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool>;
+}
+
+/// A user's two-factor state ([`UserStore::two_factor`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoFactorRow {
+    /// The shared secret (RFC 6238 `K`).
+    pub secret: Vec<u8>,
+    /// When the setup was confirmed; `None` while only begun.
+    pub enabled_at: Option<String>,
+    /// The last time step whose code was accepted.
+    pub last_step: i64,
 }
 
 /// What a number of [`UserStore::assign_number`] names: numbers for users and rooms in

@@ -6,7 +6,7 @@
 //! every table, described by [`TABLES`]; nothing is translated. The export file is JSON
 //! Lines (UTF-8, one JSON object per line):
 //!
-//! 1. A header: `{"format":"palaver-export","version":3,"backend":"sqlite",
+//! 1. A header: `{"format":"palaver-export","version":4,"backend":"sqlite",
 //!    "schema_version":9,"exported_at":"<RFC 3339>"}`: [`FORMAT_VERSION`] fixes the set of
 //!    tables and columns below; `backend` and `schema_version` (the last migration applied
 //!    to the source) are for the reader. Files of an earlier version are read too: the
@@ -52,8 +52,9 @@ pub const FORMAT: &str = "palaver-export";
 
 /// The version of the file format: which tables and columns ([`TABLES`]) a file holds.
 /// Version 2 added `users.last_seen_at`; version 3 the table `numeric_ids` (a file of an
-/// earlier version has no rows of it: its users get numbers again when first needed).
-pub const FORMAT_VERSION: i64 = 3;
+/// earlier version has no rows of it: its users get numbers again when first needed);
+/// version 4 the tables `two_factor` and `recovery_codes`.
+pub const FORMAT_VERSION: i64 = 4;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
 /// an earlier version has none of them; they are imported as NULL.
@@ -292,6 +293,22 @@ pub const TABLES: &[Table] = &[
             ("resolved_by", Text),
             ("resolved_at", Text),
         ],
+    },
+    Table {
+        name: "two_factor",
+        key: &["user_id"],
+        columns: &[
+            ("user_id", Text),
+            ("secret", Blob),
+            ("enabled_at", Text),
+            ("last_step", Integer),
+            ("created_at", Text),
+        ],
+    },
+    Table {
+        name: "recovery_codes",
+        key: &["user_id", "code_hash"],
+        columns: &[("user_id", Text), ("code_hash", Blob), ("used_at", Text)],
     },
     Table {
         name: "numeric_ids",
@@ -1148,7 +1165,7 @@ mod tests {
         let (_, values) = parse_row(user(r#","last_seen_at":"t2""#), 2).unwrap();
         assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t2"));
         assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
-        assert!(check_header(r#"{"format":"palaver-export","version":3}"#).is_ok());
-        assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_err());
+        assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_ok());
+        assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_err());
     }
 }

@@ -33,5 +33,6 @@ mod signaling_compat;
 mod transfer;
 #[cfg(feature = "turn-tests")]
 mod turn;
+mod two_factor;
 mod ws_edges;
 mod ws_races;

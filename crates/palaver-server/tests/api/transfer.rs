@@ -227,6 +227,8 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
         .unwrap();
     // Bob's socket closing stores his last seen time.
     bob.connect().await.unwrap().close().await.unwrap();
+    // Two-factor codes (tables two_factor and recovery_codes).
+    crate::two_factor::enable(&server, dave.token.as_deref().unwrap()).await;
     // A user of seed 003's protocol gets a number (table numeric_ids).
     let seed_user = reqwest::Client::new()
         .post(format!("{}/compat/signaling/register", server.base))
@@ -305,7 +307,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 16, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 18, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }
@@ -365,6 +367,13 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     let mut alice = server.client();
     alice.login(&alice_name, PASSWORD).await.unwrap();
     assert_eq!(history(&alice, &channel.id).await, before);
+    // Two-factor codes came along: Dave's password alone is not enough.
+    let refused = server
+        .client()
+        .login(&dave.user.as_ref().unwrap().username, PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("two_factor_required"), "{refused:?}");
     let mut resumed = server.client();
     resumed
         .refresh(&rotated.refresh_token)

@@ -61,6 +61,10 @@ struct Credentials {
     new_password: Option<String>,
     #[serde(rename = "Email", alias = "email", default)]
     email: Option<String>,
+    /// For accounts with two-factor codes (`/updatepassword`, `/regenerate`): a current
+    /// TOTP code or a recovery code.
+    #[serde(rename = "Code", alias = "code", default)]
+    code: Option<String>,
 }
 
 /// Responses are never cached (they may carry a key).
@@ -144,6 +148,7 @@ async fn update_password(
             body.username,
             body.password,
             new_password,
+            body.code,
             &client_info(&headers, client),
         )
         .await
@@ -157,7 +162,9 @@ async fn update_password(
 /// revoked, and their WebSockets closed (4001).
 ///
 /// # Errors
-/// `401 invalid_credentials`, `403 account_disabled`, `429 rate_limited`.
+/// `401 invalid_credentials`, `401 two_factor_required` / `invalid_two_factor_code`
+/// (accounts with two-factor codes: send `Code`), `403 account_disabled`,
+/// `429 rate_limited`.
 async fn regenerate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -167,7 +174,12 @@ async fn regenerate(
     let ApiJson(body) = body?;
     let (user, key) = state
         .service
-        .regenerate_api_key(body.username, body.password, &client_info(&headers, client))
+        .regenerate_api_key(
+            body.username,
+            body.password,
+            body.code,
+            &client_info(&headers, client),
+        )
         .await
         .map_err(seed_field)?;
     let number = state.service.user_number(&user.id).await?;

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "numeric ids",
         include_str!("../../../migrations/postgres/0004_numeric_ids.sql"),
     ),
+    (
+        5,
+        "two factor",
+        include_str!("../../../migrations/postgres/0005_two_factor.sql"),
+    ),
 ];
 
 /// Connections the pool opens at most.

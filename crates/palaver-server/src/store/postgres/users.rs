@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::{not_found_on_foreign_key, unique_violation_on, PostgresStore};
 use crate::store::{
     CredentialState, NewSession, NumericKind, Profile, ResumeTicket, Rotation, SessionRow,
-    SessionStore, StoreError, StoreResult, UserRow, UserStore,
+    SessionStore, StoreError, StoreResult, TwoFactorRow, UserRow, UserStore,
 };
 
 /// Reads a user row (all columns of `users`).
@@ -251,6 +251,14 @@ impl UserStore for PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM two_factor WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -331,6 +339,135 @@ impl UserStore for PostgresStore {
             }
         }
         Err(StoreError::Conflict("numeric id"))
+    }
+
+    async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorRow>> {
+        let row =
+            sqlx::query("SELECT secret, enabled_at, last_step FROM two_factor WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(TwoFactorRow {
+                secret: row.try_get("secret")?,
+                enabled_at: row.try_get("enabled_at")?,
+                last_step: row.try_get("last_step")?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn begin_two_factor(&self, user_id: &str, secret: &[u8], at: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO two_factor (user_id, secret, enabled_at, last_step, created_at)
+             VALUES ($1, $2, NULL, 0, $3)
+             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret,
+                 created_at = excluded.created_at
+             WHERE two_factor.enabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(secret)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(not_found_on_foreign_key)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn enable_two_factor(
+        &self,
+        user_id: &str,
+        secret: &[u8],
+        step: i64,
+        recovery_hashes: &[Vec<u8>],
+        at: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let enabled = sqlx::query(
+            "UPDATE two_factor SET enabled_at = $3, last_step = $4
+             WHERE user_id = $1 AND secret = $2 AND enabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(secret)
+        .bind(at)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?;
+        if enabled.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for hash in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn use_two_factor_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE two_factor SET last_step = $2
+             WHERE user_id = $1 AND enabled_at IS NOT NULL AND last_step < $2",
+        )
+        .bind(user_id)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        at: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3
+             WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(code_hash)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let removed: Option<Option<String>> =
+            sqlx::query_scalar("DELETE FROM two_factor WHERE user_id = $1 RETURNING enabled_at")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(matches!(removed, Some(Some(_))))
     }
 }
 
