@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { Server } from '../test-support/common.mjs';
 
@@ -153,6 +154,21 @@ class User {
     return this.page.evaluate(() => JSON.parse(sessionStorage.getItem('palaver.session')).access_token);
   }
 }
+
+/** RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of a base32 `secret` for time step `step`. */
+function totp(secret, step) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c.toUpperCase()).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+const stepNow = () => Math.floor(Date.now() / 1000 / 30);
 
 function countOf(list, text) {
   return list.filter((t) => t === text).length;
@@ -555,7 +571,69 @@ async function main() {
       await context.close();
     });
 
-    for (const u of [ctx.alice, ctx.bob, ...(ctx.tabs || [])].filter(Boolean)) {
+    await test('8. two-factor codes: set up in Security (QR code), sign out, sign in again with a code; sessions listed', async () => {
+      const erin = (ctx.erin = await newUser('erin'));
+      await erin.signUp(server.url);
+      const p = erin.page;
+      await erin.tid('security').click();
+      await waitFor('the two-factor state', async () => (await erin.tid('tf-status').textContent()).startsWith('Off'));
+      // Sessions: this device is listed.
+      await waitFor('this session listed', async () => (await erin.tid('session-list').textContent()).includes('this device'));
+      await erin.tid('tf-password').fill(PASSWORD);
+      await erin.tid('tf-begin').click();
+      await erin.tid('tf-confirm-form').waitFor();
+      // The QR code is the server's SVG, shown as an image that actually rendered.
+      await waitFor('the QR code image to load', () => p.evaluate(() => {
+        const img = document.querySelector('[data-testid=tf-qr]');
+        return img.complete && img.naturalWidth >= 100 && img.src.startsWith('data:image/svg+xml;base64,');
+      }));
+      const secret = (await erin.tid('tf-secret').textContent()).trim();
+      assert.match(secret, /^[A-Z2-7]{32}$/);
+      const step = stepNow();
+      await erin.tid('tf-confirm-code').fill(totp(secret, step));
+      await erin.tid('tf-confirm').click();
+      await erin.tid('tf-recovery').waitFor();
+      const codes = await erin.page.$$eval('[data-testid=tf-recovery-list] li', (els) => els.map((e) => e.textContent));
+      assert.equal(codes.length, 10);
+      await waitFor('the state to say on', async () => (await erin.tid('tf-status').textContent()).startsWith('On'));
+      await p.keyboard.press('Escape');
+
+      await erin.tid('logout').click();
+      await erin.tid('login-form').waitFor();
+      await erin.tid('login-username').fill('erin');
+      await erin.tid('login-password').fill(PASSWORD);
+      await erin.tid('login-submit').click();
+      // The password was right: the page asks for the code.
+      await erin.tid('login-code').waitFor();
+      await waitFor('the code prompt', async () => (await erin.tid('login-error').textContent()).includes('authenticator'));
+      await erin.tid('login-code').fill(totp(secret, step + 1));
+      await erin.tid('login-submit').click();
+      await erin.waitOnline();
+      assert.equal(await erin.tid('me-name').textContent(), 'erin');
+
+      // Another sign-in elsewhere shows up in Security, and can be signed out from here.
+      const other = await fetch(`${server.url}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'erin-phone' },
+        body: JSON.stringify({ login: 'erin', password: PASSWORD, code: codes[0] }),
+      });
+      assert.equal(other.status, 200, await other.clone().text());
+      const phone = await other.json();
+      await erin.tid('security').click();
+      const phoneRow = p.locator('[data-testid=session]', { hasText: 'erin-phone' });
+      await phoneRow.waitFor();
+      await phoneRow.getByTestId('session-end').click();
+      await phoneRow.waitFor({ state: 'detached' });
+      const refused = await fetch(`${server.url}/api/v1/auth/refresh`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ refresh_token: phone.refresh_token }),
+      });
+      assert.equal(refused.status, 401, 'the signed-out session cannot refresh');
+      await p.keyboard.press('Escape');
+    });
+
+    for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.
       const bad = u.consoleErrors.filter((e) => /Content Security Policy|pageerror|Uncaught/i.test(e));
       if (bad.length) {

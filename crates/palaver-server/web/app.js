@@ -2398,6 +2398,8 @@ function setTileInitial(tile, name) {
 function showAuth(message) {
   $('#app-view').hidden = true;
   $('#auth-view').hidden = false;
+  selectTab('login');
+  $('#login-code-row').hidden = true;
   if (message) $('#login-form .form-error').textContent = message;
   $('#login-form [name=login]').focus();
 }
@@ -2421,14 +2423,24 @@ async function submitAuth(e, kind) {
   if (kind === 'register') data.username = data.username.trim().toLowerCase();
   const button = form.querySelector('button[type=submit]');
   button.disabled = true;
+  if (kind === 'login' && !data.code) delete data.code;
   try {
     const body = await api('POST', `/auth/${kind}`, { body: data, auth: false });
     saveSession({ access_token: body.access_token, refresh_token: body.refresh_token, user: body.user });
     form.reset();
+    if (kind === 'login') $('#login-code-row').hidden = true;
     startApp();
   } catch (ex) {
     let msg = ex.message;
     if (ex.code === 'rate_limited') msg = 'Too many attempts. Please wait a little and try again.';
+    if (ex.code === 'two_factor_required' || ex.code === 'invalid_two_factor_code') {
+      $('#login-code-row').hidden = false;
+      form.querySelector('[name=code]').value = '';
+      form.querySelector('[name=code]').focus();
+      msg = ex.code === 'two_factor_required'
+        ? 'Enter the code from your authenticator app.'
+        : 'That code is wrong or already used. Try the next one.';
+    }
     err.textContent = msg;
   } finally {
     button.disabled = false;
@@ -2479,6 +2491,109 @@ function signOut(message, { remote = true } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Security: two-factor codes and signed-in sessions
+
+async function openSecurity() {
+  const dlg = $('#security-dialog');
+  for (const id of ['#tf-begin-form', '#tf-confirm-form', '#tf-recovery', '#tf-disable-form']) $(id).hidden = true;
+  $('#tf-status').textContent = 'Loading…';
+  openDialog(dlg);
+  try {
+    await Promise.all([renderTwoFactor(), renderSessions()]);
+  } catch (e) {
+    $('#security-dialog .form-error').textContent = e.message;
+  }
+}
+
+async function renderTwoFactor() {
+  const st = await api('GET', '/users/me/two-factor');
+  $('#tf-status').textContent = st.enabled
+    ? `On: password logins need a code. ${st.recovery_codes_left} recovery codes left.`
+    : 'Off: your password alone signs you in.';
+  $('#tf-begin-form').hidden = st.enabled;
+  $('#tf-disable-form').hidden = !st.enabled;
+  $('#tf-confirm-form').hidden = true;
+}
+
+async function beginTwoFactor(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $('#security-dialog .form-error');
+  err.textContent = '';
+  try {
+    const setup = await api('POST', '/users/me/two-factor', { body: { password: form.password.value } });
+    form.reset();
+    // The server's SVG as an image: shown, never parsed into the page.
+    $('#tf-qr').src = `data:image/svg+xml;base64,${btoa(setup.qr_svg)}`;
+    $('#tf-secret').textContent = setup.secret;
+    form.hidden = true;
+    $('#tf-confirm-form').hidden = false;
+    $('#tf-confirm-form [name=code]').focus();
+  } catch (ex) {
+    err.textContent = ex.code === 'invalid_credentials' ? 'That password is wrong.' : ex.message;
+  }
+}
+
+async function confirmTwoFactor(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $('#security-dialog .form-error');
+  err.textContent = '';
+  try {
+    const { recovery_codes: codes } = await api('POST', '/users/me/two-factor/confirm', { body: { code: form.code.value.trim() } });
+    form.reset();
+    $('#tf-recovery-list').replaceChildren(...codes.map((c) => h('li', null, h('code', null, c))));
+    $('#tf-recovery').hidden = false;
+    await renderTwoFactor();
+    toast('Two-factor codes are on.');
+  } catch (ex) {
+    err.textContent = ex.code === 'invalid_two_factor_code' ? 'That code is wrong. Try the one the app shows now.' : ex.message;
+  }
+}
+
+async function disableTwoFactor(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $('#security-dialog .form-error');
+  err.textContent = '';
+  try {
+    await api('POST', '/users/me/two-factor/disable', { body: { code: form.code.value.trim() } });
+    form.reset();
+    $('#tf-recovery').hidden = true;
+    await renderTwoFactor();
+    toast('Two-factor codes are off.');
+  } catch (ex) {
+    err.textContent = ex.code === 'invalid_two_factor_code' ? 'That code is wrong or already used.' : ex.message;
+  }
+}
+
+async function renderSessions() {
+  const { sessions } = await api('GET', '/users/me/sessions');
+  const list = $('#session-list');
+  list.replaceChildren(...sessions.map((s) => {
+    const label = `${s.device_name || 'Unknown device'}${s.ip ? ` · ${s.ip}` : ''}`;
+    const item = h('li', { class: 'session', 'data-testid': 'session' },
+      h('span', null, label, h('small', { class: 'hint' }, ` · last active ${shortTime(s.last_used_at)}`)));
+    if (s.current) {
+      item.append(h('span', { class: 'badge' }, 'this device'));
+    } else {
+      const out = h('button', { type: 'button', class: 'ghost small', 'data-testid': 'session-end' }, 'Sign out');
+      out.setAttribute('aria-label', `Sign out ${label}`);
+      out.addEventListener('click', async () => {
+        try {
+          await api('DELETE', `/users/me/sessions/${enc(s.id)}`);
+          await renderSessions();
+        } catch (ex) {
+          $('#security-dialog .form-error').textContent = ex.message;
+        }
+      });
+      item.append(out);
+    }
+    return item;
+  }));
+}
+
+// ---------------------------------------------------------------------------------------
 // Wiring
 
 function wire() {
@@ -2495,6 +2610,10 @@ function wire() {
   $('#login-form').addEventListener('submit', (e) => submitAuth(e, 'login'));
   $('#signup-form').addEventListener('submit', (e) => submitAuth(e, 'register'));
   $('#logout-btn').addEventListener('click', () => signOut());
+  $('#security-btn').addEventListener('click', openSecurity);
+  $('#tf-begin-form').addEventListener('submit', beginTwoFactor);
+  $('#tf-confirm-form').addEventListener('submit', confirmTwoFactor);
+  $('#tf-disable-form').addEventListener('submit', disableTwoFactor);
   $('#conn-retry').addEventListener('click', reconnectNow);
 
   $('#new-room-btn').addEventListener('click', () => openDialog($('#new-room-dialog')));
