@@ -18,6 +18,7 @@ mod health;
 mod invitations;
 mod messages;
 mod moderation;
+mod oidc;
 mod rooms;
 mod rtc;
 mod users;
@@ -63,7 +64,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
     modifiers(&SecuritySchemes),
     components(schemas(messages::Emoji)),
     tags(
-        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "auth", description = "Register, log in, refresh, log out; sign in with OpenID Connect providers and GitHub"),
         (name = "users", description = "Profiles, password, account deletion, user search"),
         (name = "sessions", description = "The caller's login sessions"),
         (name = "api_keys", description = "API keys for bots and devices"),
@@ -109,6 +110,7 @@ pub fn api(
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let v1 = OpenApiRouter::new()
         .merge(auth::router())
+        .merge(oidc::router())
         .merge(users::router())
         .merge(rooms::router())
         .merge(invitations::router())

@@ -94,7 +94,7 @@ use Kind::{Blob, Integer, Text};
 ///
 /// - `resume_tickets`: SignalR resume tickets (`SessionStore::save_resume_ticket`), valid
 ///   for minutes and single use.
-pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets"];
+pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "oidc_tickets"];
 
 /// Every table of the schema, each after the tables its foreign keys point to (so that
 /// inserting in this order satisfies them). `_sqlx_migrations` and the
@@ -297,6 +297,18 @@ pub const TABLES: &[Table] = &[
         name: "numeric_ids",
         key: &["kind", "id"],
         columns: &[("kind", Text), ("id", Text), ("n", Integer)],
+    },
+    Table {
+        name: "identities",
+        key: &["id"],
+        columns: &[
+            ("id", Text),
+            ("user_id", Text),
+            ("provider", Text),
+            ("subject", Text),
+            ("email", Text),
+            ("created_at", Text),
+        ],
     },
 ];
 

@@ -28,6 +28,7 @@
 //! [`changes_since`]: crate::store::MessageStore::changes_since
 
 mod accounts;
+mod identities;
 mod messages;
 mod reports;
 mod rooms;
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "numeric ids",
         include_str!("../../../migrations/postgres/0004_numeric_ids.sql"),
+    ),
+    (
+        7,
+        "identities",
+        include_str!("../../../migrations/postgres/0007_identities.sql"),
     ),
 ];
 
@@ -152,7 +158,8 @@ impl PostgresStore {
             rooms: this.clone(),
             messages: this.clone(),
             attachments: this.clone(),
-            reports: this,
+            reports: this.clone(),
+            identities: this,
         }
     }
 }

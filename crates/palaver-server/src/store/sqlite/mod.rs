@@ -13,6 +13,7 @@
 //! through sqlx's migrator, which records them in `_sqlx_migrations`.
 
 mod accounts;
+mod identities;
 mod messages;
 mod reports;
 mod rooms;
@@ -91,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "numeric ids",
         include_str!("../../../migrations/sqlite/0011_numeric_ids.sql"),
+    ),
+    (
+        14,
+        "identities",
+        include_str!("../../../migrations/sqlite/0014_identities.sql"),
     ),
 ];
 
@@ -192,7 +198,8 @@ impl SqliteStore {
             rooms: this.clone(),
             messages: this.clone(),
             attachments: this.clone(),
-            reports: this,
+            reports: this.clone(),
+            identities: this,
         }
     }
 }
