@@ -63,7 +63,8 @@ pub const LINK_TTL: Duration = Duration::from_secs(600);
 /// How long a provider's discovery document (and JWKS) is used before it is fetched
 /// again.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
-/// The least time between two JWKS fetches of one provider caused by an unknown key id.
+/// The least time between two JWKS fetches of one provider caused by an unknown key id
+/// (so that tokens with made-up key ids cannot make Palaver hammer the provider).
 pub const JWKS_REFETCH_EVERY: Duration = Duration::from_secs(30);
 /// The time limit of one request to a provider.
 pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,11 +99,12 @@ type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-/// A discovery document and when it (and its JWKS) was fetched.
+/// A discovery document, when it was fetched, and when an unknown key id last made
+/// Palaver fetch the JWKS again.
 struct Discovered {
     metadata: Metadata,
     at: Instant,
-    jwks_at: Instant,
+    jwks_refetched_at: Option<Instant>,
 }
 
 /// One configured OpenID Connect provider and its cached discovery.
@@ -170,11 +172,11 @@ impl SignInProviders {
                 .map_err(|_| unavailable(&provider.config.id, "the issuer is not a URL"))?;
             match Metadata::discover_async(issuer, &self.http).await {
                 Ok(metadata) => {
-                    let now = Instant::now();
+                    let jwks_refetched_at = cached.as_ref().and_then(|d| d.jwks_refetched_at);
                     *cached = Some(Discovered {
                         metadata,
-                        at: now,
-                        jwks_at: now,
+                        at: Instant::now(),
+                        jwks_refetched_at,
                     });
                 }
                 Err(e) if cached.is_some() => {
@@ -191,8 +193,11 @@ impl SignInProviders {
         let Some(discovered) = cached.as_mut() else {
             return Err(unavailable(&provider.config.id, "discovery failed"));
         };
-        if refetch_jwks && discovered.jwks_at.elapsed() >= JWKS_REFETCH_EVERY {
-            discovered.jwks_at = Instant::now();
+        let due = discovered
+            .jwks_refetched_at
+            .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_EVERY);
+        if refetch_jwks && due {
+            discovered.jwks_refetched_at = Some(Instant::now());
             match JsonWebKeySet::fetch_async(discovered.metadata.jwks_uri(), &self.http).await {
                 Ok(jwks) => {
                     tracing::info!(provider = %provider.config.id, "refetched the JWKS (unknown key id)");
