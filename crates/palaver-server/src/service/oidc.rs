@@ -310,11 +310,11 @@ pub fn username_base(hints: &[Option<&str>], limits: &Limits) -> String {
             }
         }
         let trimmed: String = out
-            .trim_matches(|c| matches!(c, '_' | '.' | '-'))
+            .trim_matches(['_', '.', '-'])
             .chars()
             .take(max)
             .collect();
-        let trimmed = trimmed.trim_end_matches(|c| matches!(c, '_' | '.' | '-'));
+        let trimmed = trimmed.trim_end_matches(['_', '.', '-']);
         if trimmed.is_empty() {
             continue;
         }
@@ -446,7 +446,7 @@ impl Service {
                 &now_plus(FLOW_TTL.as_secs() as i64),
             )
             .await?;
-        if rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 64 == 0 {
+        if rand_core::RngCore::next_u32(&mut rand_core::OsRng).is_multiple_of(64) {
             if let Err(e) = self.store.identities.purge_tickets(&now_rfc3339()).await {
                 tracing::warn!(error = %e, "purging expired sign-in tickets");
             }
