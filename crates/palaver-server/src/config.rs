@@ -6,7 +6,8 @@
 //! `PALAVER_DATABASE_URL=postgres://palaver@db/palaver`,
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
-//! Secrets (`auth.jwt_secret`, `database_url` and `redis_url`, which may hold a password) are wrapped in
+//! Secrets (`auth.jwt_secret`, the `client_secret`s of `[[auth.oidc]]` and `[auth.github]`,
+//! `database_url` and `redis_url`, which may hold a password) are wrapped in
 //! [`Secret`] so they never appear in logs or `Debug` output.
 
 use std::net::{IpAddr, Ipv4Addr};
