@@ -71,6 +71,38 @@ pub enum ErrorCode {
     TwoFactorRequired,
     /// The two-factor `code` is wrong, expired or already used. HTTP 401.
     InvalidTwoFactorCode,
+    /// No sign-in provider has this id (`[[auth.oidc]] id`, or `github`). HTTP 404.
+    UnknownProvider,
+    /// The sign-in provider could not be reached or answered nonsense (discovery, JWKS,
+    /// token or user endpoint). HTTP 502.
+    ProviderUnavailable,
+    /// The sign-in callback's `state` is unknown, expired, already used, for another
+    /// provider, or not this browser's (OAuth 2.0 RFC 6749 §10.12, RFC 9700 §4.7). HTTP 400.
+    OauthStateInvalid,
+    /// The provider answered the authorization request with an error (e.g. the user
+    /// declined: `access_denied`). HTTP 400.
+    OauthProviderError,
+    /// The provider's token endpoint refused the authorization code (spent, expired,
+    /// or the PKCE verifier does not match). HTTP 400.
+    OauthCodeRejected,
+    /// The RFC 9207 `iss` parameter of the callback is not the provider's issuer, or is
+    /// missing although the provider promises it. HTTP 400.
+    OauthIssuerMismatch,
+    /// The ID token is malformed, or its signature, issuer or audience is wrong
+    /// (OpenID Connect Core 1.0 §3.1.3.7). HTTP 400.
+    OidcIdTokenInvalid,
+    /// The ID token has expired. HTTP 400.
+    OidcIdTokenExpired,
+    /// The ID token's `nonce` is not the one this sign-in sent. HTTP 400.
+    OidcNonceMismatch,
+    /// A link token (`POST /api/v1/auth/link/confirm`) that is unknown, expired or
+    /// already used. HTTP 400.
+    LinkTokenInvalid,
+    /// The provider account is already linked to a (different) Palaver account. HTTP 409.
+    IdentityAlreadyLinked,
+    /// Unlinking this identity would leave the account no way to sign in (no password and
+    /// no other identity). HTTP 409.
+    LastSignInMethod,
 }
 
 impl ErrorCode {
@@ -87,7 +119,19 @@ impl ErrorCode {
             | ErrorCode::EmailTaken
             | ErrorCode::RefreshConflict
             | ErrorCode::Conflict
-            | ErrorCode::CallFull => 409,
+            | ErrorCode::CallFull
+            | ErrorCode::IdentityAlreadyLinked
+            | ErrorCode::LastSignInMethod => 409,
+            ErrorCode::UnknownProvider => 404,
+            ErrorCode::ProviderUnavailable => 502,
+            ErrorCode::OauthStateInvalid
+            | ErrorCode::OauthProviderError
+            | ErrorCode::OauthCodeRejected
+            | ErrorCode::OauthIssuerMismatch
+            | ErrorCode::OidcIdTokenInvalid
+            | ErrorCode::OidcIdTokenExpired
+            | ErrorCode::OidcNonceMismatch
+            | ErrorCode::LinkTokenInvalid => 400,
             ErrorCode::RateLimited => 429,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::AccountDisabled => 403,
@@ -129,6 +173,18 @@ impl ErrorCode {
             ErrorCode::InvitationRevoked => "invitation_revoked",
             ErrorCode::TwoFactorRequired => "two_factor_required",
             ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
+            ErrorCode::UnknownProvider => "unknown_provider",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::OauthStateInvalid => "oauth_state_invalid",
+            ErrorCode::OauthProviderError => "oauth_provider_error",
+            ErrorCode::OauthCodeRejected => "oauth_code_rejected",
+            ErrorCode::OauthIssuerMismatch => "oauth_issuer_mismatch",
+            ErrorCode::OidcIdTokenInvalid => "oidc_id_token_invalid",
+            ErrorCode::OidcIdTokenExpired => "oidc_id_token_expired",
+            ErrorCode::OidcNonceMismatch => "oidc_nonce_mismatch",
+            ErrorCode::LinkTokenInvalid => "link_token_invalid",
+            ErrorCode::IdentityAlreadyLinked => "identity_already_linked",
+            ErrorCode::LastSignInMethod => "last_sign_in_method",
         }
     }
 }

@@ -93,7 +93,10 @@ pub struct AuthResponse {
     pub user: User,
     /// A JWT (HS256) to send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
-    /// An opaque 256-bit token (base64url), stored by the server only as a hash.
+    /// An opaque 256-bit token (base64url), stored by the server only as a hash. Absent
+    /// (empty when deserialized) when the request asked for `?refresh=cookie`: the token
+    /// is then in the `palaver_refresh` cookie only, out of reach of page scripts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub refresh_token: String,
     /// Always `"Bearer"`.
     pub token_type: String,
@@ -178,10 +181,59 @@ pub struct MessagePage {
 
 /// `POST /api/v1/auth/refresh`: exchanges a refresh token for a new pair (the old one is
 /// spent).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
+    /// The refresh token; may be omitted (or the body left empty) when the
+    /// `palaver_refresh` cookie carries it.
+    #[serde(default)]
     pub refresh_token: String,
+}
+
+/// A sign-in provider, as listed by `GET /api/v1/auth/providers` for the web client's
+/// buttons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthProvider {
+    /// The configured id (`[[auth.oidc]] id`) or `github`.
+    pub id: String,
+    pub display_name: String,
+    /// Where the browser navigates to sign in: `/api/v1/auth/oidc/{id}/start` (a path on
+    /// this server).
+    pub start_url: String,
+}
+
+/// The answer to `POST /api/v1/auth/oidc/{provider}/link-start`: the provider's
+/// authorization URL, for the browser to navigate to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkStartResponse {
+    pub url: String,
+}
+
+/// `POST /api/v1/auth/link/confirm`: the owner of an existing account confirms linking a
+/// provider account whose verified e-mail matched it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkConfirmRequest {
+    /// The `link` parameter the sign-in callback redirected to (`/?link=<token>`).
+    pub token: String,
+    /// The existing account's password.
+    pub password: String,
+}
+
+/// A sign-in identity linked to the caller's account, as listed by
+/// `GET /api/v1/users/me/identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Identity {
+    pub id: String,
+    /// The provider's id (`[[auth.oidc]] id` or `github`).
+    pub provider: String,
+    /// The provider's verified e-mail address when linked, if it gave one.
+    pub email: Option<String>,
+    /// When it was linked (RFC 3339).
+    pub created_at: String,
 }
 
 /// A login session (one per login on a device), as listed by

@@ -6,7 +6,8 @@
 //! `PALAVER_DATABASE_URL=postgres://palaver@db/palaver`,
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
-//! Secrets (`auth.jwt_secret`, `database_url` and `redis_url`, which may hold a password) are wrapped in
+//! Secrets (`auth.jwt_secret`, the `client_secret`s of `[[auth.oidc]]` and `[auth.github]`,
+//! `database_url` and `redis_url`, which may hold a password) are wrapped in
 //! [`Secret`] so they never appear in logs or `Debug` output.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -173,7 +174,7 @@ pub struct SignalRConfig {
     pub lobby_room: Option<String>,
 }
 
-/// Token settings.
+/// Token settings, and the external sign-in providers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
@@ -190,6 +191,129 @@ pub struct AuthConfig {
     /// concurrent request (answered `409 refresh_conflict`) rather than a replay (which
     /// revokes the session, RFC 9700 §4.14.2). Seconds; default 10.
     pub refresh_grace_secs: u64,
+    /// OpenID Connect providers people may sign in with (`[[auth.oidc]]`, one table per
+    /// provider; see `docs/oidc.md`). Default none. Env: a list of inline tables,
+    /// `PALAVER_AUTH__OIDC='[{id="keycloak", issuer="https://...", client_id="...",
+    /// client_secret="..."}]'`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<OidcProviderConfig>,
+    /// Sign-in with GitHub (`[auth.github]`, plain OAuth 2.0). Default unset: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubConfig>,
+}
+
+/// One OpenID Connect provider (`[[auth.oidc]]`): anything that publishes discovery
+/// (`<issuer>/.well-known/openid-configuration`, OpenID Connect Discovery 1.0), such as
+/// Google, Microsoft Entra ID, Keycloak, Authentik or GitLab. Register Palaver there as a
+/// confidential web client with the redirect URI
+/// `<public_url>/api/v1/auth/oidc/<id>/callback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcProviderConfig {
+    /// Palaver's name for the provider, in URLs and stored identities: 1–32 characters
+    /// of `[a-z0-9_-]`, unique, not `github`. Changing it orphans the identities linked
+    /// under the old one.
+    pub id: String,
+    /// The issuer URL, exactly as the provider's discovery document and ID tokens say
+    /// it (e.g. `https://accounts.google.com`).
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret (sent with HTTP Basic authentication, RFC 6749 §2.3.1).
+    pub client_secret: Secret,
+    /// The scopes asked for. Default `["openid", "email", "profile"]`; `openid` is added
+    /// if missing.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The button's label. Default: the id.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+/// Sign-in with GitHub (`[auth.github]`): an OAuth app's credentials (GitHub, Settings,
+/// Developer settings, OAuth Apps; callback URL
+/// `<public_url>/api/v1/auth/oidc/github/callback`). The endpoints default to
+/// github.com's; set them for GitHub Enterprise Server (or a test double).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GithubConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The button's label. Default `GitHub`.
+    #[serde(default = "default_github_name")]
+    pub display_name: String,
+    /// Default `https://github.com/login/oauth/authorize`.
+    #[serde(default = "default_github_authorize_url")]
+    pub authorize_url: String,
+    /// Default `https://github.com/login/oauth/access_token`.
+    #[serde(default = "default_github_token_url")]
+    pub token_url: String,
+    /// The REST API's base (`/user` and `/user/emails` are read there). Default
+    /// `https://api.github.com`.
+    #[serde(default = "default_github_api_url")]
+    pub api_url: String,
+}
+
+fn default_github_name() -> String {
+    "GitHub".into()
+}
+fn default_github_authorize_url() -> String {
+    "https://github.com/login/oauth/authorize".into()
+}
+fn default_github_token_url() -> String {
+    "https://github.com/login/oauth/access_token".into()
+}
+fn default_github_api_url() -> String {
+    "https://api.github.com".into()
+}
+
+impl AuthConfig {
+    /// Checks the sign-in providers: ids well-formed and unique, URLs absolute `http(s)`.
+    ///
+    /// # Errors
+    /// The first problem, naming the provider (never its secret).
+    pub fn check_sign_in_providers(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.oidc {
+            let well_formed = !p.id.is_empty()
+                && p.id.len() <= 32
+                && p.id.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
+                });
+            anyhow::ensure!(
+                well_formed,
+                "auth.oidc: id {:?} must be 1-32 characters of a-z, 0-9, '_' or '-'",
+                p.id
+            );
+            anyhow::ensure!(
+                p.id != "github",
+                "auth.oidc: id \"github\" is reserved for [auth.github]"
+            );
+            anyhow::ensure!(seen.insert(&p.id), "auth.oidc: id {:?} is used twice", p.id);
+            check_url(&format!("auth.oidc {:?} issuer", p.id), &p.issuer)?;
+            anyhow::ensure!(
+                !p.client_id.is_empty(),
+                "auth.oidc {:?}: client_id is empty",
+                p.id
+            );
+        }
+        if let Some(g) = &self.github {
+            check_url("auth.github.authorize_url", &g.authorize_url)?;
+            check_url("auth.github.token_url", &g.token_url)?;
+            check_url("auth.github.api_url", &g.api_url)?;
+            anyhow::ensure!(!g.client_id.is_empty(), "auth.github: client_id is empty");
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `value` is an absolute `http` or `https` URL.
+fn check_url(what: &str, value: &str) -> anyhow::Result<()> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => anyhow::bail!("{what}: {value:?} is not an http(s) URL"),
+    }
 }
 
 impl Default for AuthConfig {
@@ -199,6 +323,8 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             refresh_grace_secs: 10,
+            oidc: Vec::new(),
+            github: None,
         }
     }
 }
@@ -913,6 +1039,88 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn sign_in_providers_load_from_a_file_or_the_environment_and_hide_their_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "palaver.toml",
+                r#"
+                [[auth.oidc]]
+                id = "keycloak"
+                issuer = "https://sso.example.com/realms/main"
+                client_id = "palaver"
+                client_secret = "kc-hunter2"
+                display_name = "Company SSO"
+
+                [[auth.oidc]]
+                id = "google"
+                issuer = "https://accounts.google.com"
+                client_id = "123.apps.googleusercontent.com"
+                client_secret = "g-hunter2"
+                scopes = ["openid", "email"]
+
+                [auth.github]
+                client_id = "Iv1.abc"
+                client_secret = "gh-hunter2"
+                "#,
+            )?;
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.auth.oidc.len(), 2);
+            assert_eq!(c.auth.oidc[0].display_name.as_deref(), Some("Company SSO"));
+            assert_eq!(c.auth.oidc[0].scopes, ["openid", "email", "profile"]);
+            assert_eq!(c.auth.oidc[1].scopes, ["openid", "email"]);
+            let github = c.auth.github.as_ref().unwrap();
+            assert_eq!(github.api_url, "https://api.github.com");
+            assert_eq!(github.display_name, "GitHub");
+            c.auth.check_sign_in_providers().unwrap();
+            let printed = format!("{c:?}");
+            assert!(
+                !printed.contains("hunter2"),
+                "a secret is printed: {printed}"
+            );
+
+            jail.set_env(
+                "PALAVER_AUTH__OIDC",
+                r#"[{id="local", issuer="http://127.0.0.1:9999", client_id="c", client_secret="s"}]"#,
+            );
+            let c = Config::load(Path::new("palaver.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.auth.oidc.len(), 1, "env beats file");
+            assert_eq!(c.auth.oidc[0].id, "local");
+            assert_eq!(c.auth.oidc[0].client_secret.expose(), "s");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_sign_in_providers_are_refused_by_name() {
+        let provider = |id: &str, issuer: &str| OidcProviderConfig {
+            id: id.into(),
+            issuer: issuer.into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s3cret-value"),
+            scopes: default_oidc_scopes(),
+            display_name: None,
+        };
+        for (providers, says) in [
+            (vec![provider("Bad Id", "https://a")], "Bad Id"),
+            (vec![provider("github", "https://a")], "reserved"),
+            (
+                vec![provider("a", "https://a"), provider("a", "https://b")],
+                "used twice",
+            ),
+            (vec![provider("a", "not a url")], "not an http(s) URL"),
+            (vec![provider("a", "ftp://x")], "not an http(s) URL"),
+        ] {
+            let auth = AuthConfig {
+                oidc: providers,
+                ..AuthConfig::default()
+            };
+            let e = auth.check_sign_in_providers().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 
     #[test]

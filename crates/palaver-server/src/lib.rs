@@ -93,6 +93,7 @@ pub struct AppState {
 /// unset nor a PostgreSQL URL.
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<Hub>)> {
     let database = config.database()?;
+    config.auth.check_sign_in_providers()?;
     store::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key = auth::load_or_create_signing_key(config)?;

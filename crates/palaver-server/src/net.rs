@@ -197,6 +197,38 @@ fn parse_node(node: &str) -> Option<IpAddr> {
     Ipv4Addr::from_str(ip).ok().map(IpAddr::V4)
 }
 
+/// Whether the request's `Host` names a loopback host (`localhost`, `*.localhost`,
+/// `127.0.0.1`, `[::1]`, any port): development over plain HTTP, where cookies cannot be
+/// `Secure`.
+pub fn host_is_loopback(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let hostname = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    matches!(hostname, "localhost" | "127.0.0.1" | "[::1]") || hostname.ends_with(".localhost")
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers, if present, non-empty
+/// and at most 256 bytes.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
 /// The key a per-address limit counts `ip` under: the IPv4 address itself, or the IPv6
 /// /64 it lies in (one subscriber usually holds a whole /64).
 pub fn address_key(ip: IpAddr) -> String {

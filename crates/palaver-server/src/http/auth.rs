@@ -1,15 +1,69 @@
-//! `/api/v1/auth/*`: register, log in, refresh, log out.
+//! `/api/v1/auth/*`: register, log in, refresh, log out; and the refresh token cookie.
+//!
+//! # The refresh token cookie
+//! API clients get the refresh token in the JSON body. A browser asks for it in a cookie
+//! instead with `?refresh=cookie` on register, login and refresh (and always gets it so
+//! from the sign-in callback, `http/oidc.rs`): the answer then sets [`REFRESH_COOKIE`]
+//! (`HttpOnly; SameSite=Strict; Path=/api/v1/auth`, `Secure` except on a loopback host,
+//! `Max-Age` the refresh token's lifetime) and its body has no `refresh_token`, so page
+//! scripts never see it. `POST /api/v1/auth/refresh` with no token in the body takes the
+//! cookie's (and answers with the next one in a cookie); logout clears it.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palaver_protocol::rest::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest};
 use palaver_protocol::ErrorBody;
 
-use super::extract::{client_info, ApiJson, ClientAddr};
+use super::extract::{client_info, parse_json, ApiJson, ClientAddr, Params};
 use crate::auth::Actor;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::AppState;
+
+/// The cookie carrying a browser's refresh token.
+pub const REFRESH_COOKIE: &str = "palaver_refresh";
+
+/// `Set-Cookie` for `token` as the refresh cookie, living `max_age` seconds (`""` and 0:
+/// clears it).
+pub(super) fn refresh_cookie(token: &str, max_age: u64, headers: &HeaderMap) -> HeaderValue {
+    let secure = if crate::net::host_is_loopback(headers) {
+        ""
+    } else {
+        "; Secure"
+    };
+    HeaderValue::from_str(&format!(
+        "{REFRESH_COOKIE}={token}; Path=/api/v1/auth; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("palaver_refresh=; Path=/api/v1/auth; Max-Age=0"))
+}
+
+/// The answer carrying `auth`: as JSON with `status`, or, when `cookie`, with the refresh
+/// token moved from the body into [`REFRESH_COOKIE`].
+pub(super) fn auth_answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    mut auth: AuthResponse,
+    cookie: bool,
+) -> Response {
+    let mut response = (status, NO_STORE).into_response();
+    if cookie {
+        let token = std::mem::take(&mut auth.refresh_token);
+        let max_age = state.service.auth.refresh_token_ttl_secs;
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, refresh_cookie(&token, max_age, headers));
+    }
+    let (parts, _) = response.into_parts();
+    (parts, Json(auth)).into_response()
+}
+
+/// Whether the query asks for the refresh token in a cookie (`refresh=cookie`).
+fn wants_cookie(params: &Params) -> bool {
+    params.get("refresh") == Some("cookie")
+}
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,29 +86,34 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `POST /api/v1/auth/register`:
 /// `{username, email, password}` → `201 {user, access_token, refresh_token, token_type,
 /// expires_in}`; `409 username_taken | email_taken`; `422 validation_failed`;
-/// `429 rate_limited`.
+/// `429 rate_limited`. With `?refresh=cookie` the refresh token is set as the
+/// `palaver_refresh` cookie instead of in the body.
 #[utoipa::path(
     post,
     path = "/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
+    params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
     responses((status = 201, description = "registered and logged in", body = AuthResponse), (status = 409, description = "username_taken or email_taken", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     client: ClientAddr,
+    params: Params,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> AppResult<(
-    StatusCode,
-    [(header::HeaderName, &'static str); 2],
-    Json<AuthResponse>,
-)> {
+) -> AppResult<Response> {
     let auth = state
         .service
         .register(req, client_info(&headers, client))
         .await?;
-    Ok((StatusCode::CREATED, NO_STORE, Json(auth)))
+    Ok(auth_answer(
+        &state,
+        &headers,
+        StatusCode::CREATED,
+        auth,
+        wants_cookie(&params),
+    ))
 }
 
 /// Log in.
@@ -64,52 +123,80 @@ async fn register(
 /// for accounts with two-factor codes) → `200` same shape as register;
 /// `401 invalid_credentials`; `401 two_factor_required` (the password was right: send
 /// the login again with `code`); `401 invalid_two_factor_code`; `403 account_disabled`;
-/// `429 rate_limited`.
+/// `429 rate_limited`. With `?refresh=cookie` the refresh token is set as the
+/// `palaver_refresh` cookie instead of in the body.
 #[utoipa::path(
     post,
     path = "/auth/login",
     tag = "auth",
     request_body = LoginRequest,
+    params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
     responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     client: ClientAddr,
+    params: Params,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> AppResult<([(header::HeaderName, &'static str); 2], Json<AuthResponse>)> {
+) -> AppResult<Response> {
     let auth = state
         .service
         .login(req, client_info(&headers, client))
         .await?;
-    Ok((NO_STORE, Json(auth)))
+    Ok(auth_answer(
+        &state,
+        &headers,
+        StatusCode::OK,
+        auth,
+        wants_cookie(&params),
+    ))
 }
 
 /// Refresh the token pair.
 ///
 /// `POST /api/v1/auth/refresh`:
 /// `{refresh_token}` → `200` a new pair (same shape as login); the presented token is
-/// spent. `401 unauthorized`; `401 refresh_token_reused` (the session is revoked);
-/// `409 refresh_conflict` (a concurrent refresh just spent it).
+/// spent. Without a token in the body (or without a body) the `palaver_refresh` cookie's
+/// is used, and the new one is set in that cookie (not in the body), as with
+/// `?refresh=cookie`. `401 unauthorized`; `401 refresh_token_reused` (the session is
+/// revoked); `409 refresh_conflict` (a concurrent refresh just spent it).
 #[utoipa::path(
     post,
     path = "/auth/refresh",
     tag = "auth",
     request_body = RefreshRequest,
+    params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
     responses((status = 200, description = "a new token pair", body = AuthResponse), (status = 401, description = "unauthorized or refresh_token_reused (the session is revoked)", body = ErrorBody), (status = 409, description = "refresh_conflict: spent by a concurrent refresh", body = ErrorBody))
 )]
 async fn refresh(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<RefreshRequest>,
-) -> AppResult<([(header::HeaderName, &'static str); 2], Json<AuthResponse>)> {
-    Ok((NO_STORE, Json(state.service.refresh(req).await?)))
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> AppResult<Response> {
+    let mut req = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshRequest::default()
+    } else {
+        parse_json::<RefreshRequest>(&body)?
+    };
+    let mut cookie = wants_cookie(&params);
+    if req.refresh_token.trim().is_empty() {
+        let from_cookie = crate::net::cookie(&headers, REFRESH_COOKIE).ok_or_else(|| {
+            AppError::unauthorized("no refresh token in the body or the palaver_refresh cookie")
+        })?;
+        req.refresh_token = from_cookie.to_owned();
+        cookie = true;
+    }
+    let auth = state.service.refresh(req).await?;
+    Ok(auth_answer(&state, &headers, StatusCode::OK, auth, cookie))
 }
 
 /// Log out.
 ///
 /// `POST /api/v1/auth/logout`:
 /// → `204`: the current session ends (or, with an API key, the key is revoked); its
-/// WebSockets close with 4001.
+/// WebSockets close with 4001. The `palaver_refresh` cookie is cleared.
 #[utoipa::path(
     post,
     path = "/auth/logout",
@@ -117,7 +204,12 @@ async fn refresh(
     responses((status = 204, description = "the session (or API key) ended"), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
 )]
-async fn logout(State(state): State<AppState>, actor: Actor) -> AppResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    actor: Actor,
+) -> AppResult<Response> {
     state.service.logout(&actor).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let clear = refresh_cookie("", 0, &headers);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }

@@ -18,6 +18,7 @@ mod health;
 mod invitations;
 mod messages;
 mod moderation;
+mod oidc;
 mod rooms;
 mod rtc;
 mod two_factor;
@@ -64,7 +65,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
     modifiers(&SecuritySchemes),
     components(schemas(messages::Emoji)),
     tags(
-        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "auth", description = "Register, log in, refresh, log out; sign in with OpenID Connect providers and GitHub"),
         (name = "users", description = "Profiles, password, account deletion, user search"),
         (name = "sessions", description = "The caller's login sessions"),
         (name = "api_keys", description = "API keys for bots and devices"),
@@ -110,6 +111,7 @@ pub fn api(
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let v1 = OpenApiRouter::new()
         .merge(auth::router())
+        .merge(oidc::router())
         .merge(users::router())
         .merge(two_factor::router())
         .merge(rooms::router())

@@ -610,7 +610,11 @@ impl Service {
     }
 
     /// Records a session for `user` and issues its token pair.
-    async fn start_session(&self, user: &UserRow, client: ClientInfo) -> AppResult<AuthResponse> {
+    pub(crate) async fn start_session(
+        &self,
+        user: &UserRow,
+        client: ClientInfo,
+    ) -> AppResult<AuthResponse> {
         let (refresh_token, refresh_token_hash) = new_refresh_token();
         let session = NewSession {
             id: new_id(),

@@ -35,6 +35,7 @@ pub mod live;
 pub mod members;
 pub mod messages;
 pub mod moderation;
+pub mod oidc;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;
@@ -91,6 +92,8 @@ pub struct Service {
     /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
     /// [`Service::is_known_group_room`]).
     group_rooms: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The OpenID Connect providers and GitHub people may sign in with (`[auth]`).
+    pub(crate) sign_in: oidc::SignInProviders,
 }
 
 impl Service {
@@ -122,6 +125,7 @@ impl Service {
             presence,
             metrics: Arc::clone(&metrics),
             typing_last: Default::default(),
+            sign_in: oidc::SignInProviders::new(&config.auth, &config.public_base()),
             rate: accounts::LoginLimiters::new(&config.rate_limits, redis.as_ref()),
             user_limits: user_limits::UserLimiters::new(
                 &config.user_limits,

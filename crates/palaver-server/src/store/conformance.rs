@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageType, Role, RoomKind, Visibility};
 
+use super::Unlink;
 use super::{
     ApiKeyRow, AttachmentRow, MemberRole, MessageRow, NewMessage, NewReport, NewRoom, NewSession,
     PageQuery, PendingMessage, Profile, ResumeTicket, Rotation, Store, StoreError, StoreResult,
@@ -209,6 +210,9 @@ conformance!(
     closing_commits_what_is_queued_then_refuses,
     reports_are_one_per_reporter_and_resolved_once,
     attachments_download_for_uploader_and_members_of_rooms_where_posted,
+    identities_are_unique_per_provider_subject_and_go_with_the_account,
+    unlinking_never_removes_the_last_way_to_sign_in,
+    sign_in_tickets_are_taken_once_by_kind_until_they_expire,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2976,4 +2980,181 @@ async fn attachments_download_for_uploader_and_members_of_rooms_where_posted(sto
         store.attachments.may_download("a1", "u1").await.unwrap(),
         "still the uploader"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-in identities and tickets
+
+fn identity(id: &str, user_id: &str, provider: &str, subject: &str) -> super::IdentityRow {
+    super::IdentityRow {
+        id: id.into(),
+        user_id: user_id.into(),
+        provider: provider.into(),
+        subject: subject.into(),
+        email: Some(format!("{subject}@example.net")),
+        created_at: at(id.len() as u32),
+    }
+}
+
+async fn identities_are_unique_per_provider_subject_and_go_with_the_account(store: Store) {
+    let ids = &store.identities;
+    let mut alice = user_row("u1", "alice");
+    alice.password_hash = String::new();
+    ids.create_user_with_identity(&alice, &identity("i1", "u1", "google", "s1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .users
+            .user_by_id("u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "",
+        "created without a password"
+    );
+    // The same subject again, for a new user: nothing is stored.
+    let bob = user_row("u2", "bob");
+    let e = ids
+        .create_user_with_identity(&bob, &identity("i2", "u2", "google", "s1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict("identity")), "{e:?}");
+    assert!(
+        store.users.user_by_id("u2").await.unwrap().is_none(),
+        "atomic"
+    );
+    // A taken username: nothing is stored either.
+    let e = ids
+        .create_user_with_identity(
+            &UserRow {
+                email: "another@example.com".into(),
+                ..user_row("u3", "alice")
+            },
+            &identity("i3", "u3", "google", "s3"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict("username")), "{e:?}");
+    assert!(ids.identity("google", "s3").await.unwrap().is_none());
+
+    add_user(&store, "u2", "bob").await;
+    ids.create_identity(&identity("i4", "u2", "github", "s1"))
+        .await
+        .expect("the same subject at another provider");
+    let e = ids
+        .create_identity(&identity("i5", "u2", "google", "s1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict("identity")), "{e:?}");
+    let e = ids
+        .create_identity(&identity("i6", "nobody", "google", "s6"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound), "{e:?}");
+    ids.create_identity(&identity("i77", "u2", "google", "s2"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids.identity("google", "s1").await.unwrap().unwrap(),
+        identity("i1", "u1", "google", "s1")
+    );
+    let listed: Vec<String> = ids
+        .identities_for_user("u2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, ["i4", "i77"], "oldest first");
+    store
+        .users
+        .delete_user("u2", "deleted-u2", &at(50))
+        .await
+        .unwrap();
+    assert!(ids.identities_for_user("u2").await.unwrap().is_empty());
+    assert!(ids.identity("github", "s1").await.unwrap().is_none());
+    assert_eq!(ids.identities_for_user("u1").await.unwrap().len(), 1);
+}
+
+async fn unlinking_never_removes_the_last_way_to_sign_in(store: Store) {
+    let ids = &store.identities;
+    let mut alice = user_row("u1", "alice");
+    alice.password_hash = String::new();
+    ids.create_user_with_identity(&alice, &identity("i1", "u1", "google", "s1"))
+        .await
+        .unwrap();
+    ids.create_identity(&identity("i22", "u1", "github", "s2"))
+        .await
+        .unwrap();
+    add_user(&store, "u2", "bob").await;
+    ids.create_identity(&identity("i333", "u2", "google", "s3"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids.delete_identity("u2", "i1").await.unwrap(),
+        Unlink::NotFound,
+        "another user's identity"
+    );
+    assert_eq!(
+        ids.delete_identity("u1", "i1").await.unwrap(),
+        Unlink::Removed
+    );
+    assert_eq!(
+        ids.delete_identity("u1", "i22").await.unwrap(),
+        Unlink::LastSignIn
+    );
+    assert_eq!(ids.identities_for_user("u1").await.unwrap().len(), 1);
+    assert_eq!(
+        ids.delete_identity("u2", "i333").await.unwrap(),
+        Unlink::Removed,
+        "an account with a password may unlink its last identity"
+    );
+    assert_eq!(
+        ids.delete_identity("u2", "i333").await.unwrap(),
+        Unlink::NotFound
+    );
+}
+
+async fn sign_in_tickets_are_taken_once_by_kind_until_they_expire(store: Store) {
+    let ids = &store.identities;
+    let h = |n: u8| vec![n; 32];
+    ids.save_ticket(&h(1), "flow", "{\"a\":1}", &at(100))
+        .await
+        .unwrap();
+    ids.save_ticket(&h(2), "flow", "{}", &at(10)).await.unwrap();
+    ids.save_ticket(&h(3), "link", "{}", &at(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids.take_ticket(&h(3), "flow", &at(5)).await.unwrap(),
+        None,
+        "another kind"
+    );
+    assert_eq!(
+        ids.take_ticket(&h(1), "flow", &at(5))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"a\":1}")
+    );
+    assert_eq!(
+        ids.take_ticket(&h(1), "flow", &at(5)).await.unwrap(),
+        None,
+        "single use"
+    );
+    assert_eq!(
+        ids.take_ticket(&h(2), "flow", &at(10)).await.unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(
+        ids.purge_tickets(&at(200)).await.unwrap(),
+        1,
+        "the link ticket"
+    );
+    assert_eq!(ids.take_ticket(&h(3), "link", &at(5)).await.unwrap(), None);
 }

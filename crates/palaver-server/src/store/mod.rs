@@ -1,7 +1,7 @@
 //! Persistence: one trait per aggregate, and their implementations.
 //!
 //! - [`UserStore`], [`SessionStore`], [`ApiKeyStore`], [`BlockStore`], [`RoomStore`],
-//!   [`MessageStore`]: the traits, each
+//!   [`MessageStore`], [`IdentityStore`]: the traits, each
 //!   written in create-read-update-delete order with every method documented.
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, a reader pool).
 //! - [`postgres`]: the same on PostgreSQL (one pool; seqs under the room's row lock), for
@@ -435,7 +435,8 @@ pub trait UserStore: Send + Sync {
     /// Deletes an account, atomically: scrubs its personal data and last seen time (the
     /// row stays, with `username` replaced by `deleted_username`, so its messages stay
     /// attributed), revokes
-    /// every session and API key, removes its room memberships, blocks and resume tickets.
+    /// every session and API key, removes its room memberships, blocks, sign-in identities
+    /// and resume tickets.
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
 
     /// Records that user `id`'s last connection closed at `at` (RFC 3339 UTC, from
@@ -1009,6 +1010,89 @@ pub trait AttachmentStore: Send + Sync {
     async fn may_download(&self, id: &str, user_id: &str) -> StoreResult<bool>;
 }
 
+/// A sign-in identity: an account at an OpenID Connect provider or GitHub, linked to a
+/// Palaver account (see `service/oidc.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    pub id: String,
+    pub user_id: String,
+    /// The configured provider id (`[[auth.oidc]] id`) or `github`.
+    pub provider: String,
+    /// The provider's stable id of the user (`sub`, or GitHub's numeric id as text).
+    pub subject: String,
+    /// The provider's verified e-mail address when linked, if it gave one.
+    pub email: Option<String>,
+    pub created_at: String,
+}
+
+/// What [`IdentityStore::delete_identity`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlink {
+    /// The identity is gone.
+    Removed,
+    /// The user has no identity with that id.
+    NotFound,
+    /// Refused: it is the account's last way to sign in (no password, no other identity).
+    LastSignIn,
+}
+
+/// Sign-in identities at external providers, and the short-lived tickets of sign-in
+/// flows (kept only as SHA-256 hashes, single use).
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Creates `user` and links `identity` to it, atomically (a first sign-in).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with `"username"`, `"email"` or `"identity"` (the
+    /// provider and subject are linked already); nothing is stored then.
+    async fn create_user_with_identity(
+        &self,
+        user: &UserRow,
+        identity: &IdentityRow,
+    ) -> StoreResult<()>;
+
+    /// Links `identity` to its (existing) user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with `"identity"` if the provider and subject are linked
+    /// already (to anyone); [`StoreError::NotFound`] if there is no such user.
+    async fn create_identity(&self, identity: &IdentityRow) -> StoreResult<()>;
+
+    /// The identity of `subject` at `provider`, if linked.
+    async fn identity(&self, provider: &str, subject: &str) -> StoreResult<Option<IdentityRow>>;
+
+    /// The identities of `user_id`, oldest first.
+    async fn identities_for_user(&self, user_id: &str) -> StoreResult<Vec<IdentityRow>>;
+
+    /// Removes identity `id` of `user_id` unless it is the account's last way to sign in
+    /// (the account has no password, `password_hash = ''`, and no other identity); the
+    /// check and the removal are atomic.
+    async fn delete_identity(&self, user_id: &str, id: &str) -> StoreResult<Unlink>;
+
+    /// Stores (or replaces) the ticket whose token hashes to `ticket_hash`.
+    async fn save_ticket(
+        &self,
+        ticket_hash: &[u8],
+        kind: &str,
+        payload: &str,
+        expires_at: &str,
+    ) -> StoreResult<()>;
+
+    /// Takes the ticket `ticket_hash` of `kind` (deleting it: single use) and returns its
+    /// payload, unless it has expired at `now` (`expires_at <= now`: then `None`, and it
+    /// is deleted all the same) or is of another kind (`None`, and it is kept). Of
+    /// concurrent takes of one ticket, at most one gets it.
+    async fn take_ticket(
+        &self,
+        ticket_hash: &[u8],
+        kind: &str,
+        now: &str,
+    ) -> StoreResult<Option<String>>;
+
+    /// Deletes every ticket expired at `now`; returns how many.
+    async fn purge_tickets(&self, now: &str) -> StoreResult<u64>;
+}
+
 /// The database as a whole: liveness and orderly close.
 #[async_trait]
 pub trait Database: Send + Sync {
@@ -1032,6 +1116,7 @@ pub struct Store {
     pub messages: Arc<dyn MessageStore>,
     pub attachments: Arc<dyn AttachmentStore>,
     pub reports: Arc<dyn ReportStore>,
+    pub identities: Arc<dyn IdentityStore>,
 }
 
 /// Creates `dir` and any missing parents readable by the owner only (0700 on Unix), as the

@@ -53,7 +53,7 @@ pub const FORMAT: &str = "palaver-export";
 /// The version of the file format: which tables and columns ([`TABLES`]) a file holds.
 /// Version 2 added `users.last_seen_at`; version 3 the table `numeric_ids` (a file of an
 /// earlier version has no rows of it: its users get numbers again when first needed);
-/// version 4 the tables `two_factor` and `recovery_codes`.
+/// version 4 the tables `two_factor`, `recovery_codes` and `identities`.
 pub const FORMAT_VERSION: i64 = 4;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
@@ -95,7 +95,7 @@ use Kind::{Blob, Integer, Text};
 ///
 /// - `resume_tickets`: SignalR resume tickets (`SessionStore::save_resume_ticket`), valid
 ///   for minutes and single use.
-pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets"];
+pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "oidc_tickets"];
 
 /// Every table of the schema, each after the tables its foreign keys point to (so that
 /// inserting in this order satisfies them). `_sqlx_migrations` and the
@@ -314,6 +314,18 @@ pub const TABLES: &[Table] = &[
         name: "numeric_ids",
         key: &["kind", "id"],
         columns: &[("kind", Text), ("id", Text), ("n", Integer)],
+    },
+    Table {
+        name: "identities",
+        key: &["id"],
+        columns: &[
+            ("id", Text),
+            ("user_id", Text),
+            ("provider", Text),
+            ("subject", Text),
+            ("email", Text),
+            ("created_at", Text),
+        ],
     },
 ];
 

@@ -10,6 +10,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/providers"),
+    ("get", "/api/v1/auth/oidc/{provider}/start"),
+    ("post", "/api/v1/auth/oidc/{provider}/link-start"),
+    ("get", "/api/v1/auth/oidc/{provider}/callback"),
+    ("post", "/api/v1/auth/link/confirm"),
+    ("get", "/api/v1/users/me/identities"),
+    ("delete", "/api/v1/users/me/identities/{identity_id}"),
     ("get", "/api/v1/users"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
@@ -140,7 +147,9 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
             .replace("{attachment_id}", "x")
             .replace("{emoji}", "%F0%9F%91%8D")
             .replace("{session_id}", "x")
-            .replace("{key_id}", "x");
+            .replace("{key_id}", "x")
+            .replace("{provider}", "x")
+            .replace("{identity_id}", "x");
         let (status, _) = client
             .raw(&method.to_uppercase(), &concrete, Some(b"{}".to_vec()))
             .await
@@ -152,6 +161,10 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
             "/api/v1/auth/register"
                 | "/api/v1/auth/login"
                 | "/api/v1/auth/refresh"
+                | "/api/v1/auth/providers"
+                | "/api/v1/auth/oidc/{provider}/start"
+                | "/api/v1/auth/oidc/{provider}/callback"
+                | "/api/v1/auth/link/confirm"
                 | "/healthz"
                 | "/readyz"
                 | "/metrics"

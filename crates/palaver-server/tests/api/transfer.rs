@@ -257,6 +257,25 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
         .execute(&mut conn)
         .await
         .expect("store a resume ticket");
+        // A sign-in identity (durable) and a sign-in flow in progress (ephemeral), as an
+        // OpenID Connect sign-in leaves them (oidc-tests/ drives the real flow).
+        sqlx::query(
+            "INSERT INTO identities (id, user_id, provider, subject, email, created_at)
+             VALUES ('identity-1', ?1, 'keycloak', 'subject-1', 'bob@example.com',
+                     '2026-01-01T00:00:00.000Z')",
+        )
+        .bind(&bob_id)
+        .execute(&mut conn)
+        .await
+        .expect("store an identity");
+        sqlx::query(
+            "INSERT INTO oidc_tickets (ticket_hash, kind, payload, expires_at)
+             VALUES (?1, 'flow', '{}', '2999-01-01T00:00:00.000Z')",
+        )
+        .bind(vec![8u8; 32])
+        .execute(&mut conn)
+        .await
+        .expect("store a sign-in flow");
         conn.close().await.unwrap();
     }
 
@@ -307,7 +326,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 18, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 20, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }

@@ -172,20 +172,11 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
 /// `/hubs/<hub>`, `Secure` unless the request came to a loopback host (plain HTTP in
 /// development).
 pub fn set_cookie(token: &str, hub: HubKind, headers: &HeaderMap) -> Option<HeaderValue> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let hostname = host.rsplit_once(':').map_or(host, |(name, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            name
-        } else {
-            host
-        }
-    });
-    let loopback =
-        matches!(hostname, "localhost" | "127.0.0.1" | "[::1]") || hostname.ends_with(".localhost");
-    let secure = if loopback { "" } else { "; Secure" };
+    let secure = if crate::net::host_is_loopback(headers) {
+        ""
+    } else {
+        "; Secure"
+    };
     let max_age = TICKET_TTL.as_secs() * 6 * 24; // long after any ticket expires
     HeaderValue::from_str(&format!(
         "{COOKIE}={token}; Path=/hubs/{}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",

@@ -28,6 +28,7 @@
 //! [`changes_since`]: crate::store::MessageStore::changes_since
 
 mod accounts;
+mod identities;
 mod messages;
 mod reports;
 mod rooms;
@@ -72,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "two factor",
         include_str!("../../../migrations/postgres/0005_two_factor.sql"),
+    ),
+    (
+        7,
+        "identities",
+        include_str!("../../../migrations/postgres/0007_identities.sql"),
     ),
 ];
 
@@ -157,7 +163,8 @@ impl PostgresStore {
             rooms: this.clone(),
             messages: this.clone(),
             attachments: this.clone(),
-            reports: this,
+            reports: this.clone(),
+            identities: this,
         }
     }
 }

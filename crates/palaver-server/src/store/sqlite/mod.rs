@@ -13,6 +13,7 @@
 //! through sqlx's migrator, which records them in `_sqlx_migrations`.
 
 mod accounts;
+mod identities;
 mod messages;
 mod reports;
 mod rooms;
@@ -96,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "two factor",
         include_str!("../../../migrations/sqlite/0012_two_factor.sql"),
+    ),
+    (
+        14,
+        "identities",
+        include_str!("../../../migrations/sqlite/0014_identities.sql"),
     ),
 ];
 
@@ -197,7 +203,8 @@ impl SqliteStore {
             rooms: this.clone(),
             messages: this.clone(),
             attachments: this.clone(),
-            reports: this,
+            reports: this.clone(),
+            identities: this,
         }
     }
 }
