@@ -57,7 +57,10 @@ pub const FORMAT_VERSION: i64 = 3;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
 /// an earlier version has none of them; they are imported as NULL.
-pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[(2, "users", "last_seen_at")];
+pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[
+    (2, "users", "last_seen_at"),
+    (4, "users", "email_verified_at"),
+];
 
 /// Rows per INSERT statement on import (14 columns at most: far below either backend's
 /// limit on bound parameters).
@@ -94,7 +97,10 @@ use Kind::{Blob, Integer, Text};
 ///
 /// - `resume_tickets`: SignalR resume tickets (`SessionStore::save_resume_ticket`), valid
 ///   for minutes and single use.
-pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets"];
+/// - `email_tokens`: the tokens of mailed links (verification, e-mail change, password
+///   reset), valid for minutes or hours and single use; a moved install's users ask for
+///   new links.
+pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "email_tokens"];
 
 /// Every table of the schema, each after the tables its foreign keys point to (so that
 /// inserting in this order satisfies them). `_sqlx_migrations` and the
@@ -122,6 +128,7 @@ pub const TABLES: &[Table] = &[
             ("disabled_at", Text),
             ("deleted_at", Text),
             ("last_seen_at", Text),
+            ("email_verified_at", Text),
         ],
     },
     Table {

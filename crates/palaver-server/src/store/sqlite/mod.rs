@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "numeric ids",
         include_str!("../../../migrations/sqlite/0011_numeric_ids.sql"),
     ),
+    (
+        13,
+        "email",
+        include_str!("../../../migrations/sqlite/0013_email.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
