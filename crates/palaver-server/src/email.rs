@@ -9,8 +9,8 @@
 //! request that caused it was already answered, the same way whatever happens here, so
 //! the answer tells nothing about the address. The user asks for a new link.
 //!
-//! Links are `<public base>/#verify-email=<token>`, `#change-email=<token>` and
-//! `#reset-password=<token>`: the token rides in the URL fragment, which browsers never
+//! Links are `<public base>/#verify-email=<token>` (registration and e-mail change alike)
+//! and `#reset-password=<token>`: the token rides in the URL fragment, which browsers never
 //! send to a server (so it stays out of access logs and `Referer`), and the page posts it
 //! to the API (`POST /api/v1/auth/verify-email`, `/auth/password-reset/confirm`). A link
 //! does nothing by being fetched, so mail scanners that follow links cannot spend it.
@@ -245,7 +245,7 @@ impl Mailer {
                      The link works once, for {ttl}. Until you use it, your account keeps \
                      its old address.\n\n\
                      If you did not ask for this, ignore this mail.\n",
-                    link = self.link("change-email", token),
+                    link = self.link("verify-email", token),
                     ttl = duration(*ttl_secs),
                 ),
             ),
