@@ -1153,7 +1153,16 @@ mod tests {
         let err = parse_row(user(""), 2).unwrap_err().to_string();
         assert!(err.contains("no column last_seen_at"), "{err}");
         let (_, values) = parse_row(user(r#","last_seen_at":"t2""#), 2).unwrap();
-        assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t2"));
+        // ..., last_seen_at, email_verified_at (added in version 4: NULL before).
+        assert!(matches!(&values[values.len() - 2], Val::Text(Some(t)) if t == "t2"));
+        assert!(matches!(values.last(), Some(Val::Text(None))));
+        let err = parse_row(user(r#","last_seen_at":"t2""#), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no column email_verified_at"), "{err}");
+        let with_both = r#","last_seen_at":"t2","email_verified_at":"t3""#;
+        let (_, values) = parse_row(user(with_both), 4).unwrap();
+        assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t3"));
         assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":3}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_err());
