@@ -10,11 +10,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/auth/verify-email"),
+    ("post", "/api/v1/auth/resend-verification"),
+    ("post", "/api/v1/auth/password-reset"),
+    ("post", "/api/v1/auth/password-reset/confirm"),
     ("get", "/api/v1/users"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
     ("delete", "/api/v1/users/me"),
     ("put", "/api/v1/users/me/password"),
+    ("put", "/api/v1/users/me/email"),
     ("get", "/api/v1/users/me/sessions"),
     ("delete", "/api/v1/users/me/sessions/{session_id}"),
     ("get", "/api/v1/users/me/api-keys"),
@@ -148,6 +153,10 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
             "/api/v1/auth/register"
                 | "/api/v1/auth/login"
                 | "/api/v1/auth/refresh"
+                | "/api/v1/auth/verify-email"
+                | "/api/v1/auth/resend-verification"
+                | "/api/v1/auth/password-reset"
+                | "/api/v1/auth/password-reset/confirm"
                 | "/healthz"
                 | "/readyz"
                 | "/metrics"
