@@ -66,6 +66,17 @@ pub enum ErrorCode {
     /// the inviter left, was kicked or banned, or their account was disabled or deleted).
     /// HTTP 410.
     InvitationRevoked,
+    /// The server has no `[email]` configuration, so the route (verification, password
+    /// reset, resend) is off. HTTP 409.
+    EmailDisabled,
+    /// The password was right, but the account's e-mail address is not verified yet (only
+    /// when the server sends e-mail); a new link was mailed. HTTP 403.
+    EmailNotVerified,
+    /// A mailed link's token that is unknown, already used, or for another purpose.
+    /// HTTP 400.
+    InvalidToken,
+    /// A mailed link's token that has expired; ask for a new link. HTTP 410.
+    TokenExpired,
     /// The password was right, and the account has two-factor codes enabled: send the
     /// login again with `code` (a current TOTP code or a recovery code). HTTP 401.
     TwoFactorRequired,
@@ -141,7 +152,10 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
-            ErrorCode::InvitationRevoked => 410,
+            ErrorCode::InvitationRevoked | ErrorCode::TokenExpired => 410,
+            ErrorCode::EmailDisabled => 409,
+            ErrorCode::EmailNotVerified => 403,
+            ErrorCode::InvalidToken => 400,
         }
     }
 
@@ -171,6 +185,10 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::CallFull => "call_full",
             ErrorCode::InvitationRevoked => "invitation_revoked",
+            ErrorCode::EmailDisabled => "email_disabled",
+            ErrorCode::EmailNotVerified => "email_not_verified",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TwoFactorRequired => "two_factor_required",
             ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
             ErrorCode::UnknownProvider => "unknown_provider",
@@ -233,6 +251,10 @@ mod tests {
             ErrorCode::UnknownType,
             ErrorCode::CallFull,
             ErrorCode::InvitationRevoked,
+            ErrorCode::EmailDisabled,
+            ErrorCode::EmailNotVerified,
+            ErrorCode::InvalidToken,
+            ErrorCode::TokenExpired,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

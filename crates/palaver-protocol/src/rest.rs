@@ -400,6 +400,89 @@ pub struct ChangePasswordRequest {
     pub revoke_api_keys: bool,
 }
 
+/// The answer of a request that may send a mail, when the server sends e-mail: always
+/// `{"status": "check_your_inbox"}`, whether or not a mail went out (so it tells nothing
+/// about the address; see `docs/email.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckInbox {
+    /// Always `"check_your_inbox"`.
+    #[cfg_attr(feature = "openapi", schema(example = "check_your_inbox"))]
+    pub status: String,
+}
+
+impl CheckInbox {
+    /// `{"status": "check_your_inbox"}`.
+    pub fn new() -> Self {
+        CheckInbox {
+            status: "check_your_inbox".into(),
+        }
+    }
+}
+
+impl Default for CheckInbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `POST /api/v1/auth/verify-email`: the token of a mailed verification link (the part
+/// after `#verify-email=`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyEmailRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub token: String,
+}
+
+/// The answer to `POST /api/v1/auth/verify-email`: the address now verified (for an
+/// e-mail change, the account's new address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmailVerified {
+    /// Always `"verified"`.
+    pub status: String,
+    pub email: String,
+}
+
+/// `POST /api/v1/auth/resend-verification`: the account's username or e-mail address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResendVerificationRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
+    pub login: String,
+}
+
+/// `POST /api/v1/auth/password-reset`: the account's e-mail address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordResetRequest {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
+    pub email: String,
+}
+
+/// `POST /api/v1/auth/password-reset/confirm`: the token of the mailed reset link (the
+/// part after `#reset-password=`) and the new password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordResetConfirm {
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub token: String,
+    /// 8–128 characters, under the password policy.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
+    pub new_password: String,
+}
+
+/// `PUT /api/v1/users/me/email`: the new address, and the current password to confirm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChangeEmailRequest {
+    /// A valid address (RFC 5322 addr-spec); stored lower-cased.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
+    pub email: String,
+    pub password: String,
+}
+
 /// `DELETE /api/v1/users/me`: the password confirms the deletion.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

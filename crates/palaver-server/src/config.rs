@@ -7,7 +7,8 @@
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
 //! Secrets (`auth.jwt_secret`, the `client_secret`s of `[[auth.oidc]]` and `[auth.github]`,
-//! `database_url` and `redis_url`, which may hold a password) are wrapped in
+//! `database_url`, `redis_url` and `email.smtp_url`, which may hold a password) are
+//! wrapped in
 //! [`Secret`] so they never appear in logs or `Debug` output.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -62,6 +63,10 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub signalr: SignalRConfig,
     pub log: LogConfig,
+    /// E-mail (`[email]`): verification links, password reset, e-mail change. Default
+    /// unset: e-mail is off, registration answers as it always has, and the e-mail routes
+    /// answer `409 email_disabled` (see `docs/email.md`).
+    pub email: Option<EmailConfig>,
     /// Reverse proxies (addresses or CIDR networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`)
     /// whose forwarding header names the client address; see [`crate::net`]. Default
     /// none: the TCP peer is the client. Env: `PALAVER_TRUSTED_PROXIES="10.0.0.1,
@@ -94,10 +99,44 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             signalr: SignalRConfig::default(),
             log: LogConfig::default(),
+            email: None,
             trusted_proxies: Vec::new(),
             forwarded_header: crate::net::ForwardedHeader::default(),
         }
     }
+}
+
+/// Outgoing e-mail (`[email]`; `docs/email.md`). Links in mails start with
+/// [`Config::public_base`], so set `public_url` with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailConfig {
+    /// The SMTP server, as a URL (it may hold a password, so it is never printed):
+    /// `smtps://user:password@smtp.example.com:465` (TLS from the first byte, RFC 8314),
+    /// `smtp://user:password@smtp.example.com:587?tls=required` (STARTTLS, RFC 3207,
+    /// refused if the server does not offer it), or `smtp://127.0.0.1:25` (no TLS: only
+    /// for a relay on the same machine or network). Certificates are checked against
+    /// the Mozilla root store (webpki-roots). Percent-encode `@`, `:` and `/` in the user
+    /// name and password. Env: `PALAVER_EMAIL__SMTP_URL`.
+    pub smtp_url: Secret,
+    /// The sender, an RFC 5322 mailbox: `Palaver <noreply@chat.example.com>` or
+    /// `noreply@chat.example.com`.
+    pub from: String,
+    /// How long a verification link (registration, e-mail change) works, seconds.
+    /// Default 86,400 (24 hours); at least 60.
+    #[serde(default = "default_verify_ttl")]
+    pub verify_ttl_secs: u64,
+    /// How long a password reset link works, seconds. Default 1,800 (30 minutes); at
+    /// least 60.
+    #[serde(default = "default_reset_ttl")]
+    pub reset_ttl_secs: u64,
+}
+
+fn default_verify_ttl() -> u64 {
+    86_400
+}
+
+fn default_reset_ttl() -> u64 {
+    1_800
 }
 
 /// Calls and WebRTC: ringing, participant cap, signal bounds, and the ICE servers handed
@@ -406,6 +445,14 @@ pub struct RateLimits {
     /// one account, from anywhere; a right code refunds its count. Default 5 per 5
     /// minutes.
     pub two_factor_failures_per_account: Rule,
+    /// With `[email]`: requests that may send a mail (registration, resending a
+    /// verification link, password reset, e-mail change) from one IP address. Default 20
+    /// per hour.
+    pub emails_per_ip: Rule,
+    /// With `[email]`: such requests naming one address or login, counted whether or
+    /// not an account has it (so a refusal tells nothing about the address). Default 5
+    /// per hour.
+    pub emails_per_address: Rule,
 }
 
 impl Default for RateLimits {
@@ -434,6 +481,14 @@ impl Default for RateLimits {
             two_factor_failures_per_account: Rule {
                 max: 5,
                 window_secs: 300,
+            },
+            emails_per_ip: Rule {
+                max: 20,
+                window_secs: 3600,
+            },
+            emails_per_address: Rule {
+                max: 5,
+                window_secs: 3600,
             },
         }
     }

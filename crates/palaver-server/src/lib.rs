@@ -26,12 +26,16 @@
 //! each change (`signaling/shared.rs`). [`signaling`] also checks `rtc.signal` and issues
 //! TURN credentials.
 //!
+//! Accounts may get mail (verification, password reset, e-mail change): [`email`] composes
+//! and sends it when `[email]` is set (`service/email.rs` decides when).
+//!
 //! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
 //! [`error`] maps failures to stable codes. [`run`] wires it all together.
 
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -160,6 +164,11 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
     if let Some(shared) = shared_calls {
         service = service.with_shared_calls(shared);
     }
+    if let Some(email) = &config.email {
+        let mailer = email::Mailer::new(email, config.public_base())
+            .context("configuring e-mail ([email])")?;
+        service = service.with_mailer(Arc::new(mailer));
+    }
     let service = Arc::new(service);
     // Gaps in a room's seq order heard from other nodes are read from the database.
     let source: Arc<dyn broker::ChangeSource> = service.clone();
@@ -286,6 +295,11 @@ pub async fn run_notifying(
     if let Some(keeper) = presence_keeper {
         keeper.stop().await;
     }
+    // Mail queued by the last requests goes out, within what is left of the deadline.
+    let remaining = deadline.get().map_or(grace, |at| {
+        at.saturating_duration_since(tokio::time::Instant::now())
+    });
+    service.close_mail(remaining).await;
     store.database.close().await;
     served.context("serving HTTP")
 }

@@ -1,4 +1,6 @@
-//! `/api/v1/auth/*`: register, log in, refresh, log out; and the refresh token cookie.
+//! `/api/v1/auth/*`: register, log in, refresh, log out; the refresh token cookie; with
+//! e-mail (`[email]`, `docs/email.md`) also verify an address, resend the link, reset a
+//! password.
 //!
 //! # The refresh token cookie
 //! API clients get the refresh token in the JSON body. A browser asks for it in a cookie
@@ -14,12 +16,17 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use palaver_protocol::rest::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest};
+use palaver_protocol::rest::{
+    AuthResponse, CheckInbox, EmailVerified, LoginRequest, PasswordResetConfirm,
+    PasswordResetRequest, RefreshRequest, RegisterRequest, ResendVerificationRequest,
+    VerifyEmailRequest,
+};
 use palaver_protocol::ErrorBody;
 
 use super::extract::{client_info, parse_json, ApiJson, ClientAddr, Params};
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
+use crate::service::accounts::Registered;
 use crate::AppState;
 
 /// The cookie carrying a browser's refresh token.
@@ -79,22 +86,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(password_reset))
+        .routes(routes!(password_reset_confirm))
 }
 
 /// Register an account.
 ///
 /// `POST /api/v1/auth/register`:
-/// `{username, email, password}` → `201 {user, access_token, refresh_token, token_type,
-/// expires_in}`; `409 username_taken | email_taken`; `422 validation_failed`;
-/// `429 rate_limited`. With `?refresh=cookie` the refresh token is set as the
-/// `palaver_refresh` cookie instead of in the body.
+/// `{username, email, password}` → without e-mail: `201 {user, access_token,
+/// refresh_token, token_type, expires_in}` (logged in); with e-mail (`[email]`):
+/// `202 {"status": "check_your_inbox"}`, the same whether or not the address is taken
+/// (a new account is created unverified and mailed a link; a taken address's owner is
+/// mailed that someone tried). `409 username_taken`; `409 email_taken` (only without
+/// e-mail); `422 validation_failed`; `429 rate_limited`. With `?refresh=cookie` the
+/// refresh token is set as the `palaver_refresh` cookie instead of in the body.
 #[utoipa::path(
     post,
     path = "/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
     params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
-    responses((status = 201, description = "registered and logged in", body = AuthResponse), (status = 409, description = "username_taken or email_taken", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+    responses((status = 201, description = "registered and logged in (the server sends no e-mail)", body = AuthResponse), (status = 202, description = "the server sends e-mail: check your inbox (the same whether or not the address is registered)", body = CheckInbox), (status = 409, description = "username_taken; email_taken (only when the server sends no e-mail)", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn register(
     State(state): State<AppState>,
@@ -103,17 +117,20 @@ async fn register(
     params: Params,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
-    let auth = state
+    let done = state
         .service
         .register(req, client_info(&headers, client))
         .await?;
-    Ok(auth_answer(
-        &state,
-        &headers,
-        StatusCode::CREATED,
-        auth,
-        wants_cookie(&params),
-    ))
+    Ok(match done {
+        Registered::LoggedIn(auth) => auth_answer(
+            &state,
+            &headers,
+            StatusCode::CREATED,
+            *auth,
+            wants_cookie(&params),
+        ),
+        Registered::CheckInbox(inbox) => (StatusCode::ACCEPTED, Json(inbox)).into_response(),
+    })
 }
 
 /// Log in.
@@ -123,7 +140,8 @@ async fn register(
 /// for accounts with two-factor codes) → `200` same shape as register;
 /// `401 invalid_credentials`; `401 two_factor_required` (the password was right: send
 /// the login again with `code`); `401 invalid_two_factor_code`; `403 account_disabled`;
-/// `429 rate_limited`. With `?refresh=cookie` the refresh token is set as the
+/// `403 email_not_verified` (with e-mail: the address is not verified yet; a new link
+/// was mailed); `429 rate_limited`. With `?refresh=cookie` the refresh token is set as the
 /// `palaver_refresh` cookie instead of in the body.
 #[utoipa::path(
     post,
@@ -131,7 +149,7 @@ async fn register(
     tag = "auth",
     request_body = LoginRequest,
     params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
-    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled; email_not_verified (a new verification link was mailed)", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn login(
     State(state): State<AppState>,
@@ -212,4 +230,102 @@ async fn logout(
     state.service.logout(&actor).await?;
     let clear = refresh_cookie("", 0, &headers);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+}
+
+/// Verify an e-mail address.
+///
+/// `POST /api/v1/auth/verify-email`:
+/// `{token}` (from a mailed link, `#verify-email=<token>`) → `200 {status: "verified",
+/// email}`: a registration link marks the account's address verified (then log in); an
+/// e-mail change link makes its address the account's. Does not log in. The token works
+/// once. `400 invalid_token` (unknown, used, or for an address the account no longer
+/// has); `409 email_disabled`; `409 email_taken` (an e-mail change to an address taken
+/// meanwhile); `410 token_expired`.
+#[utoipa::path(
+    post,
+    path = "/auth/verify-email",
+    tag = "auth",
+    request_body = VerifyEmailRequest,
+    responses((status = 200, description = "the address is verified (and, for an e-mail change, the account's)", body = EmailVerified), (status = 400, description = "invalid_token: unknown, used, or for an address the account no longer has", body = ErrorBody), (status = 409, description = "email_disabled; email_taken (an e-mail change to an address taken meanwhile)", body = ErrorBody), (status = 410, description = "token_expired: ask for a new link", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody))
+)]
+async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerifyEmailRequest>,
+) -> AppResult<Json<EmailVerified>> {
+    Ok(Json(state.service.verify_email(req).await?))
+}
+
+/// Mail a new verification link.
+///
+/// `POST /api/v1/auth/resend-verification`:
+/// `{login}` (username or e-mail address) → `202 {status: "check_your_inbox"}`, the same
+/// whether or not such an account exists; a link is mailed only to an unverified
+/// account's address. `409 email_disabled`; `429 rate_limited`.
+#[utoipa::path(
+    post,
+    path = "/auth/resend-verification",
+    tag = "auth",
+    request_body = ResendVerificationRequest,
+    responses((status = 202, description = "check your inbox (the same whether or not the account exists)", body = CheckInbox), (status = 409, description = "email_disabled", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+)]
+async fn resend_verification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<ResendVerificationRequest>,
+) -> AppResult<(StatusCode, Json<CheckInbox>)> {
+    let done = state
+        .service
+        .resend_verification(req, client_info(&headers, client))
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
+}
+
+/// Ask for a password reset link.
+///
+/// `POST /api/v1/auth/password-reset`:
+/// `{email}` → `202 {status: "check_your_inbox"}`, the same whether or not the address is
+/// registered; a link (valid 30 minutes by default, once) is mailed only to the verified
+/// address of a live account. `409 email_disabled`; `422 validation_failed` (`email`);
+/// `429 rate_limited`.
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset",
+    tag = "auth",
+    request_body = PasswordResetRequest,
+    responses((status = 202, description = "check your inbox (the same whether or not the address is registered)", body = CheckInbox), (status = 409, description = "email_disabled", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+)]
+async fn password_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<PasswordResetRequest>,
+) -> AppResult<(StatusCode, Json<CheckInbox>)> {
+    let done = state
+        .service
+        .request_password_reset(req, client_info(&headers, client))
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
+}
+
+/// Set a new password with a reset link.
+///
+/// `POST /api/v1/auth/password-reset/confirm`:
+/// `{token, new_password}` → `204`: the password is set, the link and every other reset
+/// link of the account stop working, and every session of the account ends (its
+/// WebSockets close with 4001; API keys stay). `400 invalid_token`; `409 email_disabled`;
+/// `410 token_expired`; `422 validation_failed` (`new_password`; the link still works).
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset/confirm",
+    tag = "auth",
+    request_body = PasswordResetConfirm,
+    responses((status = 204, description = "the password is set; every session of the account ended"), (status = 400, description = "invalid_token: unknown, used, or mailed to an address the account no longer has", body = ErrorBody), (status = 409, description = "email_disabled", body = ErrorBody), (status = 410, description = "token_expired: ask for a new link", body = ErrorBody), (status = 422, description = "validation_failed, naming the field (the link still works)", body = ErrorBody))
+)]
+async fn password_reset_confirm(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PasswordResetConfirm>,
+) -> AppResult<StatusCode> {
+    state.service.confirm_password_reset(req).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

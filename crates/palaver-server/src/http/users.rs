@@ -1,19 +1,23 @@
-//! `/api/v1/users/*`: profiles, password, account deletion, sessions, API keys, blocks.
+//! `/api/v1/users/*`: profiles, password, e-mail address, account deletion, sessions, API
+//! keys, blocks.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palaver_protocol::rest::{
-    ApiKeyList, BlockList, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey,
-    DeleteAccountRequest, SessionList, UpdateProfileRequest, UserList,
+    ApiKeyList, BlockList, ChangeEmailRequest, ChangePasswordRequest, CheckInbox,
+    CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest, SessionList, UpdateProfileRequest,
+    UserList,
 };
 use palaver_protocol::ws::PresenceInfo;
 use palaver_protocol::ErrorBody;
 use palaver_protocol::{PublicUser, User};
 
-use super::extract::{ApiJson, Params};
+use super::extract::{client_info, ApiJson, ClientAddr, Params};
 use crate::auth::Actor;
 use crate::error::AppResult;
+use crate::service::email::EmailChange;
 use crate::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search))
         .routes(routes!(me, update_me, delete_me))
         .routes(routes!(change_password))
+        .routes(routes!(change_email))
         .routes(routes!(sessions))
         .routes(routes!(end_session))
         .routes(routes!(api_keys, create_api_key))
@@ -111,6 +116,40 @@ async fn change_password(
 ) -> AppResult<StatusCode> {
     state.service.change_password(&actor, req).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the caller's e-mail address.
+///
+/// `PUT /api/v1/users/me/email`:
+/// `{email, password}` → without e-mail: `200 User`, changed at once (unverified);
+/// `409 email_taken`. With e-mail (`[email]`): `202 {status: "check_your_inbox"}`: a link
+/// goes to the new address (or, if another account has it, its owner is told someone
+/// tried), and the account keeps its old address until the link is used
+/// (`POST /api/v1/auth/verify-email`). `401 invalid_credentials`;
+/// `422 validation_failed` (`email`, also the account's own address); `429 rate_limited`.
+#[utoipa::path(
+    put,
+    path = "/users/me/email",
+    tag = "users",
+    request_body = ChangeEmailRequest,
+    responses((status = 200, description = "changed (the server sends no e-mail)", body = User), (status = 202, description = "the server sends e-mail: a link went to the new address; nothing changes until it is used", body = CheckInbox), (status = 401, description = "unauthorized or invalid_credentials", body = ErrorBody), (status = 409, description = "email_taken (only when the server sends no e-mail)", body = ErrorBody), (status = 422, description = "validation_failed, naming the field", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+async fn change_email(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<ChangeEmailRequest>,
+) -> AppResult<Response> {
+    let done = state
+        .service
+        .change_email(&actor, req, client_info(&headers, client))
+        .await?;
+    Ok(match done {
+        EmailChange::Changed(user) => Json(*user).into_response(),
+        EmailChange::Pending(inbox) => (StatusCode::ACCEPTED, Json(inbox)).into_response(),
+    })
 }
 
 /// List the caller's sessions.

@@ -43,6 +43,10 @@ pub struct LoginLimiters {
     failures_per_account: RateLimiter,
     failures_per_account_global: RateLimiter,
     pub(crate) registrations_per_ip: RateLimiter,
+    /// With `[email]`: requests that may send a mail, per client address.
+    pub(crate) emails_per_ip: RateLimiter,
+    /// With `[email]`: requests that may send a mail, per address or login named.
+    pub(crate) emails_per_address: RateLimiter,
     pub(crate) two_factor_failures: RateLimiter,
 }
 
@@ -61,6 +65,8 @@ impl LoginLimiters {
                 rules.login_failures_per_account_global,
                 "login_failures_per_account_global",
             ),
+            emails_per_ip: limiter(rules.emails_per_ip, "emails_per_ip"),
+            emails_per_address: limiter(rules.emails_per_address, "emails_per_address"),
             registrations_per_ip: limiter(rules.registrations_per_ip, "registrations_per_ip"),
             two_factor_failures: limiter(
                 rules.two_factor_failures_per_account,
@@ -79,6 +85,16 @@ impl Service {
             .inc();
         AppError::rate_limited(l.retry_after.as_secs_f64().ceil() as u64)
     }
+}
+
+/// What [`Service::register`] did.
+#[derive(Debug)]
+pub enum Registered {
+    /// Without e-mail: the account exists and is logged in.
+    LoggedIn(Box<AuthResponse>),
+    /// With e-mail: a mail went out (a verification link, or to the owner of a taken
+    /// address); no session.
+    CheckInbox(palaver_protocol::rest::CheckInbox),
 }
 
 /// The owner's view of a stored user.
@@ -123,19 +139,24 @@ pub(crate) const SESSION_ENDED: CloseReason = CloseReason {
 };
 
 impl Service {
-    /// Creates an account (role `user`) and logs it in.
+    /// Creates an account (role `user`). Without e-mail it is logged in at once:
+    /// [`Registered::LoggedIn`]. With e-mail (`[email]`) it is created unverified and
+    /// mailed a verification link, or, if the address is taken, nothing is created and
+    /// the address's owner is told: both [`Registered::CheckInbox`], alike (see
+    /// `docs/email.md`, "The enumeration decision").
     ///
     /// # Errors
     /// `422 validation_failed` (username, email, password — including the password policy),
-    /// `409 username_taken` or `409 email_taken`, `429 rate_limited` (registration attempts
-    /// per IP). The password is hashed before the uniqueness check, so a taken and a free
-    /// email take the same time.
+    /// `409 username_taken`, `409 email_taken` (only without e-mail), `429 rate_limited`
+    /// (registration attempts per IP; with e-mail also `emails_per_ip`,
+    /// `emails_per_address`). The password is hashed before the uniqueness check, so a
+    /// taken and a free email take the same time.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
         req: RegisterRequest,
         client: ClientInfo,
-    ) -> AppResult<AuthResponse> {
+    ) -> AppResult<Registered> {
         // Every attempt counts, failed ones too: this also slows probing for registered
         // emails through `email_taken`.
         if let Some(ip) = client.ip {
@@ -145,8 +166,15 @@ impl Service {
                 .await
                 .map_err(|l| self.limited("registrations_per_ip", l))?;
         }
+        if self.email_enabled() {
+            return Ok(Registered::CheckInbox(
+                self.register_by_email(req, &client).await?,
+            ));
+        }
         let user = self.new_user(req, Role::User).await?;
-        self.start_session(&user, client).await
+        Ok(Registered::LoggedIn(Box::new(
+            self.start_session(&user, client).await?,
+        )))
     }
 
     /// Validates and stores a new account (also used by `palaver admin create-user`).
@@ -178,6 +206,7 @@ impl Service {
             created_at: now_rfc3339(),
             disabled_at: None,
             deleted_at: None,
+            email_verified_at: None,
         };
         self.store.users.create_user(&user).await?;
         tracing::info!(user_id = %user.id, role = role.as_str(), "registered");
@@ -207,10 +236,12 @@ impl Service {
     /// # Errors
     /// `401 invalid_credentials`, identical (and taking the same time) whether or not the
     /// account exists; `403 account_disabled` (only after a correct password);
-    /// `429 rate_limited`.
+    /// `403 email_not_verified` (with e-mail, only after a correct password: a new
+    /// verification link is mailed); `429 rate_limited`.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, req: LoginRequest, client: ClientInfo) -> AppResult<AuthResponse> {
         let user = self.check_login(req, &client).await?;
+        self.require_verified(&user).await?;
         self.start_session(&user, client).await
     }
 
@@ -513,6 +544,11 @@ impl Service {
         self.store
             .users
             .update_password(&user.id, &hash, &now)
+            .await?;
+        // Reset links already mailed stop working.
+        self.store
+            .users
+            .spend_email_tokens(&user.id, crate::store::EmailPurpose::Reset, &now)
             .await?;
         let ended = self
             .store

@@ -30,6 +30,7 @@ pub mod blocks;
 pub mod call_rooms;
 pub mod calls;
 pub mod credentials;
+pub mod email;
 pub mod invitations;
 pub mod live;
 pub mod members;
@@ -90,6 +91,8 @@ pub struct Service {
     room_order: Vec<OrderStripe>,
     hasher: std::collections::hash_map::RandomState,
     /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
+    /// Outgoing e-mail (`[email]`), if configured; `None`: e-mail is off.
+    pub(crate) mailer: Option<Arc<crate::email::Mailer>>,
     /// [`Service::is_known_group_room`]).
     group_rooms: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The OpenID Connect providers and GitHub people may sign in with (`[auth]`).
@@ -138,6 +141,22 @@ impl Service {
                 .collect(),
             hasher: Default::default(),
             group_rooms: Default::default(),
+            mailer: None,
+        }
+    }
+
+    /// Sends e-mail through `mailer` (`[email]`): verification, password reset and
+    /// e-mail change turn on (see [`email`]).
+    pub fn with_mailer(mut self, mailer: Arc<crate::email::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// At shutdown: waits up to `within` for queued mail to go out (see
+    /// [`crate::email::Mailer::close`]).
+    pub async fn close_mail(&self, within: std::time::Duration) {
+        if let Some(mailer) = &self.mailer {
+            mailer.close(within).await;
         }
     }
 

@@ -926,6 +926,8 @@ impl Service {
             email: email.clone(),
             created_at: now.clone(),
         };
+        // The provider verified the address (only verified ones are used).
+        let email_verified_at = email.as_ref().map(|_| now.clone());
         let mut row = UserRow {
             id: id.clone(),
             username: String::new(),
@@ -937,6 +939,7 @@ impl Service {
             created_at: now,
             disabled_at: None,
             deleted_at: None,
+            email_verified_at,
         };
         for n in 0..24 {
             row.username = if n < 20 {

@@ -24,9 +24,9 @@ use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageType, Role, RoomK
 
 use super::Unlink;
 use super::{
-    ApiKeyRow, AttachmentRow, MemberRole, MessageRow, NewMessage, NewReport, NewRoom, NewSession,
-    PageQuery, PendingMessage, Profile, ResumeTicket, Rotation, Store, StoreError, StoreResult,
-    UserRow,
+    ApiKeyRow, AttachmentRow, EmailPurpose, EmailToken, MemberRole, MessageRow, NewMessage,
+    NewReport, NewRoom, NewSession, PageQuery, PendingMessage, Profile, ResumeTicket, Rotation,
+    Store, StoreError, StoreResult, TakenEmailToken, UserRow,
 };
 
 /// How long one test may take before it fails.
@@ -180,6 +180,10 @@ conformance!(
     concurrent_takes_of_one_resume_ticket_take_it_once,
     expired_resume_tickets_are_refused_deleted_and_purged,
     deleting_an_account_removes_its_resume_tickets,
+    email_tokens_are_taken_once_by_their_purpose_until_they_expire,
+    concurrent_takes_of_one_email_token_take_it_once,
+    verifying_an_address_needs_the_address_the_account_still_has,
+    changing_an_address_keeps_it_unique_and_spending_tokens_kills_the_links,
     numbers_are_given_once_per_id_in_order_for_users_and_as_asked_for_rooms,
     concurrent_numbering_gives_every_id_one_distinct_number,
     two_factor_is_enabled_once_with_its_secret_and_steps_and_codes_are_used_once,
@@ -240,6 +244,7 @@ fn user_row(id: &str, username: &str) -> UserRow {
         created_at: at(0),
         disabled_at: None,
         deleted_at: None,
+        email_verified_at: None,
     }
 }
 
@@ -3157,4 +3162,305 @@ async fn sign_in_tickets_are_taken_once_by_kind_until_they_expire(store: Store) 
         "the link ticket"
     );
     assert_eq!(ids.take_ticket(&h(3), "link", &at(5)).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// E-mail tokens and addresses
+
+fn email_token(user_id: &str, purpose: EmailPurpose, address: &str, expires: u32) -> EmailToken {
+    EmailToken {
+        user_id: user_id.into(),
+        purpose,
+        address: address.into(),
+        created_at: at(0),
+        expires_at: at(expires),
+    }
+}
+
+async fn email_tokens_are_taken_once_by_their_purpose_until_they_expire(store: Store) {
+    use EmailPurpose::{ChangeEmail, Reset, Verify};
+    add_user(&store, "u1", "alice").await;
+    let users = &store.users;
+    let reset = email_token("u1", Reset, "alice@example.com", 100);
+    users
+        .create_email_token(&ticket_hash(1), &reset)
+        .await
+        .unwrap();
+    // Another purpose does not take it, and does not spend it.
+    for purpose in [Verify, ChangeEmail] {
+        assert_eq!(
+            users
+                .take_email_token(&ticket_hash(1), purpose, &at(10))
+                .await
+                .unwrap(),
+            TakenEmailToken::Unknown
+        );
+    }
+    assert_eq!(
+        users
+            .take_email_token(&ticket_hash(9), Reset, &at(10))
+            .await
+            .unwrap(),
+        TakenEmailToken::Unknown,
+        "unknown token"
+    );
+    // Looking does not spend.
+    for _ in 0..2 {
+        assert_eq!(
+            users
+                .email_token(&ticket_hash(1), Reset, &at(99))
+                .await
+                .unwrap(),
+            TakenEmailToken::Taken(reset.clone())
+        );
+    }
+    assert_eq!(
+        users
+            .email_token(&ticket_hash(1), Reset, &at(100))
+            .await
+            .unwrap(),
+        TakenEmailToken::Expired
+    );
+    assert_eq!(
+        users
+            .take_email_token(&ticket_hash(1), Reset, &at(99))
+            .await
+            .unwrap(),
+        TakenEmailToken::Taken(reset),
+        "stored as created, live until just before expires_at"
+    );
+    assert_eq!(
+        users
+            .email_token(&ticket_hash(1), Reset, &at(10))
+            .await
+            .unwrap(),
+        TakenEmailToken::Unknown,
+        "spent"
+    );
+    assert_eq!(
+        users
+            .take_email_token(&ticket_hash(1), Reset, &at(10))
+            .await
+            .unwrap(),
+        TakenEmailToken::Unknown,
+        "single use"
+    );
+
+    // Expired at expires_at: refused as expired (every time: it stays unused).
+    let verify = email_token("u1", Verify, "alice@example.com", 100);
+    users
+        .create_email_token(&ticket_hash(2), &verify)
+        .await
+        .unwrap();
+    for now in [100, 200] {
+        assert_eq!(
+            users
+                .take_email_token(&ticket_hash(2), Verify, &at(now))
+                .await
+                .unwrap(),
+            TakenEmailToken::Expired
+        );
+    }
+
+    // A token for an unknown user is refused.
+    assert!(matches!(
+        users
+            .create_email_token(
+                &ticket_hash(3),
+                &email_token("nobody", Verify, "x@y.z", 100)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Deleting the account removes its tokens.
+    users
+        .create_email_token(&ticket_hash(4), &email_token("u1", Verify, "a@b.c", 100))
+        .await
+        .unwrap();
+    users
+        .delete_user("u1", "deleted-u1", &at(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        users
+            .take_email_token(&ticket_hash(4), Verify, &at(30))
+            .await
+            .unwrap(),
+        TakenEmailToken::Unknown
+    );
+}
+
+async fn concurrent_takes_of_one_email_token_take_it_once(store: Store) {
+    add_user(&store, "u1", "alice").await;
+    for round in 0..5u8 {
+        let token = email_token("u1", EmailPurpose::Reset, "alice@example.com", 100);
+        store
+            .users
+            .create_email_token(&ticket_hash(round), &token)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .users
+                        .take_email_token(&ticket_hash(round), EmailPurpose::Reset, &at(10))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for task in tasks {
+            if let TakenEmailToken::Taken(t) = task.await.unwrap() {
+                taken.push(t);
+            }
+        }
+        assert_eq!(taken, [token], "round {round}");
+    }
+}
+
+async fn verifying_an_address_needs_the_address_the_account_still_has(store: Store) {
+    let alice = add_user(&store, "u1", "alice").await;
+    let users = &store.users;
+    assert_eq!(alice.email_verified_at, None, "created unverified");
+    assert!(
+        !users
+            .verify_email("u1", "other@example.com", &at(5))
+            .await
+            .unwrap(),
+        "not the account's address"
+    );
+    assert!(!users
+        .verify_email("u9", &alice.email, &at(5))
+        .await
+        .unwrap());
+    assert_eq!(
+        users
+            .user_by_id("u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified_at,
+        None
+    );
+    assert!(users
+        .verify_email("u1", &alice.email, &at(5))
+        .await
+        .unwrap());
+    // Again: still verified, at the first time.
+    assert!(users
+        .verify_email("u1", &alice.email, &at(9))
+        .await
+        .unwrap());
+    let row = users.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!(row.email_verified_at, Some(at(5)));
+    // A user created verified (by an administrator) stays so.
+    let verified = UserRow {
+        email_verified_at: Some(at(1)),
+        ..user_row("u2", "bob")
+    };
+    users.create_user(&verified).await.unwrap();
+    assert_eq!(users.user_by_id("u2").await.unwrap(), Some(verified));
+    // A deleted account cannot be verified.
+    users
+        .delete_user("u1", "deleted-u1", &at(20))
+        .await
+        .unwrap();
+    let scrubbed = users.user_by_id("u1").await.unwrap().unwrap();
+    assert!(!users
+        .verify_email("u1", &scrubbed.email, &at(30))
+        .await
+        .unwrap());
+}
+
+async fn changing_an_address_keeps_it_unique_and_spending_tokens_kills_the_links(store: Store) {
+    use EmailPurpose::{ChangeEmail, Reset};
+    add_user(&store, "u1", "alice").await;
+    let bob = add_user(&store, "u2", "bob").await;
+    let users = &store.users;
+    assert!(matches!(
+        users
+            .set_email("u1", &bob.email, Some(&at(3)), &at(3))
+            .await,
+        Err(StoreError::Conflict("email"))
+    ));
+    assert!(users
+        .set_email("u1", "new@example.com", Some(&at(3)), &at(3))
+        .await
+        .unwrap());
+    let row = users.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!(row.email, "new@example.com");
+    assert_eq!(row.email_verified_at, Some(at(3)));
+    assert_eq!(
+        users.user_by_login("new@example.com").await.unwrap(),
+        Some(row)
+    );
+    assert_eq!(
+        users.user_by_login("alice@example.com").await.unwrap(),
+        None
+    );
+    assert!(users
+        .set_email("u1", "unverified@example.com", None, &at(4))
+        .await
+        .unwrap());
+    assert_eq!(
+        users
+            .user_by_id("u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified_at,
+        None
+    );
+    assert!(!users
+        .set_email("u9", "ghost@example.com", None, &at(4))
+        .await
+        .unwrap());
+
+    // Spending a purpose's tokens kills only that purpose's, only the account's.
+    for (n, user, purpose) in [
+        (1, "u1", Reset),
+        (2, "u1", Reset),
+        (3, "u1", ChangeEmail),
+        (4, "u2", Reset),
+    ] {
+        users
+            .create_email_token(&ticket_hash(n), &email_token(user, purpose, "a@b.c", 100))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        users.spend_email_tokens("u1", Reset, &at(5)).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        users.spend_email_tokens("u1", Reset, &at(6)).await.unwrap(),
+        0
+    );
+    for n in [1, 2] {
+        assert_eq!(
+            users
+                .take_email_token(&ticket_hash(n), Reset, &at(10))
+                .await
+                .unwrap(),
+            TakenEmailToken::Unknown
+        );
+    }
+    assert!(matches!(
+        users
+            .take_email_token(&ticket_hash(3), ChangeEmail, &at(10))
+            .await
+            .unwrap(),
+        TakenEmailToken::Taken(_)
+    ));
+    assert!(matches!(
+        users
+            .take_email_token(&ticket_hash(4), Reset, &at(10))
+            .await
+            .unwrap(),
+        TakenEmailToken::Taken(_)
+    ));
 }

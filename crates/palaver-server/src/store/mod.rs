@@ -122,6 +122,57 @@ pub struct UserRow {
     pub created_at: String,
     pub disabled_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// When `email` was proven to be the user's (a mailed link was used), RFC 3339 UTC;
+    /// `None` if never (or since it last changed). See `docs/email.md`.
+    pub email_verified_at: Option<String>,
+}
+
+/// What an e-mailed link is for (the `purpose` column of `email_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailPurpose {
+    /// Prove that the account's current address is its owner's.
+    Verify,
+    /// Make the token's address the account's address (a pending e-mail change).
+    ChangeEmail,
+    /// Set a new password without the old one.
+    Reset,
+}
+
+impl EmailPurpose {
+    /// The `purpose` column's value: `verify`, `change_email` or `reset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailPurpose::Verify => "verify",
+            EmailPurpose::ChangeEmail => "change_email",
+            EmailPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// An e-mailed link's token, as stored: everything but the token itself, which is kept
+/// only as its SHA-256 hash (the key it is stored and taken by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailToken {
+    /// The account the link acts on.
+    pub user_id: String,
+    pub purpose: EmailPurpose,
+    /// The (normalised) address the link was mailed to.
+    pub address: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC; the token is worthless once `expires_at <= now`.
+    pub expires_at: String,
+}
+
+/// What presenting an e-mailed token found (see [`UserStore::take_email_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakenEmailToken {
+    /// The token was unused and live: it is now spent, and this is what it was for.
+    Taken(EmailToken),
+    /// The token exists, unused, but expired.
+    Expired,
+    /// No token of that purpose has this hash, or it was already used.
+    Unknown,
 }
 
 /// The free-form profile fields of a user.
@@ -383,7 +434,7 @@ pub struct PageQuery {
     pub limit: i64,
 }
 
-/// Accounts.
+/// Accounts, and the tokens of the links e-mailed to them.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Inserts a user. `username` and `email` must already be normalised (lower case).
@@ -435,8 +486,8 @@ pub trait UserStore: Send + Sync {
     /// Deletes an account, atomically: scrubs its personal data and last seen time (the
     /// row stays, with `username` replaced by `deleted_username`, so its messages stay
     /// attributed), revokes
-    /// every session and API key, removes its room memberships, blocks, sign-in identities
-    /// and resume tickets.
+    /// every session and API key, removes its room memberships, blocks, sign-in identities,
+    /// resume tickets and e-mail tokens.
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
 
     /// Records that user `id`'s last connection closed at `at` (RFC 3339 UTC, from
@@ -464,6 +515,59 @@ pub trait UserStore: Send + Sync {
         id: &str,
         n: Option<i64>,
     ) -> StoreResult<Option<i64>>;
+
+    /// Stores an e-mail token under `token_hash` (SHA-256 of the token, 32 bytes).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no user `token.user_id`.
+    async fn create_email_token(&self, token_hash: &[u8], token: &EmailToken) -> StoreResult<()>;
+
+    /// Takes the token `token_hash` of `purpose`: if it is unused and not expired at
+    /// `now` (RFC 3339 UTC), marks it used in the same statement and returns it. Of
+    /// concurrent takes of one token, at most one gets [`TakenEmailToken::Taken`]; a token
+    /// of another purpose is [`TakenEmailToken::Unknown`].
+    async fn take_email_token(
+        &self,
+        token_hash: &[u8],
+        purpose: EmailPurpose,
+        now: &str,
+    ) -> StoreResult<TakenEmailToken>;
+
+    /// What [`take_email_token`](Self::take_email_token) would find, without spending
+    /// anything (to check a request before the token is spent).
+    async fn email_token(
+        &self,
+        token_hash: &[u8],
+        purpose: EmailPurpose,
+        now: &str,
+    ) -> StoreResult<TakenEmailToken>;
+
+    /// Marks every unused token of `user_id` with `purpose` used at `at` (the links
+    /// already mailed stop working); returns how many.
+    async fn spend_email_tokens(
+        &self,
+        user_id: &str,
+        purpose: EmailPurpose,
+        at: &str,
+    ) -> StoreResult<u64>;
+
+    /// Records that user `id`'s address is verified at `at`, if the account is live and
+    /// its address still is `address`. Returns whether it did (again for an already
+    /// verified address: `true`, the time unchanged).
+    async fn verify_email(&self, id: &str, address: &str, at: &str) -> StoreResult<bool>;
+
+    /// Replaces user `id`'s address with `email` (already normalised), verified at
+    /// `verified_at` (`None`: unverified). Returns `false` if there is no such live user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with `"email"` when another account has that address.
+    async fn set_email(
+        &self,
+        id: &str,
+        email: &str,
+        verified_at: Option<&str>,
+        at: &str,
+    ) -> StoreResult<bool>;
 
     /// User `user_id`'s two-factor secret and state, if they have started a setup.
     async fn two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactorRow>>;

@@ -58,7 +58,10 @@ pub const FORMAT_VERSION: i64 = 4;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
 /// an earlier version has none of them; they are imported as NULL.
-pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[(2, "users", "last_seen_at")];
+pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[
+    (2, "users", "last_seen_at"),
+    (4, "users", "email_verified_at"),
+];
 
 /// Rows per INSERT statement on import (14 columns at most: far below either backend's
 /// limit on bound parameters).
@@ -95,7 +98,10 @@ use Kind::{Blob, Integer, Text};
 ///
 /// - `resume_tickets`: SignalR resume tickets (`SessionStore::save_resume_ticket`), valid
 ///   for minutes and single use.
-pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "oidc_tickets"];
+/// - `email_tokens`: the tokens of mailed links (verification, e-mail change, password
+///   reset), valid for minutes or hours and single use; a moved install's users ask for
+///   new links.
+pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "oidc_tickets", "email_tokens"];
 
 /// Every table of the schema, each after the tables its foreign keys point to (so that
 /// inserting in this order satisfies them). `_sqlx_migrations` and the
@@ -123,6 +129,7 @@ pub const TABLES: &[Table] = &[
             ("disabled_at", Text),
             ("deleted_at", Text),
             ("last_seen_at", Text),
+            ("email_verified_at", Text),
         ],
     },
     Table {
@@ -1175,7 +1182,16 @@ mod tests {
         let err = parse_row(user(""), 2).unwrap_err().to_string();
         assert!(err.contains("no column last_seen_at"), "{err}");
         let (_, values) = parse_row(user(r#","last_seen_at":"t2""#), 2).unwrap();
-        assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t2"));
+        // ..., last_seen_at, email_verified_at (added in version 4: NULL before).
+        assert!(matches!(&values[values.len() - 2], Val::Text(Some(t)) if t == "t2"));
+        assert!(matches!(values.last(), Some(Val::Text(None))));
+        let err = parse_row(user(r#","last_seen_at":"t2""#), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no column email_verified_at"), "{err}");
+        let with_both = r#","last_seen_at":"t2","email_verified_at":"t3""#;
+        let (_, values) = parse_row(user(with_both), 4).unwrap();
+        assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t3"));
         assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_err());

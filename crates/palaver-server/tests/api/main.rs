@@ -16,6 +16,7 @@ mod cluster_calls;
 mod cluster_presence;
 mod cluster_resilience;
 mod conversations;
+mod email;
 mod errors;
 mod heartbeat;
 mod live;

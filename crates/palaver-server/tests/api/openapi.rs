@@ -17,11 +17,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/link/confirm"),
     ("get", "/api/v1/users/me/identities"),
     ("delete", "/api/v1/users/me/identities/{identity_id}"),
+    ("post", "/api/v1/auth/verify-email"),
+    ("post", "/api/v1/auth/resend-verification"),
+    ("post", "/api/v1/auth/password-reset"),
+    ("post", "/api/v1/auth/password-reset/confirm"),
     ("get", "/api/v1/users"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
     ("delete", "/api/v1/users/me"),
     ("put", "/api/v1/users/me/password"),
+    ("put", "/api/v1/users/me/email"),
     ("get", "/api/v1/users/me/sessions"),
     ("delete", "/api/v1/users/me/sessions/{session_id}"),
     ("get", "/api/v1/users/me/api-keys"),
@@ -164,6 +169,10 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
                 | "/api/v1/auth/providers"
                 | "/api/v1/auth/oidc/{provider}/start"
                 | "/api/v1/auth/oidc/{provider}/callback"
+                | "/api/v1/auth/verify-email"
+                | "/api/v1/auth/resend-verification"
+                | "/api/v1/auth/password-reset"
+                | "/api/v1/auth/password-reset/confirm"
                 | "/api/v1/auth/link/confirm"
                 | "/healthz"
                 | "/readyz"

@@ -240,7 +240,8 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     let before = history(&alice, &channel.id).await;
     let data_dir = server.stop().await;
     let data = data_dir.path().to_str().unwrap().to_owned();
-    // A SignalR resume ticket, as a closing connection leaves one: ephemeral, not exported.
+    // A SignalR resume ticket, as a closing connection leaves one: ephemeral, not exported;
+    // likewise an e-mail token.
     {
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(data_dir.path().join("palaver.db"))
@@ -257,6 +258,25 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
         .execute(&mut conn)
         .await
         .expect("store a resume ticket");
+        // A mailed link's token (ephemeral, not exported) and a verified address (kept).
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, address, created_at,
+                                       expires_at)
+             VALUES (?1, ?2, 'reset', 'bob@example.com', '2026-01-01T00:00:00.000Z',
+                     '2999-01-01T00:00:00.000Z')",
+        )
+        .bind(vec![8u8; 32])
+        .bind(&bob_id)
+        .execute(&mut conn)
+        .await
+        .expect("store an e-mail token");
+        sqlx::query(
+            "UPDATE users SET email_verified_at = '2026-01-01T00:00:00.000Z' WHERE id = ?1",
+        )
+        .bind(&bob_id)
+        .execute(&mut conn)
+        .await
+        .expect("verify an address");
         // A sign-in identity (durable) and a sign-in flow in progress (ephemeral), as an
         // OpenID Connect sign-in leaves them (oidc-tests/ drives the real flow).
         sqlx::query(
@@ -326,7 +346,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 20, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 21, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }
@@ -341,6 +361,14 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     assert!(
         users.iter().any(|u| matches!(u[last_seen], Cell::Text(_))),
         "the test populates users.last_seen_at"
+    );
+    let verified = columns
+        .iter()
+        .position(|c| c == "email_verified_at")
+        .unwrap();
+    assert!(
+        users.iter().any(|u| matches!(u[verified], Cell::Text(_))),
+        "the test populates users.email_verified_at"
     );
     assert_eq!(
         source.keys().collect::<Vec<_>>(),
@@ -360,7 +388,9 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     let sqlite_lines = row_lines(&sqlite_export);
     assert!(sqlite_lines.len() > 30, "{} lines", sqlite_lines.len());
     assert!(
-        !sqlite_lines.iter().any(|l| l.contains("resume_tickets")),
+        !sqlite_lines
+            .iter()
+            .any(|l| l.contains("resume_tickets") || l.contains("email_tokens")),
         "resume tickets are not exported (rows nor trailer)"
     );
     assert_eq!(sqlite_lines, row_lines(&work.path().join("pg.jsonl")));

@@ -20,7 +20,7 @@
 //!
 //! The schema (`migrations/postgres/0001_init.sql`) equals SQLite's after its eight
 //! first migrations, and each later one repeats a later SQLite one (`0002_last_seen.sql`
-//! is SQLite's 0009, `0003_resume_tickets.sql` its 0010, `0004_numeric_ids.sql` its 0011), with every TEXT column in the
+//! is SQLite's 0009, `0003_resume_tickets.sql` its 0010, `0004_numeric_ids.sql` its 0011, `0006_email.sql` its 0013), with every TEXT column in the
 //! "C" collation so that comparisons and ordering are byte-wise, as on SQLite. They are
 //! embedded in the binary and applied at connect through sqlx's migrator (recorded in
 //! `_sqlx_migrations`).
@@ -73,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "two factor",
         include_str!("../../../migrations/postgres/0005_two_factor.sql"),
+    ),
+    (
+        6,
+        "email",
+        include_str!("../../../migrations/postgres/0006_email.sql"),
     ),
     (
         7,

@@ -47,8 +47,9 @@ impl IdentityStore for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO users (id, username, email, password_hash, role, settings, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO users (id, username, email, password_hash, role, settings, created_at,
+                                email_verified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(&user.id)
         .bind(&user.username)
@@ -57,6 +58,7 @@ impl IdentityStore for SqliteStore {
         .bind(user.role.as_str())
         .bind(&user.settings)
         .bind(&user.created_at)
+        .bind(&user.email_verified_at)
         .execute(&mut *tx)
         .await
         .map_err(insert_error)?;

@@ -99,6 +99,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0012_two_factor.sql"),
     ),
     (
+        13,
+        "email",
+        include_str!("../../../migrations/sqlite/0013_email.sql"),
+    ),
+    (
         14,
         "identities",
         include_str!("../../../migrations/sqlite/0014_identities.sql"),

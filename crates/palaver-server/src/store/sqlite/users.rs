@@ -7,8 +7,9 @@ use sqlx::Row;
 
 use super::{foreign_key_violation, unique_violation_on, SqliteStore};
 use crate::store::{
-    CredentialState, NewSession, NumericKind, Profile, ResumeTicket, Rotation, SessionRow,
-    SessionStore, StoreError, StoreResult, TwoFactorRow, UserRow, UserStore,
+    CredentialState, EmailPurpose, EmailToken, NewSession, NumericKind, Profile, ResumeTicket,
+    Rotation, SessionRow, SessionStore, StoreError, StoreResult, TakenEmailToken, TwoFactorRow,
+    UserRow, UserStore,
 };
 
 /// Reads a user row (all columns of `users`).
@@ -33,6 +34,7 @@ pub(super) fn user_from_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         disabled_at: row.try_get("disabled_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        email_verified_at: row.try_get("email_verified_at")?,
     })
 }
 
@@ -53,8 +55,9 @@ impl UserStore for SqliteStore {
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn create_user(&self, user: &UserRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO users (id, username, email, password_hash, role, settings, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO users (id, username, email, password_hash, role, settings, created_at,
+                                email_verified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(&user.id)
         .bind(&user.username)
@@ -63,6 +66,7 @@ impl UserStore for SqliteStore {
         .bind(user.role.as_str())
         .bind(&user.settings)
         .bind(&user.created_at)
+        .bind(&user.email_verified_at)
         .execute(&self.writer)
         .await
         .map_err(|e| {
@@ -248,6 +252,10 @@ impl UserStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM two_factor WHERE user_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM email_tokens WHERE user_id = ?1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -466,6 +474,164 @@ impl UserStore for SqliteStore {
                 .await?;
         tx.commit().await?;
         Ok(matches!(removed, Some(Some(_))))
+    }
+    #[tracing::instrument(skip_all, err)]
+    async fn create_email_token(&self, token_hash: &[u8], token: &EmailToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, address, created_at,
+                                       expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(token_hash)
+        .bind(&token.user_id)
+        .bind(token.purpose.as_str())
+        .bind(&token.address)
+        .bind(&token.created_at)
+        .bind(&token.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if foreign_key_violation(&e) {
+                StoreError::NotFound
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn take_email_token(
+        &self,
+        token_hash: &[u8],
+        purpose: EmailPurpose,
+        now: &str,
+    ) -> StoreResult<TakenEmailToken> {
+        // One statement: of concurrent takes, only the one whose update matches gets it.
+        let row = sqlx::query(
+            "UPDATE email_tokens SET used_at = ?3
+             WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+             RETURNING user_id, address, created_at, expires_at",
+        )
+        .bind(token_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        if let Some(row) = row {
+            return Ok(TakenEmailToken::Taken(EmailToken {
+                user_id: row.try_get("user_id")?,
+                purpose,
+                address: row.try_get("address")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+            }));
+        }
+        let expired: Option<String> = sqlx::query_scalar(
+            "SELECT expires_at FROM email_tokens
+             WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(purpose.as_str())
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(match expired {
+            Some(_) => TakenEmailToken::Expired,
+            None => TakenEmailToken::Unknown,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn email_token(
+        &self,
+        token_hash: &[u8],
+        purpose: EmailPurpose,
+        now: &str,
+    ) -> StoreResult<TakenEmailToken> {
+        let row = sqlx::query(
+            "SELECT user_id, address, created_at, expires_at FROM email_tokens
+             WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(purpose.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(TakenEmailToken::Unknown);
+        };
+        let token = EmailToken {
+            user_id: row.try_get("user_id")?,
+            purpose,
+            address: row.try_get("address")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok(if token.expires_at.as_str() > now {
+            TakenEmailToken::Taken(token)
+        } else {
+            TakenEmailToken::Expired
+        })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn spend_email_tokens(
+        &self,
+        user_id: &str,
+        purpose: EmailPurpose,
+        at: &str,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE email_tokens SET used_at = ?3
+             WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn verify_email(&self, id: &str, address: &str, at: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?3)
+             WHERE id = ?1 AND email = ?2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(address)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn set_email(
+        &self,
+        id: &str,
+        email: &str,
+        verified_at: Option<&str>,
+        at: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email = ?2, email_verified_at = ?3, updated_at = ?4
+             WHERE id = ?1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(email)
+        .bind(verified_at)
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if unique_violation_on(&e, "users.email") {
+                StoreError::Conflict("email")
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -457,6 +457,7 @@ mod tests {
                 created_at: "2026-11-21T10:00:00.000Z".into(),
                 disabled_at: None,
                 deleted_at: None,
+                email_verified_at: None,
             })
             .await
             .unwrap();
