@@ -11,7 +11,8 @@
 //   with the response shapes GitHub documents for its OAuth endpoints, `GET /user` and
 //   `GET /user/emails` (including an unverified primary address, which must be ignored).
 //
-// The browser is played by fetch with redirects followed by hand and a cookie jar.
+// The browser is played by fetch with redirects followed by hand and a cookie jar; the last
+// test drives the web client in Debian's Chromium through the real provider's pages.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -20,6 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Provider from 'oidc-provider';
+import { chromium } from 'playwright-core';
 
 import { PASSWORD, Server, serverEnv } from '../test-support/common.mjs';
 
@@ -326,6 +328,7 @@ before(async () => {
     alice: { email: 'alice@example.org', email_verified: true, preferred_username: 'Alice' },
     bob: { email: 'bob@example.org', email_verified: true, preferred_username: 'bob' },
     mallory: { email: 'carol@example.org', email_verified: false, preferred_username: 'mallory' },
+    frida: { email: 'frida@example.org', email_verified: true, preferred_username: 'frida' },
   };
   op = new Provider(opListening.url, {
     clients: [{
@@ -426,7 +429,7 @@ test('a first sign-in at the real provider creates an account, the next one sign
   assert.ok(cookie, `a refresh cookie: ${first.callbackCookies}`);
   assert.match(cookie, /HttpOnly/);
   assert.match(cookie, /SameSite=Strict/);
-  assert.match(cookie, /Path=\/api\/v1\/auth;/);
+  assert.match(cookie, /Path=\/api\/v1\/auth\/refresh;/);
   const token = await accessToken(first.browser);
   const me = await api('GET', '/users/me', { token });
   assert.equal(me.status, 200);
@@ -639,4 +642,113 @@ test('the refresh cookie: asked for on login, accepted by refresh, cleared by lo
   assert.ok(!browser.cookies(base).has('palaver_refresh'));
   const none = await browser.request(`${base}/api/v1/auth/refresh?refresh=cookie`, { method: 'POST' });
   assert.equal(none.res.status, 401);
+});
+
+// ---------------------------------------------------------------------------------------
+// The web client in Chromium: sign in through the provider's pages (linking to an
+// existing password account), set up two-factor codes, sign out, sign in with a code.
+
+/** RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of a base32 `secret` for time step `step`. */
+function totp(secret, step) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c.toUpperCase()).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+test('the web client: sign in through the provider\'s pages, link, two-factor codes, sign out, sign in with a code', async () => {
+  // Frida has a password account; the provider vouches for the same address.
+  const made = await api('POST', '/auth/register', {
+    body: { username: 'frida', email: 'frida@example.org', password: PASSWORD },
+  });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: !process.env.HEADFUL,
+    args: ['--no-sandbox'],
+  });
+  const problems = [];
+  try {
+    const context = await browser.newContext();
+    context.setDefaultTimeout(20_000);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Uncaught/i.test(m.text())) problems.push(m.text());
+    });
+    const tid = (id) => page.getByTestId(id);
+    // Through the provider's own pages (oidc-provider's login and consent forms, or
+    // none when its session and grant already exist) until back at Palaver.
+    const throughProvider = async () => {
+      for (let hop = 0; hop < 8 && !page.url().startsWith(base); hop++) {
+        const login = page.locator('input[name=login]');
+        if (await login.isVisible().catch(() => false)) {
+          await login.fill('frida');
+          await page.locator('input[name=password]').fill('any');
+        }
+        const submit = page.locator('button[type=submit]');
+        if (await submit.isVisible().catch(() => false)) {
+          await Promise.all([page.waitForNavigation(), submit.click()]);
+        } else {
+          await page.waitForNavigation({ timeout: 5_000 }).catch(() => {});
+        }
+      }
+      assert.ok(page.url().startsWith(base), `back at Palaver: ${page.url()}`);
+    };
+
+    await page.goto(base);
+    await Promise.all([page.waitForNavigation(), page.locator('[data-testid=provider-sign-in][data-provider=local]').click()]);
+    await throughProvider();
+    // Back at Palaver: the address belongs to Frida's account, which confirms by password.
+    await tid('link-form').waitFor();
+    await tid('link-password').fill(PASSWORD);
+    await tid('link-submit').click();
+    await page.locator('[data-testid=conn-status][data-state=online]').waitFor();
+    assert.equal(await tid('me-name').textContent(), 'frida');
+    // No refresh token where a script could read it.
+    const stored = await page.evaluate(() => sessionStorage.getItem('palaver.session'));
+    assert.ok(!stored.includes('refresh'), stored);
+    assert.equal(await page.evaluate(() => document.cookie), '', 'the cookies are HttpOnly');
+
+    // Two-factor codes, set up in Security.
+    await tid('security').click();
+    await page.locator('[data-testid=identity]', { hasText: 'Local OP' }).waitFor();
+    await tid('tf-password').fill(PASSWORD);
+    await tid('tf-begin').click();
+    await tid('tf-confirm-form').waitFor();
+    const secret = (await tid('tf-secret').textContent()).trim();
+    const step = Math.floor(Date.now() / 30_000);
+    await tid('tf-confirm-code').fill(totp(secret, step));
+    await tid('tf-confirm').click();
+    await tid('tf-recovery').waitFor();
+    await page.keyboard.press('Escape');
+
+    // Sign out; sign in again with the password and a code.
+    await tid('logout').click();
+    await tid('login-form').waitFor();
+    await tid('login-username').fill('frida');
+    await tid('login-password').fill(PASSWORD);
+    await tid('login-submit').click();
+    await tid('login-code').waitFor();
+    await tid('login-code').fill(totp(secret, step + 1));
+    await tid('login-submit').click();
+    await page.locator('[data-testid=conn-status][data-state=online]').waitFor();
+    assert.equal(await tid('me-name').textContent(), 'frida');
+
+    // Signing in with the provider is not a password login: no code asked.
+    await tid('logout').click();
+    await tid('login-form').waitFor();
+    await Promise.all([page.waitForNavigation(), page.locator('[data-testid=provider-sign-in][data-provider=local]').click()]);
+    await throughProvider();
+    await page.locator('[data-testid=conn-status][data-state=online]').waitFor();
+    assert.equal(await tid('me-name').textContent(), 'frida');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
 });

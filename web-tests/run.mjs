@@ -537,37 +537,40 @@ async function main() {
       }
     });
 
-    await test('7. two tabs of one browser as two people: chat and a video call', async () => {
-      // One browser context = one browser profile: its pages are tabs sharing cookies and
-      // localStorage. Each tab keeps its own login (sessionStorage), as the README says.
+    await test('7. a new tab of the same browser is signed in by the HttpOnly refresh cookie; scripts see no refresh token', async () => {
+      // One browser context = one browser profile: its tabs share cookies.
       const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       context.setDefaultTimeout(10_000);
       const carol = new User('carol', await context.newPage());
-      const dave = new User('dave', await context.newPage());
-      ctx.tabs = [carol, dave];
+      ctx.tabs = [carol];
       await carol.signUp(server.url);
-      await dave.signUp(server.url);
-      assert.equal(await carol.page.getByTestId('me-name').textContent(), 'carol', "dave's login must not replace carol's");
+      const stored = await carol.page.evaluate(() => sessionStorage.getItem('palaver.session'));
+      assert.ok(!stored.includes('refresh'), `no refresh token in page storage: ${stored}`);
+      assert.equal(await carol.page.evaluate(() => document.cookie), '', 'the refresh cookie is HttpOnly');
+      const cookies = await context.cookies();
+      const refresh = cookies.find((c) => c.name === 'palaver_refresh');
+      assert.ok(refresh, `a refresh cookie: ${JSON.stringify(cookies)}`);
+      assert.equal(refresh.httpOnly, true);
+      assert.equal(refresh.sameSite, 'Strict');
+      assert.equal(refresh.path, '/api/v1/auth/refresh', 'sent to the refresh route only');
 
+      // A second tab: signed in at once, as the same person, live.
+      const second = new User('carol', await context.newPage());
+      ctx.tabs.push(second);
+      await second.page.goto(server.url);
+      await second.waitOnline();
+      assert.equal(await second.tid('me-name').textContent(), 'carol');
       await carol.createRoom('tabs');
-      await dave.joinFromDirectory('tabs');
+      await second.openRoom('tabs');
       await carol.send('Hello from the first tab');
-      await dave.waitForMessage('Hello from the first tab');
-      await dave.send('Hello from the second tab');
-      await carol.waitForMessage('Hello from the second tab');
+      await second.waitForMessage('Hello from the first tab');
 
-      await carol.tid('call-video').click();
-      await dave.tid('incoming-call').waitFor({ timeout: 10_000 });
-      await dave.tid('incoming-accept').click();
-      for (const u of [carol, dave]) {
-        await waitFor(`${u.name}'s tab to be connected with remote video`, () => u.page.evaluate(() => {
-          const pcs = window.__palaver.peerConnections();
-          const v = document.querySelector('[data-testid=remote-tile] video');
-          return pcs.length === 1 && pcs[0].connectionState === 'connected' && v && v.videoWidth > 0;
-        }), { timeout: 20_000 });
-      }
-      await carol.tid('call-hangup').click();
-      for (const u of [carol, dave]) await u.tid('call-view').waitFor({ state: 'hidden', timeout: 10_000 });
+      // Logging out ends the browser's sign-in: a new tab shows the login form.
+      await second.tid('logout').click();
+      await second.tid('login-form').waitFor();
+      const third = await context.newPage();
+      await third.goto(server.url);
+      await third.getByTestId('login-form').waitFor();
       await context.close();
     });
 

@@ -48,6 +48,10 @@ pub struct User {
     pub username: String,
     /// Lower-cased, unique. Shown only to the user themself (and admins).
     pub email: String,
+    /// Whether `email` was verified (a mailed link used, or a sign-in provider vouched
+    /// for it). Only meaningful on servers that send e-mail (`docs/email.md`).
+    #[serde(default)]
+    pub email_verified: bool,
     pub role: Role,
     pub display_name: Option<String>,
     pub first_name: Option<String>,

@@ -120,7 +120,9 @@ function announce(text) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Session (per tab: sessionStorage, so two tabs can be two users)
+// Session. The access token (short-lived) is kept per tab in sessionStorage; the refresh
+// token never reaches this page: the server keeps it in the HttpOnly `palaver_refresh`
+// cookie (`?refresh=cookie`), one per browser, which page scripts cannot read.
 
 let session = loadSession();
 
@@ -157,38 +159,6 @@ function sessionIdOf(token) {
   }
 }
 
-// "Duplicate tab" copies sessionStorage, so two tabs would share one refresh token: the
-// first refresh spends it and the other tab's next refresh revokes the session for both
-// (reuse detection). A tab that finds its session live in another tab drops it.
-const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('palaver-tabs') : null;
-if (tabs) {
-  tabs.onmessage = (e) => {
-    const d = e.data || {};
-    if (d.type === 'probe' && session && sessionIdOf(session.access_token) === d.sid) {
-      tabs.postMessage({ type: 'taken', nonce: d.nonce });
-    }
-  };
-}
-
-function sessionLiveElsewhere() {
-  const sid = session && sessionIdOf(session.access_token);
-  if (!tabs || !sid) return Promise.resolve(false);
-  const nonce = Math.random().toString(36).slice(2);
-  return new Promise((resolve) => {
-    const onMsg = (e) => {
-      if (e.data?.type === 'taken' && e.data.nonce === nonce) finish(true);
-    };
-    const finish = (v) => {
-      tabs.removeEventListener('message', onMsg);
-      clearTimeout(timer);
-      resolve(v);
-    };
-    const timer = setTimeout(() => finish(false), 200);
-    tabs.addEventListener('message', onMsg);
-    tabs.postMessage({ type: 'probe', sid, nonce });
-  });
-}
-
 // ---------------------------------------------------------------------------------------
 // REST
 
@@ -211,28 +181,37 @@ class Disconnected extends Error {
 
 let refreshing = null;
 
-/** Trades the refresh token for a new pair; one refresh at a time. */
+/**
+ * A new access token from the browser's refresh cookie (the cookie is rotated by the
+ * answer); one refresh at a time. Two tabs refreshing at once: the second one's cookie was
+ * just spent (409), and the first's answer set the next one, so it tries once more.
+ */
 function refreshTokens() {
   if (refreshing) return refreshing;
   refreshing = (async () => {
-    const rt = session?.refresh_token;
-    if (!rt) throw new ApiError(401, null, 'not signed in');
-    const res = await fetch(`${API}/auth/refresh`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ refresh_token: rt }),
-    });
-    const body = await res.json().catch(() => null);
-    if (!res.ok) {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${API}/auth/refresh?refresh=cookie`, { method: 'POST', credentials: 'same-origin' });
+      const body = await res.json().catch(() => null);
+      if (res.ok) {
+        if (session?.user && body.user && body.user.id !== session.user.id) {
+          // The browser's sign-in is someone else's now (another tab logged in).
+          signOut('This browser was signed in to another account in another tab. Please log in again.', { remote: false });
+          throw new ApiError(401, null, 'signed in as someone else');
+        }
+        saveSession({ ...(session || {}), access_token: body.access_token, user: body.user || session?.user });
+        return;
+      }
+      if (res.status === 409 && attempt === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        continue;
+      }
       const err = new ApiError(res.status, body);
-      // 401 (expired, revoked, reused) and 409 (spent by someone else, e.g. a duplicated
-      // tab holding the same token) cannot be recovered in this tab: sign in again.
-      if (res.status === 401 || res.status === 403 || res.status === 409) {
+      // 401 (expired, revoked, reused, no cookie) and 409 cannot be recovered here.
+      if (session && (res.status === 401 || res.status === 403 || res.status === 409)) {
         signOut('Your session has ended. Please log in again.', { remote: false });
       }
       throw err;
     }
-    saveSession({ ...session, access_token: body.access_token, refresh_token: body.refresh_token, user: body.user || session.user });
   })().finally(() => {
     refreshing = null;
   });
@@ -2400,12 +2379,15 @@ function showAuth(message) {
   $('#auth-view').hidden = false;
   selectTab('login');
   $('#login-code-row').hidden = true;
+  loadProviders();
   if (message) $('#login-form .form-error').textContent = message;
   $('#login-form [name=login]').focus();
 }
 
 function selectTab(which) {
   const login = which === 'login';
+  for (const id of ['#forgot-form', '#reset-form', '#link-form']) $(id).hidden = true;
+  $('.tabs').hidden = false;
   $('#tab-login').setAttribute('aria-selected', String(login));
   $('#tab-signup').setAttribute('aria-selected', String(!login));
   $('#tab-login').tabIndex = login ? 0 : -1;
@@ -2425,14 +2407,21 @@ async function submitAuth(e, kind) {
   button.disabled = true;
   if (kind === 'login' && !data.code) delete data.code;
   try {
-    const body = await api('POST', `/auth/${kind}`, { body: data, auth: false });
-    saveSession({ access_token: body.access_token, refresh_token: body.refresh_token, user: body.user });
+    const body = await api('POST', `/auth/${kind}?refresh=cookie`, { body: data, auth: false });
+    if (body.status === 'check_your_inbox') {
+      form.reset();
+      selectTab('login');
+      notice('Check your inbox: we sent a link to confirm your e-mail address. Then log in.');
+      return;
+    }
+    saveSession({ access_token: body.access_token, user: body.user });
     form.reset();
     if (kind === 'login') $('#login-code-row').hidden = true;
     startApp();
   } catch (ex) {
     let msg = ex.message;
     if (ex.code === 'rate_limited') msg = 'Too many attempts. Please wait a little and try again.';
+    if (ex.code === 'email_not_verified') msg = 'Confirm your e-mail address first: we just sent you a new link.';
     if (ex.code === 'two_factor_required' || ex.code === 'invalid_two_factor_code') {
       $('#login-code-row').hidden = false;
       form.querySelector('[name=code]').value = '';
@@ -2448,6 +2437,10 @@ async function submitAuth(e, kind) {
 }
 
 function startApp() {
+  if (pendingToast) {
+    toast(pendingToast);
+    pendingToast = '';
+  }
   $('#auth-view').hidden = true;
   $('#app-view').hidden = false;
   state.me = session.user || null;
@@ -2491,6 +2484,140 @@ function signOut(message, { remote = true } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Sign-in providers, mailed links, password reset
+
+/** A message on the sign-in page (not an error). */
+function notice(text) {
+  $('#auth-notice').textContent = text;
+}
+
+/** Shows one of the auth page's extra forms instead of the log in / sign up tabs. */
+function showAuthForm(id) {
+  for (const f of ['#login-form', '#signup-form', '#forgot-form', '#reset-form', '#link-form']) $(f).hidden = f !== id;
+  $('.tabs').hidden = true;
+  const first = $(`${id} input`);
+  if (first) first.focus();
+}
+
+let providers = null;
+
+/** The "Sign in with ..." buttons, from `GET /auth/providers`. */
+async function loadProviders() {
+  try {
+    providers = providers || (await api('GET', '/auth/providers', { auth: false }));
+  } catch {
+    providers = [];
+  }
+  const box = $('#providers');
+  box.replaceChildren(...providers.map((p) => h('a', {
+    class: 'button', href: p.start_url, 'data-testid': 'provider-sign-in', 'data-provider': p.id,
+  }, `Sign in with ${p.display_name}`)));
+  box.hidden = providers.length === 0;
+}
+
+const AUTH_ERRORS = {
+  oauth_state_invalid: 'That sign-in link is stale or was opened in another browser. Please try again.',
+  oauth_provider_error: 'The provider did not sign you in.',
+  provider_unavailable: 'The sign-in provider cannot be reached right now. Please try again later.',
+  identity_already_linked: 'That provider account is already linked to another Palaver account.',
+  account_disabled: 'This account is disabled.',
+};
+
+/**
+ * What the address says on arrival: a sign-in callback's outcome (`?auth_error=`,
+ * `?link=`, `?linked=`) or a mailed link (`#verify-email=`, `#reset-password=`). Returns
+ * what to do next: `'link'` or `'reset'` (a form is waiting), or null.
+ */
+async function handleArrival() {
+  const query = new URLSearchParams(location.search);
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const clean = () => history.replaceState(null, '', location.pathname);
+  if (query.has('auth_error')) {
+    const code = query.get('auth_error');
+    clean();
+    pendingNotice = AUTH_ERRORS[code] || `Sign-in failed (${code}).`;
+  } else if (query.has('link')) {
+    linkToken = query.get('link');
+    clean();
+    return 'link';
+  } else if (query.has('linked')) {
+    const provider = query.get('linked');
+    clean();
+    pendingToast = `${provider} is linked to your account.`;
+  } else if (hash.has('verify-email')) {
+    const token = hash.get('verify-email');
+    clean();
+    try {
+      const done = await api('POST', '/auth/verify-email', { body: { token }, auth: false });
+      pendingNotice = `${done.email} is verified.`;
+    } catch (e) {
+      pendingNotice = e.code === 'token_expired' ? 'That link has expired: log in to get a new one.' : 'That link does not work (already used?).';
+    }
+  } else if (hash.has('reset-password')) {
+    resetToken = hash.get('reset-password');
+    clean();
+    return 'reset';
+  }
+  return null;
+}
+
+let pendingNotice = '';
+let pendingToast = '';
+let linkToken = null;
+let resetToken = null;
+
+async function submitForgot(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = form.querySelector('.form-error');
+  err.textContent = '';
+  try {
+    await api('POST', '/auth/password-reset', { body: { email: form.email.value.trim() }, auth: false });
+    form.reset();
+    selectTab('login');
+    notice('If that address belongs to a verified account, a link to choose a new password is on its way.');
+  } catch (ex) {
+    err.textContent = ex.code === 'email_disabled' ? 'This server does not send e-mail: ask its administrator to reset your password.' : ex.message;
+  }
+}
+
+async function submitReset(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = form.querySelector('.form-error');
+  err.textContent = '';
+  try {
+    await api('POST', '/auth/password-reset/confirm', { body: { token: resetToken, new_password: form.new_password.value }, auth: false });
+    form.reset();
+    resetToken = null;
+    selectTab('login');
+    notice('Your password is changed. Log in with it.');
+  } catch (ex) {
+    err.textContent = ex.code === 'token_expired' ? 'That link has expired: ask for a new one.' : ex.message;
+  }
+}
+
+async function submitLink(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = form.querySelector('.form-error');
+  err.textContent = '';
+  try {
+    const body = await api('POST', '/auth/link/confirm?refresh=cookie', { body: { token: linkToken, password: form.password.value }, auth: false });
+    form.reset();
+    linkToken = null;
+    saveSession({ access_token: body.access_token, user: body.user });
+    pendingToast = 'The provider is linked to your account.';
+    startApp();
+  } catch (ex) {
+    if (ex.code === 'link_token_invalid') {
+      selectTab('login');
+      notice('That link request is used up: sign in with the provider again.');
+    } else err.textContent = ex.code === 'invalid_credentials' ? 'That password is wrong. Sign in with the provider again to retry.' : ex.message;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Security: two-factor codes and signed-in sessions
 
 async function openSecurity() {
@@ -2499,7 +2626,7 @@ async function openSecurity() {
   $('#tf-status').textContent = 'Loading…';
   openDialog(dlg);
   try {
-    await Promise.all([renderTwoFactor(), renderSessions()]);
+    await Promise.all([renderTwoFactor(), renderSessions(), renderEmailState(), renderIdentities()]);
   } catch (e) {
     $('#security-dialog .form-error').textContent = e.message;
   }
@@ -2567,6 +2694,45 @@ async function disableTwoFactor(e) {
   }
 }
 
+async function renderEmailState() {
+  const me = await api('GET', '/users/me');
+  $('#email-state').textContent = `${me.email}${me.email_verified ? ' (verified)' : ' (not verified)'}`;
+}
+
+async function renderIdentities() {
+  const list = await api('GET', '/users/me/identities');
+  const known = providers || (await api('GET', '/auth/providers', { auth: false }).catch(() => []));
+  const name = (id) => known.find((p) => p.id === id)?.display_name || id;
+  $('#identity-list').replaceChildren(...list.map((i) => {
+    const label = `${name(i.provider)}${i.email ? ` · ${i.email}` : ''}`;
+    const unlink = h('button', { type: 'button', class: 'ghost small', 'data-testid': 'identity-unlink' }, 'Unlink');
+    unlink.setAttribute('aria-label', `Unlink ${label}`);
+    unlink.addEventListener('click', async () => {
+      try {
+        await api('DELETE', `/users/me/identities/${enc(i.id)}`);
+        await renderIdentities();
+      } catch (ex) {
+        $('#security-dialog .form-error').textContent = ex.code === 'last_sign_in_method'
+          ? 'This is your only way to sign in: set a password or link another provider first.'
+          : ex.message;
+      }
+    });
+    return h('li', { class: 'session', 'data-testid': 'identity' }, h('span', null, label), unlink);
+  }));
+  $('#link-buttons').replaceChildren(...known.map((p) => {
+    const b = h('button', { type: 'button', class: 'ghost small', 'data-testid': 'identity-link', 'data-provider': p.id }, `Link ${p.display_name}`);
+    b.addEventListener('click', async () => {
+      try {
+        const { url } = await api('POST', `/auth/oidc/${enc(p.id)}/link-start`);
+        location.href = url;
+      } catch (ex) {
+        $('#security-dialog .form-error').textContent = ex.message;
+      }
+    });
+    return b;
+  }));
+}
+
 async function renderSessions() {
   const { sessions } = await api('GET', '/users/me/sessions');
   const list = $('#session-list');
@@ -2611,6 +2777,11 @@ function wire() {
   $('#signup-form').addEventListener('submit', (e) => submitAuth(e, 'register'));
   $('#logout-btn').addEventListener('click', () => signOut());
   $('#security-btn').addEventListener('click', openSecurity);
+  $('#forgot-btn').addEventListener('click', () => showAuthForm('#forgot-form'));
+  $('#forgot-form').addEventListener('submit', submitForgot);
+  $('#reset-form').addEventListener('submit', submitReset);
+  $('#link-form').addEventListener('submit', submitLink);
+  for (const b of document.querySelectorAll('[data-back-to-login]')) b.addEventListener('click', () => selectTab('login'));
   $('#tf-begin-form').addEventListener('submit', beginTwoFactor);
   $('#tf-confirm-form').addEventListener('submit', confirmTwoFactor);
   $('#tf-disable-form').addEventListener('submit', disableTwoFactor);
@@ -2733,9 +2904,24 @@ window.__palaver = {
 };
 
 wire();
-if (session?.access_token) {
-  if (await sessionLiveElsewhere()) {
-    saveSession(null);
-    showAuth('This tab is a copy of one that is signed in. Log in to open another session here.');
-  } else startApp();
-} else showAuth();
+const arrival = await handleArrival();
+if (arrival === 'link') {
+  showAuth();
+  showAuthForm('#link-form');
+} else if (arrival === 'reset') {
+  showAuth();
+  showAuthForm('#reset-form');
+} else if (session?.access_token) {
+  startApp();
+} else {
+  // A new tab, or back from a sign-in provider: the browser's refresh cookie, if any,
+  // signs this tab in.
+  try {
+    await refreshTokens();
+    startApp();
+  } catch {
+    showAuth();
+    if (pendingNotice) notice(pendingNotice);
+  }
+}
+if (pendingNotice && $('#auth-view').hidden) toast(pendingNotice);

@@ -6,9 +6,9 @@
 //! API clients get the refresh token in the JSON body. A browser asks for it in a cookie
 //! instead with `?refresh=cookie` on register, login and refresh (and always gets it so
 //! from the sign-in callback, `http/oidc.rs`): the answer then sets [`REFRESH_COOKIE`]
-//! (`HttpOnly; SameSite=Strict; Path=/api/v1/auth`, `Secure` except on a loopback host,
-//! `Max-Age` the refresh token's lifetime) and its body has no `refresh_token`, so page
-//! scripts never see it. `POST /api/v1/auth/refresh` with no token in the body takes the
+//! (`HttpOnly; SameSite=Strict; Path=/api/v1/auth/refresh`, so it goes to the refresh
+//! route only; `Secure` except on a loopback host; `Max-Age` the refresh token's lifetime)
+//! and its body has no `refresh_token`, so page scripts never see it. `POST /api/v1/auth/refresh` with no token in the body takes the
 //! cookie's (and answers with the next one in a cookie); logout clears it.
 
 use axum::body::Bytes;
@@ -41,9 +41,9 @@ pub(super) fn refresh_cookie(token: &str, max_age: u64, headers: &HeaderMap) -> 
         "; Secure"
     };
     HeaderValue::from_str(&format!(
-        "{REFRESH_COOKIE}={token}; Path=/api/v1/auth; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+        "{REFRESH_COOKIE}={token}; Path=/api/v1/auth/refresh; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
-    .unwrap_or_else(|_| HeaderValue::from_static("palaver_refresh=; Path=/api/v1/auth; Max-Age=0"))
+    .unwrap_or_else(|_| HeaderValue::from_static("palaver_refresh=; Path=/api/v1/auth/refresh; Max-Age=0"))
 }
 
 /// The answer carrying `auth`: as JSON with `status`, or, when `cookie`, with the refresh

@@ -103,6 +103,7 @@ pub fn user_to_wire(row: &UserRow) -> User {
         id: row.id.clone(),
         username: row.username.clone(),
         email: row.email.clone(),
+        email_verified: row.email_verified_at.is_some(),
         role: row.role,
         display_name: row.profile.display_name.clone(),
         first_name: row.profile.first_name.clone(),

@@ -42,8 +42,11 @@ use crate::AppState;
 pub const PATH: &str = "/socket.io";
 
 /// Engine.IO packets buffered per socket before a write waits (then the core's
-/// slow-consumer rule applies).
-const SOCKET_BUFFER_PACKETS: usize = 256;
+/// slow-consumer rule applies). Acknowledgements cannot wait: socketioxide's `AckSender`
+/// is spent by a send that finds the buffer full, so the buffer is large enough that a
+/// burst of [`INBOUND_EVENTS`] requests (each an event, its echo and its ack) never fills
+/// it; a dropped ack is logged.
+const SOCKET_BUFFER_PACKETS: usize = 1024;
 
 /// What [`authenticate`] leaves for [`serve`] in the socket's extensions.
 #[derive(Clone)]

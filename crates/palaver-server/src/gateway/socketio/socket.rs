@@ -216,7 +216,9 @@ impl Transport for SioSocket {
                     }
                 }
                 if let Some(ack) = pending.ack {
-                    let _ = ack.send(&events::ack_ok(&response));
+                    if let Err(e) = ack.send(&events::ack_ok(&response)) {
+                        tracing::warn!(error = %e, event = %pending.name, "Socket.IO ack dropped");
+                    }
                 }
                 if pending.kind == Kind::JoinRoom {
                     if let Response::Room(room) = &response {
@@ -257,7 +259,9 @@ impl SioSocket {
     async fn fail(&self, ack: Option<AckSender>, name: &str, e: &AppError) -> Result<(), Gone> {
         match ack {
             Some(ack) => {
-                let _ = ack.send(&events::ack_err(e));
+                if let Err(error) = ack.send(&events::ack_err(e)) {
+                    tracing::warn!(%error, event = name, "Socket.IO ack dropped");
+                }
                 Ok(())
             }
             _ => {
