@@ -23,7 +23,7 @@ import { after, before, test } from 'node:test';
 import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
 
-import { PASSWORD, Server, serverEnv } from '../test-support/common.mjs';
+import { PASSWORD, Server, serverEnv, totp } from '../test-support/common.mjs';
 
 const CLIENT_ID = 'palaver';
 const CLIENT_SECRET = 'oidc-test-secret-of-some-length';
@@ -647,19 +647,6 @@ test('the refresh cookie: asked for on login, accepted by refresh, cleared by lo
 // ---------------------------------------------------------------------------------------
 // The web client in Chromium: sign in through the provider's pages (linking to an
 // existing password account), set up two-factor codes, sign out, sign in with a code.
-
-/** RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of a base32 `secret` for time step `step`. */
-function totp(secret, step) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c.toUpperCase()).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = crypto.createHmac('sha1', key).update(counter).digest();
-  const offset = mac[19] & 0x0f;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 test('the web client: sign in through the provider\'s pages, link, two-factor codes, sign out, sign in with a code', async () => {
   // Frida has a password account; the provider vouches for the same address.

@@ -1,10 +1,11 @@
 // What the Socket.IO, SignalR and browser suites share: timeouts, waiting, the `palaver`
 // binary and its environment, the inbox that records every event a client receives so a
 // test can wait for one or assert that one did not arrive, and the `palaver serve`
-// process itself (Server). No npm dependencies: each suite imports it by relative path.
+// process itself (Server), and RFC 6238 two-factor codes (totp). No npm dependencies: each suite imports it by relative path.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -319,4 +320,20 @@ export class Server {
     process.off('exit', this.onExit);
     fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The RFC 6238 code (HMAC-SHA-1, 6 digits, 30-second steps) of a base32 `secret` (RFC 4648)
+ * for time step `step`: computed here, independently of the server's library.
+ */
+export function totp(secret, step) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c.toUpperCase()).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }

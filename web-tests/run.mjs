@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { Server } from '../test-support/common.mjs';
+import { Server, totp } from '../test-support/common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
@@ -153,19 +152,6 @@ class User {
   token() {
     return this.page.evaluate(() => JSON.parse(sessionStorage.getItem('palaver.session')).access_token);
   }
-}
-
-/** RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of a base32 `secret` for time step `step`. */
-function totp(secret, step) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c.toUpperCase()).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = crypto.createHmac('sha1', key).update(counter).digest();
-  const offset = mac[19] & 0x0f;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
 
 const stepNow = () => Math.floor(Date.now() / 1000 / 30);
