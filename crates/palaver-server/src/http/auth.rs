@@ -68,8 +68,18 @@ pub(super) fn auth_answer(
 }
 
 /// Whether the query asks for the refresh token in a cookie (`refresh=cookie`).
-fn wants_cookie(params: &Params) -> bool {
-    params.get("refresh") == Some("cookie")
+///
+/// # Errors
+/// `422 validation_failed` (`refresh`) for any other value.
+pub(super) fn wants_cookie(params: &Params) -> AppResult<bool> {
+    match params.get("refresh") {
+        None => Ok(false),
+        Some("cookie") => Ok(true),
+        Some(_) => Err(AppError::validation(
+            "refresh",
+            "refresh must be \"cookie\" (or left out)",
+        )),
+    }
 }
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -117,18 +127,15 @@ async fn register(
     params: Params,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
+    let cookie = wants_cookie(&params)?;
     let done = state
         .service
         .register(req, client_info(&headers, client))
         .await?;
     Ok(match done {
-        Registered::LoggedIn(auth) => auth_answer(
-            &state,
-            &headers,
-            StatusCode::CREATED,
-            *auth,
-            wants_cookie(&params),
-        ),
+        Registered::LoggedIn(auth) => {
+            auth_answer(&state, &headers, StatusCode::CREATED, *auth, cookie)
+        }
         Registered::CheckInbox(inbox) => (StatusCode::ACCEPTED, Json(inbox)).into_response(),
     })
 }
@@ -149,7 +156,7 @@ async fn register(
     tag = "auth",
     request_body = LoginRequest,
     params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
-    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled; email_not_verified (a new verification link was mailed)", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
+    responses((status = 200, description = "logged in", body = AuthResponse), (status = 401, description = "invalid_credentials; two_factor_required (the password was right: send `code`); invalid_two_factor_code", body = ErrorBody), (status = 403, description = "account_disabled; email_not_verified (a new verification link was mailed)", body = ErrorBody), (status = 422, description = "validation_failed: `refresh` other than `cookie`", body = ErrorBody), (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody))
 )]
 async fn login(
     State(state): State<AppState>,
@@ -158,17 +165,12 @@ async fn login(
     params: Params,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
+    let cookie = wants_cookie(&params)?;
     let auth = state
         .service
         .login(req, client_info(&headers, client))
         .await?;
-    Ok(auth_answer(
-        &state,
-        &headers,
-        StatusCode::OK,
-        auth,
-        wants_cookie(&params),
-    ))
+    Ok(auth_answer(&state, &headers, StatusCode::OK, auth, cookie))
 }
 
 /// Refresh the token pair.
@@ -185,7 +187,7 @@ async fn login(
     tag = "auth",
     request_body = RefreshRequest,
     params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
-    responses((status = 200, description = "a new token pair", body = AuthResponse), (status = 401, description = "unauthorized or refresh_token_reused (the session is revoked)", body = ErrorBody), (status = 409, description = "refresh_conflict: spent by a concurrent refresh", body = ErrorBody))
+    responses((status = 200, description = "a new token pair", body = AuthResponse), (status = 401, description = "unauthorized or refresh_token_reused (the session is revoked)", body = ErrorBody), (status = 409, description = "refresh_conflict: spent by a concurrent refresh", body = ErrorBody), (status = 422, description = "validation_failed: `refresh` other than `cookie`", body = ErrorBody))
 )]
 async fn refresh(
     State(state): State<AppState>,
@@ -198,7 +200,7 @@ async fn refresh(
     } else {
         parse_json::<RefreshRequest>(&body)?
     };
-    let mut cookie = wants_cookie(&params);
+    let mut cookie = wants_cookie(&params)?;
     if req.refresh_token.trim().is_empty() {
         let from_cookie = crate::net::cookie(&headers, REFRESH_COOKIE).ok_or_else(|| {
             AppError::unauthorized("no refresh token in the body or the palaver_refresh cookie")

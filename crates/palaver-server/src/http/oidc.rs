@@ -225,7 +225,7 @@ async fn oidc_callback(
     tag = "auth",
     request_body = LinkConfirmRequest,
     params(("refresh" = Option<String>, Query, description = "`cookie`: set the refresh token as the HttpOnly `palaver_refresh` cookie instead of returning it in the body", pattern = "^cookie$")),
-    responses((status = 200, description = "linked and signed in", body = AuthResponse), (status = 400, description = "link_token_invalid", body = ErrorBody), (status = 401, description = "invalid_credentials", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 409, description = "identity_already_linked", body = ErrorBody))
+    responses((status = 200, description = "linked and signed in", body = AuthResponse), (status = 400, description = "link_token_invalid", body = ErrorBody), (status = 401, description = "invalid_credentials", body = ErrorBody), (status = 403, description = "account_disabled", body = ErrorBody), (status = 409, description = "identity_already_linked", body = ErrorBody), (status = 422, description = "validation_failed: `refresh` other than `cookie`", body = ErrorBody))
 )]
 async fn confirm_link(
     State(state): State<AppState>,
@@ -234,11 +234,12 @@ async fn confirm_link(
     params: Params,
     ApiJson(req): ApiJson<LinkConfirmRequest>,
 ) -> AppResult<Response> {
+    // Checked first: a refused request must not spend the link.
+    let cookie = super::auth::wants_cookie(&params)?;
     let auth = state
         .service
         .confirm_link(req, client_info(&headers, client))
         .await?;
-    let cookie = params.get("refresh") == Some("cookie");
     Ok(auth_answer(&state, &headers, StatusCode::OK, auth, cookie))
 }
 
