@@ -490,6 +490,20 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/search/messages` with these query parameters (`q`, `room_id`,
+    /// `sender_id`, `before`, `after`, `has_attachment`, `sort`, `limit`, `cursor`),
+    /// URL-encoded here.
+    pub async fn search_messages(
+        &self,
+        params: &[(&str, &str)],
+    ) -> ClientResult<palaver_protocol::rest::SearchResults> {
+        let req = self
+            .http
+            .get(format!("{}/api/v1/search/messages", self.base))
+            .query(params);
+        decode(self.authorize(req).send().await?).await
+    }
+
     /// `GET /api/v1/rooms/{room_id}/messages` with optional `before`, `after`, `limit`.
     pub async fn history(
         &self,

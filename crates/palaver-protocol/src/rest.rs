@@ -732,3 +732,38 @@ pub struct IceServers {
     /// How long the TURN credentials stay valid, seconds.
     pub ttl_secs: u64,
 }
+
+/// A piece of a search result's snippet: text as written in the message, and whether it
+/// is a word the query matched. Concatenated, the parts are the snippet (with `…` where
+/// the message was cut); clients highlight the `highlight` parts as text, never as HTML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnippetPart {
+    pub text: String,
+    pub highlight: bool,
+}
+
+/// One message a search found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResult {
+    /// The message as history returns it (jump to it with its room's history,
+    /// `?before=seq+1` or `?after=seq-1`).
+    pub message: Message,
+    /// The name of the message's room.
+    pub room_name: String,
+    /// The part of the message around the first match, with the matched words marked.
+    pub snippet: Vec<SnippetPart>,
+    /// How well it matched, higher is better; comparable within one result list only.
+    pub rank: f64,
+}
+
+/// `GET /api/v1/search/messages`: one page of results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResults {
+    /// Best match first (ties: newest first), or newest first with `sort=newest`.
+    pub results: Vec<SearchResult>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

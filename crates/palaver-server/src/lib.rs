@@ -46,6 +46,7 @@ pub mod net;
 pub mod presence;
 pub mod ratelimit;
 pub mod redis_conn;
+pub mod search;
 pub mod service;
 pub mod signaling;
 pub mod store;

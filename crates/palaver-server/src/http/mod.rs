@@ -21,6 +21,7 @@ mod moderation;
 mod oidc;
 mod rooms;
 mod rtc;
+mod search;
 mod two_factor;
 mod users;
 mod web;
@@ -75,6 +76,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "rooms", description = "Rooms, members and moderation"),
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
+        (name = "search", description = "Full-text search over the messages the caller may read"),
         (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
         (name = "health", description = "Liveness")
@@ -117,6 +119,7 @@ pub fn api(
         .merge(rooms::router())
         .merge(invitations::router())
         .merge(messages::router())
+        .merge(search::router())
         .merge(moderation::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())

@@ -40,6 +40,7 @@ pub mod oidc;
 pub mod password_policy;
 pub mod profiles;
 pub mod rooms;
+pub mod search;
 pub mod two_factor;
 pub mod user_limits;
 pub mod validate;

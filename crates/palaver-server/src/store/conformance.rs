@@ -217,13 +217,24 @@ conformance!(
     identities_are_unique_per_provider_subject_and_go_with_the_account,
     unlinking_never_removes_the_last_way_to_sign_in,
     sign_in_tickets_are_taken_once_by_kind_until_they_expire,
+    search_finds_only_messages_of_rooms_the_user_is_a_member_of_now,
+    search_matches_prefixes_phrases_case_and_accents,
+    edits_reindex_and_deletes_unindex_messages,
+    search_filters_and_pages,
 );
+
+mod search;
+use search::{
+    edits_reindex_and_deletes_unindex_messages, search_filters_and_pages,
+    search_finds_only_messages_of_rooms_the_user_is_a_member_of_now,
+    search_matches_prefixes_phrases_case_and_accents,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 
 /// `2026-11-21T10:00:00.000Z` plus `secs` seconds.
-fn at(secs: u32) -> String {
+pub(super) fn at(secs: u32) -> String {
     format!(
         "2026-11-21T{:02}:{:02}:{:02}.000Z",
         10 + secs / 3600,
@@ -274,7 +285,7 @@ pub(super) async fn add_room(store: &Store, id: &str, created_by: &str) {
         .expect("create_room");
 }
 
-async fn join(store: &Store, room: &str, user: &str, secs: u32) {
+pub(super) async fn join(store: &Store, room: &str, user: &str, secs: u32) {
     assert!(store
         .rooms
         .add_member(room, user, MemberRole::Member, &at(secs))
@@ -309,7 +320,7 @@ pub(super) async fn send(store: &Store, m: NewMessage) -> StoreResult<(MessageRo
 }
 
 /// Sends a text message that must be stored; returns it.
-async fn post(store: &Store, room: &str, sender: &str, content: &str) -> MessageRow {
+pub(super) async fn post(store: &Store, room: &str, sender: &str, content: &str) -> MessageRow {
     let (row, created) = send(store, message(room, sender, content, None))
         .await
         .expect("the message is stored");

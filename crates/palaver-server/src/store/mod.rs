@@ -1197,6 +1197,53 @@ pub trait IdentityStore: Send + Sync {
     async fn purge_tickets(&self, now: &str) -> StoreResult<u64>;
 }
 
+/// What a message search looks at besides its words. Times are RFC 3339 UTC in the
+/// stores' format (compared as text, like every stored time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Only this room's messages.
+    pub room_id: Option<String>,
+    /// Only this user's messages.
+    pub sender_id: Option<String>,
+    /// Only messages created strictly before this time.
+    pub before: Option<String>,
+    /// Only messages created strictly after this time.
+    pub after: Option<String>,
+    /// `Some(true)`: only messages with an attachment; `Some(false)`: only without.
+    pub has_attachment: Option<bool>,
+    /// Newest first instead of best match first.
+    pub newest_first: bool,
+}
+
+/// One message a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub message: MessageRow,
+    /// The name of the message's room.
+    pub room_name: String,
+    /// How well it matched: higher is better (FTS5's bm25 negated on SQLite,
+    /// `ts_rank_cd` on PostgreSQL; comparable within one result list only).
+    pub rank: f64,
+}
+
+/// Full-text search over messages. The index (words folded by [`crate::search`]) is kept
+/// by the message writes themselves (insert, edit, delete) in their transactions.
+#[async_trait]
+pub trait SearchStore: Send + Sync {
+    /// The undeleted messages matching `query` and `filter` in the rooms `user_id` is a
+    /// member of *now* (the rule of the history route: a member reads the room's whole
+    /// history, a former member none of it), best match first (ties: newest first) or
+    /// newest first; skipping `offset`, at most `limit`, and whether more follow.
+    async fn search_messages(
+        &self,
+        user_id: &str,
+        query: &crate::search::SearchQuery,
+        filter: &SearchFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<SearchHit>, bool)>;
+}
+
 /// The database as a whole: liveness and orderly close.
 #[async_trait]
 pub trait Database: Send + Sync {
@@ -1220,6 +1267,7 @@ pub struct Store {
     pub messages: Arc<dyn MessageStore>,
     pub attachments: Arc<dyn AttachmentStore>,
     pub reports: Arc<dyn ReportStore>,
+    pub search: Arc<dyn SearchStore>,
     pub identities: Arc<dyn IdentityStore>,
 }
 

@@ -31,7 +31,8 @@
 //!
 //! What is not in the file: `_sqlx_migrations` (each backend has its own), the
 //! [`EPHEMERAL_TABLES`] (state that is worthless minutes later, such as SignalR resume
-//! tickets), the signing key and the attachment bytes (both in the data directory or the
+//! tickets), the search index (derived from the messages: [`is_derived_table`]; rebuilt
+//! after the import), the signing key and the attachment bytes (both in the data directory or the
 //! S3 bucket, not in the database).
 
 use std::collections::{BTreeMap, HashMap};
@@ -102,6 +103,13 @@ use Kind::{Blob, Integer, Text};
 ///   reset), valid for minutes or hours and single use; a moved install's users ask for
 ///   new links.
 pub const EPHEMERAL_TABLES: &[&str] = &["resume_tickets", "oidc_tickets", "email_tokens"];
+
+/// Tables derived from the others, which the export skips, the import leaves empty and
+/// the store rebuilds: the message search index (`migrations/*/…_search.sql`; on SQLite
+/// an FTS5 table with its shadow tables `message_search_*`).
+pub fn is_derived_table(name: &str) -> bool {
+    name == "search_index_state" || name == "message_search" || name.starts_with("message_search_")
+}
 
 /// Every table of the schema, each after the tables its foreign keys point to (so that
 /// inserting in this order satisfies them). `_sqlx_migrations` and the
@@ -450,6 +458,7 @@ impl Opened {
         for ephemeral in EPHEMERAL_TABLES {
             found.remove(*ephemeral);
         }
+        found.retain(|table, _| !is_derived_table(table));
         for table in TABLES {
             let Some(mut have) = found.remove(table.name) else {
                 bail!("the database has no table {}", table.name);
@@ -789,13 +798,17 @@ async fn import_from(
         Opened::Sqlite(db) => {
             let mut tx = db.writer_pool().begin().await?;
             let rows = copy_in(lines, &mut SqliteSink(&mut tx), version).await?;
+            sqlx::query(UNBUILT_SEARCH_INDEX).execute(&mut *tx).await?;
             tx.commit().await?;
+            db.ensure_search_index().await?;
             rows
         }
         Opened::Postgres(db) => {
             let mut tx = db.pool().begin().await?;
             let rows = copy_in(lines, &mut PgSink(&mut tx), version).await?;
+            sqlx::query(UNBUILT_SEARCH_INDEX).execute(&mut *tx).await?;
             tx.commit().await?;
+            db.ensure_search_index().await?;
             rows
         }
     };
@@ -805,6 +818,10 @@ async fn import_from(
         rows,
     })
 }
+
+/// Marks the search index as never built, so that it is built from the imported messages
+/// (which the generic copy does not index).
+const UNBUILT_SEARCH_INDEX: &str = "UPDATE search_index_state SET version = 0";
 
 /// Where [`copy_in`] writes: one backend's open transaction.
 #[async_trait::async_trait]

@@ -91,6 +91,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/dms"),
     ("post", "/api/v1/attachments"),
     ("get", "/api/v1/attachments/{attachment_id}"),
+    ("get", "/api/v1/search/messages"),
     ("get", "/api/v1/rtc/ice-servers"),
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),

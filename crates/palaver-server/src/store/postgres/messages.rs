@@ -210,6 +210,10 @@ impl MessageStore for PostgresStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+        super::search::unindex_message(&mut tx, message_id).await?;
+        if current.deleted_at.is_none() && crate::search::is_indexed(current.message_type) {
+            super::search::index_messages(&mut tx, &[(message_id, content)]).await?;
+        }
         next_change_seq(&mut tx, room_id, message_id).await?;
         let updated = message_in(&mut tx, room_id, message_id)
             .await?
@@ -240,6 +244,7 @@ impl MessageStore for PostgresStore {
             return Err(StoreError::NotFound);
         }
         next_change_seq(&mut tx, room_id, message_id).await?;
+        super::search::unindex_message(&mut tx, message_id).await?;
         for table in ["reactions", "message_edits"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE message_id = $1"))
                 .bind(message_id)

@@ -32,6 +32,7 @@ mod identities;
 mod messages;
 mod reports;
 mod rooms;
+mod search;
 mod users;
 mod writer;
 
@@ -83,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "identities",
         include_str!("../../../migrations/postgres/0007_identities.sql"),
+    ),
+    (
+        8,
+        "search",
+        include_str!("../../../migrations/postgres/0008_search.sql"),
     ),
 ];
 
@@ -147,6 +153,9 @@ impl PostgresStore {
             .run(&pool)
             .await
             .context("applying migrations")?;
+        search::ensure_index(&pool)
+            .await
+            .context("building the search index")?;
         let group_commit = writer::GroupCommit::start(pool.clone());
         Ok(PostgresStore { pool, group_commit })
     }
@@ -154,6 +163,15 @@ impl PostgresStore {
     /// The pool, for [`crate::store::transfer`]'s whole-database reads and writes.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Builds the message search index from the messages if it is missing or was built
+    /// by an older folding (`search::INDEX_VERSION`); returns how many were indexed.
+    ///
+    /// # Errors
+    /// A query fails (nothing is changed then).
+    pub(crate) async fn ensure_search_index(&self) -> Result<u64, sqlx::Error> {
+        search::ensure_index(&self.pool).await
     }
 
     /// All the stores, backed by this database.
@@ -169,6 +187,7 @@ impl PostgresStore {
             messages: this.clone(),
             attachments: this.clone(),
             reports: this.clone(),
+            search: this.clone(),
             identities: this,
         }
     }

@@ -556,6 +556,13 @@ async fn insert_rows(
     .bind(&calls)
     .execute(&mut *tx)
     .await?;
+    // Their words, in the same transaction: a message is searchable once committed.
+    let indexed: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|(m, _)| crate::search::is_indexed(m.message_type))
+        .map(|(m, _)| (m.id.as_str(), m.content.as_str()))
+        .collect();
+    super::search::index_messages(&mut *tx, &indexed).await?;
     Ok(())
 }
 

@@ -14,12 +14,12 @@ use crate::store::{
 };
 
 /// Columns of a message row with its sender's username, for `FROM messages m`.
-const MESSAGE_COLUMNS: &str =
+pub(super) const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
      m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, m.call_log, \
      m.edited_at, m.deleted_at, m.updated_seq";
 
-fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
+pub(super) fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
         id: row.try_get("id")?,
         room_id: row.try_get("room_id")?,
@@ -218,6 +218,10 @@ impl MessageStore for SqliteStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+        super::search::unindex_message(&mut tx, message_id).await?;
+        if current.deleted_at.is_none() && crate::search::is_indexed(current.message_type) {
+            super::search::index_messages(&mut tx, &[(message_id, content)]).await?;
+        }
         next_change_seq(&mut tx, room_id, message_id).await?;
         let updated = message_in(&mut tx, room_id, message_id)
             .await?
@@ -247,6 +251,7 @@ impl MessageStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         next_change_seq(&mut tx, room_id, message_id).await?;
+        super::search::unindex_message(&mut tx, message_id).await?;
         for table in ["reactions", "message_edits"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
                 .bind(message_id)

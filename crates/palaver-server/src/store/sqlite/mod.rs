@@ -17,6 +17,7 @@ mod identities;
 mod messages;
 mod reports;
 mod rooms;
+mod search;
 mod users;
 mod writer;
 
@@ -108,6 +109,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("../../../migrations/sqlite/0014_identities.sql"),
     ),
+    (
+        15,
+        "search",
+        include_str!("../../../migrations/sqlite/0015_search.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].
@@ -182,6 +188,9 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening database {} for reading", path.display()))?;
+        search::ensure_index(&writer)
+            .await
+            .context("building the search index")?;
         let group_commit = writer::GroupCommit::start(writer.clone());
         Ok(SqliteStore {
             writer,
@@ -194,6 +203,15 @@ impl SqliteStore {
     /// reads and writes.
     pub(crate) fn writer_pool(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Builds the message search index from the messages if it is missing or was built
+    /// by an older folding (`search::INDEX_VERSION`); returns how many were indexed.
+    ///
+    /// # Errors
+    /// A query fails (nothing is changed then).
+    pub(crate) async fn ensure_search_index(&self) -> Result<u64, sqlx::Error> {
+        search::ensure_index(&self.writer).await
     }
 
     /// All the stores, backed by this database.
@@ -209,6 +227,7 @@ impl SqliteStore {
             messages: this.clone(),
             attachments: this.clone(),
             reports: this.clone(),
+            search: this.clone(),
             identities: this,
         }
     }

@@ -209,6 +209,18 @@ async fn insert_all(
     for i in repeats {
         results[i] = Some(insert_one(&mut tx, &batch[i].0).await?);
     }
+    // The words of the messages stored just now (not those answered from an earlier
+    // send), in the same transaction: a message is searchable once it is committed.
+    let stored: Vec<(&str, &str)> = results
+        .iter()
+        .filter_map(|r| match r {
+            Some(Ok((row, true))) if crate::search::is_indexed(row.message_type) => {
+                Some((row.id.as_str(), row.content.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    super::search::index_messages(&mut tx, &stored).await?;
     tx.commit().await?;
     Ok(results
         .into_iter()
