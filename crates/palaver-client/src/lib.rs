@@ -542,6 +542,7 @@ impl Client {
         let body = UpdateRoomRequest {
             name: name.map(Into::into),
             topic: topic.map(|t| t.map(Into::into)),
+            room_mentions: None,
         };
         self.patch(&format!("/api/v1/rooms/{room_id}"), Some(&body))
             .await

@@ -19,7 +19,7 @@ pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use model::{
-    Attachment, CallKind, CallLog, CallLogEvent, Invitation, Member, MemberRole, Message,
-    MessageEdit, MessageSender, MessageType, PublicUser, Reaction, Role, Room, RoomKind, User,
-    Visibility,
+    Attachment, CallKind, CallLog, CallLogEvent, Invitation, Member, MemberRole, Mentions, Message,
+    MessageEdit, MessageSender, MessageType, PublicUser, Reaction, Role, Room, RoomKind,
+    RoomMentions, User, Visibility,
 };

@@ -174,6 +174,13 @@ pub struct Room {
     /// views only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
+    /// Of those, the ones that mention the caller (by name, `@room` or `@here`; member
+    /// views only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention_count: Option<i64>,
+    /// Who may use `@room` here.
+    #[serde(default)]
+    pub room_mentions: RoomMentions,
     /// The newest message, or `null` (in `GET /api/v1/rooms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Box<Message>>,
@@ -356,6 +363,47 @@ pub struct Message {
     /// For `call` messages: the call log entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallLog>,
+    /// Who the content mentions, as resolved when it was sent or last edited (absent when
+    /// nobody).
+    #[serde(default, skip_serializing_if = "Mentions::is_empty")]
+    pub mentions: Mentions,
+}
+
+/// The mentions of a message: `@username` of members (resolved to user ids), `@room`
+/// (every member) and `@here` (the members online when it was sent). A name that is not
+/// a member's, and `@room` from a member of a room whose `room_mentions` is `admins`, are
+/// only text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Mentions {
+    /// The members mentioned by name, in order of first mention.
+    #[serde(default)]
+    pub user_ids: Vec<String>,
+    /// `@room`: every member was notified.
+    #[serde(default)]
+    pub room: bool,
+    /// `@here`: the members online then were notified.
+    #[serde(default)]
+    pub here: bool,
+}
+
+impl Mentions {
+    /// Whether nobody is mentioned.
+    pub fn is_empty(&self) -> bool {
+        self.user_ids.is_empty() && !self.room && !self.here
+    }
+}
+
+/// Who may use `@room` in a room (`room_mentions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RoomMentions {
+    /// Any member (the default).
+    #[default]
+    Members,
+    /// Only the room's owners and admins; from anyone else `@room` is only text.
+    Admins,
 }
 
 fn text_type() -> MessageType {

@@ -596,6 +596,9 @@ pub struct UpdateRoomRequest {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable, max_length = 1000))]
     pub topic: Option<Option<String>>,
+    /// Who may use `@room`: `members` (anyone) or `admins` (owners and admins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_mentions: Option<crate::model::RoomMentions>,
 }
 
 /// `POST /api/v1/rooms/{room_id}/invitations` and `POST /api/v1/dms`.
@@ -706,6 +709,9 @@ pub struct ReadState {
     pub room_id: String,
     pub last_read_seq: i64,
     pub unread_count: i64,
+    /// Unread messages that mention the caller.
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 /// One entry of `iceServers` for `RTCPeerConnection` (W3C WebRTC `RTCIceServer`).

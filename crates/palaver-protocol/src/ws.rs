@@ -511,9 +511,33 @@ pub enum Event {
     /// An SDP description or ICE candidate from another participant of the call.
     #[serde(rename = "rtc.signal")]
     Signal(Signal),
+    /// A message mentions the recipient (sent to the mentioned user's connections only,
+    /// after `message.created`, or after `message.updated` for a name an edit added).
+    #[serde(rename = "mention")]
+    Mention(Mention),
     /// An error not tied to a request id (e.g. an unparseable frame).
     #[serde(rename = "error")]
     Error(ErrorDetail),
+}
+
+/// `mention` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mention {
+    pub room_id: String,
+    pub message_id: String,
+    pub seq: i64,
+    pub sender_id: String,
+    /// `user` (by name), `room` (`@room`) or `here` (`@here`).
+    pub kind: MentionKind,
+}
+
+/// Why a user was mentioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MentionKind {
+    User,
+    Room,
+    Here,
 }
 
 #[cfg(test)]

@@ -132,6 +132,8 @@ async fn stored_elsewhere(state: &AppState, actor: &Actor, room_id: &str, n: usi
             attachment_id: None,
             call: None,
             member_only: false,
+            mentions: Default::default(),
+            mentioned: Vec::new(),
         })
         .await
         .unwrap();
@@ -422,7 +424,8 @@ async fn messages_addressed_by_id_alone_are_read_edited_reacted_to_and_deleted()
         .await;
     assert_eq!(
         read,
-        serde_json::json!({"room_id": room_id, "last_read_seq": 2, "unread_count": 1})
+        serde_json::json!({"room_id": room_id, "last_read_seq": 2, "unread_count": 1,
+                           "mention_count": 0})
     );
     let receipt = a.expect("receipt.updated").await;
     assert_eq!(receipt["data"]["seq"], 2, "{receipt}");

@@ -536,8 +536,10 @@ impl Service {
             attachment_id: None,
             call: Some(entry.log),
             member_only: false,
+            mentions: Default::default(),
+            mentioned: Vec::new(),
         };
-        match self.queue_message(new, None).await {
+        match self.queue_message(new, None, Vec::new()).await {
             Ok(stored) => {
                 tokio::spawn(async move {
                     if let Err(e) = stored.await {

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use palaver_protocol::rest::{MessagePage, ReadState};
-use palaver_protocol::ws::{Event, ReactionChange, Receipt};
+use palaver_protocol::ws::{Event, MentionKind, ReactionChange, Receipt};
 use palaver_protocol::{
     Attachment, ErrorCode, Message, MessageEdit, MessageSender, MessageType, Reaction, RoomKind,
 };
 
+use super::mentions::Resolved;
 use super::rooms::forbidden;
 use super::user_limits::Action;
 use super::validate::{parse_client_id, parse_emoji, Content};
@@ -60,7 +61,8 @@ impl Service {
         } else {
             Content::parse(content, &self.limits)?.into_inner()
         };
-        let new = |content: String, member_only: bool| NewMessage {
+        let parsed = super::mentions::parse(&content);
+        let new = |content: String, member_only: bool, mentions: &Resolved| NewMessage {
             id: new_id(),
             room_id: room_id.to_owned(),
             sender_id: actor.user_id.clone(),
@@ -76,6 +78,8 @@ impl Service {
             attachment_id: options.attachment_id.map(str::to_owned),
             call: None,
             member_only,
+            mentions: mentions.mentions.clone(),
+            mentioned: mentions.user_ids(),
         };
         // The fast path, for a plain message to a room known not to be a DM: the
         // membership check is part of the insert (the store refuses the message if the
@@ -84,18 +88,21 @@ impl Service {
         let mut counted = None;
         if options.reply_to.is_none()
             && options.attachment_id.is_none()
+            && parsed.is_empty()
             && self.is_known_group_room(room_id)
         {
             let hit = self.user_limits.hit(&actor.user_id, Action::Message).await;
             if hit.is_ok() {
-                match self.store_message(new(content.clone(), true), None).await {
+                let nobody = Resolved::default();
+                let fast = new(content.clone(), true, &nobody);
+                match self.store_message(fast, None, Vec::new()).await {
                     Err(e) if e.code == ErrorCode::NotFound => {}
                     done => return done,
                 }
             }
             counted = Some(hit);
         }
-        let (room, _) = self.require_member(actor, room_id).await?;
+        let (room, me) = self.require_member(actor, room_id).await?;
         self.check_dm_not_blocked(actor, &room).await?;
         if room.kind != RoomKind::Dm {
             self.remember_group_room(room_id);
@@ -137,7 +144,12 @@ impl Service {
                     .await?
             }
         }
-        self.store_message(new(content, false), attachment).await
+        let mentions = self
+            .resolve_mentions(&room, &actor.user_id, me.role, &parsed)
+            .await?;
+        let message = new(content, false, &mentions);
+        self.store_message(message, attachment, mentions.notified)
+            .await
     }
 
     /// Stores `new` (see [`Service::queue_message`]) and answers with the message, the
@@ -149,12 +161,13 @@ impl Service {
         &self,
         new: NewMessage,
         attachment: Option<Attachment>,
+        notified: Vec<(String, MentionKind)>,
     ) -> AppResult<Message> {
         // Queued under the room's order, committed with whatever else is queued (group
         // commit), published in queue order = seq order. The rest runs in its own task so
         // that a caller who goes away (an HTTP client hanging up) cannot stop a committed
         // message from being published, nor hold up the room's later messages.
-        let stored = tokio::spawn(self.queue_message(new, attachment).await?)
+        let stored = tokio::spawn(self.queue_message(new, attachment, notified).await?)
             .await
             .map_err(AppError::internal)??;
         match stored {
@@ -165,7 +178,7 @@ impl Service {
 
     /// Queues `new` for the group commit under its room's order, and returns the rest of
     /// the work as a future to spawn: wait for the commit, then publish `message.created`
-    /// in the room's order. Spawned, it cannot be stopped half-way by a caller who goes
+    /// in the room's order, then `mention` to each of `notified`. Spawned, it cannot be stopped half-way by a caller who goes
     /// away, nor hold up the room's later messages.
     ///
     /// # Errors
@@ -176,6 +189,7 @@ impl Service {
         &self,
         new: NewMessage,
         attachment: Option<Attachment>,
+        notified: Vec<(String, MentionKind)>,
     ) -> AppResult<impl std::future::Future<Output = AppResult<Stored>> + Send + 'static> {
         let started = std::time::Instant::now();
         let room_id = new.room_id.clone();
@@ -202,6 +216,7 @@ impl Service {
             )
             .await;
             drop(turn);
+            super::mentions::announce(&*broker, &message, &notified).await;
             Ok(Stored::New(message))
         })
     }
@@ -269,7 +284,7 @@ impl Service {
         content: &str,
     ) -> AppResult<Message> {
         let content = Content::parse(content, &self.limits)?;
-        self.require_member(actor, room_id).await?;
+        let (room, me) = self.require_member(actor, room_id).await?;
         let message = self.message_in(room_id, message_id).await?;
         if message.sender_id != actor.user_id {
             return Err(forbidden("only the author can edit a message"));
@@ -286,17 +301,38 @@ impl Service {
         self.user_limits
             .hit(&actor.user_id, Action::Message)
             .await?;
+        let content = content.into_inner();
+        let parsed = super::mentions::parse(&content);
+        let mentions = self
+            .resolve_mentions(&room, &actor.user_id, me.role, &parsed)
+            .await?;
         let _order = self.room_order(room_id).await;
         let row = self
             .store
             .messages
-            .edit_message(room_id, message_id, &content.into_inner(), &now_rfc3339())
+            .edit_message(
+                room_id,
+                message_id,
+                &content,
+                &mentions.mentions,
+                &mentions.user_ids(),
+                &now_rfc3339(),
+            )
             .await?;
         let seq = row.updated_seq;
-        let message = self.message_to_wire(row).await?;
-        self.publish(Envelope::room(room_id, Event::MessageUpdated(message.clone())).change(seq))
+        let wire = self.message_to_wire(row).await?;
+        self.publish(Envelope::room(room_id, Event::MessageUpdated(wire.clone())).change(seq))
             .await;
-        Ok(message)
+        // Only names the edit added are announced.
+        let added: Vec<(String, MentionKind)> = mentions
+            .notified
+            .into_iter()
+            .filter(|(u, kind)| {
+                *kind == MentionKind::User && !message.mentions.user_ids.contains(u)
+            })
+            .collect();
+        super::mentions::announce(&*self.broker, &wire, &added).await;
+        Ok(wire)
     }
 
     /// The author, a room owner or admin, or (in a public channel, member or not) the
@@ -466,7 +502,7 @@ impl Service {
         }
         let (_, me) = self.require_member(actor, room_id).await?;
         let _order = self.room_order(room_id).await;
-        let (marker, unread) = self
+        let (marker, unread, mentions) = self
             .store
             .rooms
             .mark_read(room_id, &actor.user_id, seq)
@@ -486,6 +522,7 @@ impl Service {
             room_id: room_id.to_owned(),
             last_read_seq: marker,
             unread_count: unread,
+            mention_count: mentions,
         })
     }
 
@@ -614,6 +651,7 @@ fn row_to_wire(
         edited_at: row.edited_at,
         deleted_at: row.deleted_at,
         reactions,
+        mentions: row.mentions,
     }
 }
 

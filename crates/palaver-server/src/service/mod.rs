@@ -34,6 +34,7 @@ pub mod email;
 pub mod invitations;
 pub mod live;
 pub mod members;
+pub mod mentions;
 pub mod messages;
 pub mod moderation;
 pub mod oidc;

@@ -65,6 +65,8 @@ pub fn room_to_wire(row: RoomRow) -> Room {
         my_role: None,
         last_read_seq: None,
         unread_count: None,
+        mention_count: None,
+        room_mentions: row.room_mentions,
         last_message: None,
     }
 }
@@ -75,6 +77,7 @@ fn member_room_to_wire(row: MemberRoomRow) -> Room {
         my_role: Some(row.role),
         last_read_seq: Some(row.last_read_seq),
         unread_count: Some(row.unread_count),
+        mention_count: Some(row.mention_count),
         ..room_to_wire(row.room)
     }
 }
@@ -111,6 +114,7 @@ impl Service {
             my_role: Some(MemberRole::Owner),
             last_read_seq: Some(0),
             unread_count: Some(0),
+            mention_count: Some(0),
             ..room_to_wire(row)
         })
     }
@@ -261,7 +265,8 @@ impl Service {
         Ok(room_to_wire(self.room(room_id).await?))
     }
 
-    /// Renames a room or changes its topic; members get `room.updated`.
+    /// Renames a room, changes its topic or who may use `@room`; members get
+    /// `room.updated`.
     ///
     /// # Errors
     /// `403 forbidden` unless the caller is an owner or admin (and never for a DM);
@@ -284,11 +289,18 @@ impl Service {
             None => room.topic,
             Some(t) => parse_topic(t.as_deref(), &self.limits)?,
         };
+        let room_mentions = req.room_mentions.unwrap_or(room.room_mentions);
         let _order = self.room_order(room_id).await;
         let row = self
             .store
             .rooms
-            .update_room(room_id, &name, topic.as_deref(), &now_rfc3339())
+            .update_room(
+                room_id,
+                &name,
+                topic.as_deref(),
+                room_mentions,
+                &now_rfc3339(),
+            )
             .await?
             .ok_or_else(|| AppError::not_found("room"))?;
         let room = room_to_wire(row);

@@ -20,7 +20,9 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use palaver_protocol::{CallKind, CallLog, CallLogEvent, MessageType, Role, RoomKind, Visibility};
+use palaver_protocol::{
+    CallKind, CallLog, CallLogEvent, MessageType, Role, RoomKind, RoomMentions, Visibility,
+};
 
 use super::Unlink;
 use super::{
@@ -221,8 +223,15 @@ conformance!(
     search_matches_prefixes_phrases_case_and_accents,
     edits_reindex_and_deletes_unindex_messages,
     search_filters_and_pages,
+    mentions_are_stored_counted_until_read_and_replaced_by_edits,
+    a_room_keeps_who_may_mention_everyone,
 );
 
+mod mentions;
+use mentions::{
+    a_room_keeps_who_may_mention_everyone,
+    mentions_are_stored_counted_until_read_and_replaced_by_edits,
+};
 mod search;
 use search::{
     edits_reindex_and_deletes_unindex_messages, search_filters_and_pages,
@@ -311,6 +320,8 @@ pub(super) fn message(
         attachment_id: None,
         call: None,
         member_only: false,
+        mentions: Default::default(),
+        mentioned: Vec::new(),
     }
 }
 
@@ -1597,7 +1608,7 @@ async fn a_room_starts_with_its_creator_as_owner_and_lists_for_its_members(store
 
     let updated = store
         .rooms
-        .update_room("r1", "renamed", None, &at(5))
+        .update_room("r1", "renamed", None, RoomMentions::Members, &at(5))
         .await
         .unwrap()
         .unwrap();
@@ -1608,7 +1619,7 @@ async fn a_room_starts_with_its_creator_as_owner_and_lists_for_its_members(store
     assert_eq!(
         store
             .rooms
-            .update_room("nope", "x", None, &at(5))
+            .update_room("nope", "x", None, RoomMentions::Members, &at(5))
             .await
             .unwrap(),
         None
@@ -2119,11 +2130,11 @@ async fn read_markers_move_forward_only_and_count_unread_messages_of_others(stor
     );
     assert_eq!(
         store.rooms.mark_read("r1", "u2", 3).await.unwrap(),
-        Some((3, 2))
+        Some((3, 2, 0))
     );
     assert_eq!(
         store.rooms.mark_read("r1", "u2", 1).await.unwrap(),
-        Some((3, 2)),
+        Some((3, 2, 0)),
         "never backwards"
     );
     store
@@ -2139,7 +2150,7 @@ async fn read_markers_move_forward_only_and_count_unread_messages_of_others(stor
     // Capped at the room's last seq (the deletion took seq 6).
     assert_eq!(
         store.rooms.mark_read("r1", "u2", 99).await.unwrap(),
-        Some((6, 0))
+        Some((6, 0, 0))
     );
     let me = store.rooms.member_room("r1", "u2").await.unwrap().unwrap();
     assert_eq!((me.last_read_seq, me.unread_count), (6, 0));
@@ -2422,7 +2433,7 @@ async fn edits_keep_earlier_versions_and_take_the_next_seq(store: Store) {
     post(&store, "r1", "u1", "other").await;
     let edited = store
         .messages
-        .edit_message("r1", &m.id, "v2", &at(10))
+        .edit_message("r1", &m.id, "v2", &Default::default(), &[], &at(10))
         .await
         .unwrap();
     assert_eq!(
@@ -2436,7 +2447,7 @@ async fn edits_keep_earlier_versions_and_take_the_next_seq(store: Store) {
     );
     let edited = store
         .messages
-        .edit_message("r1", &m.id, "v3", &at(20))
+        .edit_message("r1", &m.id, "v3", &Default::default(), &[], &at(20))
         .await
         .unwrap();
     assert_eq!(edited.updated_seq, 4);
@@ -2454,13 +2465,16 @@ async fn edits_keep_earlier_versions_and_take_the_next_seq(store: Store) {
     );
     assert_eq!(last_seq(&store, "r1").await, 4);
     assert!(matches!(
-        store.messages.edit_message("r2", &m.id, "x", &at(30)).await,
+        store
+            .messages
+            .edit_message("r2", &m.id, "x", &Default::default(), &[], &at(30))
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
             .messages
-            .edit_message("r1", "nope", "x", &at(30))
+            .edit_message("r1", "nope", "x", &Default::default(), &[], &at(30))
             .await,
         Err(StoreError::NotFound)
     ));
@@ -2486,7 +2500,7 @@ async fn a_message_is_located_by_its_id_alone_at_its_creation_seq(store: Store) 
     // Changes take later seqs; the position stays the creation's, tombstones included.
     store
         .messages
-        .edit_message("r1", &first.id, "one!", &at(2))
+        .edit_message("r1", &first.id, "one!", &Default::default(), &[], &at(2))
         .await
         .unwrap();
     store
@@ -2508,7 +2522,7 @@ async fn deleting_a_message_leaves_a_tombstone_without_reactions_or_edits(store:
     let m = post(&store, "r1", "u1", "oops").await;
     store
         .messages
-        .edit_message("r1", &m.id, "oops!", &at(2))
+        .edit_message("r1", &m.id, "oops!", &Default::default(), &[], &at(2))
         .await
         .unwrap();
     store
@@ -2673,7 +2687,7 @@ async fn changes_replay_in_seq_order_from_one_snapshot(store: Store) {
     let c = post(&store, "r1", "u1", "c").await; // 3
     store
         .messages
-        .edit_message("r1", &a.id, "a2", &at(5))
+        .edit_message("r1", &a.id, "a2", &Default::default(), &[], &at(5))
         .await
         .unwrap(); // 4
     store
@@ -2740,7 +2754,14 @@ async fn concurrent_changes_to_one_room_take_distinct_gap_free_seqs(store: Store
         tasks.spawn(async move {
             let row = store
                 .messages
-                .edit_message("r1", &id, &format!("edit {round}"), &at(round))
+                .edit_message(
+                    "r1",
+                    &id,
+                    &format!("edit {round}"),
+                    &Default::default(),
+                    &[],
+                    &at(round),
+                )
                 .await
                 .unwrap();
             vec![row.updated_seq]

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use palaver_protocol::MemberRole;
-use palaver_protocol::{CallLog, MessageType, Role, RoomKind, Visibility};
+use palaver_protocol::{CallLog, Mentions, MessageType, Role, RoomKind, RoomMentions, Visibility};
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +280,8 @@ pub struct RoomRow {
     /// For a DM, the pair it belongs to: `<user_id>:<user_id>`, whoever of the two is a
     /// member right now; `None` for a channel.
     pub dm_key: Option<String>,
+    /// Who may use `@room` (column `room_mentions`, NULL = members).
+    pub room_mentions: RoomMentions,
 }
 
 impl RoomRow {
@@ -297,6 +299,8 @@ pub struct MemberRoomRow {
     pub last_read_seq: i64,
     /// Undeleted messages by others after `last_read_seq`.
     pub unread_count: i64,
+    /// Of those, the ones that mention the user (rows of `message_mentions`).
+    pub mention_count: i64,
     /// When the user joined (RFC 3339); with the room id, the order of their room list.
     pub joined_at: String,
 }
@@ -398,6 +402,8 @@ pub struct MessageRow {
     pub deleted_at: Option<String>,
     /// The seq of the latest change (its creation, edit, deletion or a reaction).
     pub updated_seq: i64,
+    /// Who the content mentions (column `mentions`, JSON; NULL = nobody).
+    pub mentions: Mentions,
 }
 
 /// A message to store; its `seq` is assigned by the store.
@@ -421,6 +427,24 @@ pub struct NewMessage {
     /// saves a read per send and cannot go stale between check and insert. `false`: the
     /// caller checked (a DM, a reply, an attachment, a call log entry).
     pub member_only: bool,
+    /// Who the content mentions, stored with the message.
+    pub mentions: Mentions,
+    /// The users the message notifies (mentioned by name, or reached by `@room` /
+    /// `@here`), stored in `message_mentions` with its seq when it is stored.
+    pub mentioned: Vec<String>,
+}
+
+/// The `mentions` column for `m`: JSON, or NULL when nobody is mentioned.
+pub(crate) fn mentions_column(m: &Mentions) -> Option<String> {
+    (!m.is_empty())
+        .then(|| serde_json::to_string(m).ok())
+        .flatten()
+}
+
+/// The `mentions` column read back (NULL or unreadable: nobody).
+pub(crate) fn mentions_from_column(raw: Option<String>) -> Mentions {
+    raw.and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default()
 }
 
 /// Which page of a room's history to read. Seqs are exclusive bounds.
@@ -808,12 +832,14 @@ pub trait RoomStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<RoomRow>>;
 
-    /// Sets name and topic; returns the updated room, `None` if it does not exist.
+    /// Sets name, topic and who may use `@room`; returns the updated room, `None` if it
+    /// does not exist.
     async fn update_room(
         &self,
         room_id: &str,
         name: &str,
         topic: Option<&str>,
+        room_mentions: RoomMentions,
         at: &str,
     ) -> StoreResult<Option<RoomRow>>;
 
@@ -928,14 +954,14 @@ pub trait RoomStore: Send + Sync {
     async fn share_a_room(&self, a: &str, b: &str) -> StoreResult<bool>;
 
     /// Moves `user_id`'s read marker in `room_id` forward to `seq` (capped at the room's
-    /// last seq; never backwards). Returns the marker after the call and the unread count,
-    /// or `None` if not a member.
+    /// last seq; never backwards). Returns the marker after the call, the unread count and
+    /// the unread mentions of the user, or `None` if not a member.
     async fn mark_read(
         &self,
         room_id: &str,
         user_id: &str,
         seq: i64,
-    ) -> StoreResult<Option<(i64, i64)>>;
+    ) -> StoreResult<Option<(i64, i64, i64)>>;
 }
 
 /// Message history.
@@ -982,12 +1008,16 @@ pub trait MessageStore: Send + Sync {
     /// by id alone; the caller checks that the reader may see the room.
     async fn message_position(&self, message_id: &str) -> StoreResult<Option<(String, i64)>>;
 
-    /// Replaces a message's content, keeping the previous version in its edit history.
+    /// Replaces a message's content, keeping the previous version in its edit history,
+    /// and its mentions: `mentions` is stored with it, `mentioned` replaces the users it
+    /// notifies (see [`NewMessage::mentioned`]).
     async fn edit_message(
         &self,
         room_id: &str,
         message_id: &str,
         content: &str,
+        mentions: &Mentions,
+        mentioned: &[String],
         at: &str,
     ) -> StoreResult<MessageRow>;
 

@@ -6,7 +6,7 @@
 //! every table, described by [`TABLES`]; nothing is translated. The export file is JSON
 //! Lines (UTF-8, one JSON object per line):
 //!
-//! 1. A header: `{"format":"palaver-export","version":4,"backend":"sqlite",
+//! 1. A header: `{"format":"palaver-export","version":5,"backend":"sqlite",
 //!    "schema_version":9,"exported_at":"<RFC 3339>"}`: [`FORMAT_VERSION`] fixes the set of
 //!    tables and columns below; `backend` and `schema_version` (the last migration applied
 //!    to the source) are for the reader. Files of an earlier version are read too: the
@@ -54,17 +54,20 @@ pub const FORMAT: &str = "palaver-export";
 /// The version of the file format: which tables and columns ([`TABLES`]) a file holds.
 /// Version 2 added `users.last_seen_at`; version 3 the table `numeric_ids` (a file of an
 /// earlier version has no rows of it: its users get numbers again when first needed);
-/// version 4 the tables `two_factor`, `recovery_codes` and `identities`.
-pub const FORMAT_VERSION: i64 = 4;
+/// version 4 the tables `two_factor`, `recovery_codes` and `identities`; version 5 the
+/// table `message_mentions` and the columns `messages.mentions` and `rooms.room_mentions`.
+pub const FORMAT_VERSION: i64 = 5;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
 /// an earlier version has none of them; they are imported as NULL.
 pub const ADDED_COLUMNS: &[(i64, &str, &str)] = &[
     (2, "users", "last_seen_at"),
     (4, "users", "email_verified_at"),
+    (5, "messages", "mentions"),
+    (5, "rooms", "room_mentions"),
 ];
 
-/// Rows per INSERT statement on import (14 columns at most: far below either backend's
+/// Rows per INSERT statement on import (15 columns at most: far below either backend's
 /// limit on bound parameters).
 const BATCH_ROWS: usize = 100;
 
@@ -204,6 +207,7 @@ pub const TABLES: &[Table] = &[
             ("kind", Text),
             ("dm_key", Text),
             ("updated_at", Text),
+            ("room_mentions", Text),
         ],
     },
     Table {
@@ -271,6 +275,17 @@ pub const TABLES: &[Table] = &[
             ("updated_seq", Integer),
             ("call_log", Text),
             ("message_type", Text),
+            ("mentions", Text),
+        ],
+    },
+    Table {
+        name: "message_mentions",
+        key: &["message_id", "user_id"],
+        columns: &[
+            ("message_id", Text),
+            ("user_id", Text),
+            ("room_id", Text),
+            ("seq", Integer),
         ],
     },
     Table {
@@ -1211,6 +1226,7 @@ mod tests {
         assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t3"));
         assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_ok());
-        assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_err());
+        assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_ok());
+        assert!(check_header(r#"{"format":"palaver-export","version":6}"#).is_err());
     }
 }

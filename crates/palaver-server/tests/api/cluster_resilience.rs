@@ -453,6 +453,8 @@ async fn a_committed_change_never_published_reaches_the_other_nodes_sockets() {
             attachment_id: None,
             call: None,
             member_only: false,
+            mentions: Default::default(),
+            mentioned: Vec::new(),
         })
         .await
         .unwrap();

@@ -20,6 +20,7 @@ mod email;
 mod errors;
 mod heartbeat;
 mod live;
+mod mentions;
 mod observability;
 mod openapi;
 mod operator;

@@ -224,9 +224,20 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
         .send_message_with(&channel.id, &send("look", None, Some(&upload.id)))
         .await
         .unwrap();
-    bob.send_message(&private.id, "just us", None)
+    // A mention (messages.mentions, table message_mentions) in a room where only admins
+    // may use @room (rooms.room_mentions).
+    bob.send_message(&private.id, &format!("just us, @{alice_name}"), None)
         .await
         .unwrap();
+    let (status, _) = alice
+        .raw(
+            "PATCH",
+            &format!("/api/v1/rooms/{}", private.id),
+            Some(br#"{"room_mentions":"admins"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
     bob.send_message(&dm.id, "psst", None).await.unwrap();
     carol.send_message(&dm.id, "yes?", None).await.unwrap();
     bob.mark_read(&channel.id, reply.seq).await.unwrap();
@@ -354,7 +365,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 21, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 22, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }

@@ -71,6 +71,7 @@ pub fn event(event: &Event, seq: Option<i64>) -> Frame {
         Event::RoomDeleted(r) => ("room_deleted", camel(json!(r))),
         Event::InvitationCreated(i) => ("invitation_created", camel(json!(i))),
         Event::InvitationRevoked(i) => ("invitation_revoked", camel(json!(i))),
+        Event::Mention(m) => ("mention", camel(json!(m))),
         Event::CallIncoming(c) => (
             "incoming_call",
             json!({
@@ -317,6 +318,7 @@ mod tests {
                 user_ids: vec!["u1".into(), "u2".into()],
             }],
             call: None,
+            mentions: Default::default(),
         }
     }
 

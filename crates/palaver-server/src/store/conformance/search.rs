@@ -184,7 +184,14 @@ pub(super) async fn edits_reindex_and_deletes_unindex_messages(store: Store) {
     let all = SearchFilter::default();
     store
         .messages
-        .edit_message("r1", &m.id, "the new phrasing", &at(5))
+        .edit_message(
+            "r1",
+            &m.id,
+            "the new phrasing",
+            &Default::default(),
+            &[],
+            &at(5),
+        )
         .await
         .unwrap();
     assert!(found(&store, "u1", "old", &all).await.is_empty());
@@ -205,7 +212,14 @@ pub(super) async fn edits_reindex_and_deletes_unindex_messages(store: Store) {
     // Editing twice leaves one entry.
     store
         .messages
-        .edit_message("r1", &m.id, "phrasing again", &at(7))
+        .edit_message(
+            "r1",
+            &m.id,
+            "phrasing again",
+            &Default::default(),
+            &[],
+            &at(7),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search",
         include_str!("../../../migrations/postgres/0008_search.sql"),
     ),
+    (
+        10,
+        "mentions",
+        include_str!("../../../migrations/postgres/0010_mentions.sql"),
+    ),
 ];
 
 /// Connections the pool opens at most.

@@ -520,6 +520,7 @@ async fn insert_rows(
     let mut replies = Vec::with_capacity(n);
     let mut attachments = Vec::with_capacity(n);
     let mut calls = Vec::with_capacity(n);
+    let mut mentions = Vec::with_capacity(n);
     for &(m, seq) in rows {
         ids.push(m.id.as_str());
         rooms.push(m.room_id.as_str());
@@ -532,16 +533,18 @@ async fn insert_rows(
         replies.push(m.reply_to.as_deref());
         attachments.push(m.attachment_id.as_deref());
         calls.push(call_log_column(m.call.as_ref()));
+        mentions.push(crate::store::mentions_column(&m.mentions));
     }
     sqlx::query(
         "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                               message_type, reply_to, attachment_id, call_log, updated_seq)
+                               message_type, reply_to, attachment_id, call_log, updated_seq,
+                               mentions)
          SELECT id, room_id, seq, sender_id, content, client_id, created_at,
-                message_type, reply_to, attachment_id, call_log, seq
+                message_type, reply_to, attachment_id, call_log, seq, mentions
          FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
               AS v(id, room_id, seq, sender_id, content, client_id, created_at,
-                   message_type, reply_to, attachment_id, call_log)",
+                   message_type, reply_to, attachment_id, call_log, mentions)",
     )
     .bind(&ids)
     .bind(&rooms)
@@ -554,6 +557,7 @@ async fn insert_rows(
     .bind(&replies)
     .bind(&attachments)
     .bind(&calls)
+    .bind(&mentions)
     .execute(&mut *tx)
     .await?;
     // Their words, in the same transaction: a message is searchable once committed.
@@ -563,6 +567,56 @@ async fn insert_rows(
         .map(|(m, _)| (m.id.as_str(), m.content.as_str()))
         .collect();
     super::search::index_messages(&mut *tx, &indexed).await?;
+    // Whom they notify, with their seqs, for the mention counts.
+    let notified: Vec<(&str, &str, i64, &[String])> = rows
+        .iter()
+        .filter(|(m, _)| !m.mentioned.is_empty())
+        .map(|(m, seq)| {
+            (
+                m.id.as_str(),
+                m.room_id.as_str(),
+                *seq,
+                m.mentioned.as_slice(),
+            )
+        })
+        .collect();
+    insert_mentions(&mut *tx, &notified).await?;
+    Ok(())
+}
+
+/// Stores who each message notifies: `(message id, room id, seq, user ids)`, one row per
+/// user (a user who is no longer there is skipped).
+pub(super) async fn insert_mentions(
+    tx: &mut PgConnection,
+    messages: &[(&str, &str, i64, &[String])],
+) -> Result<(), sqlx::Error> {
+    let (mut ids, mut users, mut rooms, mut seqs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (message_id, room_id, seq, mentioned) in messages {
+        for user in *mentioned {
+            ids.push(*message_id);
+            users.push(user.as_str());
+            rooms.push(*room_id);
+            seqs.push(*seq);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO message_mentions (message_id, user_id, room_id, seq)
+         SELECT v.message_id, v.user_id, v.room_id, v.seq
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[])
+              AS v(message_id, user_id, room_id, seq)
+         WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&rooms)
+    .bind(&seqs)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -584,6 +638,7 @@ fn new_row(m: &NewMessage, seq: i64, sender_username: String) -> MessageRow {
         edited_at: None,
         deleted_at: None,
         updated_seq: seq,
+        mentions: m.mentions.clone(),
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::SqliteStore;
-use palaver_protocol::{CallLog, MessageType};
+use palaver_protocol::{CallLog, Mentions, MessageType};
 
 use crate::store::{
     AttachmentRow, AttachmentStore, EditRow, MessageRow, MessageStore, NewMessage, PageQuery,
@@ -17,7 +17,7 @@ use crate::store::{
 pub(super) const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.sender_id, u.username AS sender_username, \
      m.content, m.client_id, m.created_at, m.message_type, m.reply_to, m.attachment_id, m.call_log, \
-     m.edited_at, m.deleted_at, m.updated_seq";
+     m.edited_at, m.deleted_at, m.updated_seq, m.mentions";
 
 pub(super) fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
@@ -40,6 +40,7 @@ pub(super) fn message_from_row(row: &SqliteRow) -> Result<MessageRow, sqlx::Erro
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
         updated_seq: row.try_get("updated_seq")?,
+        mentions: crate::store::mentions_from_column(row.try_get("mentions")?),
     })
 }
 
@@ -190,6 +191,8 @@ impl MessageStore for SqliteStore {
         room_id: &str,
         message_id: &str,
         content: &str,
+        mentions: &Mentions,
+        mentioned: &[String],
         at: &str,
     ) -> StoreResult<MessageRow> {
         let mut tx = self.writer.begin().await?;
@@ -212,11 +215,20 @@ impl MessageStore for SqliteStore {
         .bind(current.edited_at.as_deref().unwrap_or(&current.created_at))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE messages SET content = ?2, edited_at = ?3 WHERE id = ?1")
+        sqlx::query(
+            "UPDATE messages SET content = ?2, edited_at = ?3, mentions = ?4 WHERE id = ?1",
+        )
+        .bind(message_id)
+        .bind(content)
+        .bind(at)
+        .bind(crate::store::mentions_column(mentions))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM message_mentions WHERE message_id = ?1")
             .bind(message_id)
-            .bind(content)
-            .bind(at)
             .execute(&mut *tx)
+            .await?;
+        super::writer::insert_mentions(&mut tx, &[(message_id, room_id, current.seq, mentioned)])
             .await?;
         super::search::unindex_message(&mut tx, message_id).await?;
         if current.deleted_at.is_none() && crate::search::is_indexed(current.message_type) {
@@ -239,7 +251,7 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<MessageRow> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
-            "UPDATE messages SET content = '', deleted_at = COALESCE(deleted_at, ?3)
+            "UPDATE messages SET content = '', mentions = NULL, deleted_at = COALESCE(deleted_at, ?3)
              WHERE room_id = ?1 AND id = ?2",
         )
         .bind(room_id)
@@ -252,7 +264,7 @@ impl MessageStore for SqliteStore {
         }
         next_change_seq(&mut tx, room_id, message_id).await?;
         super::search::unindex_message(&mut tx, message_id).await?;
-        for table in ["reactions", "message_edits"] {
+        for table in ["reactions", "message_edits", "message_mentions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
                 .bind(message_id)
                 .execute(&mut *tx)

@@ -114,6 +114,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search",
         include_str!("../../../migrations/sqlite/0015_search.sql"),
     ),
+    (
+        17,
+        "mentions",
+        include_str!("../../../migrations/sqlite/0017_mentions.sql"),
+    ),
 ];
 
 /// Hands the embedded migrations to sqlx's [`Migrator`].

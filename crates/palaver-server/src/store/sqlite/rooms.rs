@@ -1,7 +1,7 @@
 //! [`RoomStore`] on SQLite: rooms, DMs, members, bans, invitations, read markers.
 
 use async_trait::async_trait;
-use palaver_protocol::{RoomKind, Visibility};
+use palaver_protocol::{RoomKind, RoomMentions, Visibility};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -13,7 +13,7 @@ use crate::store::{
 
 /// Columns of a room row plus its member count, for `SELECT ... FROM rooms r`.
 const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.visibility, r.kind, r.created_by, \
-     r.created_at, r.last_seq, r.dm_key, \
+     r.created_at, r.last_seq, r.dm_key, r.room_mentions, \
      (SELECT COUNT(*) FROM room_members m WHERE m.room_id = r.id) AS member_count";
 
 /// Columns of a member row, for `FROM room_members m JOIN users u ON u.id = m.user_id`.
@@ -63,6 +63,13 @@ fn room_from_row(row: &SqliteRow) -> Result<RoomRow, sqlx::Error> {
         last_seq: row.try_get("last_seq")?,
         member_count: row.try_get("member_count")?,
         dm_key: row.try_get("dm_key")?,
+        room_mentions: match row
+            .try_get::<Option<String>, _>("room_mentions")?
+            .as_deref()
+        {
+            Some("admins") => RoomMentions::Admins,
+            _ => RoomMentions::Members,
+        },
     })
 }
 
@@ -142,7 +149,11 @@ impl SqliteStore {
             "SELECT {ROOM_COLUMNS}, me.role AS my_role, me.last_read_seq, me.joined_at,
                     (SELECT COUNT(*) FROM messages x
                      WHERE x.room_id = r.id AND x.seq > me.last_read_seq
-                       AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count
+                       AND x.sender_id != me.user_id AND x.deleted_at IS NULL) AS unread_count,
+                    (SELECT COUNT(*) FROM message_mentions mm
+                     JOIN messages x ON x.id = mm.message_id
+                     WHERE mm.user_id = me.user_id AND mm.room_id = r.id
+                       AND mm.seq > me.last_read_seq AND x.deleted_at IS NULL) AS mention_count
              FROM room_members me JOIN rooms r ON r.id = me.room_id
              WHERE me.user_id = ?1 AND (?2 IS NULL OR me.room_id = ?2)
                AND (?3 IS NULL OR me.joined_at > ?3 OR (me.joined_at = ?3 AND r.id > ?4))
@@ -162,6 +173,7 @@ impl SqliteStore {
                     role: role_of(row, "my_role")?,
                     last_read_seq: row.try_get("last_read_seq")?,
                     unread_count: row.try_get("unread_count")?,
+                    mention_count: row.try_get("mention_count")?,
                     joined_at: row.try_get("joined_at")?,
                 })
             })
@@ -215,6 +227,7 @@ impl RoomStore for SqliteStore {
             last_seq: 0,
             member_count: 1,
             dm_key: None,
+            room_mentions: RoomMentions::Members,
         })
     }
 
@@ -337,17 +350,24 @@ impl RoomStore for SqliteStore {
         room_id: &str,
         name: &str,
         topic: Option<&str>,
+        room_mentions: RoomMentions,
         at: &str,
     ) -> StoreResult<Option<RoomRow>> {
         let mut tx = self.writer.begin().await?;
-        let done =
-            sqlx::query("UPDATE rooms SET name = ?2, topic = ?3, updated_at = ?4 WHERE id = ?1")
-                .bind(room_id)
-                .bind(name)
-                .bind(topic)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE rooms SET name = ?2, topic = ?3, updated_at = ?4, room_mentions = ?5
+                 WHERE id = ?1",
+        )
+        .bind(room_id)
+        .bind(name)
+        .bind(topic)
+        .bind(at)
+        .bind(match room_mentions {
+            RoomMentions::Members => "members",
+            RoomMentions::Admins => "admins",
+        })
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(None);
@@ -759,7 +779,7 @@ impl RoomStore for SqliteStore {
         room_id: &str,
         user_id: &str,
         seq: i64,
-    ) -> StoreResult<Option<(i64, i64)>> {
+    ) -> StoreResult<Option<(i64, i64, i64)>> {
         let mut tx = self.writer.begin().await?;
         let marker: Option<i64> = sqlx::query_scalar(
             "UPDATE room_members
@@ -785,7 +805,17 @@ impl RoomStore for SqliteStore {
         .bind(marker)
         .fetch_one(&mut *tx)
         .await?;
+        let mentions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM message_mentions mm JOIN messages x ON x.id = mm.message_id
+             WHERE mm.room_id = ?1 AND mm.user_id = ?2 AND mm.seq > ?3
+               AND x.deleted_at IS NULL",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(marker)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Some((marker, unread)))
+        Ok(Some((marker, unread, mentions)))
     }
 }

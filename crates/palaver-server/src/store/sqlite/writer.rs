@@ -221,6 +221,21 @@ async fn insert_all(
         })
         .collect();
     super::search::index_messages(&mut tx, &stored).await?;
+    // Whom they notify, with their seqs, for the mention counts.
+    let notified: Vec<(&str, &str, i64, &[String])> = results
+        .iter()
+        .zip(batch)
+        .filter_map(|(r, (m, _))| match r {
+            Some(Ok((row, true))) if !m.mentioned.is_empty() => Some((
+                row.id.as_str(),
+                row.room_id.as_str(),
+                row.seq,
+                m.mentioned.as_slice(),
+            )),
+            _ => None,
+        })
+        .collect();
+    insert_mentions(&mut tx, &notified).await?;
     tx.commit().await?;
     Ok(results
         .into_iter()
@@ -228,7 +243,32 @@ async fn insert_all(
         .collect())
 }
 
-/// The largest chunk: 512 rows × 11 parameters stays far below SQLite's limit (32,766).
+/// Stores who each message notifies: `(message id, room id, seq, user ids)`, one row per
+/// user (a user who is no longer there is skipped).
+pub(super) async fn insert_mentions(
+    tx: &mut sqlx::SqliteConnection,
+    messages: &[(&str, &str, i64, &[String])],
+) -> Result<(), sqlx::Error> {
+    for (message_id, room_id, seq, users) in messages {
+        for chunk in users.chunks(200) {
+            let values = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO message_mentions (message_id, user_id, room_id, seq)
+                 SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES {values}) AS v
+                 WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.column2)
+                 ON CONFLICT DO NOTHING"
+            );
+            let mut query = sqlx::query(&sql);
+            for user in chunk {
+                query = query.bind(*message_id).bind(user).bind(*room_id).bind(*seq);
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The largest chunk: 512 rows × 13 parameters stays far below SQLite's limit (32,766).
 const MAX_CHUNK: usize = 512;
 /// Chunk sizes are the powers of two up to [`MAX_CHUNK`]: 1, 2, 4, … 512.
 const CHUNK_SIZES: usize = MAX_CHUNK.trailing_zeros() as usize + 1;
@@ -254,19 +294,19 @@ fn chunk_sql(rows: usize) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..CHUNK_SIZES)
             .map(|k| {
-                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; 1 << k].join(", ");
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; 1 << k].join(", ");
                 format!(
                     "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id,
                                            created_at, message_type, reply_to,
-                                           attachment_id, call_log, updated_seq)
+                                           attachment_id, call_log, updated_seq, mentions)
                      SELECT id, room_id, seq, sender_id, content, client_id, created_at,
-                            message_type, reply_to, attachment_id, call_log, seq
+                            message_type, reply_to, attachment_id, call_log, seq, mentions
                      FROM (SELECT v.column1 AS id, v.column2 AS room_id,
                                   v.column3 AS sender_id, v.column4 AS content,
                                   v.column5 AS client_id, v.column6 AS created_at,
                                   v.column7 AS message_type, v.column8 AS reply_to,
                                   v.column9 AS attachment_id, v.column10 AS call_log,
-                                  v.column12 AS n,
+                                  v.column12 AS n, v.column13 AS mentions,
                                   r.last_seq + ROW_NUMBER()
                                       OVER (PARTITION BY v.column2 ORDER BY v.column12)
                                       AS seq
@@ -313,7 +353,8 @@ async fn insert_chunk(
             .bind(&m.attachment_id)
             .bind(call_log_column(m.call.as_ref()))
             .bind(m.member_only)
-            .bind(n as i64);
+            .bind(n as i64)
+            .bind(crate::store::mentions_column(&m.mentions));
     }
     let rows = match query.fetch_all(&mut *tx).await {
         Ok(rows) => rows,
@@ -352,9 +393,10 @@ async fn insert_one(
 ) -> Result<Inserted, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO messages (id, room_id, seq, sender_id, content, client_id, created_at,
-                               message_type, reply_to, attachment_id, call_log, updated_seq)
+                               message_type, reply_to, attachment_id, call_log, updated_seq,
+                               mentions)
          SELECT ?1, ?2, (SELECT last_seq + 1 FROM rooms WHERE id = ?2), ?3, ?4, ?5, ?6,
-                ?7, ?8, ?9, ?10, (SELECT last_seq + 1 FROM rooms WHERE id = ?2)
+                ?7, ?8, ?9, ?10, (SELECT last_seq + 1 FROM rooms WHERE id = ?2), ?12
          WHERE ?11 = 0 OR EXISTS (SELECT 1 FROM room_members m JOIN rooms r ON r.id = m.room_id
                                   WHERE m.room_id = ?2 AND m.user_id = ?3
                                     AND r.kind <> 'dm')
@@ -373,6 +415,7 @@ async fn insert_one(
     .bind(&m.attachment_id)
     .bind(call_log_column(m.call.as_ref()))
     .bind(m.member_only)
+    .bind(crate::store::mentions_column(&m.mentions))
     .fetch_optional(&mut *tx)
     .await;
     Ok(match inserted {
@@ -429,6 +472,7 @@ fn new_row(m: &NewMessage, seq: i64, sender_username: String) -> MessageRow {
         edited_at: None,
         deleted_at: None,
         updated_seq: seq,
+        mentions: m.mentions.clone(),
     }
 }
 
@@ -452,6 +496,8 @@ mod tests {
             attachment_id: None,
             call: None,
             member_only: false,
+            mentions: Default::default(),
+            mentioned: Vec::new(),
         }
     }
 
