@@ -18,6 +18,7 @@ mod health;
 mod invitations;
 mod messages;
 mod moderation;
+mod notifications;
 mod oidc;
 mod rooms;
 mod rtc;
@@ -75,6 +76,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "rooms", description = "Rooms, members and moderation"),
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
+        (name = "notifications", description = "Notification settings per room; Web Push subscriptions (docs/notifications.md)"),
         (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
         (name = "health", description = "Liveness")
@@ -118,6 +120,7 @@ pub fn api(
         .merge(invitations::router())
         .merge(messages::router())
         .merge(moderation::router())
+        .merge(notifications::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())

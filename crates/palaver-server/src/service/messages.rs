@@ -88,7 +88,11 @@ impl Service {
         {
             let hit = self.user_limits.hit(&actor.user_id, Action::Message).await;
             if hit.is_ok() {
-                match self.store_message(new(content.clone(), true), None).await {
+                // Mentions: the lead's parser passes the mentioned user ids here.
+                match self
+                    .store_message(new(content.clone(), true), None, Vec::new())
+                    .await
+                {
                     Err(e) if e.code == ErrorCode::NotFound => {}
                     done => return done,
                 }
@@ -137,11 +141,14 @@ impl Service {
                     .await?
             }
         }
-        self.store_message(new(content, false), attachment).await
+        self.store_message(new(content, false), attachment, Vec::new())
+            .await
     }
 
     /// Stores `new` (see [`Service::queue_message`]) and answers with the message, the
-    /// one stored the first time for a repeated `client_id`.
+    /// one stored the first time for a repeated `client_id`. A new message is then handed
+    /// to Web Push with the users it mentions, `mentioned` (see
+    /// [`Service::notify_message`]).
     ///
     /// # Errors
     /// As [`Service::queue_message`] and its future.
@@ -149,14 +156,23 @@ impl Service {
         &self,
         new: NewMessage,
         attachment: Option<Attachment>,
+        mentioned: Vec<String>,
     ) -> AppResult<Message> {
+        let notify = self.notify_hook(&new.room_id, mentioned);
         // Queued under the room's order, committed with whatever else is queued (group
         // commit), published in queue order = seq order. The rest runs in its own task so
         // that a caller who goes away (an HTTP client hanging up) cannot stop a committed
-        // message from being published, nor hold up the room's later messages.
-        let stored = tokio::spawn(self.queue_message(new, attachment).await?)
-            .await
-            .map_err(AppError::internal)??;
+        // message from being published (and pushed), nor hold up the room's later messages.
+        let committed = self.queue_message(new, attachment).await?;
+        let stored = tokio::spawn(async move {
+            let stored = committed.await?;
+            if let (Stored::New(message), Some(notify)) = (&stored, notify) {
+                notify.fire(message);
+            }
+            Ok::<_, AppError>(stored)
+        })
+        .await
+        .map_err(AppError::internal)??;
         match stored {
             Stored::New(message) => Ok(message),
             Stored::Existing(row) => self.message_to_wire(row).await,

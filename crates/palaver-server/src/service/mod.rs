@@ -15,6 +15,8 @@
 //! - [`messages`]: send (durable, idempotent, published in seq order), history, edits,
 //!   deletes, reactions, read markers.
 //! - [`moderation`]: message reports for the server's moderators and admins.
+//! - [`notifications`]: notification settings per room, Web Push subscriptions, and the
+//!   hand-over of committed messages to [`crate::push`].
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`calls`]: calls and WebRTC signal relay: the store checks, then
@@ -36,6 +38,7 @@ pub mod live;
 pub mod members;
 pub mod messages;
 pub mod moderation;
+pub mod notifications;
 pub mod oidc;
 pub mod password_policy;
 pub mod profiles;
@@ -90,9 +93,11 @@ pub struct Service {
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
     hasher: std::collections::hash_map::RandomState,
-    /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
     /// Outgoing e-mail (`[email]`), if configured; `None`: e-mail is off.
     pub(crate) mailer: Option<Arc<crate::email::Mailer>>,
+    /// Web Push (`[push]`); `None`: push is off (`push.enabled = false`).
+    pub(crate) push: Option<Arc<crate::push::Pusher>>,
+    /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
     /// [`Service::is_known_group_room`]).
     group_rooms: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The OpenID Connect providers and GitHub people may sign in with (`[auth]`).
@@ -142,6 +147,7 @@ impl Service {
             hasher: Default::default(),
             group_rooms: Default::default(),
             mailer: None,
+            push: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! every table, described by [`TABLES`]; nothing is translated. The export file is JSON
 //! Lines (UTF-8, one JSON object per line):
 //!
-//! 1. A header: `{"format":"palaver-export","version":4,"backend":"sqlite",
+//! 1. A header: `{"format":"palaver-export","version":5,"backend":"sqlite",
 //!    "schema_version":9,"exported_at":"<RFC 3339>"}`: [`FORMAT_VERSION`] fixes the set of
 //!    tables and columns below; `backend` and `schema_version` (the last migration applied
 //!    to the source) are for the reader. Files of an earlier version are read too: the
@@ -53,8 +53,11 @@ pub const FORMAT: &str = "palaver-export";
 /// The version of the file format: which tables and columns ([`TABLES`]) a file holds.
 /// Version 2 added `users.last_seen_at`; version 3 the table `numeric_ids` (a file of an
 /// earlier version has no rows of it: its users get numbers again when first needed);
-/// version 4 the tables `two_factor`, `recovery_codes` and `identities`.
-pub const FORMAT_VERSION: i64 = 4;
+/// version 4 the tables `two_factor`, `recovery_codes` and `identities`; version 5 the
+/// tables `notification_settings`, `push_subscriptions` and `vapid_keys` (a file of an
+/// earlier version has no rows of them: no settings, no subscriptions, and a VAPID key
+/// pair is made on first use).
+pub const FORMAT_VERSION: i64 = 5;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
 /// an earlier version has none of them; they are imported as NULL.
@@ -331,6 +334,45 @@ pub const TABLES: &[Table] = &[
             ("provider", Text),
             ("subject", Text),
             ("email", Text),
+            ("created_at", Text),
+        ],
+    },
+    Table {
+        name: "notification_settings",
+        key: &["room_id", "user_id"],
+        columns: &[
+            ("room_id", Text),
+            ("user_id", Text),
+            ("level", Text),
+            ("muted_until", Text),
+            ("updated_at", Text),
+        ],
+    },
+    Table {
+        name: "push_subscriptions",
+        key: &["id"],
+        columns: &[
+            ("id", Text),
+            ("user_id", Text),
+            ("session_id", Text),
+            ("endpoint", Text),
+            ("p256dh", Text),
+            ("auth", Text),
+            ("user_agent", Text),
+            ("created_at", Text),
+        ],
+    },
+    // The VAPID private key is a secret, and it is exported all the same (the file is
+    // owner-only and already holds two-factor secrets): every browser's push subscription
+    // is bound to the public key, so a moved install with a new key pair would have to
+    // have every device subscribe again.
+    Table {
+        name: "vapid_keys",
+        key: &["id"],
+        columns: &[
+            ("id", Integer),
+            ("private_key", Blob),
+            ("public_key", Blob),
             ("created_at", Text),
         ],
     },
@@ -1093,6 +1135,8 @@ mod tests {
             ("message_edits", &["messages"]),
             ("reactions", &["messages", "users"]),
             ("message_reports", &["rooms", "messages", "users"]),
+            ("notification_settings", &["room_members"]),
+            ("push_subscriptions", &["users", "sessions"]),
         ] {
             for parent in parents {
                 assert!(
@@ -1194,6 +1238,7 @@ mod tests {
         assert!(matches!(values.last(), Some(Val::Text(Some(t))) if t == "t3"));
         assert!(check_header(r#"{"format":"palaver-export","version":1}"#).is_ok());
         assert!(check_header(r#"{"format":"palaver-export","version":4}"#).is_ok());
-        assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_err());
+        assert!(check_header(r#"{"format":"palaver-export","version":5}"#).is_ok());
+        assert!(check_header(r#"{"format":"palaver-export","version":6}"#).is_err());
     }
 }

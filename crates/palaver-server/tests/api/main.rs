@@ -20,6 +20,7 @@ mod email;
 mod errors;
 mod heartbeat;
 mod live;
+mod notifications;
 mod observability;
 mod openapi;
 mod operator;

@@ -15,6 +15,7 @@
 mod accounts;
 mod identities;
 mod messages;
+mod notifications;
 mod reports;
 mod rooms;
 mod users;
@@ -107,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "identities",
         include_str!("../../../migrations/sqlite/0014_identities.sql"),
+    ),
+    (
+        16,
+        "notifications",
+        include_str!("../../../migrations/sqlite/0016_notifications.sql"),
     ),
 ];
 
@@ -209,7 +215,8 @@ impl SqliteStore {
             messages: this.clone(),
             attachments: this.clone(),
             reports: this.clone(),
-            identities: this,
+            identities: this.clone(),
+            notifications: this,
         }
     }
 }
