@@ -77,10 +77,7 @@ pub struct PushSubscriptionKeys {
 pub struct CreatePushSubscription {
     /// The push service's URL for this browser: `https://`, with a host name (not an IP
     /// address), at most 2048 characters.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(max_length = 2048, pattern = "^https://")
-    )]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048, pattern = "^https://"))]
     pub endpoint: String,
     pub keys: PushSubscriptionKeys,
     /// Ignored (browsers send `null`; when set, the push service ends the subscription

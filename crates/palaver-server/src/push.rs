@@ -298,7 +298,10 @@ impl Pusher {
                 .any(|p| subject.starts_with(p)),
             "push.subject must be a mailto: or https:// URL (RFC 8292 §2.1), got {subject:?}"
         );
-        anyhow::ensure!(config.max_concurrent > 0, "push.max_concurrent must be at least 1");
+        anyhow::ensure!(
+            config.max_concurrent > 0,
+            "push.max_concurrent must be at least 1"
+        );
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(config.timeout_secs.max(1)))
@@ -415,7 +418,9 @@ async fn run(
     }
     jobs.close();
     while let Ok(job) = jobs.try_recv() {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         let inner = inner.clone();
         tasks.spawn(async move {
             deliver(&inner, job).await;
@@ -579,14 +584,11 @@ async fn try_send(
         .try_into()
         .map_err(|_| anyhow::anyhow!("auth is not 16 bytes"))?;
     let uri: axum::http::Uri = endpoint.as_str().parse().context("endpoint")?;
-    let mut request = web_push_native::WebPushBuilder::new(
-        uri,
-        ua_public,
-        web_push_native::Auth::from(auth),
-    )
-    .with_valid_duration(inner.ttl)
-    .build(payload)
-    .map_err(|e| anyhow::anyhow!("encrypting: {e}"))?;
+    let mut request =
+        web_push_native::WebPushBuilder::new(uri, ua_public, web_push_native::Auth::from(auth))
+            .with_valid_duration(inner.ttl)
+            .build(payload)
+            .map_err(|e| anyhow::anyhow!("encrypting: {e}"))?;
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -670,7 +672,11 @@ mod tests {
     #[test]
     fn endpoints_must_be_https_on_a_domain_unless_loopback_is_allowed() {
         assert!(check_endpoint("https://fcm.googleapis.com/fcm/send/abc", false).is_ok());
-        assert!(check_endpoint("https://updates.push.services.mozilla.com/wpush/v2/x", false).is_ok());
+        assert!(check_endpoint(
+            "https://updates.push.services.mozilla.com/wpush/v2/x",
+            false
+        )
+        .is_ok());
         for bad in [
             "http://fcm.googleapis.com/x",
             "https://127.0.0.1/x",
@@ -688,7 +694,10 @@ mod tests {
         assert!(check_endpoint("http://127.0.0.1:9999/push/1", true).is_ok());
         assert!(check_endpoint("http://localhost:9999/push/1", true).is_ok());
         assert!(check_endpoint("http://10.0.0.1/x", true).is_err());
-        let long = format!("https://push.example.com/{}", "a".repeat(MAX_ENDPOINT_CHARS));
+        let long = format!(
+            "https://push.example.com/{}",
+            "a".repeat(MAX_ENDPOINT_CHARS)
+        );
         assert!(check_endpoint(&long, false).is_err());
     }
 
@@ -710,7 +719,9 @@ mod tests {
         );
         assert_eq!(check_keys("%%%", &auth).unwrap_err().0, "keys.p256dh");
         assert_eq!(
-            check_keys(&p256dh, &encode_b64url(&[1u8; 15])).unwrap_err().0,
+            check_keys(&p256dh, &encode_b64url(&[1u8; 15]))
+                .unwrap_err()
+                .0,
             "keys.auth"
         );
     }
@@ -729,10 +740,9 @@ mod tests {
             .unwrap();
         assert_eq!(k, key.public_key());
         let (signed, signature) = t.rsplit_once('.').unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &decode_b64url(signed.split_once('.').unwrap().1).unwrap(),
-        )
-        .unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&decode_b64url(signed.split_once('.').unwrap().1).unwrap())
+                .unwrap();
         assert_eq!(claims["aud"], "https://push.example.com");
         assert_eq!(claims["exp"], 42);
         assert_eq!(claims["sub"], "mailto:ops@example.com");
@@ -755,7 +765,17 @@ mod tests {
 
     #[test]
     fn only_public_addresses_resolve() {
-        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "100.64.0.1", "::1", "fc00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!public(private.parse().unwrap()), "{private}");
         }
         for open in ["8.8.8.8", "142.250.0.1", "2001:4860:4860::8888"] {

@@ -20,7 +20,10 @@ use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_notification_settings, set_notification_settings))
+        .routes(routes!(
+            get_notification_settings,
+            set_notification_settings
+        ))
         .routes(routes!(vapid_public_key))
         .routes(routes!(create_push_subscription, list_push_subscriptions))
         .routes(routes!(delete_push_subscription))

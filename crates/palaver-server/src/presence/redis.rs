@@ -604,13 +604,17 @@ impl Presence for RedisPresence {
         let key = self.state_key(user_id);
         let on = self
             .redis
-            .call_as(Caller::Presence, "presence is_connected", |mut conn| async move {
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg("on")
-                    .query_async::<Option<String>>(&mut conn)
-                    .await
-            })
+            .call_as(
+                Caller::Presence,
+                "presence is_connected",
+                |mut conn| async move {
+                    redis::cmd("HGET")
+                        .arg(key)
+                        .arg("on")
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
+                },
+            )
             .await;
         match on {
             Some(on) => on.as_deref() == Some("1"),
@@ -676,7 +680,10 @@ mod tests {
         );
         assert!(nodes[0].connected("a", 2).await.is_none());
         assert_eq!(nodes[1].get("a").await.status, PresenceStatus::Online);
-        assert!(nodes[1].is_connected("a").await, "connected on the other node");
+        assert!(
+            nodes[1].is_connected("a").await,
+            "connected on the other node"
+        );
         assert!(!nodes[1].is_connected("nobody").await);
         assert!(nodes[0]
             .disconnected("a", 1, "2026-11-21T10:00:00.000Z")

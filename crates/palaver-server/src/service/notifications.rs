@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use palaver_protocol::notifications::{
-    CreatePushSubscription, NotificationLevel as WireLevel, NotificationSettings,
-    PushSubscription, PushSubscriptions, UpdateNotificationSettings, VapidPublicKey,
+    CreatePushSubscription, NotificationLevel as WireLevel, NotificationSettings, PushSubscription,
+    PushSubscriptions, UpdateNotificationSettings, VapidPublicKey,
 };
 use palaver_protocol::{ErrorCode, Message};
 
@@ -111,7 +111,9 @@ impl Service {
             .await?;
         Ok(NotificationSettings {
             room_id: room_id.to_owned(),
-            level: row.as_ref().map_or(WireLevel::All, |r| level_to_wire(r.level)),
+            level: row
+                .as_ref()
+                .map_or(WireLevel::All, |r| level_to_wire(r.level)),
             muted_until: row.and_then(|r| r.muted_until),
         })
     }
@@ -217,8 +219,12 @@ impl Service {
             endpoint: request.endpoint,
             p256dh,
             auth,
-            user_agent: user_agent
-                .map(|ua| ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_CHARS).collect()),
+            user_agent: user_agent.map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_CHARS)
+                    .collect()
+            }),
             created_at: now_rfc3339(),
         };
         let (stored, new) = self

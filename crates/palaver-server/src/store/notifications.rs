@@ -98,8 +98,10 @@ pub trait NotificationStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`](super::StoreError::NotFound) when `user_id` is not a
     /// member of `room_id` (settings exist only with the membership, and go with it).
-    async fn set_notification_settings(&self, settings: &NotificationSettingsRow)
-        -> StoreResult<()>;
+    async fn set_notification_settings(
+        &self,
+        settings: &NotificationSettingsRow,
+    ) -> StoreResult<()>;
 
     /// `user_id`'s settings for `room_id`, if ever set (and still a member).
     async fn notification_settings(

@@ -53,10 +53,6 @@ impl Keys {
     }
 }
 
-async fn my_id(client: &Client) -> String {
-    client.me().await.expect("me").id
-}
-
 /// `(status, body)` of `method path` with `body`, as `client`.
 async fn call(client: &Client, method: &str, path: &str, body: Value) -> (u16, Value) {
     client
@@ -120,7 +116,10 @@ async fn notification_settings_are_a_members_own_and_go_with_the_membership() {
 
     // Validation.
     let (status, body) = call(&alice, "PUT", &path, json!({"level": "loud"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("validation_failed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
     assert_eq!(body["error"]["field"], "level");
     let (status, body) = call(
         &alice,
@@ -129,7 +128,10 @@ async fn notification_settings_are_a_members_own_and_go_with_the_membership() {
         json!({"level": "all", "muted_until": "tomorrow"}),
     )
     .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("validation_failed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
     assert_eq!(body["error"]["field"], "muted_until");
     assert_eq!(
         alice.get::<NotificationSettings>(&path).await.unwrap(),
@@ -335,7 +337,10 @@ async fn with_push_disabled_the_push_routes_say_so() {
         Keys::new().subscription("https://push.example.test/x"),
     )
     .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("push_disabled")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("push_disabled"))
+    );
     // Settings still work: clients may use them for what they show.
     let room = alice
         .create_room("quiet", Visibility::Public, None)
@@ -362,8 +367,12 @@ mod push {
     use palaver_protocol::Visibility;
     use serde_json::{json, Value};
 
-    use super::{b64, my_id, Keys};
+    use super::{b64, Keys};
     use crate::helpers::TestServer;
+
+    async fn my_id(client: &Client) -> String {
+        client.me().await.expect("me").id
+    }
 
     /// How long a test waits for a push to arrive.
     const PUSH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -402,7 +411,9 @@ mod push {
                 .trim()
                 .strip_prefix("listening ")
                 .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("push_endpoint.py said {line:?} (is http-ece installed?)"));
+                .unwrap_or_else(|| {
+                    panic!("push_endpoint.py said {line:?} (is http-ece installed?)")
+                });
             Endpoint {
                 child,
                 base: format!("http://127.0.0.1:{port}"),
@@ -460,7 +471,11 @@ mod push {
         /// The decrypted JSON of a push that passed every check.
         #[track_caller]
         fn payload(entry: &Value) -> Value {
-            assert_eq!(entry["error"], Value::Null, "the push passed the checks: {entry}");
+            assert_eq!(
+                entry["error"],
+                Value::Null,
+                "the push passed the checks: {entry}"
+            );
             serde_json::from_str(entry["plaintext"].as_str().unwrap()).unwrap()
         }
     }
@@ -499,7 +514,10 @@ mod push {
             if info["status"] == status {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "presence {status}: {info}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "presence {status}: {info}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -570,7 +588,10 @@ mod push {
             .put(&settings, Some(&json!({"level": "none"})))
             .await
             .unwrap();
-        alice.send_message(&dm.id, "level none", None).await.unwrap();
+        alice
+            .send_message(&dm.id, "level none", None)
+            .await
+            .unwrap();
         let _: Value = bob
             .put(
                 &settings,
@@ -582,20 +603,32 @@ mod push {
         let socket = bob.connect().await.unwrap();
         wait_presence(&alice, &bob_id, "online").await;
         let _: Value = bob
-            .put(&settings, Some(&json!({"level": "mentions", "muted_until": null})))
+            .put(
+                &settings,
+                Some(&json!({"level": "mentions", "muted_until": null})),
+            )
             .await
             .unwrap();
-        alice.send_message(&dm.id, "socket open", None).await.unwrap();
+        alice
+            .send_message(&dm.id, "socket open", None)
+            .await
+            .unwrap();
         // A plain message in a room they share: never pushed.
         let room = alice
             .create_room("general", Visibility::Public, None)
             .await
             .unwrap();
         bob.join_room(&room.id).await.unwrap();
-        alice.send_message(&room.id, "plain room message", None).await.unwrap();
+        alice
+            .send_message(&room.id, "plain room message", None)
+            .await
+            .unwrap();
 
         // One message at a time: once Carol has hers, every message before it was handled.
-        alice.send_message(&to_carol.id, "barrier", None).await.unwrap();
+        alice
+            .send_message(&to_carol.id, "barrier", None)
+            .await
+            .unwrap();
         push.wait_for("carol", 1).await;
         assert!(push.received("bob").await.is_empty(), "nothing reached Bob");
 
@@ -605,7 +638,10 @@ mod push {
         alice.send_message(&dm.id, "now", None).await.unwrap();
         let got = push.wait_for("bob", 1).await;
         assert_eq!(Endpoint::payload(&got[0])["body"], "now");
-        alice.send_message(&to_carol.id, "barrier 2", None).await.unwrap();
+        alice
+            .send_message(&to_carol.id, "barrier 2", None)
+            .await
+            .unwrap();
         push.wait_for("carol", 2).await;
         assert_eq!(push.received("bob").await.len(), 1);
     }
@@ -622,7 +658,10 @@ mod push {
         let live = push.device("push", "laptop").await;
         subscribe(&bob, &live).await;
         let dm = alice.open_dm(&bob_id).await.unwrap();
-        alice.send_message(&dm.id, "still there?", None).await.unwrap();
+        alice
+            .send_message(&dm.id, "still there?", None)
+            .await
+            .unwrap();
 
         push.wait_for("laptop", 1).await;
         assert_eq!(push.wait_for("old-phone", 1).await[0]["status"], 410);
@@ -630,7 +669,11 @@ mod push {
         let deadline = tokio::time::Instant::now() + PUSH_TIMEOUT;
         loop {
             let left: PushSubscriptions = bob.get("/api/v1/push/subscriptions").await.unwrap();
-            let endpoints: Vec<&str> = left.subscriptions.iter().map(|s| s.endpoint.as_str()).collect();
+            let endpoints: Vec<&str> = left
+                .subscriptions
+                .iter()
+                .map(|s| s.endpoint.as_str())
+                .collect();
             if endpoints == [live["endpoint"].as_str().unwrap()] {
                 break;
             }

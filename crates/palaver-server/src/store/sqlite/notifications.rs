@@ -6,8 +6,8 @@ use sqlx::Row;
 
 use super::{foreign_key_violation, SqliteStore};
 use crate::store::{
-    NotificationLevel, NotificationSettingsRow, NotificationStore, PushSubscriptionRow,
-    StoreError, StoreResult, VapidKeyRow,
+    NotificationLevel, NotificationSettingsRow, NotificationStore, PushSubscriptionRow, StoreError,
+    StoreResult, VapidKeyRow,
 };
 
 fn settings_from_row(row: &SqliteRow) -> Result<NotificationSettingsRow, sqlx::Error> {
@@ -15,9 +15,8 @@ fn settings_from_row(row: &SqliteRow) -> Result<NotificationSettingsRow, sqlx::E
     Ok(NotificationSettingsRow {
         room_id: row.try_get("room_id")?,
         user_id: row.try_get("user_id")?,
-        level: NotificationLevel::parse(&level).ok_or_else(|| {
-            sqlx::Error::Decode(format!("notification level {level:?}").into())
-        })?,
+        level: NotificationLevel::parse(&level)
+            .ok_or_else(|| sqlx::Error::Decode(format!("notification level {level:?}").into()))?,
         muted_until: row.try_get("muted_until")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -90,13 +89,12 @@ impl NotificationStore for SqliteStore {
         room_id: &str,
         user_id: &str,
     ) -> StoreResult<Option<NotificationSettingsRow>> {
-        let row = sqlx::query(
-            "SELECT * FROM notification_settings WHERE room_id = ?1 AND user_id = ?2",
-        )
-        .bind(room_id)
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row =
+            sqlx::query("SELECT * FROM notification_settings WHERE room_id = ?1 AND user_id = ?2")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.as_ref().map(settings_from_row).transpose()?)
     }
 
