@@ -63,6 +63,9 @@ export function serverEnv(extra = {}) {
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
   env.PALAVER_RATE_LIMITS__REGISTRATIONS_PER_IP__MAX = '0';
   env.PALAVER_RATE_LIMITS__REQUESTS_PER_IP__MAX = '0';
+  // No default rooms (#general): test users share only the rooms a test makes; a test
+  // of default rooms passes PALAVER_DEFAULT_ROOMS in `extra`.
+  env.PALAVER_DEFAULT_ROOMS = '';
   return { ...env, ...extra };
 }
 

@@ -49,6 +49,8 @@ function serverEnv() {
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
   delete env.PALAVER_BIN;
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
+  // No default rooms (#general) unless a test asks: users share only the rooms it makes.
+  env.PALAVER_DEFAULT_ROOMS = '';
   return env;
 }
 

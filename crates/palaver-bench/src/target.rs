@@ -382,6 +382,10 @@ async fn spawn(
             c.args(["serve", "--port", &port.to_string(), "--data-dir", "."])
                 .current_dir(dir)
                 .env("RUST_LOG", "warn")
+                // No default room: the bench's accounts share only the rooms it makes
+                // (a #general of every account would add presence traffic between all of
+                // them). An inherited PALAVER_DEFAULT_ROOMS still applies.
+                .env("PALAVER_DEFAULT_ROOMS", "")
                 .envs(programs.palaver_env.iter().map(|(k, v)| (k, v)))
                 .envs(node_env.iter().map(|(k, v)| (k, v)));
             c

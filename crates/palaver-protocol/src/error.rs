@@ -114,6 +114,8 @@ pub enum ErrorCode {
     /// Unlinking this identity would leave the account no way to sign in (no password and
     /// no other identity). HTTP 409.
     LastSignInMethod,
+    /// Web Push is turned off on this server (`push.enabled = false`). HTTP 409.
+    PushDisabled,
 }
 
 impl ErrorCode {
@@ -153,7 +155,7 @@ impl ErrorCode {
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::InvitationRevoked | ErrorCode::TokenExpired => 410,
-            ErrorCode::EmailDisabled => 409,
+            ErrorCode::EmailDisabled | ErrorCode::PushDisabled => 409,
             ErrorCode::EmailNotVerified => 403,
             ErrorCode::InvalidToken => 400,
         }
@@ -203,6 +205,7 @@ impl ErrorCode {
             ErrorCode::LinkTokenInvalid => "link_token_invalid",
             ErrorCode::IdentityAlreadyLinked => "identity_already_linked",
             ErrorCode::LastSignInMethod => "last_sign_in_method",
+            ErrorCode::PushDisabled => "push_disabled",
         }
     }
 }
@@ -255,6 +258,7 @@ mod tests {
             ErrorCode::EmailNotVerified,
             ErrorCode::InvalidToken,
             ErrorCode::TokenExpired,
+            ErrorCode::PushDisabled,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

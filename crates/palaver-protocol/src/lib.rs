@@ -4,6 +4,7 @@
 //! - [`error`]: the stable error codes shared by REST and WebSocket, and the error body
 //!   `{"error": {"code", "message", "field"?}}`.
 //! - [`model`]: the public shapes of users, rooms and messages as clients see them.
+//! - [`notifications`]: notification settings, Web Push subscriptions and push payloads.
 //! - [`rest`]: request and response bodies of the REST API under `/api/v1`.
 //! - [`ws`]: WebSocket frames — client requests, replies and server events
 //!   (documented frame by frame in `docs/protocol.md`).
@@ -14,6 +15,7 @@
 
 pub mod error;
 pub mod model;
+pub mod notifications;
 pub mod rest;
 pub mod ws;
 

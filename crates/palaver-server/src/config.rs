@@ -7,7 +7,8 @@
 //! `PALAVER_AUTH__ACCESS_TOKEN_TTL_SECS=600`, `PALAVER_LIMITS__MESSAGE_MAX_CHARS=2000`.
 //!
 //! Secrets (`auth.jwt_secret`, the `client_secret`s of `[[auth.oidc]]` and `[auth.github]`,
-//! `database_url`, `redis_url` and `email.smtp_url`, which may hold a password) are
+//! `database_url`, `redis_url` and `email.smtp_url`, which may hold a password, and
+//! `push.vapid_private_key`) are
 //! wrapped in
 //! [`Secret`] so they never appear in logs or `Debug` output.
 
@@ -67,6 +68,8 @@ pub struct Config {
     /// unset: e-mail is off, registration answers as it always has, and the e-mail routes
     /// answer `409 email_disabled` (see `docs/email.md`).
     pub email: Option<EmailConfig>,
+    /// Web Push notifications (`[push]`, `docs/notifications.md`).
+    pub push: PushConfig,
     /// Reverse proxies (addresses or CIDR networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`)
     /// whose forwarding header names the client address; see [`crate::net`]. Default
     /// none: the TCP peer is the client. Env: `PALAVER_TRUSTED_PROXIES="10.0.0.1,
@@ -77,6 +80,31 @@ pub struct Config {
     /// `forwarded` (RFC 7239). Only this one is read; set your proxy to overwrite or
     /// append to it.
     pub forwarded_header: crate::net::ForwardedHeader,
+    /// Public channels every new account joins (by name), so that nobody lands in an
+    /// empty app. A channel that does not exist yet is created by the first account that
+    /// registers, which becomes its owner. Default `["general"]`; `[]` turns it off.
+    /// Env: `PALAVER_DEFAULT_ROOMS="general, random"`.
+    #[serde(deserialize_with = "deserialize_names")]
+    pub default_rooms: Vec<String>,
+}
+
+/// A list of names, as a TOML list or (from the environment) one comma-separated string.
+fn deserialize_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(list) => list,
+        Raw::One(one) => one
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -100,8 +128,10 @@ impl Default for Config {
             signalr: SignalRConfig::default(),
             log: LogConfig::default(),
             email: None,
+            push: PushConfig::default(),
             trusted_proxies: Vec::new(),
             forwarded_header: crate::net::ForwardedHeader::default(),
+            default_rooms: vec!["general".to_owned()],
         }
     }
 }
@@ -137,6 +167,58 @@ fn default_verify_ttl() -> u64 {
 
 fn default_reset_ttl() -> u64 {
     1_800
+}
+
+/// Web Push (`[push]`; `docs/notifications.md`): direct messages and mentions pushed to
+/// the browsers of members with no open socket (RFC 8030, encrypted with RFC 8291,
+/// signed with VAPID, RFC 8292).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushConfig {
+    /// Whether Web Push is on. Default true (nothing is sent until a browser subscribes).
+    /// Off, the `/push/...` routes answer `409 push_disabled` and nothing is pushed.
+    pub enabled: bool,
+    /// The VAPID `sub` claim, how a push service reaches the operator: a `mailto:` or
+    /// `https://` URL (RFC 8292 §2.1). Default unset: [`Config::public_base`].
+    pub subject: Option<String>,
+    /// The VAPID private key: a P-256 scalar, 32 bytes, base64url (as `web-push
+    /// generate-vapid-keys` prints it). Default unset: a key pair is generated once and
+    /// kept in the database, shared by every node on it. Changing the key ends every
+    /// browser's subscription (they must subscribe again). Env:
+    /// `PALAVER_PUSH__VAPID_PRIVATE_KEY`.
+    pub vapid_private_key: Option<Secret>,
+    /// How long a push service keeps an undelivered push (the `TTL` header, RFC 8030
+    /// §5.2), seconds. Default 86,400 (a day).
+    pub ttl_secs: u64,
+    /// How long one delivery to a push service may take, seconds. Default 10.
+    pub timeout_secs: u64,
+    /// Most deliveries in flight at once on this node. Default 16.
+    pub max_concurrent: usize,
+    /// Subscriptions kept per account (the newest; one per browser). Default 10.
+    pub max_subscriptions_per_user: usize,
+    /// Whether pushes carry the start of the message's text (encrypted end to end: the
+    /// push service cannot read it, the device shows it). Default true.
+    pub preview: bool,
+    /// Accept `http://` endpoints on loopback addresses (`127.0.0.0/8`, `::1`,
+    /// `localhost`): for tests with a local push endpoint only. Default false: endpoints
+    /// must be `https://` URLs with a host name.
+    pub allow_loopback_http: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            subject: None,
+            vapid_private_key: None,
+            ttl_secs: 86_400,
+            timeout_secs: 10,
+            max_concurrent: 16,
+            max_subscriptions_per_user: 10,
+            preview: true,
+            allow_loopback_http: false,
+        }
+    }
 }
 
 /// Calls and WebRTC: ringing, participant cap, signal bounds, and the ICE servers handed

@@ -27,7 +27,9 @@
 //! TURN credentials.
 //!
 //! Accounts may get mail (verification, password reset, e-mail change): [`email`] composes
-//! and sends it when `[email]` is set (`service/email.rs` decides when).
+//! and sends it when `[email]` is set (`service/email.rs` decides when). Members with no
+//! socket open get Web Push for direct messages and mentions: [`push`] delivers it
+//! (`service/notifications.rs` holds the settings and subscriptions).
 //!
 //! Wire types live in the `palaver-protocol` crate; [`config`] loads settings;
 //! [`error`] maps failures to stable codes. [`run`] wires it all together.
@@ -44,6 +46,7 @@ pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod presence;
+pub mod push;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod search;
@@ -169,6 +172,18 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<Service>, Store, Arc<H
         let mailer = email::Mailer::new(email, config.public_base())
             .context("configuring e-mail ([email])")?;
         service = service.with_mailer(Arc::new(mailer));
+    }
+    if config.push.enabled {
+        let pusher = push::Pusher::start(
+            &config.push,
+            config.public_base(),
+            store.clone(),
+            service.presence.clone(),
+            service.metrics.clone(),
+        )
+        .await
+        .context("configuring Web Push ([push])")?;
+        service = service.with_pusher(Arc::new(pusher));
     }
     let service = Arc::new(service);
     // Gaps in a room's seq order heard from other nodes are read from the database.
@@ -301,6 +316,11 @@ pub async fn run_notifying(
         at.saturating_duration_since(tokio::time::Instant::now())
     });
     service.close_mail(remaining).await;
+    // Pushes of the last messages, within what is left of the deadline.
+    let remaining = deadline.get().map_or(grace, |at| {
+        at.saturating_duration_since(tokio::time::Instant::now())
+    });
+    service.close_push(remaining).await;
     store.database.close().await;
     served.context("serving HTTP")
 }

@@ -20,6 +20,7 @@
 //! | `palaver_login_attempts_total{result}` | counter | logins by outcome: `success`, `invalid_credentials`, `rate_limited`, `account_disabled` |
 //! | `palaver_http_requests_total{method,route,status}` | counter | HTTP requests answered, by route template (`/api/v1/rooms/{room_id}`) |
 //! | `palaver_http_request_duration_seconds{route}` | histogram | time to answer (to the response head) |
+//! | `palaver_push_notifications_total{result}` | counter | Web Push deliveries (one per message and subscription): `delivered` (2xx), `gone` (404/410: subscription deleted), `failed` (other status, network error, timeout), `dropped` (a message not queued: the delivery queue was full) |
 //! | `palaver_presence_redis_errors_total` | counter | presence operations that Redis (`redis_url`) did not answer (the change is not shared until the next lease renewal) |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | the standard process metrics, from `/proc/self` (Linux; absent elsewhere) |
 
@@ -55,6 +56,8 @@ pub struct Metrics {
     pub http_request_seconds: Family<Labels, Histogram>,
     /// Presence operations that could not reach Redis (see [`crate::presence::redis`]).
     pub presence_redis_errors: Counter,
+    /// Web Push deliveries by result (see [`crate::push`]).
+    pub push_notifications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -159,8 +162,15 @@ impl Default for Metrics {
             "Presence operations that Redis did not answer",
             presence_redis_errors.clone(),
         );
+        let push_notifications = Family::<Labels, Counter>::default();
+        registry.register(
+            "push_notifications",
+            "Web Push deliveries by result",
+            push_notifications.clone(),
+        );
         Metrics {
             registry,
+            push_notifications,
             login_attempts,
             http_requests,
             http_request_seconds,

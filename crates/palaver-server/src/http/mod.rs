@@ -18,6 +18,7 @@ mod health;
 mod invitations;
 mod messages;
 mod moderation;
+mod notifications;
 mod oidc;
 mod rooms;
 mod rtc;
@@ -77,6 +78,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "invitations", description = "Invitations to private rooms; direct messages"),
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
         (name = "search", description = "Full-text search over the messages the caller may read"),
+        (name = "notifications", description = "Notification settings per room; Web Push subscriptions (docs/notifications.md)"),
         (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
         (name = "health", description = "Liveness")
@@ -121,6 +123,7 @@ pub fn api(
         .merge(messages::router())
         .merge(search::router())
         .merge(moderation::router())
+        .merge(notifications::router())
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())

@@ -92,6 +92,12 @@ pub trait Presence: Send + Sync {
     /// not know it: the caller may read the stored one).
     async fn get(&self, user_id: &str) -> PresenceInfo;
 
+    /// Whether `user_id` has a connection open on any node, whatever status they chose
+    /// (an invisible user with an open socket is connected): who gets no Web Push,
+    /// because their open clients show the message. With Redis, a node that died counts
+    /// until its leases are swept (see [`RedisPresence`]).
+    async fn is_connected(&self, user_id: &str) -> bool;
+
     /// How often [`tick`](Self::tick) must run, or `None` when it has nothing to do.
     fn tick_every(&self) -> Option<Duration> {
         None
@@ -179,6 +185,11 @@ impl Presence for MemoryPresence {
         })
     }
 
+    async fn is_connected(&self, user_id: &str) -> bool {
+        let users = self.users.lock().expect("presence lock poisoned");
+        users.get(user_id).is_some_and(|s| s.connections > 0)
+    }
+
     async fn get(&self, user_id: &str) -> PresenceInfo {
         let users = self.users.lock().expect("presence lock poisoned");
         users
@@ -201,10 +212,13 @@ mod tests {
         );
         assert!(p.connected("a", 2).await.is_none(), "second tab: no change");
         assert!(p.disconnected("a", 1, "t1").await.is_none(), "one tab left");
+        assert!(p.is_connected("a").await);
         let gone = p.disconnected("a", 2, "t2").await.expect("last tab closed");
         assert!(gone.went_offline);
         assert_eq!(gone.info.status, PresenceStatus::Offline);
         assert_eq!(gone.info.last_seen.as_deref(), Some("t2"));
+        assert!(!p.is_connected("a").await);
+        assert!(!p.is_connected("nobody").await);
     }
 
     #[tokio::test]
@@ -225,6 +239,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hidden.info.status, PresenceStatus::Offline);
+        assert!(p.is_connected("a").await, "invisible, yet connected");
         assert_eq!(
             hidden.info.status_text, None,
             "no text leaks while invisible"

@@ -600,6 +600,34 @@ impl Presence for RedisPresence {
         }
     }
 
+    async fn is_connected(&self, user_id: &str) -> bool {
+        let key = self.state_key(user_id);
+        let on = self
+            .redis
+            .call_as(
+                Caller::Presence,
+                "presence is_connected",
+                |mut conn| async move {
+                    redis::cmd("HGET")
+                        .arg(key)
+                        .arg("on")
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
+                },
+            )
+            .await;
+        match on {
+            Some(on) => on.as_deref() == Some("1"),
+            // Redis does not answer: this node's own connections are all it knows.
+            None => self
+                .local
+                .lock()
+                .expect("presence lock poisoned")
+                .values()
+                .any(|u| u == user_id),
+        }
+    }
+
     fn tick_every(&self) -> Option<Duration> {
         Some(self.refresh_every)
     }
@@ -652,6 +680,11 @@ mod tests {
         );
         assert!(nodes[0].connected("a", 2).await.is_none());
         assert_eq!(nodes[1].get("a").await.status, PresenceStatus::Online);
+        assert!(
+            nodes[1].is_connected("a").await,
+            "connected on the other node"
+        );
+        assert!(!nodes[1].is_connected("nobody").await);
         assert!(nodes[0]
             .disconnected("a", 1, "2026-11-21T10:00:00.000Z")
             .await
@@ -671,6 +704,7 @@ mod tests {
             Some("2026-11-21T10:00:02.000Z")
         );
         let seen = nodes[1].get("a").await;
+        assert!(!nodes[1].is_connected("a").await);
         assert_eq!(seen.status, PresenceStatus::Offline);
         assert_eq!(seen.last_seen.as_deref(), Some("2026-11-21T10:00:02.000Z"));
         assert_eq!(nodes[0].get("nobody").await.status, PresenceStatus::Offline);

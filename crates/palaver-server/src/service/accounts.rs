@@ -211,6 +211,7 @@ impl Service {
         };
         self.store.users.create_user(&user).await?;
         tracing::info!(user_id = %user.id, role = role.as_str(), "registered");
+        self.join_default_rooms(&user.id).await;
         Ok(user)
     }
 

@@ -153,7 +153,9 @@ impl Service {
     }
 
     /// Stores `new` (see [`Service::queue_message`]) and answers with the message, the
-    /// one stored the first time for a repeated `client_id`.
+    /// one stored the first time for a repeated `client_id`. A new message is then handed
+    /// to Web Push with the users it notifies, `new.mentioned` (see
+    /// [`Service::notify_message`]), and `notified` get a `mention` event.
     ///
     /// # Errors
     /// As [`Service::queue_message`] and its future.
@@ -163,13 +165,21 @@ impl Service {
         attachment: Option<Attachment>,
         notified: Vec<(String, MentionKind)>,
     ) -> AppResult<Message> {
+        let notify = self.notify_hook(&new.room_id, new.mentioned.clone());
         // Queued under the room's order, committed with whatever else is queued (group
         // commit), published in queue order = seq order. The rest runs in its own task so
         // that a caller who goes away (an HTTP client hanging up) cannot stop a committed
-        // message from being published, nor hold up the room's later messages.
-        let stored = tokio::spawn(self.queue_message(new, attachment, notified).await?)
-            .await
-            .map_err(AppError::internal)??;
+        // message from being published (and pushed), nor hold up the room's later messages.
+        let committed = self.queue_message(new, attachment, notified).await?;
+        let stored = tokio::spawn(async move {
+            let stored = committed.await?;
+            if let (Stored::New(message), Some(notify)) = (&stored, notify) {
+                notify.fire(message);
+            }
+            Ok::<_, AppError>(stored)
+        })
+        .await
+        .map_err(AppError::internal)??;
         match stored {
             Stored::New(message) => Ok(message),
             Stored::Existing(row) => self.message_to_wire(row).await,

@@ -15,6 +15,8 @@
 //! - [`messages`]: send (durable, idempotent, published in seq order), history, edits,
 //!   deletes, reactions, read markers.
 //! - [`moderation`]: message reports for the server's moderators and admins.
+//! - [`notifications`]: notification settings per room, Web Push subscriptions, and the
+//!   hand-over of committed messages to [`crate::push`].
 //! - [`attachments`]: uploads and downloads.
 //! - [`live`]: presence and typing (ephemeral, never stored).
 //! - [`calls`]: calls and WebRTC signal relay: the store checks, then
@@ -30,6 +32,7 @@ pub mod blocks;
 pub mod call_rooms;
 pub mod calls;
 pub mod credentials;
+pub mod default_rooms;
 pub mod email;
 pub mod invitations;
 pub mod live;
@@ -37,6 +40,7 @@ pub mod members;
 pub mod mentions;
 pub mod messages;
 pub mod moderation;
+pub mod notifications;
 pub mod oidc;
 pub mod password_policy;
 pub mod profiles;
@@ -92,13 +96,20 @@ pub struct Service {
     /// events of one room are published in seq order.
     room_order: Vec<OrderStripe>,
     hasher: std::collections::hash_map::RandomState,
-    /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
     /// Outgoing e-mail (`[email]`), if configured; `None`: e-mail is off.
     pub(crate) mailer: Option<Arc<crate::email::Mailer>>,
+    /// Web Push (`[push]`); `None`: push is off (`push.enabled = false`).
+    pub(crate) push: Option<Arc<crate::push::Pusher>>,
+    /// Rooms seen to be channels or private rooms (not DMs), for the send fast path (see
     /// [`Service::is_known_group_room`]).
     group_rooms: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The OpenID Connect providers and GitHub people may sign in with (`[auth]`).
     pub(crate) sign_in: oidc::SignInProviders,
+    /// The public channels every new account joins (`default_rooms`).
+    pub(crate) default_rooms: Vec<String>,
+    /// Held while a default room is looked up or created, so that two registrations on
+    /// this node do not both create it.
+    default_rooms_lock: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -144,6 +155,9 @@ impl Service {
             hasher: Default::default(),
             group_rooms: Default::default(),
             mailer: None,
+            push: None,
+            default_rooms: config.default_rooms.clone(),
+            default_rooms_lock: Default::default(),
         }
     }
 

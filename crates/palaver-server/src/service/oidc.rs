@@ -961,6 +961,7 @@ impl Service {
             {
                 Ok(()) => {
                     tracing::info!(user_id = %row.id, provider, "account created by sign-in");
+                    self.join_default_rooms(&row.id).await;
                     return Ok(row);
                 }
                 Err(StoreError::Conflict("username")) => continue,

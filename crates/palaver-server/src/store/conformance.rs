@@ -30,6 +30,7 @@ use super::{
     NewReport, NewRoom, NewSession, PageQuery, PendingMessage, Profile, ResumeTicket, Rotation,
     Store, StoreError, StoreResult, TakenEmailToken, UserRow,
 };
+use super::{NotificationLevel, NotificationSettingsRow, PushSubscriptionRow, VapidKeyRow};
 
 /// How long one test may take before it fails.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -225,6 +226,11 @@ conformance!(
     search_filters_and_pages,
     mentions_are_stored_counted_until_read_and_replaced_by_edits,
     a_room_keeps_who_may_mention_everyone,
+    notification_settings_are_a_members_and_go_with_the_membership,
+    push_subscriptions_are_one_per_endpoint_and_only_the_newest_are_kept,
+    push_targets_leave_out_subscriptions_of_ended_sessions,
+    deleting_an_account_removes_its_push_subscriptions_and_settings,
+    the_vapid_key_pair_is_created_once_for_every_caller,
 );
 
 mod mentions;
@@ -3495,4 +3501,342 @@ async fn changing_an_address_keeps_it_unique_and_spending_tokens_kills_the_links
             .unwrap(),
         TakenEmailToken::Taken(_)
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications: settings, push subscriptions, the VAPID key
+
+fn settings(
+    room: &str,
+    user: &str,
+    level: NotificationLevel,
+    muted: Option<&str>,
+) -> NotificationSettingsRow {
+    NotificationSettingsRow {
+        room_id: room.into(),
+        user_id: user.into(),
+        level,
+        muted_until: muted.map(str::to_owned),
+        updated_at: at(1),
+    }
+}
+
+fn subscription(
+    id: &str,
+    user: &str,
+    session: Option<&str>,
+    endpoint: &str,
+    secs: u32,
+) -> PushSubscriptionRow {
+    PushSubscriptionRow {
+        id: id.into(),
+        user_id: user.into(),
+        session_id: session.map(str::to_owned),
+        endpoint: endpoint.into(),
+        p256dh: format!("p256dh-{id}"),
+        auth: format!("auth-{id}"),
+        user_agent: Some("Firefox".into()),
+        created_at: at(secs),
+    }
+}
+
+async fn sorted_settings(
+    store: &Store,
+    room: &str,
+    users: &[&str],
+) -> Vec<NotificationSettingsRow> {
+    let users: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();
+    let mut rows = store
+        .notifications
+        .notification_settings_of(room, &users)
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    rows
+}
+
+async fn notification_settings_are_a_members_and_go_with_the_membership(store: Store) {
+    let n = &store.notifications;
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u1").await;
+    assert_eq!(n.notification_settings("r1", "u1").await.unwrap(), None);
+
+    let first = settings(
+        "r1",
+        "u1",
+        NotificationLevel::Mentions,
+        Some("2026-11-22T00:00:00.000Z"),
+    );
+    n.set_notification_settings(&first).await.unwrap();
+    assert_eq!(
+        n.notification_settings("r1", "u1").await.unwrap(),
+        Some(first)
+    );
+    let replaced = settings("r1", "u1", NotificationLevel::None, None);
+    n.set_notification_settings(&replaced).await.unwrap();
+    assert_eq!(
+        n.notification_settings("r1", "u1").await.unwrap(),
+        Some(replaced.clone())
+    );
+
+    // Not a member, or no such room: nothing is stored.
+    for (room, user) in [("r1", "u2"), ("nowhere", "u1"), ("r1", "nobody")] {
+        let e = n
+            .set_notification_settings(&settings(room, user, NotificationLevel::All, None))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::NotFound), "{room} {user}: {e:?}");
+    }
+    assert_eq!(
+        sorted_settings(&store, "r1", &["u1", "u2", "u3"]).await,
+        std::slice::from_ref(&replaced)
+    );
+
+    join(&store, "r1", "u2", 2).await;
+    let bobs = settings(
+        "r1",
+        "u2",
+        NotificationLevel::All,
+        Some("2027-01-01T00:00:00.000Z"),
+    );
+    n.set_notification_settings(&bobs).await.unwrap();
+    assert_eq!(
+        sorted_settings(&store, "r1", &["u1", "u2"]).await,
+        [replaced.clone(), bobs.clone()]
+    );
+    assert_eq!(sorted_settings(&store, "r1", &["u2"]).await, [bobs]);
+    assert!(sorted_settings(&store, "r1", &[]).await.is_empty());
+
+    // Leaving (and being banned) takes them along; so does deleting the room.
+    store.rooms.leave("r1", "u2", None, &at(3)).await.unwrap();
+    assert_eq!(n.notification_settings("r1", "u2").await.unwrap(), None);
+    join(&store, "r1", "u2", 4).await;
+    assert_eq!(
+        n.notification_settings("r1", "u2").await.unwrap(),
+        None,
+        "a new membership starts afresh"
+    );
+    assert!(store.rooms.delete_room("r1").await.unwrap());
+    assert_eq!(n.notification_settings("r1", "u1").await.unwrap(), None);
+}
+
+async fn push_subscriptions_are_one_per_endpoint_and_only_the_newest_are_kept(store: Store) {
+    let n = &store.notifications;
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    let first = subscription("p1", "u1", None, "https://push.example/1", 1);
+    assert_eq!(
+        n.save_push_subscription(&first, 10).await.unwrap(),
+        (first.clone(), true)
+    );
+
+    // The same endpoint again, with new keys: the same subscription, updated.
+    let again = PushSubscriptionRow {
+        p256dh: "new-p256dh".into(),
+        auth: "new-auth".into(),
+        user_agent: None,
+        ..subscription("p2", "u1", None, "https://push.example/1", 2)
+    };
+    let (stored, new) = n.save_push_subscription(&again, 10).await.unwrap();
+    assert!(!new);
+    assert_eq!(
+        stored,
+        PushSubscriptionRow {
+            id: "p1".into(),
+            created_at: at(1),
+            ..again.clone()
+        }
+    );
+    assert_eq!(
+        n.push_subscriptions("u1").await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
+
+    // Another account subscribes the same browser: it becomes theirs, as given.
+    let bobs = subscription("p3", "u2", None, "https://push.example/1", 3);
+    assert_eq!(
+        n.save_push_subscription(&bobs, 10).await.unwrap(),
+        (bobs.clone(), true)
+    );
+    assert!(n.push_subscriptions("u1").await.unwrap().is_empty());
+    assert_eq!(
+        n.push_subscriptions("u2").await.unwrap(),
+        std::slice::from_ref(&bobs)
+    );
+
+    // Only the newest `keep` of an account stay.
+    for (id, secs) in [("q1", 10), ("q2", 11), ("q3", 12)] {
+        let s = subscription(id, "u1", None, &format!("https://push.example/{id}"), secs);
+        n.save_push_subscription(&s, 2).await.unwrap();
+    }
+    let kept: Vec<String> = n
+        .push_subscriptions("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(kept, ["q2", "q3"]);
+    assert_eq!(
+        n.push_subscriptions("u2").await.unwrap().len(),
+        1,
+        "others' untouched"
+    );
+
+    // Deleting: only one's own; a gone one only while its endpoint is the same.
+    assert!(!n.delete_push_subscription("u2", "q2").await.unwrap());
+    assert!(n.delete_push_subscription("u1", "q2").await.unwrap());
+    assert!(!n.delete_push_subscription("u1", "q2").await.unwrap());
+    assert!(!n
+        .delete_gone_subscription("q3", "https://push.example/other")
+        .await
+        .unwrap());
+    assert!(n
+        .delete_gone_subscription("q3", "https://push.example/q3")
+        .await
+        .unwrap());
+    assert!(n.push_subscriptions("u1").await.unwrap().is_empty());
+
+    // An unknown account or session: nothing is stored.
+    for bad in [
+        subscription("x1", "nobody", None, "https://push.example/x1", 20),
+        subscription(
+            "x2",
+            "u1",
+            Some("no-session"),
+            "https://push.example/x2",
+            20,
+        ),
+    ] {
+        let e = n.save_push_subscription(&bad, 10).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotFound), "{e:?}");
+    }
+    assert!(n.push_subscriptions("u1").await.unwrap().is_empty());
+}
+
+async fn push_targets_leave_out_subscriptions_of_ended_sessions(store: Store) {
+    let n = &store.notifications;
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    let sessions = &store.sessions;
+    sessions
+        .create_session(&session("live", "u1", b"h1", &at(0), "10.0.0.1"))
+        .await
+        .unwrap();
+    sessions
+        .create_session(&session("revoked", "u1", b"h2", &at(0), "10.0.0.1"))
+        .await
+        .unwrap();
+    sessions
+        .create_session(&NewSession {
+            expires_at: at(5),
+            ..session("expired", "u1", b"h3", &at(0), "10.0.0.1")
+        })
+        .await
+        .unwrap();
+    sessions
+        .create_session(&session("bobs", "u2", b"h4", &at(0), "10.0.0.2"))
+        .await
+        .unwrap();
+    assert!(sessions
+        .revoke_session("u1", "revoked", "logout", &at(1))
+        .await
+        .unwrap());
+    for (id, user, session) in [
+        ("s-live", "u1", Some("live")),
+        ("s-revoked", "u1", Some("revoked")),
+        ("s-expired", "u1", Some("expired")),
+        ("s-key", "u1", None),
+        ("s-bob", "u2", Some("bobs")),
+    ] {
+        n.save_push_subscription(
+            &subscription(id, user, session, &format!("https://push.example/{id}"), 1),
+            10,
+        )
+        .await
+        .unwrap();
+    }
+    let targets = |users: &'static [&'static str]| {
+        let n = n.clone();
+        async move {
+            let users: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();
+            let mut ids: Vec<String> = n
+                .push_targets(&users, &at(10))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(targets(&["u1"]).await, ["s-key", "s-live"]);
+    assert_eq!(targets(&["u1", "u2"]).await, ["s-bob", "s-key", "s-live"]);
+    assert!(targets(&[]).await.is_empty());
+    // Listing shows them all: the user may delete the dead ones.
+    assert_eq!(n.push_subscriptions("u1").await.unwrap().len(), 4);
+}
+
+async fn deleting_an_account_removes_its_push_subscriptions_and_settings(store: Store) {
+    let n = &store.notifications;
+    add_user(&store, "u1", "alice").await;
+    add_user(&store, "u2", "bob").await;
+    add_room(&store, "r1", "u2").await;
+    join(&store, "r1", "u1", 1).await;
+    n.set_notification_settings(&settings("r1", "u1", NotificationLevel::None, None))
+        .await
+        .unwrap();
+    n.set_notification_settings(&settings("r1", "u2", NotificationLevel::Mentions, None))
+        .await
+        .unwrap();
+    n.save_push_subscription(
+        &subscription("p1", "u1", None, "https://push.example/1", 1),
+        10,
+    )
+    .await
+    .unwrap();
+    n.save_push_subscription(
+        &subscription("p2", "u2", None, "https://push.example/2", 1),
+        10,
+    )
+    .await
+    .unwrap();
+    store
+        .users
+        .delete_user("u1", "deleted-u1", &at(2))
+        .await
+        .unwrap();
+    assert!(n.push_subscriptions("u1").await.unwrap().is_empty());
+    assert_eq!(n.notification_settings("r1", "u1").await.unwrap(), None);
+    assert_eq!(
+        n.push_subscriptions("u2").await.unwrap().len(),
+        1,
+        "others' stay"
+    );
+    assert!(n.notification_settings("r1", "u2").await.unwrap().is_some());
+}
+
+async fn the_vapid_key_pair_is_created_once_for_every_caller(store: Store) {
+    let n = &store.notifications;
+    assert_eq!(n.vapid_key().await.unwrap(), None);
+    let key = |b: u8| VapidKeyRow {
+        private_key: vec![b; 32],
+        public_key: vec![4; 65],
+        created_at: at(u32::from(b)),
+    };
+    // Concurrent first uses (several nodes starting at once) all get one pair.
+    let made = futures_util::future::join_all((1..=4).map(|b| {
+        let n = n.clone();
+        async move { n.create_vapid_key(&key(b)).await.unwrap() }
+    }))
+    .await;
+    assert!(made.iter().all(|k| *k == made[0]), "one key pair");
+    assert_eq!(n.vapid_key().await.unwrap().as_ref(), Some(&made[0]));
+    assert_eq!(
+        n.create_vapid_key(&key(9)).await.unwrap(),
+        made[0],
+        "never replaced"
+    );
 }

@@ -1,7 +1,7 @@
 //! Persistence: one trait per aggregate, and their implementations.
 //!
 //! - [`UserStore`], [`SessionStore`], [`ApiKeyStore`], [`BlockStore`], [`RoomStore`],
-//!   [`MessageStore`], [`IdentityStore`]: the traits, each
+//!   [`MessageStore`], [`IdentityStore`], [`NotificationStore`]: the traits, each
 //!   written in create-read-update-delete order with every method documented.
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, a reader pool).
 //! - [`postgres`]: the same on PostgreSQL (one pool; seqs under the room's row lock), for
@@ -18,6 +18,7 @@
 #[cfg(test)]
 mod conformance;
 pub mod files;
+mod notifications;
 pub mod postgres;
 pub mod sqlite;
 pub mod transfer;
@@ -25,6 +26,9 @@ pub mod transfer;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use notifications::{
+    NotificationLevel, NotificationSettingsRow, NotificationStore, PushSubscriptionRow, VapidKeyRow,
+};
 pub use palaver_protocol::MemberRole;
 use palaver_protocol::{CallLog, Mentions, MessageType, Role, RoomKind, RoomMentions, Visibility};
 
@@ -510,8 +514,9 @@ pub trait UserStore: Send + Sync {
     /// Deletes an account, atomically: scrubs its personal data and last seen time (the
     /// row stays, with `username` replaced by `deleted_username`, so its messages stay
     /// attributed), revokes
-    /// every session and API key, removes its room memberships, blocks, sign-in identities,
-    /// resume tickets and e-mail tokens.
+    /// every session and API key, removes its room memberships (with their notification
+    /// settings), blocks, sign-in identities, push subscriptions, resume tickets and
+    /// e-mail tokens.
     async fn delete_user(&self, id: &str, deleted_username: &str, at: &str) -> StoreResult<()>;
 
     /// Records that user `id`'s last connection closed at `at` (RFC 3339 UTC, from
@@ -1299,6 +1304,7 @@ pub struct Store {
     pub reports: Arc<dyn ReportStore>,
     pub search: Arc<dyn SearchStore>,
     pub identities: Arc<dyn IdentityStore>,
+    pub notifications: Arc<dyn NotificationStore>,
 }
 
 /// Creates `dir` and any missing parents readable by the owner only (0700 on Unix), as the

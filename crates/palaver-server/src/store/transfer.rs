@@ -55,7 +55,10 @@ pub const FORMAT: &str = "palaver-export";
 /// Version 2 added `users.last_seen_at`; version 3 the table `numeric_ids` (a file of an
 /// earlier version has no rows of it: its users get numbers again when first needed);
 /// version 4 the tables `two_factor`, `recovery_codes` and `identities`; version 5 the
-/// table `message_mentions` and the columns `messages.mentions` and `rooms.room_mentions`.
+/// table `message_mentions`, the columns `messages.mentions` and `rooms.room_mentions`,
+/// and the tables `notification_settings`, `push_subscriptions` and `vapid_keys` (a file
+/// of an earlier version has no rows of them: no settings, no subscriptions, and a VAPID
+/// key pair is made on first use).
 pub const FORMAT_VERSION: i64 = 5;
 
 /// `(version, table, column)`: the columns format `version` added. A row of a file of
@@ -354,6 +357,45 @@ pub const TABLES: &[Table] = &[
             ("provider", Text),
             ("subject", Text),
             ("email", Text),
+            ("created_at", Text),
+        ],
+    },
+    Table {
+        name: "notification_settings",
+        key: &["room_id", "user_id"],
+        columns: &[
+            ("room_id", Text),
+            ("user_id", Text),
+            ("level", Text),
+            ("muted_until", Text),
+            ("updated_at", Text),
+        ],
+    },
+    Table {
+        name: "push_subscriptions",
+        key: &["id"],
+        columns: &[
+            ("id", Text),
+            ("user_id", Text),
+            ("session_id", Text),
+            ("endpoint", Text),
+            ("p256dh", Text),
+            ("auth", Text),
+            ("user_agent", Text),
+            ("created_at", Text),
+        ],
+    },
+    // The VAPID private key is a secret, and it is exported all the same (the file is
+    // owner-only and already holds two-factor secrets): every browser's push subscription
+    // is bound to the public key, so a moved install with a new key pair would have to
+    // have every device subscribe again.
+    Table {
+        name: "vapid_keys",
+        key: &["id"],
+        columns: &[
+            ("id", Integer),
+            ("private_key", Blob),
+            ("public_key", Blob),
             ("created_at", Text),
         ],
     },
@@ -1125,6 +1167,8 @@ mod tests {
             ("message_edits", &["messages"]),
             ("reactions", &["messages", "users"]),
             ("message_reports", &["rooms", "messages", "users"]),
+            ("notification_settings", &["room_members"]),
+            ("push_subscriptions", &["users", "sessions"]),
         ] {
             for parent in parents {
                 assert!(

@@ -50,6 +50,9 @@ impl TestServer {
         // Many tests send, ring and create far faster than a person: the per-user limits
         // are off here; tests of them (abuse_limits.rs) set small ones in `tweak`.
         config.user_limits = palaver_server::config::UserLimits::disabled();
+        // No default rooms: test users share only the rooms a test makes (tests of
+        // default rooms set them in `tweak`).
+        config.default_rooms = Vec::new();
         let database = test_database_url(data_dir.path()).map(|(url, name)| {
             config.database_url = Some(Secret::new(url));
             DatabaseGuard { name }
@@ -301,6 +304,8 @@ pub fn spawn_palaver_with(
         .args(["serve", "--port", "0", "--data-dir", "state"])
         .current_dir(cwd)
         .env_remove("RUST_LOG")
+        // No default rooms unless `env` names some (as TestServer).
+        .env("PALAVER_DEFAULT_ROOMS", "")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)

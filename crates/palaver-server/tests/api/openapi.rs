@@ -35,6 +35,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/users/me/blocks"),
     ("put", "/api/v1/users/me/blocks/{user_id}"),
     ("delete", "/api/v1/users/me/blocks/{user_id}"),
+    ("get", "/api/v1/rooms/{room_id}/notifications"),
+    ("put", "/api/v1/rooms/{room_id}/notifications"),
+    ("get", "/api/v1/push/vapid-public-key"),
+    ("post", "/api/v1/push/subscriptions"),
+    ("get", "/api/v1/push/subscriptions"),
+    ("delete", "/api/v1/push/subscriptions/{subscription_id}"),
     ("get", "/api/v1/users/me/two-factor"),
     ("post", "/api/v1/users/me/two-factor"),
     ("post", "/api/v1/users/me/two-factor/confirm"),
@@ -155,7 +161,8 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
             .replace("{session_id}", "x")
             .replace("{key_id}", "x")
             .replace("{provider}", "x")
-            .replace("{identity_id}", "x");
+            .replace("{identity_id}", "x")
+            .replace("{subscription_id}", "x");
         let (status, _) = client
             .raw(&method.to_uppercase(), &concrete, Some(b"{}".to_vec()))
             .await

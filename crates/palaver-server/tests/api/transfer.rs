@@ -256,6 +256,30 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
         .await
         .unwrap();
     assert_eq!(seed_user.status().as_u16(), 201);
+    // Notification settings and a push subscription (the server made its VAPID key pair
+    // when it started: table vapid_keys).
+    let _: serde_json::Value = bob
+        .put(
+            &format!("/api/v1/rooms/{}/notifications", channel.id),
+            Some(&serde_json::json!({"level": "mentions", "muted_until": "2031-01-01T00:00:00Z"})),
+        )
+        .await
+        .unwrap();
+    let browser = {
+        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let point = secret.public_key().to_encoded_point(false);
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        serde_json::json!({
+            "endpoint": "https://push.example.test/wpush/v2/bob",
+            "keys": {"p256dh": b64.encode(point.as_bytes()), "auth": b64.encode([3u8; 16])},
+        })
+    };
+    let _: serde_json::Value = bob
+        .post("/api/v1/push/subscriptions", &browser)
+        .await
+        .unwrap();
     let before = history(&alice, &channel.id).await;
     let data_dir = server.stop().await;
     let data = data_dir.path().to_str().unwrap().to_owned();
@@ -365,7 +389,7 @@ async fn a_populated_sqlite_install_moves_to_postgres_row_for_row_and_serves_fro
     // tables, which the export leaves out: empty in the target.
     let source = dump_sqlite(&data_dir.path().join("palaver.db")).await;
     let target = dump_postgres(&pg.url).await;
-    assert_eq!(source.len(), 22, "tables: {:?}", source.keys());
+    assert_eq!(source.len(), 25, "tables: {:?}", source.keys());
     for (table, (_, rows)) in &source {
         assert!(!rows.is_empty(), "the test populates {table}");
     }

@@ -20,7 +20,7 @@
 //!
 //! The schema (`migrations/postgres/0001_init.sql`) equals SQLite's after its eight
 //! first migrations, and each later one repeats a later SQLite one (`0002_last_seen.sql`
-//! is SQLite's 0009, `0003_resume_tickets.sql` its 0010, `0004_numeric_ids.sql` its 0011, `0006_email.sql` its 0013), with every TEXT column in the
+//! is SQLite's 0009, `0003_resume_tickets.sql` its 0010, `0004_numeric_ids.sql` its 0011, `0006_email.sql` its 0013, `0009_notifications.sql` its 0016), with every TEXT column in the
 //! "C" collation so that comparisons and ordering are byte-wise, as on SQLite. They are
 //! embedded in the binary and applied at connect through sqlx's migrator (recorded in
 //! `_sqlx_migrations`).
@@ -30,6 +30,7 @@
 mod accounts;
 mod identities;
 mod messages;
+mod notifications;
 mod reports;
 mod rooms;
 mod search;
@@ -89,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "search",
         include_str!("../../../migrations/postgres/0008_search.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../../../migrations/postgres/0009_notifications.sql"),
     ),
     (
         10,
@@ -193,7 +199,8 @@ impl PostgresStore {
             attachments: this.clone(),
             reports: this.clone(),
             search: this.clone(),
-            identities: this,
+            identities: this.clone(),
+            notifications: this,
         }
     }
 }

@@ -255,6 +255,10 @@ impl UserStore for PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM resume_tickets WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -15,6 +15,7 @@
 mod accounts;
 mod identities;
 mod messages;
+mod notifications;
 mod reports;
 mod rooms;
 mod search;
@@ -113,6 +114,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "search",
         include_str!("../../../migrations/sqlite/0015_search.sql"),
+    ),
+    (
+        16,
+        "notifications",
+        include_str!("../../../migrations/sqlite/0016_notifications.sql"),
     ),
     (
         17,
@@ -233,7 +239,8 @@ impl SqliteStore {
             attachments: this.clone(),
             reports: this.clone(),
             search: this.clone(),
-            identities: this,
+            identities: this.clone(),
+            notifications: this,
         }
     }
 }
