@@ -35,5 +35,6 @@ mod transfer;
 #[cfg(feature = "turn-tests")]
 mod turn;
 mod two_factor;
+mod web_client;
 mod ws_edges;
 mod ws_races;
