@@ -15,12 +15,13 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Server, totp } from '../test-support/common.mjs';
+import { clientTests } from './client.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const BIN = process.env.PALAVER_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const TOTAL_BUDGET_MS = 180_000;
+const TOTAL_BUDGET_MS = 360_000;
 const PASSWORD = 'correct horse battery';
 
 if (!BIN) {
@@ -49,8 +50,14 @@ function serverEnv() {
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
   delete env.PALAVER_BIN;
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
+  // Limits other than the defaults, so a client that hard-coded them would fail
+  // (client.mjs reads them back from GET /api/v1/server).
+  env.PALAVER_LIMITS__MESSAGE_MAX_CHARS = String(LIMITS.messageMaxChars);
+  env.PALAVER_ATTACHMENTS__MAX_BYTES = String(LIMITS.uploadMaxBytes);
   return env;
 }
+
+const LIMITS = { messageMaxChars: 3000, uploadMaxBytes: 300_000 };
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -224,8 +231,8 @@ async function main() {
   });
   ctx.browser = browser;
   log(`chromium ${browser.version()}`);
-  const newUser = async (name) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const newUser = async (name, viewport = { width: 1280, height: 800 }) => {
+    const context = await browser.newContext({ viewport });
     context.setDefaultTimeout(10_000);
     return new User(name, await context.newPage());
   };
@@ -622,7 +629,9 @@ async function main() {
       await p.keyboard.press('Escape');
     });
 
-    for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || [])].filter(Boolean)) {
+    await clientTests({ test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User });
+
+    for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || []), ...(ctx.more || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.
       const bad = u.consoleErrors.filter((e) => /Content Security Policy|pageerror|Uncaught/i.test(e));
       if (bad.length) {

@@ -21,6 +21,7 @@ mod moderation;
 mod oidc;
 mod rooms;
 mod rtc;
+mod server_info;
 mod two_factor;
 mod users;
 mod web;
@@ -77,6 +78,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "messages", description = "Messages, edits, reactions, read markers, attachments"),
         (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
+        (name = "server", description = "This server's limits and options, for clients"),
         (name = "health", description = "Liveness")
     )
 )]
@@ -121,6 +123,7 @@ pub fn api(
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())
+        .merge(server_info::router())
         .merge(crate::gateway::router());
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -29,6 +29,7 @@ mod resume;
 mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
+mod server_info;
 mod shared_limits;
 mod signaling_compat;
 mod transfer;

@@ -25,7 +25,7 @@
 import { refreshTokens, session } from './api.js';
 import { handleArrival, notice, pendingNotice, selectTab, showAuth, showAuthForm, signOut, startApp, submitAuth, submitForgot, submitLink, submitReset } from './auth.js';
 import { acceptIncoming, call, declineIncoming, hangUp, startCall, toggleCamera, toggleMute } from './calls.js';
-import { onComposerInput, renderComposerBars, startEdit, stopTyping, submitComposer } from './composer.js';
+import { attachFile, onComposerInput, renderComposerBars, startEdit, stopTyping, submitComposer } from './composer.js';
 import { createRoom, inviteUser, leaveRoom, onBrowseInput, onUserSearch, openDialog, openDirectory, openUserDialog, startDm } from './dialogs.js';
 import { $, h, icon, toast } from './dom.js';
 import { loadOlder } from './history.js';
@@ -34,6 +34,7 @@ import { maybeMarkRead } from './outbox.js';
 import { beginTwoFactor, confirmTwoFactor, disableTwoFactor, openSecurity } from './security.js';
 import { conn, reconnectNow, request } from './socket.js';
 import { state, view } from './state.js';
+import { loadServerInfo } from './server-info.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -111,9 +112,8 @@ function wire() {
   });
   $('#attach-btn').addEventListener('click', () => $('#file-input').click());
   $('#file-input').addEventListener('change', (e) => {
-    view.file = e.target.files[0] || null;
-    renderComposerBars();
-    input.focus();
+    const f = e.target.files[0];
+    if (f) attachFile(f);
   });
   $('#attach-cancel').addEventListener('click', () => {
     view.file = null;
@@ -126,8 +126,7 @@ function wire() {
     const f = e.clipboardData?.files?.[0];
     if (f) {
       e.preventDefault();
-      view.file = f;
-      renderComposerBars();
+      attachFile(f);
     }
   });
   const roomView = $('#room-view');
@@ -138,9 +137,7 @@ function wire() {
     const f = e.dataTransfer?.files?.[0];
     if (f) {
       e.preventDefault();
-      view.file = f;
-      renderComposerBars();
-      input.focus();
+      attachFile(f);
     }
   });
 
@@ -179,6 +176,8 @@ window.__palaver = {
 };
 
 wire();
+// The server's limits and options, for the forms (they work without: the server checks).
+await loadServerInfo().catch(() => {});
 const arrival = await handleArrival();
 if (arrival === 'link') {
   showAuth();

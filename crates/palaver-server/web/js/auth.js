@@ -9,6 +9,7 @@ import { openRoom } from './room-view.js';
 import { renderMe, renderSidebar } from './sidebar.js';
 import { conn, connect, setConnState, socketGone } from './socket.js';
 import { endedCalls, state, view } from './state.js';
+import { loadServerInfo } from './server-info.js';
 
 export function showAuth(message) {
   $('#app-view').hidden = true;
@@ -140,9 +141,12 @@ export let providers = null;
 /** The "Sign in with ..." buttons, from `GET /auth/providers`. */
 async function loadProviders() {
   try {
-    providers = providers || (await api('GET', '/auth/providers', { auth: false }));
+    const info = await loadServerInfo();
+    providers = info.providers;
+    $('#tab-signup').hidden = !info.accounts.registration_open;
+    $('#forgot-btn').hidden = !info.accounts.email_enabled;
   } catch {
-    providers = [];
+    providers = providers || [];
   }
   const box = $('#providers');
   box.replaceChildren(...providers.map((p) => h('a', {

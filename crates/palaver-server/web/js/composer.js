@@ -7,6 +7,7 @@ import { showMessage } from './messages.js';
 import { queueMessage } from './outbox.js';
 import { request } from './socket.js';
 import { state, storeMessage, view } from './state.js';
+import { serverInfo, uploadProblem } from './server-info.js';
 
 const TYPING_IDLE_MS = 4000; // stop typing after this long without a keystroke
 const TYPING_RESEND_MS = 2500; // the server relays at most one `active: true` per 2 s
@@ -73,8 +74,10 @@ export function submitComposer(e) {
   const input = $('#composer-input');
   const content = input.value.trim();
   if (!view.roomId || (!content && !view.file)) return;
-  if (content.length > 4000) {
-    toast('A message can be at most 4000 characters.', 'error');
+  // The server counts Unicode scalar values (code points), as [...s] does.
+  const max = serverInfo()?.limits.message_max_chars;
+  if (max && [...content].length > max) {
+    toast(`A message can be at most ${max} characters.`, 'error');
     return;
   }
   stopTyping();
@@ -98,6 +101,21 @@ export function renderComposerBars() {
   const ab = $('#attach-bar');
   ab.hidden = !view.file;
   if (view.file) $('#attach-text').replaceChildren(icon('clip'), ` ${view.file.name} (${humanSize(view.file.size)})`);
+}
+
+/**
+ * Attaches `file` to the next message, unless the server would refuse it (too large, a
+ * type it does not take): then says why and attaches nothing.
+ */
+export function attachFile(file) {
+  const problem = uploadProblem(file);
+  if (problem) {
+    toast(problem, 'error');
+    view.file = null;
+    $('#file-input').value = '';
+  } else view.file = file;
+  renderComposerBars();
+  $('#composer-input').focus();
 }
 
 export function startReply(m) {
