@@ -41,4 +41,90 @@ export async function clientTests(h) {
     await waitFor('the type toast', async () => (await alice.tid('toasts').textContent()).includes('does not take text/html'));
     assert.ok(await alice.tid('attach-bar').isHidden());
   });
+
+  await test('10. Markdown: bold, italics, code, blocks, safe links; hostile input stays text', async () => {
+    const { alice, bob } = ctx;
+    // The renderer itself, case by case (the module the page uses).
+    const cases = await bob.page.evaluate(async () => {
+      const { renderMarkdown } = await import('/js/markdown.js');
+      const attrs = new Set();
+      const html = (s) => {
+        const div = document.createElement('div');
+        div.append(renderMarkdown(s));
+        for (const e of div.querySelectorAll('*')) for (const a of e.attributes) attrs.add(a.name);
+        return div.innerHTML;
+      };
+      const inputs = [
+        '**bold** and *it* and _it2_',
+        'snake_case_name and 2*3*4',
+        'a `co*de*` b ``x ` y``',
+        'before\n```js\nlet x = "<b>";\n```\nafter',
+        '```\nunterminated fence',
+        '**unterminated bold',
+        '*nested **bold** inside*',
+        '[site](https://example.com/a?b=1&c=2) and https://example.org/x.',
+        '[bad](javascript:alert(1)) [data](data:text/html,hi) javascript:alert(2)',
+        'mail me: mailto:someone@example.com',
+        '<script>window.__pwned = 1</script>',
+        '<img src=x onerror="window.__pwned = 2">',
+        '[**bold link**](https://example.com)',
+        '[x](https://a.example/"onmouseover="alert(1))',
+      ];
+      return { cases: inputs.map((s) => [s, html(s)]), attrs: [...attrs].sort() };
+    });
+    const out = Object.fromEntries(cases.cases);
+    assert.deepEqual(cases.attrs, ['href', 'rel', 'target', 'title'], 'links carry only these attributes');
+    assert.equal(out['**bold** and *it* and _it2_'], '<strong>bold</strong> and <em>it</em> and <em>it2</em>');
+    assert.equal(out['snake_case_name and 2*3*4'], 'snake_case_name and 2<em>3</em>4');
+    assert.equal(out['a `co*de*` b ``x ` y``'], 'a <code>co*de*</code> b <code>x ` y</code>');
+    assert.equal(out['before\n```js\nlet x = "<b>";\n```\nafter'], 'before<pre><code>let x = "&lt;b&gt;";</code></pre>after');
+    assert.equal(out['```\nunterminated fence'], '```\nunterminated fence');
+    assert.equal(out['**unterminated bold'], '**unterminated bold');
+    assert.equal(out['*nested **bold** inside*'], '<em>nested <strong>bold</strong> inside</em>');
+    assert.equal(out['[site](https://example.com/a?b=1&c=2) and https://example.org/x.'],
+      '<a href="https://example.com/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer" title="https://example.com/a?b=1&amp;c=2">site</a>'
+      + ' and <a href="https://example.org/x" target="_blank" rel="noopener noreferrer" title="https://example.org/x">https://example.org/x</a>.');
+    assert.equal(out['[bad](javascript:alert(1)) [data](data:text/html,hi) javascript:alert(2)'],
+      '[bad](javascript:alert(1)) [data](data:text/html,hi) javascript:alert(2)');
+    assert.match(out['mail me: mailto:someone@example.com'], /^mail me: <a href="mailto:someone@example.com" target="_blank" rel="noopener noreferrer"/);
+    assert.equal(out['<script>window.__pwned = 1</script>'], '&lt;script&gt;window.__pwned = 1&lt;/script&gt;');
+    assert.equal(out['<img src=x onerror="window.__pwned = 2">'], '&lt;img src=x onerror="window.__pwned = 2"&gt;');
+    assert.match(out['[**bold link**](https://example.com)'], /^<a href="https:\/\/example.com\/"[^>]*><strong>bold link<\/strong><\/a>$/);
+    assert.match(out['[x](https://a.example/"onmouseover="alert(1))'], /^\[x\]\(<a href="https:\/\/a.example\/"[^>]*>https:\/\/a.example\/<\/a>"onmouseover="alert\(1\)\)$/);
+
+    // Live, between two pages: formatting shows up, hostile text stays text.
+    await alice.openRoom('general');
+    await bob.openRoom('general');
+    const hostile = [
+      '**Release** notes: *soon*, see [the plan](https://example.com/plan) or `make docs`',
+      '<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>',
+      '[click me](javascript:window.__pwned=3) **unterminated *markers _here',
+    ];
+    for (const text of hostile) await alice.send(text);
+    const last = bob.page.locator('[data-testid=message]', { hasText: 'click me' });
+    await last.waitFor();
+    const first = bob.page.locator('[data-testid=message]', { hasText: 'Release' }).getByTestId('message-body');
+    assert.equal(await first.locator('strong').textContent(), 'Release');
+    assert.equal(await first.locator('em').textContent(), 'soon');
+    assert.equal(await first.locator('code').textContent(), 'make docs');
+    const a = first.locator('a');
+    assert.equal(await a.getAttribute('href'), 'https://example.com/plan');
+    assert.equal(await a.getAttribute('target'), '_blank');
+    assert.equal(await a.getAttribute('rel'), 'noopener noreferrer');
+    const report = await bob.page.evaluate(() => {
+      const bodies = [...document.querySelectorAll('[data-testid=message-body]')];
+      return {
+        pwned: window.__pwned,
+        tags: [...new Set(bodies.flatMap((b) => [...b.querySelectorAll('*')].map((e) => e.tagName)))],
+        hrefs: bodies.flatMap((b) => [...b.querySelectorAll('a')].map((e) => e.href)),
+        handlers: bodies.flatMap((b) => [...b.querySelectorAll('*')].flatMap((e) => [...e.attributes].map((x) => x.name).filter((n) => n.startsWith('on')))),
+      };
+    });
+    assert.equal(report.pwned, undefined, 'no injected script ran');
+    for (const tag of report.tags) assert.ok(['STRONG', 'EM', 'CODE', 'PRE', 'A'].includes(tag), `unexpected element ${tag} in a message body`);
+    for (const href of report.hrefs) assert.match(href, /^(https?:|mailto:)/);
+    assert.deepEqual(report.handlers, []);
+    assert.ok((await bob.bodies()).includes('<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'), 'shown as typed');
+    assert.ok((await bob.bodies()).includes('[click me](javascript:window.__pwned=3) **unterminated *markers _here'), 'shown as typed');
+  });
 }

@@ -4,11 +4,12 @@
 import { api } from './api.js';
 import { call, joinCall } from './calls.js';
 import { deleteMessage, startEdit, startReply, toggleReaction } from './composer.js';
-import { $, avatar, fullFmt, h, humanSize, icon, linkify, shortTime, toast } from './dom.js';
+import { $, avatar, fullFmt, h, humanSize, icon, shortTime, toast } from './dom.js';
 import { setHistoryStatus, updateHistoryStatus } from './history.js';
 import { dropPending, trySend } from './outbox.js';
 import { conn } from './socket.js';
 import { endedCalls, memberName, state, view } from './state.js';
+import { renderMarkdown } from './markdown.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮'];
@@ -96,7 +97,7 @@ function renderMessage(m) {
   if (deleted) {
     main.append(h('div', { class: 'msg-body tomb', 'data-testid': 'message-body' }, 'This message was deleted.'));
   } else {
-    if (m.content) main.append(h('div', { class: 'msg-body', 'data-testid': 'message-body' }, linkify(m.content)));
+    if (m.content) main.append(h('div', { class: 'msg-body', 'data-testid': 'message-body' }, renderMarkdown(m.content)));
     if (m.attachment) main.append(renderAttachment(m.attachment));
     if (m.reactions?.length) main.append(renderReactions(m));
   }
