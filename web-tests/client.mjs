@@ -127,4 +127,110 @@ export async function clientTests(h) {
     assert.ok((await bob.bodies()).includes('<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'), 'shown as typed');
     assert.ok((await bob.bodies()).includes('[click me](javascript:window.__pwned=3) **unterminated *markers _here'), 'shown as typed');
   });
+
+  await test('11. light and dark themes: the system by default, a saved manual choice', async () => {
+    const { alice } = ctx;
+    const p = alice.page;
+    const bg = () => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await p.emulateMedia({ colorScheme: 'light' });
+    assert.equal(await alice.tid('theme-select').inputValue(), 'system');
+    const light = await bg();
+    await p.emulateMedia({ colorScheme: 'dark' });
+    await waitFor('the dark background from the system', async () => (await bg()) !== light);
+    const dark = await bg();
+    // Manual choice: light while the system is dark; kept across a reload.
+    await alice.tid('theme-select').selectOption('light');
+    await waitFor('the light background by choice', async () => (await bg()) === light);
+    assert.equal(await p.evaluate(() => localStorage.getItem('palaver.theme')), 'light');
+    await p.reload();
+    await alice.waitOnline();
+    assert.equal(await bg(), light, 'the choice survives a reload');
+    assert.equal(await alice.tid('theme-select').inputValue(), 'light');
+    await alice.tid('theme-select').selectOption('dark');
+    await p.emulateMedia({ colorScheme: 'light' });
+    await waitFor('dark by choice on a light system', async () => (await bg()) === dark);
+    await alice.tid('theme-select').selectOption('system');
+    await waitFor('back to the system (light)', async () => (await bg()) === light);
+    assert.equal(await p.evaluate(() => localStorage.getItem('palaver.theme')), null);
+    await p.screenshot({ path: path.join(h.ARTIFACTS, 'light.png') });
+  });
+
+  await test('12. phone size (390x844): the rooms list is a drawer, nothing scrolls sideways', async () => {
+    const phone = await h.newUser('alice', { width: 390, height: 844 });
+    ctx.more = [...(ctx.more || []), phone];
+    const p = phone.page;
+    const noSideScroll = () => p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth
+      && document.body.scrollWidth <= window.innerWidth);
+    await p.goto(server.url);
+    await phone.tid('login-form').waitFor();
+    assert.ok(await noSideScroll(), 'the sign-in page fits');
+    await phone.tid('login-username').fill('alice');
+    await phone.tid('login-password').fill(h.PASSWORD);
+    await phone.tid('login-submit').click();
+    // The connection status is in the (closed) drawer: read it rather than look at it.
+    await waitFor('the phone page online', async () => (await phone.tid('conn-status').getAttribute('data-state')) === 'online');
+    const sidebarShown = () => p.evaluate(() => {
+      const r = document.querySelector('#sidebar').getBoundingClientRect();
+      return getComputedStyle(document.querySelector('#sidebar')).visibility === 'visible' && r.right > 10;
+    });
+    assert.equal(await sidebarShown(), false, 'the drawer starts closed');
+    await phone.tid('drawer-toggle').click();
+    await waitFor('the drawer to open', sidebarShown);
+    assert.equal(await phone.tid('drawer-toggle').getAttribute('aria-expanded'), 'true');
+    await p.locator('[data-testid=room-item][data-room-name=general]').click();
+    await waitFor('general to open', async () => (await phone.tid('room-title').textContent()).includes('general'));
+    await waitFor('the drawer to close', async () => !(await sidebarShown()));
+    await phone.waitForMessage('Did you read this?');
+    assert.ok(await noSideScroll(), 'the room view fits');
+    // Escape closes the drawer too.
+    await phone.tid('drawer-toggle').click();
+    await waitFor('the drawer to open again', sidebarShown);
+    assert.ok(await noSideScroll(), 'the open drawer fits');
+    await p.keyboard.press('Escape');
+    await waitFor('Escape to close the drawer', async () => !(await sidebarShown()));
+    await p.screenshot({ path: path.join(h.ARTIFACTS, 'phone.png') });
+    ctx.phone = phone;
+  });
+
+  await test('13. keyboard: Alt+ArrowUp/Down between rooms, arrows through messages, Escape, focus rings', async () => {
+    const { alice } = ctx;
+    const p = alice.page;
+    await alice.openRoom('general');
+    const names = await p.$$eval('#sidebar [data-testid=room-item]', (els) => els.map((e) => e.dataset.roomName));
+    const at = names.indexOf('general');
+    assert.ok(at >= 0 && names.length >= 3, `rooms: ${names}`);
+    await alice.tid('composer-input').focus();
+    await p.keyboard.press('Alt+ArrowDown');
+    await waitFor(`${names[at + 1]} to open`, async () => (await alice.tid('room-title').textContent()).includes(names[at + 1]));
+    await p.keyboard.press('Alt+ArrowUp');
+    await waitFor('general again', async () => (await alice.tid('room-title').textContent()).includes('general'));
+    // The message list: ArrowUp from the list focuses the newest message, then older ones.
+    await alice.tid('messages').focus();
+    await p.keyboard.press('ArrowUp');
+    const focused = () => p.evaluate(() => {
+      const el = document.activeElement;
+      return el?.matches('#message-list > li') ? { seq: Number(el.dataset.seq || 0), ring: getComputedStyle(el).outlineStyle, index: [...el.parentElement.children].indexOf(el), count: el.parentElement.children.length } : null;
+    });
+    const last = await waitFor('a focused message', focused);
+    assert.equal(last.index, last.count - 1, 'the newest message first');
+    assert.notEqual(last.ring, 'none', 'a visible focus ring');
+    await p.keyboard.press('ArrowUp');
+    assert.equal((await focused()).index, last.count - 2);
+    await p.keyboard.press('ArrowDown');
+    assert.equal((await focused()).index, last.count - 1);
+    await p.keyboard.press('Home');
+    assert.equal((await focused()).index, 0);
+    await p.keyboard.press('Escape');
+    assert.equal(await p.evaluate(() => document.activeElement?.id), 'composer-input', 'Escape goes back to the message box');
+    // Escape closes a dialog.
+    await alice.tid('new-room').click();
+    await waitFor('the dialog', () => p.evaluate(() => document.querySelector('#new-room-dialog').open));
+    await p.keyboard.press('Escape');
+    await waitFor('Escape to close it', () => p.evaluate(() => !document.querySelector('#new-room-dialog').open));
+    // Focus rings on controls reached with Tab.
+    await alice.tid('composer-input').focus();
+    await p.keyboard.press('Shift+Tab');
+    const ring = await p.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(ring, 'none', 'the focused control shows a ring');
+  });
 }

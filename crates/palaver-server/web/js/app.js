@@ -35,6 +35,9 @@ import { beginTwoFactor, confirmTwoFactor, disableTwoFactor, openSecurity } from
 import { conn, reconnectNow, request } from './socket.js';
 import { state, view } from './state.js';
 import { loadServerInfo } from './server-info.js';
+import { initTheme } from './theme.js';
+import { wireDrawer } from './drawer.js';
+import { wireKeyboard } from './keyboard.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -95,7 +98,7 @@ function wire() {
         view.replyTo = null;
         renderComposerBars();
       }
-    } else if (e.key === 'ArrowUp' && !input.value) {
+    } else if (e.key === 'ArrowUp' && !input.value && !e.altKey && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
       // Up in an empty box edits one's last message.
       const rm = state.msgs.get(view.roomId);
       const mine = rm?.order.findLast((m) => m.sender.id === state.me?.id && m.message_type === 'text' && !m.deleted_at);
@@ -175,7 +178,10 @@ window.__palaver = {
   state,
 };
 
+initTheme();
 wire();
+wireDrawer();
+wireKeyboard();
 // The server's limits and options, for the forms (they work without: the server checks).
 await loadServerInfo().catch(() => {});
 const arrival = await handleArrival();

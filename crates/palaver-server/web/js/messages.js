@@ -117,6 +117,7 @@ function renderCallLog(m) {
     'data-seq': m.seq,
     'data-kind': 'system',
     'data-call-event': c.event || '',
+    tabindex: '-1',
   },
   h('span', { class: 'system-icon', 'aria-hidden': 'true' }, icon(iconName)),
   h('span', { class: 'system-text' }, m.content || 'Call'),
@@ -269,6 +270,7 @@ export function showPending(p) {
     'data-testid': 'pending-message',
     'data-client-id': p.client_id,
     'data-kind': 'pending',
+    tabindex: '-1',
   });
   fresh.append(avatar(state.me?.username || '?'));
   const main = h('div', { class: 'msg-main' });
