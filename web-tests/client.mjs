@@ -233,4 +233,42 @@ export async function clientTests(h) {
     const ring = await p.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.notEqual(ring, 'none', 'the focused control shows a ring');
   });
+
+  await test('14. emoji picker: any emoji, searchable by name, from the keyboard', async () => {
+    const { alice, bob } = ctx;
+    await alice.openRoom('general');
+    await bob.openRoom('general');
+    await alice.send('Pizza tonight?');
+    await bob.waitForMessage('Pizza tonight?');
+    const msg = bob.page.locator('[data-testid=message]', { hasText: 'Pizza tonight?' });
+    await msg.hover();
+    await msg.getByTestId('react-more').click();
+    await bob.tid('emoji-picker').waitFor();
+    await waitFor('the full list', async () => (await bob.page.getByTestId('emoji-option').count()) > 100);
+    await bob.tid('emoji-search').fill('pizza');
+    await waitFor('the pizza', async () => (await bob.page.getByTestId('emoji-option').first().getAttribute('data-emoji')) === '🍕');
+    await bob.tid('emoji-search').fill('thumbs up');
+    await waitFor('thumbs up', async () => (await bob.page.$$eval('[data-testid=emoji-option]', (els) => els.map((e) => e.dataset.emoji))).includes('👍'));
+    await bob.tid('emoji-search').fill('zzqx no such emoji');
+    await waitFor('no match', async () => (await bob.tid('emoji-status').textContent()) === 'No emoji matches.');
+    // Keyboard only: search, ArrowDown into the grid, ArrowRight, Enter.
+    await bob.tid('emoji-search').fill('cat face');
+    await waitFor('cat faces', async () => (await bob.page.getByTestId('emoji-option').count()) >= 2);
+    const second = await bob.page.getByTestId('emoji-option').nth(1).getAttribute('data-emoji');
+    await bob.tid('emoji-search').press('ArrowDown');
+    await bob.page.keyboard.press('ArrowRight');
+    assert.equal(await bob.page.evaluate(() => document.activeElement.dataset.emoji), second);
+    await bob.page.keyboard.press('Enter');
+    await bob.tid('emoji-picker').waitFor({ state: 'hidden' });
+    const reaction = (u) => u.page.locator('[data-testid=message]', { hasText: 'Pizza tonight?' }).getByTestId('reaction');
+    await waitFor(`${second} on Alice's page`, async () => (await reaction(alice).textContent({ timeout: 200 })).includes(second));
+    // The picked emoji is now a quick reaction; Escape closes the picker without reacting.
+    await msg.hover();
+    assert.equal(await msg.getByTestId('react').first().textContent(), second);
+    await msg.getByTestId('react-more').click();
+    await bob.tid('emoji-picker').waitFor();
+    await bob.page.keyboard.press('Escape');
+    await bob.tid('emoji-picker').waitFor({ state: 'hidden' });
+    assert.equal(await reaction(bob).count(), 1);
+  });
 }

@@ -122,4 +122,63 @@ mod tests {
         assert_eq!(content_type("README.md"), None);
         assert_eq!(content_type("Makefile"), None);
     }
+
+    /// `web/js/emoji-data.js`, the emoji picker's list: every emoji of the `emojis` crate
+    /// (Unicode's emoji list, the one reactions are validated against), without skin-tone
+    /// variants, as `[emoji, name, group index, shortcodes]`, grouped as Unicode groups
+    /// them.
+    fn emoji_module() -> String {
+        let groups: Vec<emojis::Group> = emojis::Group::iter().collect();
+        let mut out = String::from(
+            "// Generated from the `emojis` crate (Unicode's emoji data, the list the server\n\
+             // validates reactions against) by src/http/web.rs's emoji_module_is_current test:\n\
+             // PALAVER_WRITE_EMOJI_JS=1 cargo test -p palaver-server --lib emoji_module\n\
+             // Do not edit. Each entry: [emoji, name, index in GROUPS, shortcodes].\n\n",
+        );
+        let names: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let debug = format!("{g:?}");
+                let mut name = String::new();
+                for (i, c) in debug.chars().enumerate() {
+                    if i > 0 && c.is_uppercase() {
+                        name.push(' ');
+                    }
+                    name.push(c);
+                }
+                name.replace(" And ", " & ")
+            })
+            .collect();
+        out.push_str(&format!(
+            "export const GROUPS = {};\n\nexport const EMOJIS = [\n",
+            serde_json::to_string(&names).expect("names")
+        ));
+        for emoji in emojis::iter() {
+            let group = groups.iter().position(|g| *g == emoji.group()).unwrap_or(0);
+            let shortcodes: Vec<&str> = emoji.shortcodes().collect();
+            out.push_str(&format!(
+                "[{},{},{group},{}],\n",
+                serde_json::to_string(emoji.as_str()).expect("emoji"),
+                serde_json::to_string(emoji.name()).expect("name"),
+                serde_json::to_string(&shortcodes.join(" ")).expect("shortcodes"),
+            ));
+        }
+        out.push_str("];\n");
+        out
+    }
+
+    #[test]
+    fn emoji_module_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/web/js/emoji-data.js");
+        let expected = emoji_module();
+        if std::env::var_os("PALAVER_WRITE_EMOJI_JS").is_some() {
+            std::fs::write(path, &expected).expect("write web/js/emoji-data.js");
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "web/js/emoji-data.js does not match the emojis crate: regenerate it with \
+             PALAVER_WRITE_EMOJI_JS=1 cargo test -p palaver-server --lib emoji_module"
+        );
+    }
 }

@@ -38,6 +38,7 @@ import { loadServerInfo } from './server-info.js';
 import { initTheme } from './theme.js';
 import { wireDrawer } from './drawer.js';
 import { wireKeyboard } from './keyboard.js';
+import { wireEmojiPicker } from './emoji-picker.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -182,6 +183,7 @@ initTheme();
 wire();
 wireDrawer();
 wireKeyboard();
+wireEmojiPicker();
 // The server's limits and options, for the forms (they work without: the server checks).
 await loadServerInfo().catch(() => {});
 const arrival = await handleArrival();

@@ -188,9 +188,10 @@ export async function deleteMessage(m) {
   }
 }
 
-export async function toggleReaction(m, emoji) {
+export async function toggleReaction(m, emoji, { add = false } = {}) {
   const current = state.msgs.get(m.room_id)?.byId.get(m.id) || m;
-  const mine = current.reactions?.find((r) => r.emoji === emoji)?.user_ids.includes(state.me?.id);
+  const mine = !add && current.reactions?.find((r) => r.emoji === emoji)?.user_ids.includes(state.me?.id);
+  if (add && current.reactions?.find((r) => r.emoji === emoji)?.user_ids.includes(state.me?.id)) return;
   try {
     const updated = await api(mine ? 'DELETE' : 'PUT', `/rooms/${m.room_id}/messages/${m.id}/reactions/${enc(emoji)}`);
     storeMessage(updated);

@@ -10,9 +10,9 @@ import { dropPending, trySend } from './outbox.js';
 import { conn } from './socket.js';
 import { endedCalls, memberName, state, view } from './state.js';
 import { renderMarkdown } from './markdown.js';
+import { pickEmoji, quickReactions } from './emoji-picker.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
-const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮'];
 
 export function renderMessageList() {
   const list = $('#message-list');
@@ -192,12 +192,20 @@ function renderReactions(m) {
 
 function renderActions(m, own) {
   const bar = h('div', { class: 'msg-actions', role: 'group', 'aria-label': `Actions for the message from ${m.sender.username}` });
-  for (const e of QUICK_REACTIONS) {
+  for (const e of quickReactions(3)) {
     bar.append(h('button', {
       type: 'button', class: 'icon-btn', 'aria-label': `React with ${e}`, title: `React with ${e}`,
       'data-testid': 'react', onclick: () => toggleReaction(m, e),
     }, e));
   }
+  bar.append(h('button', {
+    type: 'button', class: 'icon-btn', 'aria-label': 'Add a reaction', title: 'Add a reaction', 'data-testid': 'react-more',
+    onclick: async () => {
+      const emoji = await pickEmoji(`To the message from ${m.sender.username}`);
+      if (emoji) toggleReaction(m, emoji, { add: true });
+      else view.els.get(m.id)?.focus();
+    },
+  }, '+'));
   bar.append(h('button', { type: 'button', class: 'icon-btn text', 'data-testid': 'reply', onclick: () => startReply(m) }, 'Reply'));
   if (own && m.message_type === 'text') {
     bar.append(h('button', { type: 'button', class: 'icon-btn text', 'data-testid': 'edit', onclick: () => startEdit(m) }, 'Edit'));
