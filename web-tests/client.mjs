@@ -271,4 +271,157 @@ export async function clientTests(h) {
     await bob.tid('emoji-picker').waitFor({ state: 'hidden' });
     assert.equal(await reaction(bob).count(), 1);
   });
+
+  await test('15. room settings: topic, roles, kick, ban, leave, delete', async () => {
+    const { alice, bob } = ctx;
+    const generalId = await h.roomIdOf(alice, 'general');
+    // Two more members, over REST.
+    const dave = await h.register('dave');
+    const mallory = await h.register('mallory');
+    for (const u of [dave, mallory]) await rest(server, u.token, 'POST', `/rooms/${generalId}/join`);
+    await alice.openRoom('general');
+    await bob.openRoom('general');
+    // A member sees the settings read-only: no save, no member actions.
+    await bob.tid('room-settings-button').click();
+    await bob.tid('room-settings').waitFor();
+    assert.ok(await bob.tid('room-settings-name').isDisabled());
+    assert.ok(await bob.tid('room-settings-save').isHidden());
+    assert.ok(await bob.tid('room-delete').isHidden());
+    await waitFor('the members on Bob\'s page', async () => (await bob.page.getByTestId('room-member').count()) >= 4);
+    assert.equal(await bob.page.getByTestId('member-kick').count(), 0);
+    await bob.page.keyboard.press('Escape');
+
+    // The owner: a new topic, live on Bob's page.
+    await alice.tid('room-settings-button').click();
+    await alice.tid('room-settings-topic').fill('Plans, lunch and releases');
+    await alice.tid('room-settings-save').click();
+    await waitFor('the topic on Bob\'s page', async () => (await bob.page.locator('#room-topic').textContent()) === 'Plans, lunch and releases');
+    const row = (u, name) => u.page.locator(`[data-testid=room-member][data-username=${name}]`);
+    // Bob becomes an admin of the room.
+    await row(alice, 'bob').getByTestId('member-role-select').selectOption('admin');
+    await waitFor('Bob\'s role to read Admin', async () => (await row(alice, 'bob').getAttribute('data-role')) === 'admin');
+    const members = await rest(server, await alice.token(), 'GET', `/rooms/${generalId}/members`);
+    assert.equal(members.members.find((m) => m.username === 'bob').role, 'admin');
+    // Kick Dave, ban Mallory (confirmations accepted).
+    alice.page.once('dialog', (d) => d.accept());
+    await row(alice, 'dave').getByTestId('member-kick').click();
+    await row(alice, 'dave').waitFor({ state: 'detached' });
+    alice.page.once('dialog', (d) => d.accept());
+    await row(alice, 'mallory').getByTestId('member-ban').click();
+    await row(alice, 'mallory').waitFor({ state: 'detached' });
+    const after = (await rest(server, await alice.token(), 'GET', `/rooms/${generalId}/members`)).members.map((m) => m.username);
+    assert.ok(!after.includes('dave') && !after.includes('mallory'), `${after}`);
+    await rest(server, dave.token, 'POST', `/rooms/${generalId}/join`); // a kick is not a ban
+    await assert.rejects(rest(server, mallory.token, 'POST', `/rooms/${generalId}/join`), /403/, 'the ban holds');
+    await alice.page.keyboard.press('Escape');
+
+    // Leave and delete from the dialog: Bob leaves a room of Alice's, Alice deletes it.
+    const doomed = await rest(server, await alice.token(), 'POST', '/rooms', { name: 'doomed', visibility: 'public' });
+    await rest(server, await bob.token(), 'POST', `/rooms/${doomed.id}/join`);
+    await bob.openRoom('doomed');
+    await bob.tid('room-settings-button').click();
+    bob.page.once('dialog', (d) => d.accept());
+    await bob.tid('room-settings-leave').click();
+    await waitFor('doomed to leave Bob\'s sidebar', async () => (await bob.page.locator('[data-testid=room-item][data-room-name=doomed]').count()) === 0);
+    await alice.openRoom('doomed');
+    await alice.tid('room-settings-button').click();
+    alice.page.once('dialog', (d) => d.accept());
+    await alice.tid('room-delete').click();
+    await waitFor('doomed to leave Alice\'s sidebar', async () => (await alice.page.locator('[data-testid=room-item][data-room-name=doomed]').count()) === 0);
+    await assert.rejects(rest(server, await alice.token(), 'GET', `/rooms/${doomed.id}`), /404/);
+    ctx.dave = dave;
+  });
+
+  await test('16. account: profile, status, password, API keys, deleting the account', async () => {
+    const { alice, bob } = ctx;
+    // Profile and status (Alice); Bob sees her status in their DM.
+    await alice.tid('account-button').click();
+    await alice.tid('account-dialog').waitFor();
+    await alice.tid('profile-display-name').fill('Alice Liddell');
+    await alice.tid('profile-bio').fill('Curiouser and curiouser.');
+    await alice.tid('profile-save').click();
+    await waitFor('the profile saved', async () => {
+      const me = await rest(server, await alice.token(), 'GET', '/users/me');
+      return me.display_name === 'Alice Liddell' && me.bio === 'Curiouser and curiouser.';
+    });
+    await alice.tid('status-select').selectOption('away');
+    await alice.tid('status-text').fill('at lunch');
+    await alice.tid('status-save').click();
+    const dot = bob.page.locator('[data-testid=room-item][data-room-name=alice] [data-testid=presence-dot]');
+    await waitFor('Bob to see Alice away', async () => (await dot.getAttribute('data-status')) === 'away');
+    const presence = await rest(server, await bob.token(), 'GET', `/users/${(await rest(server, await alice.token(), 'GET', '/users/me')).id}/presence`);
+    assert.equal(presence.status_text, 'at lunch');
+    await alice.tid('status-select').selectOption('online');
+    await alice.tid('status-text').fill('');
+    await alice.tid('status-save').click();
+    await waitFor('Bob to see Alice online', async () => (await dot.getAttribute('data-status')) === 'online');
+    await alice.page.keyboard.press('Escape');
+
+    // Frank: password, API keys, then deletes the account.
+    const frank = await h.newUser('frank');
+    ctx.more = [...(ctx.more || []), frank];
+    await frank.signUp(server.url);
+    await frank.tid('account-button').click();
+    await frank.tid('password-current').fill(h.PASSWORD);
+    await frank.tid('password-new').fill('a brand new passphrase');
+    await frank.tid('password-save').click();
+    await waitFor('the new password to work', async () => (await fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'frank', password: 'a brand new passphrase' }),
+    })).status === 200);
+    await frank.tid('key-name').fill('deploy bot');
+    await frank.tid('key-create').click();
+    const key = (await waitFor('the new key', async () => (await frank.tid('key-value').textContent()).trim())).trim();
+    assert.match(key, /^plv_/);
+    await frank.page.locator('[data-testid=api-key][data-key-name="deploy bot"]').waitFor();
+    const asKey = () => fetch(`${server.url}/api/v1/users/me`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    assert.equal(await asKey(), 200, 'the key works');
+    frank.page.once('dialog', (d) => d.accept());
+    await frank.page.locator('[data-testid=api-key][data-key-name="deploy bot"]').getByTestId('api-key-revoke').click();
+    await frank.page.locator('[data-testid=api-key][data-key-name="deploy bot"]').waitFor({ state: 'detached' });
+    assert.equal(await asKey(), 401, 'the revoked key is refused');
+    await frank.tid('delete-account-password').fill('a brand new passphrase');
+    frank.page.once('dialog', (d) => d.accept());
+    await frank.tid('delete-account').click();
+    await frank.tid('login-form').waitFor();
+    const gone = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'frank', password: 'a brand new passphrase' }),
+    });
+    assert.equal(gone.status, 401, 'the deleted account cannot log in');
+  });
+
+  await test('17. administration: only for staff; search, role, disable and enable', async () => {
+    const { alice, bob } = ctx;
+    assert.ok(await alice.tid('admin-button').isHidden(), 'no admin UI for a user');
+    await h.palaverAdmin(['set-role', 'alice', 'admin']);
+    await alice.page.reload();
+    await alice.waitOnline();
+    await alice.tid('admin-button').click();
+    await alice.tid('admin-dialog').waitFor();
+    assert.ok(await bob.tid('admin-button').isHidden());
+    await alice.tid('admin-search').fill('dav');
+    const dave = alice.page.locator('[data-testid=admin-user][data-username=dave]');
+    await waitFor('the search to narrow the list to Dave', async () =>
+      (await alice.page.getByTestId('admin-user').count()) === 1 && (await dave.count()) === 1);
+    await dave.getByTestId('admin-disable').click();
+    await waitFor('Dave disabled', async () => (await dave.getAttribute('data-disabled')) === 'true');
+    const login = () => fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'dave', password: h.PASSWORD }),
+    }).then((r) => r.status);
+    assert.equal(await login(), 403, 'a disabled account cannot log in');
+    await dave.getByTestId('admin-enable').click();
+    await waitFor('Dave enabled', async () => (await dave.getAttribute('data-disabled')) === 'false');
+    assert.equal(await login(), 200);
+    // Bob becomes a moderator: the page shows him the reports, not the accounts.
+    await alice.tid('admin-search').fill('bob');
+    const bobRow = alice.page.locator('[data-testid=admin-user][data-username=bob]');
+    await bobRow.getByTestId('admin-role').selectOption('moderator');
+    await waitFor('Bob a moderator', async () => (await rest(server, await alice.token(), 'GET', '/admin/users?q=bob')).users[0].role === 'moderator');
+    await alice.page.keyboard.press('Escape');
+    await bob.page.reload();
+    await bob.waitOnline();
+    await bob.tid('admin-button').click();
+    await bob.tid('report-list').waitFor();
+    assert.ok(await bob.page.locator('#admin-users').isHidden(), 'accounts are for admins');
+    await bob.page.keyboard.press('Escape');
+  });
 }

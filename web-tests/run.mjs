@@ -8,6 +8,7 @@
 // Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
 // /usr/bin/chromium), HEADFUL=1 to watch.
 
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -629,7 +630,26 @@ async function main() {
       await p.keyboard.press('Escape');
     });
 
-    await clientTests({ test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User });
+    // A new account over REST: {token, user}.
+    const register = async (name) => {
+      const res = await fetch(`${server.url}/api/v1/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: name, email: `${name}@example.com`, password: PASSWORD }),
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`register ${name}: ${res.status} ${JSON.stringify(body)}`);
+      return { token: body.access_token, user: body.user };
+    };
+    // `palaver admin <args>` on the running server's data directory.
+    const palaverAdmin = (args) => new Promise((resolve, reject) => {
+      execFile(BIN, ['admin', ...args, '--data-dir', dataDir], { env: serverEnv() }, (err, stdout, stderr) =>
+        (err ? reject(new Error(`palaver admin ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    await clientTests({
+      test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User,
+      register, palaverAdmin, roomIdOf: roomId,
+    });
 
     for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || []), ...(ctx.more || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.

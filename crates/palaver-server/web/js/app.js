@@ -39,6 +39,9 @@ import { initTheme } from './theme.js';
 import { wireDrawer } from './drawer.js';
 import { wireKeyboard } from './keyboard.js';
 import { wireEmojiPicker } from './emoji-picker.js';
+import { wireRoomSettings } from './room-settings.js';
+import { wireAccount } from './account.js';
+import { wireAdmin } from './admin.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -184,6 +187,9 @@ wire();
 wireDrawer();
 wireKeyboard();
 wireEmojiPicker();
+wireRoomSettings();
+wireAccount();
+wireAdmin();
 // The server's limits and options, for the forms (they work without: the server checks).
 await loadServerInfo().catch(() => {});
 const arrival = await handleArrival();

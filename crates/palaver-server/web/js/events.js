@@ -3,7 +3,7 @@
 
 import { saveSession, session } from './api.js';
 import { call, closePeer, ensurePeer, hangUp, hideIncoming, incoming, onIncomingCall, onSignal, renderCall, teardownCall } from './calls.js';
-import { announce, toast } from './dom.js';
+import { $, announce, toast } from './dom.js';
 import { loadInitial } from './history.js';
 import { markCallEnded, renderSeenBy, renderTyping, showMessage } from './messages.js';
 import { dropPending, flushPending, maybeMarkRead } from './outbox.js';
@@ -12,6 +12,7 @@ import { forgetRoom, loadMembers, loadPresence, refreshRoom, upsertRoom } from '
 import { loadInvitations, renderInvitations, renderMe, renderSidebar } from './sidebar.js';
 import { conn, setConnState, startHeartbeat } from './socket.js';
 import { memberName, noteSeq, roomMsgs, state, storeMessage, view } from './state.js';
+import { renderMembers } from './room-settings.js';
 
 export const handlers = {
   ready(d) {
@@ -118,6 +119,7 @@ export const handlers = {
   'member.updated'(d) {
     const m = state.members.get(d.room_id)?.get(d.user_id);
     if (m) m.role = d.role;
+    if (view.roomId === d.room_id && $('#room-settings-dialog').open) renderMembers();
     if (d.user_id === state.me?.id) {
       const room = state.rooms.get(d.room_id);
       if (room) room.my_role = d.role;

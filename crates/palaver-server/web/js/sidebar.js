@@ -7,6 +7,7 @@ import { $, h, hueOf, icon, toast } from './dom.js';
 import { navigate } from './room-view.js';
 import { presenceOf, refreshRoom, upsertRoom } from './rooms.js';
 import { roomLabel, state, view } from './state.js';
+import { renderAdminButton } from './admin.js';
 
 export function renderMe() {
   $('#me-name').textContent = state.me?.username || session?.user?.username || '';
@@ -14,6 +15,11 @@ export function renderMe() {
   const name = state.me?.username || '?';
   av.textContent = name.slice(0, 1).toUpperCase();
   av.style.setProperty('--hue', String(hueOf(name)));
+  const p = state.presence.get(state.me?.id);
+  const words = { away: 'Away', dnd: 'Do not disturb', invisible: 'Invisible' };
+  const status = [words[p?.status], p?.status_text].filter(Boolean).join(': ');
+  $('#me-status').textContent = status;
+  renderAdminButton();
 }
 
 export function renderSidebar() {
