@@ -424,4 +424,42 @@ export async function clientTests(h) {
     assert.ok(await bob.page.locator('#admin-users').isHidden(), 'accounts are for admins');
     await bob.page.keyboard.press('Escape');
   });
+
+  await test('18. calls: the incoming call rings (WebAudio); screen sharing replaces the camera without renegotiating', async () => {
+    const { alice, bob } = ctx;
+    await alice.openRoom('general');
+    await bob.openRoom('general');
+    const ring = (u) => u.page.evaluate(() => window.__palaver.ringing());
+    assert.equal((await ring(bob)).on, false);
+    await alice.tid('call-video').click();
+    await bob.tid('incoming-call').waitFor();
+    await waitFor('the ring to sound on Bob\'s page', async () => {
+      const r = await ring(bob);
+      return r.on && r.level > 0.01;
+    });
+    await bob.tid('incoming-accept').click();
+    assert.equal((await ring(bob)).on, false, 'answering stops the ring');
+    const remoteSize = (u) => u.page.evaluate(() => {
+      const v = document.querySelector('[data-testid=remote-tile] video');
+      return v ? `${v.videoWidth}x${v.videoHeight}` : '';
+    });
+    await waitFor('the camera on Bob\'s page', async () => (await remoteSize(bob)) === '640x480', { timeout: 20_000 });
+    const offer = () => alice.page.evaluate(() => window.__palaver.peerConnections()[0].localDescription.sdp);
+    const sdpBefore = await offer();
+    const sentLabel = () => alice.page.evaluate(() => window.__palaver.peerConnections()[0].getSenders()
+      .find((s) => s.track?.kind === 'video')?.track.label || '');
+    // Share: Bob receives the screen's frames (1280x720) on the same track.
+    await alice.tid('call-share').click();
+    await waitFor('the shared screen on Bob\'s page', async () => (await remoteSize(bob)) === '1280x720', { timeout: 20_000 });
+    assert.match(await sentLabel(), /^screen/);
+    assert.equal(await alice.tid('call-share').getAttribute('aria-pressed'), 'true');
+    assert.equal(await offer(), sdpBefore, 'no renegotiation');
+    // Stop: the camera again.
+    await alice.tid('call-share').click();
+    await waitFor('the camera back on Bob\'s page', async () => (await remoteSize(bob)) === '640x480', { timeout: 20_000 });
+    assert.doesNotMatch(await sentLabel(), /^screen/);
+    assert.equal(await alice.tid('call-share').getAttribute('aria-pressed'), 'false');
+    await alice.tid('call-hangup').click();
+    for (const u of [alice, bob]) await u.tid('call-view').waitFor({ state: 'hidden' });
+  });
 }

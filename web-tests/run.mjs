@@ -228,7 +228,10 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: !process.env.HEADFUL,
-    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--no-sandbox'],
+    // Fake camera and microphone, the fake screen for getDisplayMedia (1280x720, picked
+    // without a prompt by the fake UI), and sound without a prior click (the ring).
+    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--no-sandbox',
+      '--autoplay-policy=no-user-gesture-required'],
   });
   ctx.browser = browser;
   log(`chromium ${browser.version()}`);

@@ -24,7 +24,7 @@
 
 import { refreshTokens, session } from './api.js';
 import { handleArrival, notice, pendingNotice, selectTab, showAuth, showAuthForm, signOut, startApp, submitAuth, submitForgot, submitLink, submitReset } from './auth.js';
-import { acceptIncoming, call, declineIncoming, hangUp, startCall, toggleCamera, toggleMute } from './calls.js';
+import { acceptIncoming, call, declineIncoming, hangUp, startCall, toggleCamera, toggleMute, toggleScreenShare } from './calls.js';
 import { attachFile, onComposerInput, renderComposerBars, startEdit, stopTyping, submitComposer } from './composer.js';
 import { createRoom, inviteUser, leaveRoom, onBrowseInput, onUserSearch, openDialog, openDirectory, openUserDialog, startDm } from './dialogs.js';
 import { $, h, icon, toast } from './dom.js';
@@ -42,6 +42,7 @@ import { wireEmojiPicker } from './emoji-picker.js';
 import { wireRoomSettings } from './room-settings.js';
 import { wireAccount } from './account.js';
 import { wireAdmin } from './admin.js';
+import { ringLevel, ringing } from './ring.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -160,6 +161,7 @@ function wire() {
   $('#hangup-btn').addEventListener('click', hangUp);
   $('#mute-btn').addEventListener('click', toggleMute);
   $('#camera-btn').addEventListener('click', toggleCamera);
+  $('#share-btn').addEventListener('click', toggleScreenShare);
   $('#incoming-accept').addEventListener('click', acceptIncoming);
   $('#incoming-decline').addEventListener('click', declineIncoming);
   $('#incoming-call').addEventListener('keydown', (e) => {
@@ -177,6 +179,7 @@ document.body.append(h('div', { id: 'announcer', class: 'sr-only', 'aria-live': 
 window.__palaver = {
   peerConnections: () => (call ? [...call.peers.values()].map((p) => p.pc) : []),
   call: () => (call ? { id: call.id, roomId: call.roomId, kind: call.kind, state: call.state, participants: [...call.participants.values()] } : null),
+  ringing: () => ({ on: ringing(), level: ringLevel() }),
   connection: () => ({ state: conn.state, ready: conn.ready, attempt: conn.attempt }),
   roomSeq: () => Object.fromEntries(state.roomSeq),
   state,

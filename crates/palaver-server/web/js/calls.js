@@ -9,6 +9,7 @@ import { navigate, renderRoomActions } from './room-view.js';
 import { renderSidebar } from './sidebar.js';
 import { request } from './socket.js';
 import { memberName, roomLabel, state, view } from './state.js';
+import { startRing, stopRing } from './ring.js';
 
 // per remote participant; the joiner offers to everyone already in the call).
 
@@ -29,6 +30,7 @@ function newCall({ id = null, roomId, kind }) {
     iceServers: [],
     muted: false,
     cameraOff: false,
+    screen: null, // the shared screen's stream, while sharing
   };
 }
 
@@ -109,11 +111,13 @@ export function onIncomingCall(d) {
   box.dataset.callId = d.call_id;
   box.hidden = false;
   $('#incoming-accept').focus();
+  if (state.presence.get(state.me?.id)?.status !== 'dnd') startRing();
   document.title = `📞 ${d.caller.username} is calling`;
 }
 
 export function hideIncoming() {
   incoming = null;
+  stopRing();
   const box = $('#incoming-call');
   if (!box.hidden) {
     box.hidden = true;
@@ -197,6 +201,7 @@ export function ensurePeer(pid) {
   // Without a track of a kind we still want to receive it.
   if (!local?.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
   if (call.kind === 'video' && !local?.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
+  if (call.screen) videoSender(pc)?.replaceTrack(call.screen.getVideoTracks()[0]).catch(() => {});
   const callId = call.id;
   pc.onicecandidate = (e) => {
     if (!e.candidate || !e.candidate.candidate) return;
@@ -277,6 +282,7 @@ export function teardownCall(message) {
   call = null;
   for (const peer of c.peers.values()) peer.pc.close();
   c.localStream?.getTracks().forEach((t) => t.stop());
+  c.screen?.getTracks().forEach((t) => t.stop());
   renderCall();
   if (message) toast(message);
   // Let the call's log lines offer "Join" again if it goes on.
@@ -287,6 +293,62 @@ export function toggleMute() {
   if (!call?.localStream) return;
   call.muted = !call.muted;
   for (const t of call.localStream.getAudioTracks()) t.enabled = !call.muted;
+  renderCall();
+}
+
+/** The sender of a peer connection's video (found by its receiver's kind, which a
+ * replaced track does not change); null in an audio call. */
+function videoSender(pc) {
+  return pc.getTransceivers().find((t) => t.receiver.track?.kind === 'video' && !t.stopped)?.sender || null;
+}
+
+/** Sends `track` (or nothing, for null) as the video to every peer, without renegotiating. */
+function sendVideo(track) {
+  return Promise.all([...call.peers.values()].map((peer) => videoSender(peer.pc)?.replaceTrack(track)));
+}
+
+/**
+ * Shares the screen (getDisplayMedia) in place of the camera, or stops sharing and puts
+ * the camera back. Only video calls whose camera is on can share: the screen replaces the
+ * camera's track on the same sender (RTCRtpSender.replaceTrack), so the call is not
+ * renegotiated. The browser's own "Stop sharing" ends it too.
+ */
+export async function toggleScreenShare() {
+  if (!call) return;
+  if (call.screen) {
+    await stopScreenShare();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (e) {
+    if (e.name !== 'NotAllowedError') toast(`Could not share the screen: ${e.message}`, 'error');
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!call || !track) {
+    stream.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  call.screen = stream;
+  track.addEventListener('ended', () => stopScreenShare());
+  try {
+    await sendVideo(track);
+  } catch (e) {
+    toast(`Could not share the screen: ${e.message}`, 'error');
+    await stopScreenShare();
+    return;
+  }
+  renderCall();
+}
+
+async function stopScreenShare() {
+  const screen = call?.screen;
+  if (!screen) return;
+  call.screen = null;
+  screen.getTracks().forEach((t) => t.stop());
+  await sendVideo(call.localStream?.getVideoTracks()[0] || null).catch(() => {});
   renderCall();
 }
 
@@ -337,7 +399,8 @@ export function renderCall() {
     grid.prepend(local);
   }
   const lv = local.querySelector('video');
-  if (call.localStream && lv.srcObject !== call.localStream) lv.srcObject = call.localStream;
+  const shown = call.screen || call.localStream;
+  if (shown && lv.srcObject !== shown) lv.srcObject = shown;
   local.querySelector('figcaption').textContent = `${state.me?.username || 'You'} (you)${call.muted ? ' · muted' : ''}`;
   local.dataset.video = call.localStream?.getVideoTracks().length && !call.cameraOff ? 'on' : 'off';
   setTileInitial(local, state.me?.username);
@@ -369,7 +432,12 @@ export function renderCall() {
   cam.hidden = call.kind !== 'video';
   cam.querySelector('.label').textContent = call.cameraOff ? 'Camera on' : 'Camera off';
   cam.setAttribute('aria-pressed', String(call.cameraOff));
-  cam.disabled = !call.localStream?.getVideoTracks().length;
+  cam.disabled = !call.localStream?.getVideoTracks().length || !!call.screen;
+  const share = $('#share-btn');
+  share.hidden = call.kind !== 'video' || !navigator.mediaDevices?.getDisplayMedia;
+  share.disabled = !call.localStream?.getVideoTracks().length || call.cameraOff;
+  share.querySelector('.label').textContent = call.screen ? 'Stop sharing' : 'Share screen';
+  share.setAttribute('aria-pressed', String(!!call.screen));
 }
 
 function makeTile(isLocal) {
