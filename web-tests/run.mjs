@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Server, totp } from '../test-support/common.mjs';
+import { a11yTests } from './a11y.mjs';
 import { clientTests } from './client.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -649,10 +650,12 @@ async function main() {
       execFile(BIN, ['admin', ...args, '--data-dir', dataDir], { env: serverEnv() }, (err, stdout, stderr) =>
         (err ? reject(new Error(`palaver admin ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)));
     });
-    await clientTests({
+    const harness = {
       test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User,
       register, palaverAdmin, roomIdOf: roomId,
-    });
+    };
+    await clientTests(harness);
+    await a11yTests(harness);
 
     for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || []), ...(ctx.more || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.
