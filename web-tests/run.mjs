@@ -4,8 +4,10 @@
 //
 // Starts the server itself (`serve --port 0 --data-dir <tmp>`), drives two browser
 // contexts as two users, restarts the server in the middle of a conversation, places a
-// real WebRTC call between the two pages, and saves screenshots to artifacts/.
-// Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
+// real WebRTC call between the two pages, and saves screenshots to artifacts/. Then, on
+// the same server and users, client.mjs (limits, Markdown, themes, phone layout,
+// keyboard, emoji picker, settings, account, admin, ring, screen sharing) and a11y.mjs
+// (axe-core on every main view). Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
 // /usr/bin/chromium), HEADFUL=1 to watch.
 
 import { execFile } from 'node:child_process';

@@ -21,6 +21,18 @@
 //   calls.js      calls: ringing, WebRTC peers, the call view
 //   auth.js       sign in, sign up, sign out, providers, mailed links
 //   security.js   the Security dialog (two-factor codes, sessions, providers)
+//   server-info.js the server's limits and options (GET /api/v1/server)
+//   markdown.js   the safe Markdown of message bodies
+//   theme.js, drawer.js, keyboard.js   themes, the phone drawer, keyboard navigation
+//   emoji-picker.js (+ emoji-data.js, generated)   reactions with any emoji
+//   room-settings.js, account.js, admin.js   the room, account and admin dialogs
+//   ring.js       the incoming call's ring (WebAudio)
+//
+// Extension points for what is built elsewhere: highlighting (e.g. mentions) plugs into
+// renderMarkdown's `decorate` hook, called from messages.js's renderMessage; a panel
+// (e.g. search) gets a <dialog> in index.html, a module of its own with a wire*()
+// function called below, and a button in the sidebar's .me-actions; a new server event
+// gets a handler in events.js.
 
 import { refreshTokens, session } from './api.js';
 import { handleArrival, notice, pendingNotice, selectTab, showAuth, showAuthForm, signOut, startApp, submitAuth, submitForgot, submitLink, submitReset } from './auth.js';

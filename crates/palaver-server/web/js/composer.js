@@ -130,7 +130,9 @@ export function startEdit(m) {
   if (!el) return;
   view.editing = m.id;
   const body = el.querySelector('.msg-body');
-  const ta = h('textarea', { class: 'edit-input', 'aria-label': 'Edit the message', 'data-testid': 'edit-input', maxlength: '4000' });
+  const ta = h('textarea', {
+    class: 'edit-input', 'aria-label': 'Edit the message', 'data-testid': 'edit-input', maxlength: serverInfo()?.limits.message_max_chars,
+  });
   ta.value = m.content;
   const form = h('form', { class: 'edit-form', 'data-testid': 'edit-form' }, ta,
     h('div', { class: 'edit-actions' },

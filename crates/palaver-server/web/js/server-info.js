@@ -52,7 +52,10 @@ export function uploadProblem(file) {
   return null;
 }
 
-/** Sets the static forms' length limits and hints from the server's description. */
+/**
+ * Sets the page's length limits and hints from the server's description (index.html has
+ * none of its own: until this has loaded, the server's answers are the only check).
+ */
 function applyToForms(i) {
   const l = i.limits;
   const set = (sel, attrs) => {
@@ -63,8 +66,11 @@ function applyToForms(i) {
   set('#signup-form [name=username]', { minlength: l.username_min_chars, maxlength: l.username_max_chars });
   set('#signup-form [name=password]', { minlength: l.password_min_chars, maxlength: l.password_max_chars });
   set('#reset-form [name=new_password]', { minlength: l.password_min_chars, maxlength: l.password_max_chars });
-  set('#new-room-form [name=name]', { maxlength: l.room_name_max_chars });
-  set('#new-room-form [name=topic]', { maxlength: l.room_topic_max_chars });
+  set('#password-form [name=new_password]', { minlength: l.password_min_chars, maxlength: l.password_max_chars });
+  for (const form of ['#new-room-form', '#room-settings-form']) {
+    set(`${form} [name=name]`, { maxlength: l.room_name_max_chars });
+    set(`${form} [name=topic]`, { maxlength: l.room_topic_max_chars });
+  }
   const uh = document.querySelector('#username-hint');
   if (uh) {
     uh.replaceChildren(`${l.username_min_chars}–${l.username_max_chars} characters: lower-case letters, digits, `);

@@ -16,13 +16,6 @@ export function themeChoice() {
   return CHOICES.includes(v) ? v : 'system';
 }
 
-/** The theme in effect: 'light' or 'dark'. */
-export function effectiveTheme() {
-  const choice = themeChoice();
-  if (choice !== 'system') return choice;
-  return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
-}
-
 /** Saves and applies `choice` ('system', 'light' or 'dark'). */
 export function setTheme(choice) {
   try {
