@@ -4,10 +4,13 @@
 //
 // Starts the server itself (`serve --port 0 --data-dir <tmp>`), drives two browser
 // contexts as two users, restarts the server in the middle of a conversation, places a
-// real WebRTC call between the two pages, and saves screenshots to artifacts/.
-// Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
+// real WebRTC call between the two pages, and saves screenshots to artifacts/. Then, on
+// the same server and users, client.mjs (limits, Markdown, themes, phone layout,
+// keyboard, emoji picker, settings, account, admin, ring, screen sharing) and a11y.mjs
+// (axe-core on every main view). Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
 // /usr/bin/chromium), HEADFUL=1 to watch.
 
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,12 +18,14 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Server, totp } from '../test-support/common.mjs';
+import { a11yTests } from './a11y.mjs';
+import { clientTests } from './client.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const BIN = process.env.PALAVER_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const TOTAL_BUDGET_MS = 180_000;
+const TOTAL_BUDGET_MS = 360_000;
 const PASSWORD = 'correct horse battery';
 
 if (!BIN) {
@@ -51,8 +56,14 @@ function serverEnv() {
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
   // No default rooms (#general) unless a test asks: users share only the rooms it makes.
   env.PALAVER_DEFAULT_ROOMS = '';
+  // Limits other than the defaults, so a client that hard-coded them would fail
+  // (client.mjs reads them back from GET /api/v1/server).
+  env.PALAVER_LIMITS__MESSAGE_MAX_CHARS = String(LIMITS.messageMaxChars);
+  env.PALAVER_ATTACHMENTS__MAX_BYTES = String(LIMITS.uploadMaxBytes);
   return env;
 }
+
+const LIMITS = { messageMaxChars: 3000, uploadMaxBytes: 300_000 };
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -222,12 +233,15 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: !process.env.HEADFUL,
-    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--no-sandbox'],
+    // Fake camera and microphone, the fake screen for getDisplayMedia (1280x720, picked
+    // without a prompt by the fake UI), and sound without a prior click (the ring).
+    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--no-sandbox',
+      '--autoplay-policy=no-user-gesture-required'],
   });
   ctx.browser = browser;
   log(`chromium ${browser.version()}`);
-  const newUser = async (name) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const newUser = async (name, viewport = { width: 1280, height: 800 }) => {
+    const context = await browser.newContext({ viewport });
     context.setDefaultTimeout(10_000);
     return new User(name, await context.newPage());
   };
@@ -624,7 +638,30 @@ async function main() {
       await p.keyboard.press('Escape');
     });
 
-    for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || [])].filter(Boolean)) {
+    // A new account over REST: {token, user}.
+    const register = async (name) => {
+      const res = await fetch(`${server.url}/api/v1/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: name, email: `${name}@example.com`, password: PASSWORD }),
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`register ${name}: ${res.status} ${JSON.stringify(body)}`);
+      return { token: body.access_token, user: body.user };
+    };
+    // `palaver admin <args>` on the running server's data directory.
+    const palaverAdmin = (args) => new Promise((resolve, reject) => {
+      execFile(BIN, ['admin', ...args, '--data-dir', dataDir], { env: serverEnv() }, (err, stdout, stderr) =>
+        (err ? reject(new Error(`palaver admin ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    const harness = {
+      test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User,
+      register, palaverAdmin, roomIdOf: roomId,
+    };
+    await clientTests(harness);
+    await a11yTests(harness);
+
+    for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || []), ...(ctx.more || [])].filter(Boolean)) {
       // CSP violations and uncaught exceptions show up here.
       const bad = u.consoleErrors.filter((e) => /Content Security Policy|pageerror|Uncaught/i.test(e));
       if (bad.length) {

@@ -23,6 +23,7 @@ mod oidc;
 mod rooms;
 mod rtc;
 mod search;
+mod server_info;
 mod two_factor;
 mod users;
 mod web;
@@ -81,6 +82,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         (name = "notifications", description = "Notification settings per room; Web Push subscriptions (docs/notifications.md)"),
         (name = "calls", description = "ICE servers and TURN credentials for WebRTC calls (signaling is on the WebSocket)"),
         (name = "websocket", description = "The live connection"),
+        (name = "server", description = "This server's limits and options, for clients"),
         (name = "health", description = "Liveness")
     )
 )]
@@ -127,6 +129,7 @@ pub fn api(
         .merge(attachments::router(attachment_limit))
         .merge(admin::router())
         .merge(rtc::router())
+        .merge(server_info::router())
         .merge(crate::gateway::router());
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -33,11 +33,13 @@ mod room_rules;
 #[cfg(feature = "s3-tests")]
 mod s3;
 mod search;
+mod server_info;
 mod shared_limits;
 mod signaling_compat;
 mod transfer;
 #[cfg(feature = "turn-tests")]
 mod turn;
 mod two_factor;
+mod web_client;
 mod ws_edges;
 mod ws_races;

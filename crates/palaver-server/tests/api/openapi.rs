@@ -99,6 +99,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/attachments/{attachment_id}"),
     ("get", "/api/v1/search/messages"),
     ("get", "/api/v1/rtc/ice-servers"),
+    ("get", "/api/v1/server"),
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -182,6 +183,7 @@ async fn documented_routes_exist_and_authenticated_ones_declare_security() {
                 | "/api/v1/auth/password-reset"
                 | "/api/v1/auth/password-reset/confirm"
                 | "/api/v1/auth/link/confirm"
+                | "/api/v1/server"
                 | "/healthz"
                 | "/readyz"
                 | "/metrics"
