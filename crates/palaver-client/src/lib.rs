@@ -764,6 +764,31 @@ impl Client {
         .await
     }
 
+    /// `PUT /api/v1/users/me/avatar` (multipart, one part `file`): the updated profile.
+    pub async fn set_avatar(&self, filename: &str, bytes: &[u8]) -> ClientResult<User> {
+        let (content_type, body) = multipart_file("file", filename, bytes);
+        let req = self
+            .http
+            .put(format!("{}/api/v1/users/me/avatar", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        decode(self.authorize(req).send().await?).await
+    }
+
+    /// `GET` a path (such as an `avatar_url`): the status, the `Content-Type` (if any) and
+    /// the body, whatever the status. Only a transport failure is an `Err`.
+    pub async fn get_bytes(&self, path: &str) -> ClientResult<(u16, Option<String>, Vec<u8>)> {
+        let req = self.http.get(format!("{}{path}", self.base));
+        let resp = self.authorize(req).send().await?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((status, content_type, resp.bytes().await?.to_vec()))
+    }
+
     /// `POST /api/v1/attachments`: uploads `bytes` as a `multipart/form-data` body with
     /// one part named `file` (file name `filename`, claimed type
     /// `application/octet-stream`; the server sniffs the real one).

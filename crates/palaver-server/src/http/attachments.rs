@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::AppState;
 
 /// Room for the multipart framing around the file, in bytes.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
+pub(super) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// The routes; uploads may be up to `max_bytes` (plus multipart framing).
 pub fn router(max_bytes: usize) -> OpenApiRouter<AppState> {
@@ -29,7 +29,7 @@ pub fn router(max_bytes: usize) -> OpenApiRouter<AppState> {
 #[derive(utoipa::ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-struct UploadForm {
+pub(super) struct UploadForm {
     /// The file, at most `attachments.max_bytes`, of a type in `attachments.allowed_types`
     /// (sniffed from the bytes; others are `415 unsupported_media_type`).
     #[schema(value_type = String, format = Binary, min_length = 1)]
@@ -40,28 +40,18 @@ fn too_large() -> AppError {
     AppError::new(ErrorCode::PayloadTooLarge, "the file is too large")
 }
 
-/// Upload an attachment.
+/// Reads a `multipart/form-data` body of exactly one part named `file`, of at most `max`
+/// bytes: its file name (if given) and bytes.
 ///
-/// `POST /api/v1/attachments`:
-/// `multipart/form-data` with one part named `file` → `201 Attachment`. The type is
-/// sniffed from the bytes. `413 payload_too_large` over `attachments.max_bytes` (nothing
-/// stored); `415 unsupported_media_type`; `422 validation_failed` (`file` missing or
-/// empty, or a part with another name).
-#[utoipa::path(post, path = "/attachments", tag = "messages",
-    request_body(content = UploadForm, content_type = "multipart/form-data", description = "one part named `file`"),
-    responses((status = 201, description = "stored", body = Attachment),
-        (status = 413, description = "payload_too_large", body = ErrorBody),
-        (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody)),
-    security(("bearer" = []), ("api_key" = [])))]
-async fn upload(
-    State(state): State<AppState>,
-    actor: Actor,
+/// # Errors
+/// `400 bad_request` (not multipart, or malformed); `413 payload_too_large` over `max`;
+/// `422 validation_failed` naming an unexpected part, or `file` when there is none.
+pub(super) async fn read_file_part(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> AppResult<(StatusCode, Json<Attachment>)> {
+    max: usize,
+) -> AppResult<(Option<String>, Vec<u8>)> {
     let mut multipart = multipart
         .map_err(|_| AppError::new(ErrorCode::BadRequest, "expected a multipart/form-data body"))?;
-    let max = state.service.attachment_limit();
     let malformed = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
@@ -89,12 +79,30 @@ async fn upload(
         }
         file = Some((filename, bytes));
     }
-    let Some((filename, bytes)) = file else {
-        return Err(AppError::validation(
-            "file",
-            "a part named `file` is required",
-        ));
-    };
+    file.ok_or_else(|| AppError::validation("file", "a part named `file` is required"))
+}
+
+/// Upload an attachment.
+///
+/// `POST /api/v1/attachments`:
+/// `multipart/form-data` with one part named `file` → `201 Attachment`. The type is
+/// sniffed from the bytes. `413 payload_too_large` over `attachments.max_bytes` (nothing
+/// stored); `415 unsupported_media_type`; `422 validation_failed` (`file` missing or
+/// empty, or a part with another name).
+#[utoipa::path(post, path = "/attachments", tag = "messages",
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "one part named `file`"),
+    responses((status = 201, description = "stored", body = Attachment),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+async fn upload(
+    State(state): State<AppState>,
+    actor: Actor,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> AppResult<(StatusCode, Json<Attachment>)> {
+    let max = state.service.attachment_limit();
+    let (filename, bytes) = read_file_part(multipart, max).await?;
     let attachment = state
         .service
         .upload(&actor, filename.as_deref(), &bytes)

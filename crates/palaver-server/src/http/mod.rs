@@ -13,6 +13,7 @@ mod admin;
 mod apidoc;
 mod attachments;
 mod auth;
+mod avatars;
 pub mod extract;
 mod health;
 mod invitations;
@@ -119,6 +120,7 @@ pub fn api(
         .merge(auth::router())
         .merge(oidc::router())
         .merge(users::router())
+        .merge(avatars::router())
         .merge(two_factor::router())
         .merge(rooms::router())
         .merge(invitations::router())

@@ -82,7 +82,7 @@ impl Service {
             let full = page.len() as i64 == PAGE;
             after = page.last().map(|r| (r.created_at.clone(), r.id.clone()));
             // Newest first: the last exact match seen is the oldest.
-            if let Some(found) = page.into_iter().filter(|r| r.name == name).last() {
+            if let Some(found) = page.into_iter().rev().find(|r| r.name == name) {
                 oldest = Some(found);
             }
             if !full {

@@ -28,6 +28,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod attachments;
+pub mod avatars;
 pub mod blocks;
 pub mod call_rooms;
 pub mod calls;

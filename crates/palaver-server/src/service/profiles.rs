@@ -51,6 +51,11 @@ fn patch_url(
     patch: Option<Option<String>>,
     current: Option<String>,
 ) -> AppResult<Option<String>> {
+    // Only a new value is checked: the current one may be a path on this server (an
+    // uploaded picture, see `avatars.rs`).
+    if patch.is_none() {
+        return Ok(current);
+    }
     let value = patch_text(field, patch, current, URL_MAX)?;
     if let Some(v) = &value {
         let ok = url::Url::parse(v)

@@ -8,6 +8,7 @@ mod abuse_limits;
 mod accounts;
 mod auth_hardening;
 mod authorization;
+mod avatars;
 mod binary;
 mod calls;
 mod chat;
