@@ -60,7 +60,9 @@ pub struct User {
     pub location: Option<String>,
     /// An `http(s)` URL.
     pub website: Option<String>,
-    /// An `http(s)` URL.
+    /// An `http(s)` URL, or for a picture uploaded with `PUT /api/v1/users/me/avatar` the
+    /// path `/api/v1/users/{id}/avatar?v=<version>` on this server (fetched with the
+    /// bearer token).
     pub avatar_url: Option<String>,
     /// A JSON object of client settings, stored as given (at most 16 KiB).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -79,6 +81,7 @@ pub struct PublicUser {
     pub bio: Option<String>,
     pub location: Option<String>,
     pub website: Option<String>,
+    /// As [`User::avatar_url`].
     pub avatar_url: Option<String>,
     pub role: Role,
     /// RFC 3339 UTC.

@@ -749,6 +749,18 @@ pub struct SnippetPart {
     pub highlight: bool,
 }
 
+/// `sort` of `GET /api/v1/search/messages`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SearchSort {
+    /// Best match first (ties: newest first).
+    #[default]
+    Relevance,
+    /// Newest first.
+    Newest,
+}
+
 /// One message a search found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

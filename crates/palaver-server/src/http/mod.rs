@@ -67,7 +67,7 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(messages::Emoji)),
+    components(schemas(messages::Emoji, palaver_protocol::rest::SearchSort)),
     tags(
         (name = "auth", description = "Register, log in, refresh, log out; sign in with OpenID Connect providers and GitHub"),
         (name = "users", description = "Profiles, password, account deletion, user search"),

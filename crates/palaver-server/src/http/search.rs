@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use palaver_protocol::rest::SearchResults;
+use palaver_protocol::rest::{SearchResults, SearchSort};
 use palaver_protocol::ErrorBody;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,9 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         ("before" = Option<String>, Query, format = DateTime, description = "RFC 3339: only messages created before it"),
         ("after" = Option<String>, Query, format = DateTime, description = "RFC 3339: only messages created after it"),
         ("has_attachment" = Option<bool>, Query, description = "only messages with (true) or without (false) an attachment"),
-        ("sort" = Option<String>, Query, description = "relevance (default: best match first) or newest"),
+        ("sort" = Option<SearchSort>, Query, description = "relevance (default: best match first) or newest"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "1..=50, default 20"),
-        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor"),
+        ("cursor" = Option<String>, Query, pattern = "^[1-9][0-9]{0,2}$", description = "the previous page's next_cursor"),
     ),
     responses((status = 200, description = "one page of results", body = SearchResults), (status = 401, description = "unauthorized: missing or invalid credentials", body = ErrorBody), (status = 403, description = "not_member (room_id)", body = ErrorBody), (status = 404, description = "not_found (room_id)", body = ErrorBody), (status = 422, description = "validation_failed, naming the parameter", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []))
