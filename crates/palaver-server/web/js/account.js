@@ -17,16 +17,25 @@ function errorBox() {
 /** Opens the dialog with the account as the server has it now. */
 export async function openAccount() {
   $('#key-created').hidden = true;
+  // The form is filled before the dialog opens, so that nothing typed into it is
+  // overwritten by the answer arriving later.
+  let me;
+  try {
+    me = await api('GET', '/users/me');
+  } catch (e) {
+    openDialog($('#account-dialog'));
+    errorBox().textContent = e.message;
+    return;
+  }
+  state.me = { ...state.me, ...me };
+  renderMe();
+  fillProfile(me);
+  const p = state.presence.get(me.id);
+  const status = $('#status-form');
+  status.elements.status.value = p?.status && p.status !== 'offline' ? p.status : 'online';
+  status.elements.status_text.value = p?.status_text || '';
   openDialog($('#account-dialog'));
   try {
-    const me = await api('GET', '/users/me');
-    state.me = { ...state.me, ...me };
-    renderMe();
-    fillProfile(me);
-    const p = state.presence.get(me.id);
-    const status = $('#status-form');
-    status.elements.status.value = p?.status && p.status !== 'offline' ? p.status : 'online';
-    status.elements.status_text.value = p?.status_text || '';
     await renderKeys();
   } catch (e) {
     errorBox().textContent = e.message;
