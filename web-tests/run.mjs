@@ -6,7 +6,8 @@
 // contexts as two users, restarts the server in the middle of a conversation, places a
 // real WebRTC call between the two pages, and saves screenshots to artifacts/. Then, on
 // the same server and users, client.mjs (limits, Markdown, themes, phone layout,
-// keyboard, emoji picker, settings, account, admin, ring, screen sharing) and a11y.mjs
+// keyboard, emoji picker, settings, account, admin, ring, screen sharing), features.mjs
+// (search, mentions, notifications and Web Push, default rooms) and a11y.mjs
 // (axe-core on every main view). Exits non-zero if any test fails. Env: PALAVER_BIN (required), CHROMIUM (default
 // /usr/bin/chromium), HEADFUL=1 to watch.
 
@@ -20,12 +21,16 @@ import { chromium } from 'playwright-core';
 import { Server, totp } from '../test-support/common.mjs';
 import { a11yTests } from './a11y.mjs';
 import { clientTests } from './client.mjs';
+import { featureTests } from './features.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
 const BIN = process.env.PALAVER_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOTAL_BUDGET_MS = 360_000;
+// ONLY=<regex>: run only the tests whose name matches (for working on them; the others
+// may depend on what earlier tests left, so a filtered run is not the suite).
+const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const PASSWORD = 'correct horse battery';
 
 if (!BIN) {
@@ -50,7 +55,7 @@ const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padS
 // warns about PALAVER_* variables that name no configuration key), and without the
 // per-account message limit, because the history test seeds 120 messages over REST in
 // a second, far faster than a person types (the limits have tests of their own).
-function serverEnv() {
+function serverEnv(extra = {}) {
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
   delete env.PALAVER_BIN;
   env.PALAVER_USER_LIMITS__MESSAGES__MAX = '0';
@@ -60,7 +65,7 @@ function serverEnv() {
   // (client.mjs reads them back from GET /api/v1/server).
   env.PALAVER_LIMITS__MESSAGE_MAX_CHARS = String(LIMITS.messageMaxChars);
   env.PALAVER_ATTACHMENTS__MAX_BYTES = String(LIMITS.uploadMaxBytes);
-  return env;
+  return { ...env, ...extra };
 }
 
 const LIMITS = { messageMaxChars: 3000, uploadMaxBytes: 300_000 };
@@ -191,6 +196,7 @@ const results = [];
 const ctx = {}; // shared between tests: server, browser, users, room ids
 
 async function test(name, fn) {
+  if (ONLY && !ONLY.test(name)) return;
   const start = Date.now();
   log(`▶ ${name}`);
   try {
@@ -656,9 +662,10 @@ async function main() {
     });
     const harness = {
       test, ctx, server, browser, newUser, waitFor, rest, log, ARTIFACTS, PASSWORD, limits: LIMITS, User,
-      register, palaverAdmin, roomIdOf: roomId,
+      register, palaverAdmin, roomIdOf: roomId, serverEnv, Server, BIN,
     };
     await clientTests(harness);
+    await featureTests(harness);
     await a11yTests(harness);
 
     for (const u of [ctx.alice, ctx.bob, ctx.erin, ...(ctx.tabs || []), ...(ctx.more || [])].filter(Boolean)) {

@@ -27,6 +27,10 @@
 //   emoji-picker.js (+ emoji-data.js, generated)   reactions with any emoji
 //   room-settings.js, account.js, admin.js   the room, account and admin dialogs
 //   ring.js       the incoming call's ring (WebAudio)
+//   search.js     the message search dialog (Ctrl+K, "/")
+//   mentions.js   @mentions: highlighting, the composer's autocomplete
+//   notify.js     notification settings per room, browser notifications, Web Push
+//                 (with ../sw.js, the service worker)
 //
 // Extension points for what is built elsewhere: highlighting (e.g. mentions) plugs into
 // renderMarkdown's `decorate` hook, called from messages.js's renderMessage; a panel
@@ -55,6 +59,9 @@ import { wireRoomSettings } from './room-settings.js';
 import { wireAccount } from './account.js';
 import { wireAdmin } from './admin.js';
 import { ringLevel, ringing } from './ring.js';
+import { wireSearch } from './search.js';
+import { closeMentions, mentionKeydown, updateMentions, wireMentions } from './mentions.js';
+import { forgetNotificationSettings, wireNotify } from './notify.js';
 
 for (const el of document.querySelectorAll('[data-icon]')) el.replaceWith(icon(el.dataset.icon));
 
@@ -102,13 +109,19 @@ function wire() {
 
   const input = $('#composer-input');
   $('#composer').addEventListener('submit', submitComposer);
-  input.addEventListener('input', onComposerInput);
+  input.addEventListener('input', () => {
+    onComposerInput();
+    updateMentions();
+  });
   input.addEventListener('blur', () => setTimeout(() => {
     if (document.activeElement !== input) stopTyping();
   }, 0));
   input.addEventListener('keydown', (e) => {
+    // The mention list, when open, takes the arrows, Enter, Tab and Escape.
+    if (mentionKeydown(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
+      closeMentions();
       submitComposer();
     } else if (e.key === 'Escape') {
       if (view.replyTo) {
@@ -194,6 +207,7 @@ window.__palaver = {
   ringing: () => ({ on: ringing(), level: ringLevel() }),
   connection: () => ({ state: conn.state, ready: conn.ready, attempt: conn.attempt }),
   roomSeq: () => Object.fromEntries(state.roomSeq),
+  forgetNotificationSettings, // read each room's settings from the server again
   state,
 };
 
@@ -205,6 +219,9 @@ wireEmojiPicker();
 wireRoomSettings();
 wireAccount();
 wireAdmin();
+wireSearch();
+wireMentions();
+wireNotify();
 // The server's limits and options, for the forms (they work without: the server checks).
 await loadServerInfo().catch(() => {});
 const arrival = await handleArrival();

@@ -5,7 +5,8 @@ import { API, api, saveSession, session } from './api.js';
 import { call, hangUp, hideIncoming } from './calls.js';
 import { $, h, toast } from './dom.js';
 import { blobUrls } from './messages.js';
-import { openRoom } from './room-view.js';
+import { landing, openRoom } from './room-view.js';
+import { forgetNotificationSettings } from './notify.js';
 import { renderMe, renderSidebar } from './sidebar.js';
 import { conn, connect, setConnState, socketGone } from './socket.js';
 import { endedCalls, state, view } from './state.js';
@@ -84,6 +85,7 @@ export function startApp() {
   renderMe();
   renderSidebar();
   openRoom(null);
+  landing.done = false;
   conn.stopped = false;
   conn.attempt = 0;
   conn.failedBeforeOpen = false;
@@ -98,6 +100,7 @@ function resetState() {
   for (const p of blobUrls.values()) p.then((u) => URL.revokeObjectURL(u)).catch(() => {});
   blobUrls.clear();
   endedCalls.clear();
+  forgetNotificationSettings();
   view.roomId = null;
 }
 

@@ -7,12 +7,22 @@ import { $, announce, toast } from './dom.js';
 import { loadInitial } from './history.js';
 import { markCallEnded, renderSeenBy, renderTyping, showMessage } from './messages.js';
 import { dropPending, flushPending, maybeMarkRead } from './outbox.js';
-import { renderRoomHeader, routeFromHash } from './room-view.js';
+import { landing, openLandingRoom, renderRoomHeader, routeFromHash } from './room-view.js';
 import { forgetRoom, loadMembers, loadPresence, refreshRoom, upsertRoom } from './rooms.js';
 import { loadInvitations, renderInvitations, renderMe, renderSidebar } from './sidebar.js';
 import { conn, setConnState, startHeartbeat } from './socket.js';
 import { memberName, noteSeq, roomMsgs, state, storeMessage, view } from './state.js';
 import { renderMembers } from './room-settings.js';
+import { mentionsMe } from './mentions.js';
+import { maybeNotify, resumeNotifications } from './notify.js';
+
+const recent = new Map(); // message id -> the latest live message (for `mention` events)
+const countedMentions = new Set(); // message ids already in a room's mention_count
+
+/** Whether the open room is on screen and followed (its new messages are read at once). */
+function reading(roomId) {
+  return view.roomId === roomId && document.visibilityState === 'visible' && view.stick;
+}
 
 export const handlers = {
   ready(d) {
@@ -32,13 +42,21 @@ export const handlers = {
       // Rooms without history in memory start from the snapshot; the others were resumed
       // with `since` and move forward with the replay.
       if (!rm?.loaded) state.roomSeq.set(r.id, Math.max(state.roomSeq.get(r.id) || 0, r.last_seq));
-      if (view.roomId === r.id) room.unread_count = 0;
+      if (view.roomId === r.id) {
+        room.unread_count = 0;
+        room.mention_count = 0;
+      }
     }
     renderSidebar();
     // Presence may have changed while we were away.
     for (const peer of state.dmPeer.values()) loadPresence(peer.user_id);
     loadInvitations();
     routeFromHash();
+    if (!landing.done) {
+      landing.done = true;
+      openLandingRoom();
+      resumeNotifications();
+    }
     if (view.roomId) {
       const rm = roomMsgs(view.roomId);
       if (!rm.loaded && !rm.loading) loadInitial(view.roomId);
@@ -75,7 +93,10 @@ export const handlers = {
         room.last_read_seq = d.seq;
         const rm = state.msgs.get(d.room_id);
         const latest = rm?.order.at(-1)?.seq || 0;
-        if (rm?.loaded && d.seq >= latest) room.unread_count = 0;
+        if (rm?.loaded && d.seq >= latest) {
+          room.unread_count = 0;
+          room.mention_count = 0;
+        }
         else refreshRoom(d.room_id);
         renderSidebar();
       }
@@ -85,6 +106,18 @@ export const handlers = {
     if (!r) state.receipts.set(d.room_id, (r = new Map()));
     if (d.seq > (r.get(d.user_id) || 0)) r.set(d.user_id, d.seq);
     if (view.roomId === d.room_id) renderSeenBy();
+  },
+
+  mention(d) {
+    const room = state.rooms.get(d.room_id);
+    if (!room) return;
+    if (!reading(d.room_id) && d.seq > (room.last_read_seq || 0) && !countedMentions.has(d.message_id)) {
+      countedMentions.add(d.message_id);
+      room.mention_count = (room.mention_count || 0) + 1;
+      renderSidebar();
+    }
+    const m = recent.get(d.message_id) || state.msgs.get(d.room_id)?.byId.get(d.message_id);
+    if (m) maybeNotify(m, 'mention');
   },
 
   'member.joined'(d) {
@@ -229,8 +262,16 @@ export const handlers = {
  */
 export function applyLiveMessage(m, changeSeq, created, fromReply = false) {
   const room = state.rooms.get(m.room_id);
-  if (!room) return;
-  const visible = view.roomId === m.room_id && document.visibilityState === 'visible' && view.stick;
+  if (!room) {
+    // A room this page does not know yet (a new conversation): learn it, and notify.
+    if (created && !fromReply && m.sender.id !== state.me?.id) {
+      refreshRoom(m.room_id).then(() => {
+        if (state.rooms.has(m.room_id)) notifyNew(m);
+      });
+    }
+    return;
+  }
+  const visible = reading(m.room_id);
   // Only changes after the room's snapshot count: earlier ones are already in
   // `unread_count` (the events right after `ready`, or a replay).
   if (!fromReply && changeSeq > (room.last_seq || 0)) {
@@ -241,6 +282,11 @@ export function applyLiveMessage(m, changeSeq, created, fromReply = false) {
     }
   }
   if (created && (!room.last_message || room.last_message.seq <= m.seq)) room.last_message = m;
+  if (!fromReply && !m.deleted_at && m.sender.id !== state.me?.id) {
+    recent.set(m.id, m);
+    if (recent.size > 200) recent.delete(recent.keys().next().value);
+    if (created) notifyNew(m);
+  }
   if (!fromReply) noteSeq(m.room_id, changeSeq);
   if (created) clearTyping(m.room_id, m.sender.id);
   if (m.client_id && m.sender.id === state.me?.id) dropPending(m.client_id);
@@ -250,6 +296,13 @@ export function applyLiveMessage(m, changeSeq, created, fromReply = false) {
   if (m.message_type === 'call' && ['missed', 'declined', 'ended'].includes(m.call?.event)) markCallEnded(m.call.call_id);
   renderSidebar();
   maybeMarkRead();
+}
+
+/** A browser notification (tab hidden) for a new message, not for a late replay. */
+function notifyNew(m) {
+  const room = state.rooms.get(m.room_id);
+  if (!room || Date.now() - Date.parse(m.created_at) > 10 * 60 * 1000) return;
+  maybeNotify(m, room.kind === 'dm' ? 'dm' : mentionsMe(m) ? 'mention' : 'message');
 }
 
 /**

@@ -6,6 +6,7 @@ import { $, toast } from './dom.js';
 import { applyReactionTo, keepMessage } from './events.js';
 import { renderMessageList, renderSeenBy, scrollToBottom, showMessage } from './messages.js';
 import { maybeMarkRead } from './outbox.js';
+import { navigate, openRoom } from './room-view.js';
 import { forgetRoom } from './rooms.js';
 import { roomLabel, roomMsgs, state, storeMessage, view } from './state.js';
 
@@ -43,7 +44,7 @@ export async function loadInitial(roomId) {
   }
 }
 
-export async function loadOlder(roomId) {
+export async function loadOlder(roomId, limit = PAGE) {
   const rm = state.msgs.get(roomId);
   if (!rm?.loaded || !rm.hasMore || rm.loadingOlder) return;
   const oldest = rm.order[0]?.seq;
@@ -54,7 +55,7 @@ export async function loadOlder(roomId) {
   rm.loadingOlder = true;
   if (view.roomId === roomId) setHistoryStatus('Loading older messages…');
   try {
-    const { messages, has_more } = await api('GET', `/rooms/${roomId}/messages?before=${oldest}&limit=${PAGE}`);
+    const { messages, has_more } = await api('GET', `/rooms/${roomId}/messages?before=${oldest}&limit=${limit}`);
     rm.hasMore = has_more;
     if (view.roomId !== roomId) {
       for (const m of messages) storeMessage(m);
@@ -95,4 +96,47 @@ export function updateHistoryStatus() {
   if (rm.hasMore) setHistoryStatus('Scroll up for older messages');
   else if (!rm.order.length) setHistoryStatus('No messages yet. Say hello!');
   else setHistoryStatus(room ? `This is the beginning of ${room.kind === 'dm' ? 'your conversation with ' : ''}${roomLabel(room)}.` : '');
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Opens `roomId` and brings message `messageId` (position `seq`) into view, highlighted
+ * and focused. History is contiguous (from the newest message back), so a message older
+ * than the loaded pages is reached by loading older pages (100 at a time) down to it.
+ * Returns false if the message could not be shown (deleted, or the room is gone).
+ */
+export async function jumpToMessage(roomId, messageId, seq) {
+  if (!state.rooms.has(roomId)) return false;
+  navigate(roomId);
+  // The hash changes asynchronously: open the room now, so what follows works on its list.
+  if (view.roomId !== roomId) openRoom(roomId);
+  const rm = roomMsgs(roomId);
+  for (let i = 0; !rm.loaded && i < 200; i++) {
+    if (!rm.loading) loadInitial(roomId);
+    await sleep(50);
+  }
+  if (!rm.loaded || view.roomId !== roomId) return false;
+  while (!rm.byId.has(messageId) && rm.hasMore && (rm.order[0]?.seq ?? 0) > seq) {
+    if (view.roomId !== roomId) return false;
+    setHistoryStatus('Loading history…');
+    if (rm.loadingOlder) {
+      await sleep(50);
+      continue;
+    }
+    const oldest = rm.order[0]?.seq;
+    await loadOlder(roomId, 100);
+    if (!state.rooms.has(roomId) || rm.order[0]?.seq === oldest) return false; // failed
+  }
+  const el = view.els.get(messageId);
+  if (!el || view.roomId !== roomId) return false;
+  el.scrollIntoView({ block: 'center' });
+  view.stick = false;
+  for (const other of document.querySelectorAll('#message-list .found')) other.classList.remove('found');
+  el.classList.remove('flash');
+  void el.offsetWidth; // restart the animation
+  el.classList.add('flash', 'found');
+  el.focus({ preventScroll: true });
+  setTimeout(() => el.classList.remove('flash'), 1500);
+  return true;
 }

@@ -11,6 +11,7 @@ import { conn } from './socket.js';
 import { endedCalls, memberName, state, view } from './state.js';
 import { renderMarkdown } from './markdown.js';
 import { pickEmoji, quickReactions } from './emoji-picker.js';
+import { mentionDecorator, mentionsMe } from './mentions.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
@@ -76,8 +77,10 @@ function renderMessage(m) {
   if (m.message_type === 'call') return renderCallLog(m);
   const own = m.sender.id === state.me?.id;
   const deleted = !!m.deleted_at;
+  const forMe = mentionsMe(m);
   const li = h('li', {
-    class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`,
+    class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}${forMe ? ' mentions-me' : ''}`,
+    'data-mentions-me': forMe ? 'true' : null,
     id: `msg-${m.id}`,
     'data-testid': 'message',
     'data-id': m.id,
@@ -97,7 +100,7 @@ function renderMessage(m) {
   if (deleted) {
     main.append(h('div', { class: 'msg-body tomb', 'data-testid': 'message-body' }, 'This message was deleted.'));
   } else {
-    if (m.content) main.append(h('div', { class: 'msg-body', 'data-testid': 'message-body' }, renderMarkdown(m.content)));
+    if (m.content) main.append(h('div', { class: 'msg-body', 'data-testid': 'message-body' }, renderMarkdown(m.content, { decorate: mentionDecorator(m) })));
     if (m.attachment) main.append(renderAttachment(m.attachment));
     if (m.reactions?.length) main.append(renderReactions(m));
   }
@@ -361,4 +364,11 @@ export function scrollToBottom() {
   const box = $('#messages');
   box.scrollTop = box.scrollHeight;
   view.stick = true;
+}
+
+/** Re-renders the open room's messages that mention someone (once names are known). */
+export function refreshMentions(roomId) {
+  const rm = state.msgs.get(roomId);
+  if (view.roomId !== roomId || !rm) return;
+  for (const m of rm.order) if (m.mentions?.user_ids?.length && view.els.has(m.id)) showMessage(m, { quiet: true });
 }

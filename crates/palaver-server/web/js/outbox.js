@@ -92,8 +92,9 @@ export function maybeMarkRead() {
   const room = state.rooms.get(roomId);
   if (!rm?.loaded || !room) return;
   const latest = rm.order.at(-1)?.seq || 0;
-  if (room.unread_count) {
+  if (room.unread_count || room.mention_count) {
     room.unread_count = 0;
+    room.mention_count = 0;
     renderSidebar();
   }
   if (!latest || latest <= (room.last_read_seq || 0) || latest <= (state.readSent.get(roomId) || 0)) return;
@@ -102,6 +103,7 @@ export function maybeMarkRead() {
     .then((r) => {
       room.last_read_seq = Math.max(room.last_read_seq || 0, r.last_read_seq);
       room.unread_count = view.roomId === roomId ? 0 : r.unread_count;
+      room.mention_count = view.roomId === roomId ? 0 : (r.mention_count ?? 0);
       renderSidebar();
     })
     .catch(() => state.readSent.delete(roomId));

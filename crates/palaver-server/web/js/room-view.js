@@ -25,6 +25,34 @@ export function routeFromHash() {
 }
 window.addEventListener('hashchange', routeFromHash);
 
+/** Whether the first `ready` of this sign-in has chosen the room to show yet. */
+export const landing = { done: false };
+
+function lastRoomKey() {
+  return `palaver.lastRoom.${state.me?.id}`;
+}
+
+/**
+ * At the first `ready` of a sign-in, when the address names no room: opens the room open
+ * last time in this browser if still there, else the first room of the sidebar (a new
+ * account lands in its default room, e.g. #general), else nothing (the welcome view).
+ */
+export function openLandingRoom() {
+  if (/^#\/room\//.test(location.hash) || view.roomId) return;
+  let last = null;
+  try {
+    last = localStorage.getItem(lastRoomKey());
+  } catch {
+    last = null;
+  }
+  let roomId = last && state.rooms.has(last) ? last : null;
+  if (!roomId) {
+    const channels = [...state.rooms.values()].filter((r) => r.kind !== 'dm').sort((a, b) => a.name.localeCompare(b.name));
+    roomId = channels[0]?.id || null;
+  }
+  if (roomId) navigate(roomId);
+}
+
 export function openRoom(roomId) {
   stopTyping();
   view.roomId = roomId;
@@ -36,8 +64,14 @@ export function openRoom(roomId) {
   $('#empty-state').hidden = !!roomId;
   renderSidebar();
   if (!roomId) return;
+  try {
+    localStorage.setItem(lastRoomKey(), roomId);
+  } catch {
+    // not remembered
+  }
   const room = state.rooms.get(roomId);
   room.unread_count = 0;
+  room.mention_count = 0;
   renderRoomHeader();
   renderMessageList();
   renderTyping();

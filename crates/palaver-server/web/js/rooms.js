@@ -2,7 +2,7 @@
 
 import { api } from './api.js';
 import { toast } from './dom.js';
-import { renderSeenBy } from './messages.js';
+import { refreshMentions, renderSeenBy } from './messages.js';
 import { navigate, renderRoomHeader } from './room-view.js';
 import { renderSidebar } from './sidebar.js';
 import { conn } from './socket.js';
@@ -12,6 +12,7 @@ export function upsertRoom(r) {
   const old = state.rooms.get(r.id);
   const room = { ...(old || { unread_count: 0, last_read_seq: 0 }), ...r };
   if (room.unread_count == null) room.unread_count = 0;
+  if (room.mention_count == null) room.mention_count = 0;
   if (room.last_read_seq == null) room.last_read_seq = 0;
   state.rooms.set(r.id, room);
   if (room.kind === 'dm' && !state.dmPeer.has(room.id)) loadMembers(room.id).catch(() => {});
@@ -38,6 +39,7 @@ export function forgetRoom(roomId, why) {
 
 export async function loadMembers(roomId) {
   const { members } = await api('GET', `/rooms/${roomId}/members`);
+  const first = !state.members.has(roomId);
   state.members.set(roomId, new Map(members.map((m) => [m.user_id, m])));
   // Read markers as of now (live ones arrive as receipt.updated): "seen by" after a reload.
   let receipts = state.receipts.get(roomId);
@@ -58,6 +60,7 @@ export async function loadMembers(roomId) {
   renderSidebar();
   if (view.roomId === roomId) {
     renderRoomHeader();
+    if (first) refreshMentions(roomId);
     renderSeenBy();
   }
 }
@@ -76,7 +79,10 @@ export async function refreshRoom(roomId) {
   try {
     const r = await api('GET', `/rooms/${roomId}`);
     const room = upsertRoom(r);
-    if (view.roomId === roomId) room.unread_count = 0;
+    if (view.roomId === roomId) {
+      room.unread_count = 0;
+      room.mention_count = 0;
+    }
     renderSidebar();
   } catch (e) {
     if (e.status === 403 || e.status === 404) forgetRoom(roomId);

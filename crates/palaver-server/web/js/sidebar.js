@@ -60,6 +60,12 @@ function roomItem(room) {
     a.append(h('span', { class: 'hash', 'aria-hidden': 'true' }, room.visibility === 'private' ? icon('lock') : '#'),
       h('span', { class: 'room-name' }, room.name));
   }
+  const mentions = room.mention_count || 0;
+  if (mentions) {
+    a.classList.add('mentioned');
+    a.append(h('span', { class: 'badge mention-badge', 'data-testid': 'mention-badge', 'aria-hidden': 'true' }, `@${mentions > 99 ? '99+' : mentions}`),
+      h('span', { class: 'sr-only' }, ` ${mentions} mention${mentions === 1 ? '' : 's'}`));
+  }
   if (unread) {
     a.append(h('span', { class: 'badge', 'data-testid': 'unread-badge' }, unread > 99 ? '99+' : String(unread)),
       h('span', { class: 'sr-only' }, ` ${unread} unread`));
