@@ -1,6 +1,6 @@
 // Accessibility: axe-core (npm, pinned) run in the page on every main view of the web
-// client (sign-in, the room view, each dialog, the call, the phone layout, the dark
-// theme). A view passes with no critical or serious violation; the others (moderate,
+// client (sign-in, the room view, each dialog, search with results, the mention list,
+// notification settings, the call, the phone layout, the dark theme). A view passes with no critical or serious violation; the others (moderate,
 // minor) are logged.
 
 import assert from 'node:assert/strict';
@@ -51,7 +51,7 @@ export async function a11yTests(h) {
     await user.tid(testid).waitFor({ state: 'hidden' });
   }
 
-  await test('19. accessibility (axe-core): no critical or serious violation on any main view', async () => {
+  await test('24. accessibility (axe-core): no critical or serious violation on any main view', async () => {
     const { alice, bob } = ctx;
     // Sign-in and sign-up, in a fresh context.
     const visitor = await h.newUser('visitor');
@@ -101,6 +101,26 @@ export async function a11yTests(h) {
       await waitFor('the emoji list', async () => (await p.getByTestId('emoji-option').count()) > 100);
     });
 
+    // Search with results, the mention list open, the notification settings.
+    await checkDialog(alice, 'search-dialog', 'the search panel with results', async () => {
+      await p.keyboard.press('Control+k');
+      await alice.tid('search-q').fill('hello');
+      await alice.tid('search-submit').click();
+      await alice.tid('search-result').first().waitFor();
+      await alice.tid('search-filters').locator('summary').click();
+    });
+    await alice.openRoom('general');
+    await alice.tid('composer-input').fill('');
+    await alice.tid('composer-input').pressSequentially('@b');
+    await alice.tid('mention-option').first().waitFor();
+    await check(p, 'the mention autocomplete');
+    await alice.tid('composer-input').press('Escape');
+    await alice.tid('composer-input').fill('');
+    await checkDialog(alice, 'notify-dialog', 'the notification settings', async () => {
+      await alice.tid('notify-button').click();
+      await waitFor('the settings loaded', async () => (await alice.tid('notify-form').getAttribute('data-loaded')) === 'true');
+    });
+
     // A call: the incoming card on Bob's page, the call view on both.
     await bob.openRoom('general');
     await alice.tid('call-video').click();
@@ -126,7 +146,7 @@ export async function a11yTests(h) {
       await phone.page.keyboard.press('Escape');
     }
     log(`    axe: ${checked.length} views checked: ${checked.join('; ')}`);
-    assert.equal(checked.length, 18, `views checked: ${checked.join("; ")}`);
+    assert.equal(checked.length, 21, `views checked: ${checked.join("; ")}`);
     assert.deepEqual(failures, [], 'axe found critical or serious violations');
   });
 }
