@@ -51,7 +51,7 @@ export async function a11yTests(h) {
     await user.tid(testid).waitFor({ state: 'hidden' });
   }
 
-  await test('24. accessibility (axe-core): no critical or serious violation on any main view', async () => {
+  await test('25. accessibility (axe-core): no critical or serious violation on any main view', async () => {
     const { alice, bob } = ctx;
     // Sign-in and sign-up, in a fresh context.
     const visitor = await h.newUser('visitor');

@@ -1,6 +1,6 @@
 // Browser tests of search, mentions, notifications (settings, the service worker, Web
-// Push delivered through the DevTools protocol, notifications while the tab is hidden)
-// and default rooms. Run by run.mjs after client.mjs, with users of their own (gina and
+// Push delivered through the DevTools protocol, notifications while the tab is hidden),
+// the profile picture and default rooms. Run by run.mjs after client.mjs, with users of their own (gina and
 // hank in the browser, ivan over REST only), so they do not depend on the earlier tests.
 
 import assert from 'node:assert/strict';
@@ -396,7 +396,33 @@ export async function featureTests(h) {
     await cdp.detach();
   });
 
-  await test('23. default rooms: a new account lands in #general; another newcomer\'s message reaches it', async () => {
+  await test('23. profile picture: uploaded from the account dialog, shown from a blob: URL (it needs the token), removed', async () => {
+    const { gina } = f;
+    const p = gina.page;
+    const png = await p.screenshot({ clip: { x: 0, y: 0, width: 64, height: 48 } });
+    await gina.tid('account-button').click();
+    await gina.tid('account-dialog').waitFor();
+    assert.ok(await gina.tid('avatar-remove').isHidden(), 'nothing to remove yet');
+    await gina.tid('avatar-input').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png });
+    const loaded = (testid) => p.evaluate((t) => {
+      const img = document.querySelector(`[data-testid=${t}]`);
+      return !!img && img.complete && img.naturalWidth === 64 && img.src.startsWith('blob:');
+    }, testid);
+    await waitFor('the picture in the dialog', () => loaded('profile-avatar-image'));
+    await waitFor('the picture in the sidebar', () => loaded('me-avatar-image'));
+    const me = await rest(server, await gina.token(), 'GET', '/users/me');
+    assert.match(me.avatar_url, /^\/api\/v1\/users\/[\w-]+\/avatar/);
+    // A file that is not a picture is refused with the server's reason.
+    await gina.tid('avatar-input').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') });
+    await waitFor('the refusal', async () => (await gina.tid('account-error').textContent()).startsWith('Could not save the picture'));
+    await gina.tid('avatar-remove').click();
+    await waitFor('the initial again', async () => (await p.locator('#profile-avatar img').count()) === 0
+      && (await p.locator('#me-avatar').textContent()) === 'G');
+    assert.equal((await rest(server, await gina.token(), 'GET', '/users/me')).avatar_url, null);
+    await gina.tid('account-dialog').locator('[data-close]').last().click();
+  });
+
+  await test('24. default rooms: a new account lands in #general; another newcomer\'s message reaches it', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'palaver-web-defaults-'));
     const other = new h.Server({
       bin: h.BIN,

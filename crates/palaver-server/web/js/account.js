@@ -1,8 +1,8 @@
-// The account dialog: the profile (display name, about; the avatar when one is set), the
+// The account dialog: the profile (display name, about, the picture: upload, remove), the
 // presence status with its text (the socket's `presence.set`), the password, API keys
 // (create, list, revoke) and deleting the account.
 
-import { api, enc } from './api.js';
+import { API, api, enc } from './api.js';
 import { signOut } from './auth.js';
 import { $, h, shortTime, toast } from './dom.js';
 import { openDialog } from './dialogs.js';
@@ -42,6 +42,35 @@ export async function openAccount() {
   }
 }
 
+/** Avatar path -> Promise of a blob: URL (the picture needs the bearer token). */
+const avatarUrls = new Map();
+
+/**
+ * A URL the page can show for `avatarUrl` (a user's `avatar_url`): a path of this
+ * server's API is fetched with the access token into a blob: URL (cached per versioned
+ * path); anything else is used as it is (the page's CSP may still refuse it).
+ */
+export function avatarSrc(avatarUrl) {
+  if (!avatarUrl.startsWith(`${API}/`)) return Promise.resolve(avatarUrl);
+  if (!avatarUrls.has(avatarUrl)) {
+    const p = api('GET', avatarUrl.slice(API.length), { raw: true })
+      .then((res) => res.blob())
+      .then((b) => URL.createObjectURL(b));
+    p.catch(() => avatarUrls.delete(avatarUrl));
+    avatarUrls.set(avatarUrl, p);
+  }
+  return avatarUrls.get(avatarUrl);
+}
+
+/** Puts the picture of `avatarUrl` into the avatar element `el` once it loads. */
+export function showAvatarImage(el, avatarUrl, testid) {
+  if (!avatarUrl) return;
+  avatarSrc(avatarUrl).then((src) => {
+    const img = h('img', { alt: '', src, 'data-testid': testid });
+    img.addEventListener('load', () => el.replaceChildren(img), { once: true });
+  }).catch(() => {});
+}
+
 function fillProfile(me) {
   const form = $('#profile-form');
   form.elements.display_name.value = me.display_name || '';
@@ -50,11 +79,37 @@ function fillProfile(me) {
   const av = $('#profile-avatar');
   av.replaceChildren();
   av.textContent = me.username.slice(0, 1).toUpperCase();
-  if (me.avatar_url) {
-    // Shown when the page may load it (this server's Content-Security-Policy allows its
-    // own origin); otherwise the initial stays.
-    const img = h('img', { alt: '', src: me.avatar_url, 'data-testid': 'profile-avatar-image' });
-    img.addEventListener('load', () => av.replaceChildren(img), { once: true });
+  showAvatarImage(av, me.avatar_url, 'profile-avatar-image');
+  $('#avatar-remove').hidden = !me.avatar_url;
+}
+
+/** Uploads a new picture (PUT /users/me/avatar, multipart part `file`). */
+async function uploadAvatar(file) {
+  errorBox().textContent = '';
+  const form = new FormData();
+  form.append('file', file, file.name);
+  try {
+    const me = await api('PUT', '/users/me/avatar', { form });
+    state.me = { ...state.me, ...me };
+    renderMe();
+    fillProfile(me);
+    toast('Your picture is saved.');
+  } catch (err) {
+    errorBox().textContent = err.status === 413 ? 'That picture is too large (at most 1 MB).' : `Could not save the picture: ${err.message}`;
+  } finally {
+    $('#avatar-input').value = '';
+  }
+}
+
+async function removeAvatar() {
+  errorBox().textContent = '';
+  try {
+    const me = await api('DELETE', '/users/me/avatar');
+    state.me = { ...state.me, ...me };
+    renderMe();
+    fillProfile(me);
+  } catch (err) {
+    errorBox().textContent = `Could not remove the picture: ${err.message}`;
   }
 }
 
@@ -164,6 +219,12 @@ async function deleteAccount(e) {
 
 export function wireAccount() {
   $('#account-btn').addEventListener('click', openAccount);
+  $('#avatar-change').addEventListener('click', () => $('#avatar-input').click());
+  $('#avatar-input').addEventListener('change', (e) => {
+    const f = e.target.files[0];
+    if (f) uploadAvatar(f);
+  });
+  $('#avatar-remove').addEventListener('click', removeAvatar);
   $('#profile-form').addEventListener('submit', saveProfile);
   $('#status-form').addEventListener('submit', saveStatus);
   $('#password-form').addEventListener('submit', changePassword);

@@ -8,12 +8,19 @@ import { navigate } from './room-view.js';
 import { presenceOf, refreshRoom, upsertRoom } from './rooms.js';
 import { roomLabel, state, view } from './state.js';
 import { renderAdminButton } from './admin.js';
+import { showAvatarImage } from './account.js';
 
 export function renderMe() {
   $('#me-name').textContent = state.me?.username || session?.user?.username || '';
   const av = $('#me-avatar');
   const name = state.me?.username || '?';
-  av.textContent = name.slice(0, 1).toUpperCase();
+  const url = state.me?.avatar_url || '';
+  // The picture, if any (kept while it does not change), else the initial.
+  if (!url || av.dataset.avatarUrl !== url) {
+    av.dataset.avatarUrl = url;
+    av.textContent = name.slice(0, 1).toUpperCase();
+    showAvatarImage(av, url, 'me-avatar-image');
+  }
   av.style.setProperty('--hue', String(hueOf(name)));
   const p = state.presence.get(state.me?.id);
   const words = { away: 'Away', dnd: 'Do not disturb', invisible: 'Invisible' };
