@@ -237,6 +237,29 @@ export async function featureTests(h) {
     // A message mentioning nobody marks nothing.
     assert.equal(await hank.page.locator('[data-testid=message]', { hasText: 'filler number 120' }).getAttribute('data-mentions-me'), null);
     void borealis;
+
+    // Who may use @room: the owner restricts it to owners and admins (room settings);
+    // a member is no longer offered @room, the owner still is.
+    await gina.tid('room-settings-button').click();
+    await gina.tid('room-settings-mentions').selectOption('admins');
+    await gina.tid('room-settings-save').click();
+    await waitFor('room_mentions = admins on the server', async () =>
+      (await rest(server, await gina.token(), 'GET', `/rooms/${atlas.id}`)).room_mentions === 'admins');
+    await gina.tid('room-settings').locator('[data-close]').last().click();
+    await waitFor('Hank to learn it (room.updated)', () => hank.page.evaluate((id) => window.__palaver.state.rooms.get(id)?.room_mentions === 'admins', atlas.id));
+    const hinput = hank.tid('composer-input');
+    await hinput.fill('');
+    await hinput.pressSequentially('@');
+    await hank.tid('mention-list').waitFor();
+    assert.deepEqual(await hank.page.$$eval('[data-testid=mention-option]', (els) => els.map((e) => e.dataset.insert)), ['gina', 'here']);
+    await hinput.press('Escape');
+    await hinput.fill('');
+    await input.fill('');
+    await input.pressSequentially('@');
+    await gina.tid('mention-list').waitFor();
+    assert.deepEqual(await options(), ['hank', 'room', 'here'], 'the owner may still use @room');
+    await input.press('Escape');
+    await input.fill('');
   });
 
   await test('22. notifications: settings round-trip, service worker at /, push delivered over CDP shows a notification, hidden-tab notifications honor the level and mute', async () => {
@@ -364,6 +387,13 @@ export async function featureTests(h) {
     assert.equal(mention.body, '@gina are you there?');
     assert.equal(mention.data.room_id, atlas.id);
     assert.ok(!(await shownTags()).includes(plain.id), 'no notification for a plain message at level mentions');
+    // A click on it (the worker's notificationclick tells the open tab): the tab opens
+    // the room at the message. The worker's side cannot be clicked headless; its message
+    // is what the page receives.
+    await p.evaluate((d) => navigator.serviceWorker.dispatchEvent(new MessageEvent('message', { data: { type: 'open-room', ...d } })), mention.data);
+    await waitFor('atlas opened at the mention', async () => (await gina.tid('room-title').textContent()).includes('atlas')
+      && ((await p.locator(`[data-testid=message][data-id="${ping.id}"]`).getAttribute('class', { timeout: 200 })) || '').includes('found'));
+    await gina.openRoom('borealis');
     // A direct message (in a conversation the page did not know yet) is shown.
     const dmRoom = await rest(server, ht, 'POST', '/dms', { user_id: (await rest(server, gt, 'GET', '/users/me')).id });
     const direct = await post(ht, dmRoom.id, 'a direct word');

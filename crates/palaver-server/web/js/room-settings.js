@@ -1,4 +1,4 @@
-// The room settings dialog: name and topic, the members with their roles (change a role,
+// The room settings dialog: name, topic and who may use @room, the members with their roles (change a role,
 // kick, ban), invite, leave and delete, through the REST routes under
 // /api/v1/rooms/{room_id}. The controls offered follow the caller's role in the room
 // (owner > admin > member); the server checks every action anyway.
@@ -29,6 +29,9 @@ export async function openRoomSettings() {
   const canEdit = RANK[mine] >= RANK.admin;
   form.elements.name.disabled = !canEdit;
   form.elements.topic.disabled = !canEdit;
+  form.elements.room_mentions.value = room.room_mentions || 'members';
+  form.elements.room_mentions.disabled = !canEdit;
+  $('#room-mentions-row').hidden = room.kind === 'dm';
   $('#room-settings-save').hidden = !canEdit;
   $('#room-delete').hidden = mine !== 'owner';
   $('#room-settings-invite').hidden = room.kind === 'dm';
@@ -113,7 +116,9 @@ async function saveSettings(e) {
   errorBox().textContent = '';
   const topic = form.elements.topic.value.trim();
   try {
-    const room = await api('PATCH', `/rooms/${roomId}`, { body: { name: form.elements.name.value.trim(), topic: topic || null } });
+    const body = { name: form.elements.name.value.trim(), topic: topic || null };
+    if (!$('#room-mentions-row').hidden) body.room_mentions = form.elements.room_mentions.value;
+    const room = await api('PATCH', `/rooms/${roomId}`, { body });
     upsertRoom(room);
     renderSidebar();
     if (view.roomId === roomId) renderRoomHeader();
