@@ -585,7 +585,8 @@ async fn insert_rows(
 }
 
 /// Stores who each message notifies: `(message id, room id, seq, user ids)`, one row per
-/// user (a user who is no longer there is skipped).
+/// user who is a member of the room when it commits (one kicked, banned or gone since the
+/// mentions were resolved is skipped).
 pub(super) async fn insert_mentions(
     tx: &mut PgConnection,
     messages: &[(&str, &str, i64, &[String])],
@@ -608,7 +609,8 @@ pub(super) async fn insert_mentions(
          SELECT v.message_id, v.user_id, v.room_id, v.seq
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[])
               AS v(message_id, user_id, room_id, seq)
-         WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id)
+         WHERE EXISTS (SELECT 1 FROM room_members m
+                       WHERE m.room_id = v.room_id AND m.user_id = v.user_id)
          ON CONFLICT DO NOTHING",
     )
     .bind(&ids)

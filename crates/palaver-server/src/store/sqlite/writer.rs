@@ -244,7 +244,8 @@ async fn insert_all(
 }
 
 /// Stores who each message notifies: `(message id, room id, seq, user ids)`, one row per
-/// user (a user who is no longer there is skipped).
+/// user who is a member of the room when it commits (one kicked, banned or gone since the
+/// mentions were resolved is skipped).
 pub(super) async fn insert_mentions(
     tx: &mut sqlx::SqliteConnection,
     messages: &[(&str, &str, i64, &[String])],
@@ -255,7 +256,8 @@ pub(super) async fn insert_mentions(
             let sql = format!(
                 "INSERT INTO message_mentions (message_id, user_id, room_id, seq)
                  SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES {values}) AS v
-                 WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.column2)
+                 WHERE EXISTS (SELECT 1 FROM room_members m
+                               WHERE m.room_id = v.column3 AND m.user_id = v.column2)
                  ON CONFLICT DO NOTHING"
             );
             let mut query = sqlx::query(&sql);
